@@ -1,0 +1,54 @@
+"""Builds the core's objects from the effective configuration (config -> core, one place)."""
+
+from __future__ import annotations
+
+from clat_eamt.config import EffectiveConfig, schema
+from clat_eamt.core.addresses import AddressPolicy
+from clat_eamt.core.decide import HostMode, Policy
+from clat_eamt.core.engine import Engine, Outcome, StaticSpec
+from clat_eamt.core.limits import CreationLimiter
+from clat_eamt.core.model import IPNetwork
+from clat_eamt.core.names import NameFilter
+from clat_eamt.core.pool import Pool
+from clat_eamt.core.pref64 import Pref64Set
+
+
+def policy_from_config(cfg: EffectiveConfig, local: tuple[IPNetwork, ...] = ()) -> Policy:
+    """``local`` holds the CE's own, LAN and resolver prefixes found at run time (SPEC 4)."""
+    pref64 = tuple(cfg[schema.PREF64])
+    return Policy(
+        enabled=cfg[schema.ENABLED],
+        addresses=AddressPolicy(
+            allow_documentation=cfg[schema.ALLOW_DOCUMENTATION],
+            excluded=tuple(cfg[schema.DENY_PREFIX]) + local,
+            allowed=tuple(cfg[schema.ALLOW_PREFIX]),
+        ),
+        pref64=Pref64Set(pref64, "config" if pref64 else "none"),
+        names=NameFilter.of(cfg[schema.ALLOW_NAME], cfg[schema.DENY_NAME]),
+        ttl_min=cfg[schema.TTL_MIN],
+        ttl_max=cfg[schema.TTL_MAX],
+        stale_linger=cfg[schema.STALE_LINGER],
+        require_dnssec=cfg[schema.REQUIRE_DNSSEC],
+        host_mode=HostMode(cfg[schema.HOST_MODE]),
+        max_entries=cfg[schema.MAX_ENTRIES],
+    )
+
+
+def limiter_from_config(cfg: EffectiveConfig) -> CreationLimiter:
+    return CreationLimiter(
+        rate=cfg[schema.CREATE_RATE],
+        burst=cfg[schema.CREATE_BURST],
+        host_rate=cfg[schema.HOST_CREATE_RATE],
+        host_burst=cfg[schema.HOST_CREATE_BURST],
+    )
+
+
+def static_specs(cfg: EffectiveConfig) -> list[StaticSpec]:
+    return [StaticSpec(s.ipv4, s.ipv6, s.comment) for s in cfg.static]
+
+
+def engine_from_config(cfg: EffectiveConfig, now: float) -> tuple[Engine, Outcome]:
+    """A new engine with the configured static entries installed (and the operations that
+    installing them needs)."""
+    engine = Engine(policy_from_config(cfg), Pool(cfg[schema.POOL]), limiter_from_config(cfg))
+    return engine, engine.sync_static(static_specs(cfg), now)

@@ -1,0 +1,117 @@
+"""The ``clat-eamt`` command.
+
+    clat-eamt config check FILE     validate a UCI file, print the effective configuration
+    clat-eamt config defaults       print the default /etc/config/clat-eamt
+    clat-eamt config docs [--write] the README options table (and refresh derived files)
+    clat-eamt explain STEP...       what the core would do with these DNS answers
+
+Exit status: 0 success, 1 a problem with the input (config or step), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from clat_eamt import __version__, explain
+from clat_eamt.assemble import engine_from_config
+from clat_eamt.config import ConfigError, EffectiveConfig, add_arguments, apply_overrides
+from clat_eamt.config import defaults as config_defaults
+from clat_eamt.config import load_file, render
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clat-eamt",
+        description="464XLAT optimization: map the IPv4 destinations of IPv4-only hosts to their "
+        "real IPv6 addresses (RFC 7757 EAM) so their flows skip the NAT64.",
+    )
+    parser.add_argument("--version", action="version", version=f"clat-eamt {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    config = commands.add_parser("config", help="check and document the configuration")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="WHAT")
+    check = config_commands.add_parser("check", help="validate a UCI file, print the result")
+    check.add_argument("file", type=Path, help="UCI file, e.g. /etc/config/clat-eamt")
+    check.add_argument("--json", action="store_true", help="print JSON instead of UCI")
+    config_commands.add_parser("defaults", help="print the default UCI file")
+    docs = config_commands.add_parser("docs", help="print the options table for the README")
+    docs.add_argument(
+        "--write",
+        action="store_true",
+        help="rewrite README.md and files/etc/config/clat-eamt in a source checkout",
+    )
+
+    exp = commands.add_parser(
+        "explain",
+        help="show what the decision core would do with DNS answers",
+        description=explain.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    exp.add_argument("steps", nargs="+", metavar="STEP", help="'NAME a=... aaaa=...' or 'tick=T'")
+    exp.add_argument("--config", type=Path, help="UCI file to take the options from")
+    exp.add_argument("--json", action="store_true", help="print JSON")
+    add_arguments(exp)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "config":
+            return _config(args)
+        return _explain(args)
+    except ConfigError as err:
+        print(f"clat-eamt: invalid configuration:\n{err}", file=sys.stderr)
+        return 1
+    except explain.StepError as err:
+        print(f"clat-eamt explain: {err}", file=sys.stderr)
+        return 1
+
+
+def _config(args: argparse.Namespace) -> int:
+    if args.config_command == "check":
+        cfg = load_file(args.file)
+        if args.json:
+            print(json.dumps(cfg.to_json(), indent=2))
+        else:
+            print(cfg.to_uci(), end="")
+        return 0
+    if args.config_command == "defaults":
+        print(render.uci_defaults(), end="")
+        return 0
+    if args.write:
+        return _write_docs()
+    print(render.options_markdown(), end="")
+    return 0
+
+
+def _write_docs() -> int:
+    readme = REPO_ROOT / "README.md"
+    uci = REPO_ROOT / "files" / "etc" / "config" / "clat-eamt"
+    if not readme.exists() or not uci.parent.is_dir():
+        print("clat-eamt config docs --write: run it from a source checkout", file=sys.stderr)
+        return 1
+    readme.write_text(render.readme_with_options(readme.read_text()))
+    uci.write_text(render.uci_defaults())
+    print(f"wrote {readme.name} and files/etc/config/{uci.name}")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    cfg: EffectiveConfig = load_file(args.config) if args.config else config_defaults()
+    cfg = apply_overrides(cfg, args)
+    steps = explain.parse_steps(args.steps)
+    engine, installed = engine_from_config(cfg, steps[0].at if steps else 0.0)
+    for refusal in installed.refusals:
+        print(f"clat-eamt explain: static entry not installed: {refusal.detail}", file=sys.stderr)
+    results = explain.run(engine, steps)
+    if args.json:
+        print(json.dumps(explain.render_json(engine, results), indent=2))
+    else:
+        print(explain.render_text(engine, results))
+    return 0

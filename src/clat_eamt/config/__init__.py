@@ -1,0 +1,47 @@
+"""The configuration of clat-eamt: one option schema from which everything else is derived.
+
+The parts, in reading order:
+
+- ``types``   option value types: parse a UCI word, render it back, JSON form, LuCI datatype.
+- ``schema``  the one table of options (name, type, default, help) and the rules between them.
+- ``uci``     the OpenWrt UCI file syntax (what ``uci import`` accepts), from text, no I/O.
+- ``load``    UCI text, typed values or command-line flags -> the validated ``EffectiveConfig``;
+              every problem collected into one ``ConfigError``.
+- ``render``  derived artefacts: the README options table and the default /etc/config file.
+"""
+
+from clat_eamt.config import schema
+from clat_eamt.config.load import (
+    ConfigError,
+    EffectiveConfig,
+    Problem,
+    add_arguments,
+    apply_overrides,
+    defaults,
+    from_values,
+    load_file,
+    load_text,
+)
+from clat_eamt.config.render import options_markdown, readme_with_options, uci_defaults
+from clat_eamt.config.schema import Option, StaticEntry
+from clat_eamt.config.uci import UciSyntaxError, parse_uci
+
+__all__ = [
+    "ConfigError",
+    "EffectiveConfig",
+    "Option",
+    "Problem",
+    "StaticEntry",
+    "UciSyntaxError",
+    "add_arguments",
+    "apply_overrides",
+    "defaults",
+    "from_values",
+    "load_file",
+    "load_text",
+    "options_markdown",
+    "parse_uci",
+    "readme_with_options",
+    "schema",
+    "uci_defaults",
+]

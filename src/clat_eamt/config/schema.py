@@ -1,0 +1,359 @@
+"""The one option schema of clat-eamt: every option, its type, default, help and rules.
+
+Everything else is derived from this table: the UCI loader (``load``), the command-line flags
+(``load.add_arguments``), the default ``/etc/config/clat-eamt`` and the README table (``render``)
+and the LuCI form.  Option lists are never restated by hand anywhere else.
+
+Two section types exist: exactly one ``config globals 'globals'`` (absent means all defaults) and
+any number of ``config static`` sections, each one fixed mapping.  Rules that involve one value
+live in the value's type; rules between options live at the bottom of this module, written once
+for both the file and the flags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network
+from typing import Any, Generic, Protocol, TypeVar, cast
+
+from clat_eamt.config.types import (
+    Bool,
+    BoundedInt,
+    Checked,
+    Choice,
+    DnsName,
+    IPPrefix,
+    IPv4Prefix,
+    IPv6Prefix,
+    JSONScalar,
+    Text,
+    ValueType,
+    show_prefix,
+)
+from clat_eamt.config.uci import statement
+from clat_eamt.core.addresses import AddressPolicy, special_block
+from clat_eamt.core.pool import pool_problems
+from clat_eamt.core.pref64 import ALWAYS_KNOWN, pref64_problem
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)  # so cfg[PREF64] also reads as an Iterable[IPv6Network]
+V = TypeVar("V")
+
+CONFIG_PATH = "/etc/config/clat-eamt"
+GLOBALS = "globals"
+STATIC = "static"
+
+
+@dataclass(frozen=True)
+class Option(Generic[T_co]):
+    """One option.  ``type`` parses one UCI word; list options hold a tuple of such values."""
+
+    name: str
+    type: ValueType[Any]
+    default: T_co | None  # None only for required options
+    help: str
+    section: str = GLOBALS
+    is_list: bool = False
+    required: bool = False
+    # shown commented out in the default config when the default is empty
+    example: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def luci_datatype(self) -> str:
+        return self.type.luci_datatype  # for a list: the datatype of each item (DynamicList)
+
+    @property
+    def type_name(self) -> str:
+        return f"list of {self.type.plural}" if self.is_list else self.type.type_name
+
+    def words(self, value: object) -> tuple[str, ...]:
+        """UCI words for ``value``: one per list item, exactly one for a scalar."""
+        items = cast(Sequence[Any], value) if self.is_list else (value,)
+        return tuple(self.type.render(item) for item in items)
+
+    def uci_lines(self, value: object) -> list[str]:
+        keyword = "list" if self.is_list else "option"
+        return [statement(keyword, self.name, word) for word in self.words(value)]
+
+    def to_json(self, value: object) -> JSONScalar | list[JSONScalar]:
+        if self.is_list:
+            return [self.type.to_json(item) for item in cast(Sequence[Any], value)]
+        return self.type.to_json(value)
+
+
+def scalar(
+    name: str,
+    type_: ValueType[V],
+    default: V,
+    help: str,
+    *,
+    section: str = GLOBALS,
+    example: str | None = None,
+) -> Option[V]:
+    return Option(name, type_, default, help, section, example=example)
+
+
+def required(name: str, type_: ValueType[V], help: str, example: str) -> Option[V]:
+    return Option(name, type_, None, help, STATIC, required=True, example=example)
+
+
+def listed(name: str, type_: ValueType[V], help: str, example: str) -> Option[tuple[V, ...]]:
+    # List defaults are always empty: UCI cannot write "an empty list" to override a non-empty one.
+    return Option(name, type_, (), help, GLOBALS, is_list=True, example=example)
+
+
+_PREF64 = Checked(IPv6Prefix(), pref64_problem, "NAT64 prefix", "NAT64 prefixes")
+
+# fmt: off
+# --- section globals -------------------------------------------------------------------------
+
+ENABLED = scalar("enabled", Bool(), True,
+    "Master switch. When off, DNS is still forwarded unchanged and every connection takes the "
+    "plain CLAT (NAT64) path.",
+)
+PREF64 = listed("pref64", _PREF64,
+    "Your ISP's NAT64 prefix(es). Leave empty to discover it (from router advertisements, "
+    "RFC 8781, then from DNS, RFC 7050). 64:ff9b::/96 and 64:ff9b:1::/48 are always treated as "
+    "translation prefixes.",
+    "2001:db8:64::/96",
+)
+POOL = scalar("pool", IPv4Prefix(), IPv4Network("100.127.0.0/16"),
+    "Private IPv4 range the router uses internally for mappings; these addresses never leave "
+    "the router. Change it only if something on the router already uses it (for example a VPN "
+    "in 100.64.0.0/10).",
+)
+TTL_MIN = scalar("ttl_min", BoundedInt(0, 86400, "seconds"), 30,
+    "Shortest lifetime of a learned mapping. Applied to the smaller of the A and AAAA TTLs, so "
+    "that very short TTLs do not make the router rebuild mappings all the time.",
+)
+TTL_MAX = scalar("ttl_max", BoundedInt(1, 604800, "seconds"), 3600,
+    "Longest lifetime of a learned mapping, however long the DNS TTL, so that a name that moved "
+    "to other addresses is followed within this time.",
+)
+STALE_LINGER = scalar("stale_linger", BoundedInt(0, 3600, "seconds"), 30,
+    "How long an expired mapping waits before its connections are checked for the last time. "
+    "Covers the short gap between a DNS answer and the first packet of the connection it "
+    "starts.",
+)
+REQUIRE_DNSSEC = scalar("require_dnssec", Bool(), False,
+    "Only DNS answers validated with DNSSEC (AD flag from a trusted resolver) create mappings. "
+    "Turn on if your upstream resolver validates.",
+)
+HOST_MODE = scalar("host_mode", Choice(("ipv4-only", "all")), "ipv4-only",
+    "Which LAN hosts get mappings: 'ipv4-only' only hosts detected as IPv4-only (when unsure, "
+    "nothing changes for a host); 'all' every IPv4 client, for networks where the detection "
+    "cannot work.",
+)
+MAX_ENTRIES = scalar("max_entries", BoundedInt(1, 1000000), 4096,
+    "Most mappings learned from DNS kept at once (static ones do not count). Caps memory use "
+    "and what a flood of DNS answers can do.",
+)
+CREATE_RATE = scalar("create_rate", BoundedInt(1, 100000, "per second"), 20,
+    "New learned mappings per second, all hosts together.",
+)
+CREATE_BURST = scalar("create_burst", BoundedInt(1, 1000000), 200,
+    "How many new mappings may be created in a burst before create_rate applies.",
+)
+HOST_CREATE_RATE = scalar("host_create_rate", BoundedInt(1, 100000, "per second"), 5,
+    "New learned mappings per second for any one LAN host, so that one busy or hostile host "
+    "cannot use up the router-wide budget.",
+)
+HOST_CREATE_BURST = scalar("host_create_burst", BoundedInt(1, 1000000), 50,
+    "How many new mappings one LAN host may create in a burst before host_create_rate applies.",
+)
+ALLOW_NAME = listed("allow_name", DnsName(),
+    "If set, only these names and the names below them are optimized (example.com covers "
+    "www.example.com but not badexample.com).",
+    "example.com",
+)
+DENY_NAME = listed("deny_name", DnsName(),
+    "These names and the names below them are never optimized; wins over allow_name.",
+    "broken.example.net",
+)
+ALLOW_PREFIX = listed("allow_prefix", IPPrefix(),
+    "If set for an address family, only IPv4 destinations (or IPv6 targets) inside these "
+    "prefixes are mapped.",
+    "2001:db8::/32",
+)
+DENY_PREFIX = listed("deny_prefix", IPPrefix(),
+    "IPv4 destinations or IPv6 targets inside these prefixes are never mapped; wins over "
+    "allow_prefix.",
+    "198.51.100.0/24",
+)
+ALLOW_DOCUMENTATION = scalar("allow_documentation", Bool(), False,
+    "Treat the documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, "
+    "2001:db8::/32, 3fff::/20) as ordinary global addresses. For test labs only; never turn it "
+    "on in a real router.",
+)
+
+# --- section static --------------------------------------------------------------------------
+
+STATIC_IPV4 = required("ipv4", IPv4Prefix(),
+    "IPv4 destination (address or prefix) that LAN hosts connect to.",
+    "192.0.2.10",
+)
+STATIC_IPV6 = required("ipv6", IPv6Prefix(),
+    "IPv6 address or prefix it is translated to; it must have as many host bits as ipv4 "
+    "(/32 goes with /128, /24 with /120).",
+    "2001:db8::10",
+)
+STATIC_COMMENT = scalar("comment", Text(), "",
+    "Free text for your own notes.",
+    section=STATIC, example="my server at the office",
+)
+
+GLOBAL_OPTIONS: tuple[Option[Any], ...] = (
+    ENABLED, PREF64, POOL, TTL_MIN, TTL_MAX, STALE_LINGER, REQUIRE_DNSSEC, HOST_MODE,
+    MAX_ENTRIES, CREATE_RATE, CREATE_BURST, HOST_CREATE_RATE, HOST_CREATE_BURST,
+    ALLOW_NAME, DENY_NAME, ALLOW_PREFIX, DENY_PREFIX, ALLOW_DOCUMENTATION,
+)
+# fmt: on
+STATIC_OPTIONS: tuple[Option[Any], ...] = (STATIC_IPV4, STATIC_IPV6, STATIC_COMMENT)
+OPTIONS: dict[str, tuple[Option[Any], ...]] = {GLOBALS: GLOBAL_OPTIONS, STATIC: STATIC_OPTIONS}
+SECTION_SYNTAX: dict[str, str] = {GLOBALS: "config globals 'globals'", STATIC: "config static"}
+SECTION_HELP: dict[str, str] = {
+    GLOBALS: "There is exactly one globals section; when it is absent, every option has its "
+    "default.",
+    STATIC: "There may be any number of static sections, named or anonymous; each one is a fixed "
+    "mapping of IPv4 destinations to IPv6 that is never changed automatically.",
+}
+
+
+def lookup(section: str, name: str) -> Option[Any] | None:
+    return next((o for o in OPTIONS.get(section, ()) if o.name == name), None)
+
+
+@dataclass(frozen=True)
+class StaticEntry:
+    """One ``config static`` section.  ``line`` and ``option_lines`` say where it was written
+    and take no part in equality."""
+
+    ipv4: IPv4Network
+    ipv6: IPv6Network
+    comment: str = ""
+    name: str | None = None
+    line: int | None = field(default=None, compare=False)
+    option_lines: tuple[tuple[str, int], ...] = field(default=(), compare=False, repr=False)
+
+    def line_of(self, option: str) -> int | None:
+        return dict(self.option_lines).get(option, self.line)
+
+    def describe(self) -> str:
+        if self.name:
+            return f"static '{self.name}'"
+        return f"the static entry at line {self.line}" if self.line else f"static {self.ipv4}"
+
+
+# --- rules between options -------------------------------------------------------------------
+
+
+class Values(Protocol):
+    """Typed read access to the globals (an EffectiveConfig, also while it is checked)."""
+
+    def __getitem__(self, option: Option[T], /) -> T: ...
+
+
+Label = Callable[[str], str]  # option name -> how messages name it ('pool' or '--pool')
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A broken rule.  ``options`` are the globals options it depends on (a rule is skipped when
+    one of them failed to parse); for a static entry ``at`` names the option it is reported at."""
+
+    message: str
+    options: tuple[str, ...] = ()
+    static_index: int | None = None
+    at: str | None = None
+
+
+def globals_violations(cfg: Values, label: Label) -> list[Violation]:
+    found: list[Violation] = []
+    if cfg[TTL_MIN] > cfg[TTL_MAX]:
+        found.append(
+            Violation(
+                f"{label(TTL_MIN.name)} ({cfg[TTL_MIN]}) must not be larger than "
+                f"{label(TTL_MAX.name)} ({cfg[TTL_MAX]})",
+                (TTL_MIN.name, TTL_MAX.name),
+            )
+        )
+    for problem in pool_problems(cfg[POOL], allow_documentation=cfg[ALLOW_DOCUMENTATION]):
+        found.append(Violation(problem, (POOL.name, ALLOW_DOCUMENTATION.name)))
+    return found
+
+
+_Finding = tuple[str, str, tuple[str, ...]]  # (static option reported at, message, globals used)
+
+
+def static_violations(statics: Sequence[StaticEntry], cfg: Values, label: Label) -> list[Violation]:
+    policy = AddressPolicy(allow_documentation=cfg[ALLOW_DOCUMENTATION])
+    found: list[Violation] = []
+    for index, entry in enumerate(statics):
+        findings = _refusals(entry, policy, label) + _shape(entry)
+        findings += _placement(entry, statics[:index], cfg, label, policy)
+        found += [Violation(message, used, index, at) for at, message, used in findings]
+    return found
+
+
+def _refusals(entry: StaticEntry, policy: AddressPolicy, label: Label) -> list[_Finding]:
+    """SPEC section 4: special-purpose and non-global addresses are never mapped."""
+    findings: list[_Finding] = []
+    for at, network in ((STATIC_IPV4.name, entry.ipv4), (STATIC_IPV6.name, entry.ipv6)):
+        refusal = policy.refusal(network)
+        if refusal is not None:
+            block = special_block(network)
+            lab_only = block is not None and block.documentation
+            hint = f" (allowed only with {label(ALLOW_DOCUMENTATION.name)}, for test labs)"
+            message = f"cannot be mapped: {refusal.detail}" + (hint if lab_only else "")
+            findings.append((at, message, (ALLOW_DOCUMENTATION.name,)))
+    return findings
+
+
+def _shape(entry: StaticEntry) -> list[_Finding]:
+    # RFC 7757 section 3.2: an EAM entry maps the suffix bits one to one, so both prefixes must
+    # leave the same number of host bits.
+    suffix4, suffix6 = 32 - entry.ipv4.prefixlen, 128 - entry.ipv6.prefixlen
+    if suffix4 == suffix6:
+        return []
+    ipv4, ipv6 = show_prefix(entry.ipv4), show_prefix(entry.ipv6)
+    message = (
+        f"{ipv6} leaves {suffix6} host bits but {ipv4} leaves {suffix4}; an EAM entry needs "
+        f"equal suffix lengths (RFC 7757 section 3.2), so with /{entry.ipv4.prefixlen} the IPv6 "
+        f"prefix must be /{128 - suffix4}"
+    )
+    return [(STATIC_IPV6.name, message, ())]
+
+
+def _placement(
+    entry: StaticEntry,
+    earlier: Sequence[StaticEntry],
+    cfg: Values,
+    label: Label,
+    policy: AddressPolicy,
+) -> list[_Finding]:
+    """Clashes with the translation prefixes, the pool and the static entries before it."""
+    findings: list[_Finding] = []
+    # The always-known prefixes are special-purpose: already refused above, not said twice.
+    if policy.refusal(entry.ipv6) is None:
+        for prefix in dict.fromkeys(cfg[PREF64] + ALWAYS_KNOWN):
+            if entry.ipv6.overlaps(prefix):
+                message = (
+                    f"{show_prefix(entry.ipv6)} lies inside the NAT64 prefix {prefix}; the "
+                    "target of a mapping must be a real IPv6 address, not a translated one"
+                )
+                findings.append((STATIC_IPV6.name, message, (PREF64.name,)))
+    pool = cfg[POOL]
+    if entry.ipv4.overlaps(pool):
+        message = f"{show_prefix(entry.ipv4)} overlaps the mapping pool {pool} ({label(POOL.name)})"
+        findings.append((STATIC_IPV4.name, message, (POOL.name,)))
+    for other in earlier:
+        if other.ipv4.overlaps(entry.ipv4):
+            clash = f"{show_prefix(entry.ipv4)} overlaps {show_prefix(other.ipv4)}"
+            message = f"{clash} of {other.describe()}"
+            findings.append((STATIC_IPV4.name, message, ()))
+    return findings

@@ -1,0 +1,18 @@
+"""The pure decision core of clat-eamt: no sockets, no subprocesses, no clock reads.
+
+Everything here takes time as an argument (``now``, seconds on any monotonic scale) and returns
+plain data, so the shells around it (DNS proxy, nftables, translator, conntrack, ubus) stay thin
+and the rules can be tested in memory.  The parts, in reading order:
+
+- ``model``      the vocabulary: origins, states, reasons, entries, observations, operations.
+- ``addresses``  IANA special-purpose registries and the address policy (what may be mapped).
+- ``pref64``     RFC 6052 embedding at every prefix length, known Pref64s, synthesized AAAA test.
+- ``names``      DNS name normalisation and suffix-matching allow/deny lists.
+- ``lifecycle``  the Valid / Stale / Invalid state machine of one entry (SPEC section 3).
+- ``pool``       the private mapping pool: one pool address per IPv6 target.
+- ``limits``     token buckets for the creation rate, global and per host.
+- ``table``      the mapping table: entries, indexes and the invariants between them.
+- ``decide``     the decision function: one DNS observation -> table changes and refusals.
+- ``dataplane``  desired dataplane state of a table and the diff between two of them.
+- ``engine``     ties them together: observe / tick / static / admin, returning operations.
+"""

@@ -1,0 +1,131 @@
+"""Address policy: which IPv4 destinations and IPv6 targets may ever be mapped.
+
+SPEC section 4: never map special-purpose or local addresses.  The two IANA special-purpose
+address registries (RFC 6890 and its updates) are restated below as data; an address inside any
+of their blocks is refused whatever the registry's "globally reachable" column says, because a
+CDN never serves from them and an attacker could use them to redirect traffic (e.g. to the
+translation prefixes).  On top of that only global unicast is accepted (IPv6: 2000::/3, RFC 4291
+section 2.4; IPv4: not multicast or reserved) and the CE's own, LAN, resolver and deny-listed
+prefixes are excluded.
+
+The documentation blocks are the one switchable exception: test labs must use them (and nothing
+else), so ``allow_documentation`` treats them as global unicast.  It is off on real routers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_network
+
+from clat_eamt.core.model import IPAddress, IPNetwork, Reason, Refusal
+
+
+@dataclass(frozen=True)
+class SpecialBlock:
+    """One row of an IANA special-purpose address registry."""
+
+    network: IPNetwork
+    name: str
+    rfc: str
+    documentation: bool = False
+
+    def describe(self) -> str:
+        return f"{self.network} ({self.name}, {self.rfc})"
+
+
+def _block(prefix: str, name: str, rfc: str, documentation: bool = False) -> SpecialBlock:
+    return SpecialBlock(ip_network(prefix), name, rfc, documentation)
+
+
+# IANA IPv4 Special-Purpose Address Registry (sub-blocks of 192.0.0.0/24 are covered by it).
+IPV4_SPECIAL: tuple[SpecialBlock, ...] = (
+    _block("0.0.0.0/8", "this network", "RFC 791"),
+    _block("10.0.0.0/8", "private-use", "RFC 1918"),
+    _block("100.64.0.0/10", "shared address space", "RFC 6598"),
+    _block("127.0.0.0/8", "loopback", "RFC 1122"),
+    _block("169.254.0.0/16", "link local", "RFC 3927"),
+    _block("172.16.0.0/12", "private-use", "RFC 1918"),
+    _block("192.0.0.0/24", "IETF protocol assignments", "RFC 6890"),
+    _block("192.0.2.0/24", "documentation (TEST-NET-1)", "RFC 5737", documentation=True),
+    _block("192.31.196.0/24", "AS112-v4", "RFC 7535"),
+    _block("192.52.193.0/24", "AMT", "RFC 7450"),
+    _block("192.88.99.0/24", "deprecated 6to4 relay anycast", "RFC 7526"),
+    _block("192.168.0.0/16", "private-use", "RFC 1918"),
+    _block("192.175.48.0/24", "direct delegation AS112 service", "RFC 7534"),
+    _block("198.18.0.0/15", "benchmarking", "RFC 2544"),
+    _block("198.51.100.0/24", "documentation (TEST-NET-2)", "RFC 5737", documentation=True),
+    _block("203.0.113.0/24", "documentation (TEST-NET-3)", "RFC 5737", documentation=True),
+    _block("240.0.0.0/4", "reserved", "RFC 1112"),
+    _block("255.255.255.255/32", "limited broadcast", "RFC 919"),
+)
+
+# IANA IPv6 Special-Purpose Address Registry (sub-blocks of 2001::/23 are covered by it).
+IPV6_SPECIAL: tuple[SpecialBlock, ...] = (
+    _block("::/128", "unspecified address", "RFC 4291"),
+    _block("::1/128", "loopback address", "RFC 4291"),
+    _block("::ffff:0:0/96", "IPv4-mapped address", "RFC 4291"),
+    _block("64:ff9b::/96", "IPv4-IPv6 translation (well-known prefix)", "RFC 6052"),
+    _block("64:ff9b:1::/48", "IPv4-IPv6 translation (local-use prefix)", "RFC 8215"),
+    _block("100::/64", "discard-only address block", "RFC 6666"),
+    _block("100:0:0:1::/64", "dummy IPv6 prefix", "RFC 9780"),
+    _block("2001::/23", "IETF protocol assignments", "RFC 2928"),
+    _block("2001:db8::/32", "documentation", "RFC 3849", documentation=True),
+    _block("2002::/16", "6to4", "RFC 3056"),
+    _block("2620:4f:8000::/48", "direct delegation AS112 service", "RFC 7534"),
+    _block("3fff::/20", "documentation", "RFC 9637", documentation=True),
+    _block("5f00::/16", "segment routing (SRv6) SIDs", "RFC 9602"),
+    _block("fc00::/7", "unique-local", "RFC 4193"),
+    _block("fe80::/10", "link-local unicast", "RFC 4291"),
+)
+
+IPV4_MULTICAST = IPv4Network("224.0.0.0/4")  # RFC 5771
+IPV6_GLOBAL_UNICAST = IPv6Network("2000::/3")  # RFC 4291 section 2.4 / IANA unicast space
+
+
+def special_block(target: IPAddress | IPNetwork) -> SpecialBlock | None:
+    """The most specific special-purpose block that contains (or overlaps) ``target``."""
+    net = ip_network(target)
+    registry = IPV4_SPECIAL if net.version == 4 else IPV6_SPECIAL
+    hits = [b for b in registry if b.network.overlaps(net)]  # type: ignore[arg-type]
+    return max(hits, key=lambda b: b.network.prefixlen, default=None)
+
+
+def documentation_blocks() -> tuple[SpecialBlock, ...]:
+    return tuple(b for b in IPV4_SPECIAL + IPV6_SPECIAL if b.documentation)
+
+
+@dataclass(frozen=True)
+class AddressPolicy:
+    """What may be mapped.  ``excluded`` holds the CE's own, LAN and resolver prefixes and the
+    configured deny list; ``allowed`` (if non-empty for a family) is a positive list."""
+
+    allow_documentation: bool = False
+    excluded: tuple[IPNetwork, ...] = ()
+    allowed: tuple[IPNetwork, ...] = ()
+
+    def with_excluded(self, extra: Iterable[IPNetwork]) -> AddressPolicy:
+        return AddressPolicy(self.allow_documentation, self.excluded + tuple(extra), self.allowed)
+
+    def refusal(self, target: IPAddress | IPNetwork) -> Refusal | None:
+        """None if ``target`` may be mapped, else why not (SPEC section 4)."""
+        net = ip_network(target)
+        address = net.network_address if net.num_addresses == 1 else None
+        block = special_block(net)
+        if block is not None and not (block.documentation and self.allow_documentation):
+            return Refusal(Reason.SPECIAL_PURPOSE, f"{net} is in {block.describe()}", address)
+        if isinstance(net, IPv4Network):
+            if net.overlaps(IPV4_MULTICAST):
+                return Refusal(Reason.NOT_GLOBAL_UNICAST, f"{net} is multicast", address)
+        elif not net.subnet_of(IPV6_GLOBAL_UNICAST):
+            return Refusal(
+                Reason.NOT_GLOBAL_UNICAST, f"{net} is outside {IPV6_GLOBAL_UNICAST}", address
+            )
+        for excluded in self.excluded:
+            if excluded.version == net.version and excluded.overlaps(net):  # type: ignore[arg-type]
+                return Refusal(Reason.EXCLUDED, f"{net} overlaps excluded {excluded}", address)
+        family_allowed = [a for a in self.allowed if a.version == net.version]
+        if family_allowed and not any(net.subnet_of(a) for a in family_allowed):  # type: ignore[arg-type]
+            shown = ", ".join(str(a) for a in family_allowed)
+            return Refusal(Reason.PREFIX_NOT_ALLOWED, f"{net} is outside {shown}", address)
+        return None

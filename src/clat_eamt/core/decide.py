@@ -1,0 +1,349 @@
+"""The decision function: one A query and what DNS said -> the table changes it warrants.
+
+``decide`` is pure: it reads the table, the limiter and the policy and returns a ``Decision``
+(plain data) without changing anything; ``engine.Engine`` commits it.  The rules, in order:
+
+1. Gates (SPEC section 3 and 4): only A queries, only when enabled, name allow/deny lists,
+   DNSSEC (when required, only answers with AD create or refresh anything), an A answer exists.
+2. AAAA outcome: SERVFAIL or timeout teaches nothing (no change); NODATA / NXDOMAIN, or only
+   synthesized (inside a Pref64 or embedding an A record) or special-purpose AAAA, mean the name
+   is not IPv6-enabled: the name withdraws its vouch from entries it supported.
+3. Target: one IPv6 per name, chosen deterministically: the one this name already maps to, else
+   one an answered IPv4 already maps to, else one that already has a pool block, else a stable
+   hash of the name over the sorted candidates (SPEC section 5, multiple records).
+4. Per IPv4 destination D: covered by a static/provider entry -> nothing (dns overrides no other
+   origin); a Valid dns entry with an IPv6 in the answer -> refresh; one of the same name whose
+   IPv6 left the answer -> kept until its TTL ends; one of another name -> conflict (it goes
+   Stale, D is quarantined, nothing new is made); a revivable Stale entry D -> X -> refresh;
+   otherwise create, if the host is eligible and the table size, rates and pool allow.
+"""
+
+from __future__ import annotations
+
+import enum
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+
+from clat_eamt.core.addresses import AddressPolicy
+from clat_eamt.core.lifecycle import Event, allowed
+from clat_eamt.core.limits import CreationLimiter
+from clat_eamt.core.model import (
+    AaaaStatus,
+    Entry,
+    EntryKey,
+    Host,
+    HostClass,
+    Observation,
+    Origin,
+    Reason,
+    Refusal,
+    State,
+    show,
+)
+from clat_eamt.core.names import NameFilter, normalize
+from clat_eamt.core.pref64 import Pref64Set
+from clat_eamt.core.table import MappingTable
+
+
+class HostMode(enum.StrEnum):
+    IPV4_ONLY = "ipv4-only"  # only hosts known to be IPv4-only trigger mappings (SPEC 3)
+    ALL = "all"  # every host: for networks where detection cannot work
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Everything the decision depends on besides the table, in core terms."""
+
+    enabled: bool = True
+    addresses: AddressPolicy = field(default_factory=AddressPolicy)
+    pref64: Pref64Set = field(default_factory=Pref64Set)
+    names: NameFilter = field(default_factory=NameFilter)
+    ttl_min: int = 30
+    ttl_max: int = 3600
+    stale_linger: float = 30.0
+    require_dnssec: bool = False
+    host_mode: HostMode = HostMode.IPV4_ONLY
+    max_entries: int = 4096
+
+    def expiry(self, now: float, ttl: int) -> float:
+        """SPEC section 3: TTL = min(A TTL, AAAA TTL), within the configured floor and ceiling."""
+        return now + min(max(ttl, self.ttl_min), self.ttl_max)
+
+    def host_refusal(self, host: Host | None) -> Refusal | None:
+        if self.host_mode is HostMode.ALL:
+            return None
+        if host is None:
+            return Refusal(Reason.HOST_NOT_ELIGIBLE, "client unknown (no MAC/ECS from dnsmasq)")
+        if host.klass is not HostClass.IPV4_ONLY:
+            return Refusal(Reason.HOST_NOT_ELIGIBLE, f"host {host.key} is {host.klass}")
+        return None
+
+
+# --- the changes a decision asks for -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Create:
+    entry: Entry
+
+
+@dataclass(frozen=True)
+class Refresh:
+    key: EntryKey
+    expires: float
+    fqdn: str
+
+
+@dataclass(frozen=True)
+class Withdraw:
+    """``fqdn`` no longer vouches for the entry; with no name left it goes Stale."""
+
+    key: EntryKey
+    fqdn: str
+
+
+@dataclass(frozen=True)
+class MarkStale:
+    key: EntryKey
+    event: Event
+
+
+@dataclass(frozen=True)
+class Quarantine:
+    ipv4: IPv4Network
+    until: float
+
+
+Change = Create | Refresh | Withdraw | MarkStale | Quarantine
+
+
+@dataclass(frozen=True)
+class Decision:
+    name: str
+    target: IPv6Address | None
+    changes: tuple[Change, ...] = ()
+    refusals: tuple[Refusal, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def created(self) -> tuple[Entry, ...]:
+        return tuple(c.entry for c in self.changes if isinstance(c, Create))
+
+
+def decide(
+    obs: Observation,
+    table: MappingTable,
+    limiter: CreationLimiter,
+    policy: Policy,
+    now: float,
+) -> Decision:
+    """Rules 1-4 of the module docstring.  Reads, never writes."""
+    name = normalize(obs.name)
+    gate = _gate(obs, name, policy)
+    if gate is not None:
+        return Decision(name, None, refusals=(gate,))
+    if obs.aaaa_status in (AaaaStatus.SERVFAIL, AaaaStatus.TIMEOUT):
+        why = f"AAAA {obs.aaaa_status}: nothing learned; the A answer goes out unmapped"
+        return Decision(name, None, refusals=(Refusal(Reason.AAAA_UNKNOWN, why),))
+
+    refusals: list[Refusal] = []
+    targets = _usable_targets(obs, policy, refusals)
+    destinations = _usable_destinations(obs.a, policy.addresses, refusals)
+    if not targets:
+        if obs.aaaa_status is not AaaaStatus.ANSWER:
+            refusals.append(Refusal(Reason.NO_AAAA, f"AAAA {obs.aaaa_status}: {name} is IPv4-only"))
+        return Decision(name, None, _withdrawals(name, obs.a, table), tuple(refusals))
+
+    target = choose_target(name, targets, destinations, table)
+    plan = _Plan(name, target, obs, table, limiter, policy, now)
+    for destination in destinations:
+        plan.destination(destination, set(targets))
+    return Decision(
+        name, target, tuple(plan.changes), tuple(refusals + plan.refusals), tuple(plan.notes)
+    )
+
+
+def _gate(obs: Observation, name: str, policy: Policy) -> Refusal | None:
+    if obs.qtype.upper() != "A":
+        return Refusal(Reason.NOT_A_QUERY, f"{obs.qtype} query: passed through")
+    if not policy.enabled:
+        return Refusal(Reason.DISABLED, "optimization disabled")
+    denied = policy.names.denied_by(name)
+    if denied is not None:
+        return Refusal(Reason.NAME_DENIED, f"{name} matches deny_name {denied}")
+    if not policy.names.admits(name):
+        return Refusal(Reason.NAME_NOT_ALLOWED, f"{name} is below no allow_name entry")
+    if policy.require_dnssec and not obs.authenticated:
+        return Refusal(Reason.NOT_VALIDATED, "DNSSEC required and the answers carried no AD")
+    if not obs.a:
+        return Refusal(Reason.NO_A, f"no A records for {name}")
+    return None
+
+
+def _usable_targets(obs: Observation, policy: Policy, refusals: list[Refusal]) -> list[IPv6Address]:
+    usable: list[IPv6Address] = []
+    for ipv6 in sorted(set(obs.aaaa)):
+        synthesized = policy.pref64.synthesized_reason(ipv6, obs.a)
+        if synthesized is not None:
+            refusals.append(Refusal(Reason.SYNTHESIZED, synthesized, ipv6))
+            continue
+        refusal = policy.addresses.refusal(ipv6)
+        if refusal is not None:
+            refusals.append(refusal)
+            continue
+        usable.append(ipv6)
+    return usable
+
+
+def _usable_destinations(
+    a_records: Iterable[IPv4Address], addresses: AddressPolicy, refusals: list[Refusal]
+) -> list[IPv4Address]:
+    usable: list[IPv4Address] = []
+    for ipv4 in sorted(set(a_records)):
+        refusal = addresses.refusal(ipv4)
+        if refusal is not None:
+            refusals.append(refusal)
+        else:
+            usable.append(ipv4)
+    return usable
+
+
+def _withdrawals(
+    name: str, a_records: Iterable[IPv4Address], table: MappingTable
+) -> tuple[Change, ...]:
+    """SPEC section 3: conditions no longer hold for the entries this name vouched for."""
+    changes: list[Change] = []
+    for ipv4 in sorted(set(a_records)):
+        entry = table.valid_covering(ipv4)
+        if entry is not None and entry.origin is Origin.DNS and name in entry.fqdns:
+            changes.append(Withdraw(entry.key, name))
+    return tuple(changes)
+
+
+def choose_target(
+    name: str,
+    targets: list[IPv6Address],
+    destinations: list[IPv4Address],
+    table: MappingTable,
+) -> IPv6Address:
+    """Rule 3: deterministic per name and stable across refreshes."""
+    candidates = set(targets)
+    mine = sorted(e.ipv6.network_address for e in table.valid_targets_of(name))
+    for ipv6 in mine:
+        if ipv6 in candidates:
+            return ipv6  # type: ignore[return-value]
+    for ipv4 in destinations:
+        entry = table.valid_covering(ipv4)
+        if entry is not None and entry.ipv6.network_address in candidates:
+            return entry.ipv6.network_address  # type: ignore[return-value]
+    for ipv6 in targets:
+        if table.pool.lease_of(IPv6Network(ipv6)) is not None:
+            return ipv6
+    return targets[zlib.crc32(name.encode()) % len(targets)]
+
+
+class _Plan:
+    """Accumulates one decision's changes so later destinations see earlier creations."""
+
+    def __init__(
+        self,
+        name: str,
+        target: IPv6Address,
+        obs: Observation,
+        table: MappingTable,
+        limiter: CreationLimiter,
+        policy: Policy,
+        now: float,
+    ) -> None:
+        self.name, self.target, self.table, self.policy, self.now = name, target, table, policy, now
+        self.host = obs.host
+        self.expires = policy.expiry(now, min(obs.a_ttl, obs.aaaa_ttl))
+        self.allowance, self.rate_reason = limiter.allowance(
+            obs.host.key if obs.host else None, now
+        )
+        self.changes: list[Change] = []
+        self.refusals: list[Refusal] = []
+        self.notes: list[str] = []
+        self.created = 0
+
+    def destination(self, ipv4: IPv4Address, targets: set[IPv6Address]) -> None:
+        covering = self.table.covering(ipv4)
+        higher = next(
+            (e for e in covering if e.origin is not Origin.DNS and e.state is State.VALID), None
+        )
+        if higher is not None:
+            mapping = f"{show(higher.ipv4)} -> {show(higher.ipv6)}"
+            why = f"{ipv4} is covered by {higher.origin} entry {mapping}"
+            self.refusals.append(Refusal(Reason.COVERED, why, ipv4))
+            return
+        valid = next((e for e in covering if e.state is State.VALID), None)
+        if valid is not None:
+            self._against_valid(ipv4, valid, targets)
+            return
+        net = IPv4Network(ipv4)
+        if self.table.quarantined(net, self.now):
+            until = self.table.quarantine[net] - self.now
+            why = f"{ipv4} is quarantined after a conflict for {until:.0f} s more"
+            self.refusals.append(Refusal(Reason.CONFLICT, why, ipv4))
+            return
+        existing = self.table.get((net, IPv6Network(self.target)))
+        if existing is not None:
+            if allowed(existing, Event.REFRESH):
+                self.changes.append(Refresh(existing.key, self.expires, self.name))
+                self.notes.append(f"{ipv4} -> {self.target} revived from {existing.stale_reason}")
+            else:
+                why = f"stale entry {ipv4} -> {self.target} ({existing.stale_reason}) still drains"
+                self.refusals.append(Refusal(Reason.CONFLICT, why, ipv4))
+            return
+        self._create(ipv4)
+
+    def _against_valid(self, ipv4: IPv4Address, valid: Entry, targets: set[IPv6Address]) -> None:
+        if valid.ipv6.network_address in targets:
+            self.changes.append(Refresh(valid.key, self.expires, self.name))
+            return
+        if self.name in valid.fqdns:
+            self.notes.append(
+                f"{ipv4} -> {show(valid.ipv6)} left the AAAA answer; kept until its TTL ends"
+            )
+            return
+        # SPEC section 3, conflict: same IPv4, another name, another IPv6 (reverse proxies).
+        self.changes.append(MarkStale(valid.key, Event.CONFLICT))
+        until = max(valid.expires or self.now, self.expires)
+        self.changes.append(Quarantine(valid.ipv4, until))
+        owner = valid.fqdns[-1] if valid.fqdns else "another name"
+        why = f"{ipv4} maps to {show(valid.ipv6)} for {owner}; {self.name} says {self.target}"
+        self.refusals.append(Refusal(Reason.CONFLICT, why, ipv4))
+
+    def _create(self, ipv4: IPv4Address) -> None:
+        refusal = self.policy.host_refusal(self.host)
+        if refusal is None and self.table.count(Origin.DNS) + self.created >= (
+            self.policy.max_entries
+        ):
+            refusal = Refusal(Reason.TABLE_FULL, f"{self.policy.max_entries} dns entries")
+        if refusal is None and self.created >= self.allowance:
+            refusal = Refusal(self.rate_reason, "creation rate limit reached")
+        block = None
+        if refusal is None:
+            block = self.table.pool.peek(IPv6Network(self.target), 32)
+            if block is None:
+                refusal = Refusal(Reason.POOL_EXHAUSTED, f"pool {self.table.pool.network} is full")
+        if refusal is not None or block is None:
+            assert refusal is not None
+            self.refusals.append(Refusal(refusal.reason, refusal.detail, ipv4))
+            return
+        self.created += 1
+        entry = Entry(
+            ipv4=IPv4Network(ipv4),
+            ipv6=IPv6Network(self.target),
+            pool=block,
+            origin=Origin.DNS,
+            state=State.VALID,
+            created=self.now,
+            refreshed=self.now,
+            expires=self.expires,
+            fqdns=(self.name,),
+            host=self.host.key if self.host else None,
+        )
+        self.changes.append(Create(entry))

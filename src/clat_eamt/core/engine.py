@@ -1,0 +1,283 @@
+"""The engine: the table, the pool and the limiter, driven by events, returning operations.
+
+Every method takes ``now`` and returns an ``Outcome``: the dataplane operations to apply (as a
+diff, in a safe order) and what happened to which entry (for logs, counters and ubus events).
+It is still pure: the shells decide when to call it and apply what it returns.
+
+- ``observe``      a DNS observation (decide + commit)
+- ``tick``         time passes: TTL expiry, Stale -> Invalid when the flow oracle says so
+- ``sync_static``  the configured static entries (applied as a diff on start and reload)
+- ``add_static`` / ``delete`` / ``flush``   the operator's actions
+- ``upsert_provider``                       an entry from the provider's table
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Network, IPv6Network
+
+from clat_eamt.core.dataplane import diff, partial_state
+from clat_eamt.core.decide import (
+    Change,
+    Create,
+    Decision,
+    MarkStale,
+    Policy,
+    Quarantine,
+    Refresh,
+    Withdraw,
+    decide,
+)
+from clat_eamt.core.lifecycle import Event, allowed, transition, without_fqdn
+from clat_eamt.core.limits import CreationLimiter
+from clat_eamt.core.model import (
+    DataplaneOp,
+    Entry,
+    EntryKey,
+    LiveFlows,
+    Observation,
+    Origin,
+    Reason,
+    Refusal,
+    State,
+)
+from clat_eamt.core.pool import Pool
+from clat_eamt.core.table import MappingTable
+
+
+@dataclass(frozen=True)
+class EntryEvent:
+    """What happened to one entry: added, refreshed, revived, stale, removed."""
+
+    kind: str
+    entry: Entry
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ops: tuple[DataplaneOp, ...] = ()
+    events: tuple[EntryEvent, ...] = ()
+    decision: Decision | None = None
+    refusals: tuple[Refusal, ...] = ()
+
+
+@dataclass(frozen=True)
+class StaticSpec:
+    """A static entry as configured: IPv4 prefix -> IPv6 prefix of equal suffix length."""
+
+    ipv4: IPv4Network
+    ipv6: IPv6Network
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class _Restore:
+    """Operator or provider puts back an entry it had deleted (not a DNS decision)."""
+
+    key: EntryKey
+    expires: float | None
+
+
+_EngineChange = Change | _Restore
+
+
+class Engine:
+    def __init__(self, policy: Policy, pool: Pool, limiter: CreationLimiter) -> None:
+        self.policy = policy
+        self.table = MappingTable(pool)
+        self.limiter = limiter
+        self.counters: Counter[str] = Counter()
+
+    # --- DNS ----------------------------------------------------------------------------------
+
+    def observe(self, obs: Observation, now: float) -> Outcome:
+        decision = decide(obs, self.table, self.limiter, self.policy, now)
+        self.counters["observed"] += 1
+        for refusal in decision.refusals:
+            self.counters[f"refused.{refusal.reason}"] += 1
+        outcome = self._commit(decision.changes, now)
+        created = len(decision.created)
+        self.limiter.consume(obs.host.key if obs.host else None, now, created)
+        return replace(outcome, decision=decision, refusals=decision.refusals)
+
+    # --- time ---------------------------------------------------------------------------------
+
+    def tick(self, now: float, live: LiveFlows | None) -> Outcome:
+        """Expire Valid entries whose TTL ran out; delete Stale ones whose flows are gone.
+
+        ``live`` None means the flow oracle could not answer: nothing is deleted then, since
+        deleting P <-> X under a running flow would break it.
+        """
+        changes: list[Change] = []
+        gone: list[Entry] = []
+        for entry in self.table:
+            if entry.state is State.VALID and entry.expires is not None and entry.expires <= now:
+                if allowed(entry, Event.EXPIRE):
+                    changes.append(MarkStale(entry.key, Event.EXPIRE))
+            elif (
+                entry.state is State.STALE
+                and live is not None
+                and now - (entry.stale_since or now) >= self.policy.stale_linger
+                and not live.uses(entry)
+            ):
+                gone.append(entry)
+        self.table.expire_quarantine(now)
+        outcome = self._commit(changes, now, gone=gone)
+        return outcome
+
+    # --- static, provider, operator ------------------------------------------------------------
+
+    def sync_static(self, specs: Iterable[StaticSpec], now: float) -> Outcome:
+        """Make the static entries equal ``specs``: add new ones, delete the ones not listed."""
+        wanted = {(s.ipv4, s.ipv6): s for s in specs}
+        changes: list[Change] = []
+        events: list[EntryEvent] = []
+        refusals: list[Refusal] = []
+        for entry in self.table:
+            if entry.origin is Origin.STATIC and entry.state is State.VALID:
+                if entry.key not in wanted:
+                    changes.append(MarkStale(entry.key, Event.DELETE))
+        outcome = self._commit(changes, now)
+        for spec in wanted.values():
+            result = self.add_static(spec.ipv4, spec.ipv6, now, spec.comment)
+            events += result.events
+            refusals += result.refusals
+            outcome = replace(outcome, ops=outcome.ops + result.ops)
+        return replace(outcome, events=outcome.events + tuple(events), refusals=tuple(refusals))
+
+    def add_static(
+        self, ipv4: IPv4Network, ipv6: IPv6Network, now: float, comment: str = ""
+    ) -> Outcome:
+        """An operator's entry: outranks every other origin for the IPv4 prefix it covers.
+        The caller validates ipv4/ipv6 with the config rules first."""
+        return self._install(Origin.STATIC, ipv4, ipv6, now, expires=None, comment=comment)
+
+    def upsert_provider(
+        self, ipv4: IPv4Network, ipv6: IPv6Network, ttl: int, now: float
+    ) -> Outcome:
+        """An entry of the provider's table (approach 3 of the slides): outranks dns entries,
+        never a static one; lives for ``ttl`` seconds unless refreshed."""
+        return self._install(Origin.PROVIDER, ipv4, ipv6, now, expires=now + ttl)
+
+    def delete(self, ipv4: IPv4Network, now: float, origin: Origin | None = None) -> Outcome:
+        """Operator delete: the Valid entries with exactly this IPv4 prefix go Stale; their flows
+        keep running and the entries disappear when the flows end."""
+        changes: list[Change] = [
+            MarkStale(e.key, Event.DELETE)
+            for e in self.table
+            if e.ipv4 == ipv4 and e.state is State.VALID and origin in (None, e.origin)
+        ]
+        return self._commit(changes, now)
+
+    def flush(self, now: float) -> Outcome:
+        """Operator flush: every Valid dns entry goes Stale (flows kept)."""
+        changes: list[Change] = [
+            MarkStale(e.key, Event.FLUSH)
+            for e in self.table
+            if e.origin is Origin.DNS and e.state is State.VALID
+        ]
+        return self._commit(changes, now)
+
+    def _install(
+        self,
+        origin: Origin,
+        ipv4: IPv4Network,
+        ipv6: IPv6Network,
+        now: float,
+        expires: float | None,
+        comment: str = "",
+    ) -> Outcome:
+        if 32 - ipv4.prefixlen != 128 - ipv6.prefixlen:  # RFC 7757 section 3.2, equal suffixes
+            raise ValueError(f"{ipv4} and {ipv6} have different suffix lengths")
+        changes: list[_EngineChange] = []
+        existing = self.table.get((ipv4, ipv6))
+        for other in self.table:
+            if other.state is not State.VALID or not other.ipv4.overlaps(ipv4):
+                continue
+            if other.key == (ipv4, ipv6) and other.origin is origin:
+                continue
+            if other.origin.rank > origin.rank or (
+                other.origin is origin and origin is Origin.STATIC
+            ):
+                why = f"{ipv4} overlaps {other.origin} entry {other.ipv4} -> {other.ipv6}"
+                self.counters[f"refused.{Reason.COVERED}"] += 1
+                return Outcome(refusals=(Refusal(Reason.COVERED, why),))
+            changes.append(MarkStale(other.key, Event.OUTRANK))
+        if existing is not None and existing.origin is not origin:
+            why = f"{ipv4} -> {ipv6} exists as a {existing.origin} entry still draining"
+            return Outcome(refusals=(Refusal(Reason.CONFLICT, why),))
+        if existing is None:
+            block = self.table.pool.peek(ipv6, ipv4.prefixlen)
+            if block is None:
+                self.counters[f"refused.{Reason.POOL_EXHAUSTED}"] += 1
+                why = f"pool {self.table.pool.network} has no free /{ipv4.prefixlen}"
+                return Outcome(refusals=(Refusal(Reason.POOL_EXHAUSTED, why),))
+            entry = Entry(
+                ipv4, ipv6, block, origin, State.VALID, now, now, expires, comment=comment
+            )
+            changes.append(Create(entry))
+        elif existing.state is State.STALE:
+            changes.append(_Restore(existing.key, expires))
+        elif origin is Origin.PROVIDER and expires is not None:
+            changes.append(Refresh(existing.key, expires, ""))
+        return self._commit(changes, now)
+
+    # --- applying changes ---------------------------------------------------------------------
+
+    def _commit(
+        self, changes: Iterable[_EngineChange], now: float, gone: Iterable[Entry] = ()
+    ) -> Outcome:
+        changes, gone = list(changes), list(gone)
+        touched = [c.entry for c in changes if isinstance(c, Create)] + gone
+        for change in changes:
+            if not isinstance(change, Create | Quarantine):
+                touched += [e for e in (self.table.get(change.key),) if e is not None]
+        # The view covers every touched IPv4 and target, so a block freed by one target and
+        # taken by another in the same commit shows up as a replacement.
+        ipv4s = {e.ipv4 for e in touched}
+        targets = {e.ipv6 for e in touched}
+        before = partial_state(self.table, ipv4s, targets)
+        events = [self._apply(change, now) for change in changes]
+        for entry in gone:
+            done = transition(entry, Event.FLOWS_GONE, now)
+            self.table.delete(done.key)
+            self.counters["deleted"] += 1
+            events.append(EntryEvent("removed", done))
+        after = partial_state(self.table, ipv4s, targets)
+        return Outcome(ops=diff(before, after), events=tuple(e for e in events if e))
+
+    def _apply(self, change: _EngineChange, now: float) -> EntryEvent | None:
+        if isinstance(change, Quarantine):
+            current = self.table.quarantine.get(change.ipv4, change.until)
+            self.table.quarantine[change.ipv4] = max(current, change.until)
+            return None
+        if isinstance(change, Create):
+            self.table.add(change.entry)
+            self.counters["created"] += 1
+            return EntryEvent("added", change.entry)
+        entry = self.table.get(change.key)
+        if entry is None:
+            raise KeyError(f"no entry {change.key}")
+        if isinstance(change, Refresh):
+            revived = entry.state is State.STALE
+            new = transition(entry, Event.REFRESH, now, expires=change.expires, fqdn=change.fqdn)
+            kind = "revived" if revived else "refreshed"
+        elif isinstance(change, _Restore):
+            new = transition(entry, Event.RESTORE, now, expires=change.expires)
+            kind = "revived"
+        elif isinstance(change, Withdraw):
+            fqdns = without_fqdn(entry.fqdns, change.fqdn)
+            if fqdns:
+                self.table.replace(replace(entry, fqdns=fqdns))
+                self.counters["withdrawn"] += 1
+                return None
+            new = transition(entry, Event.WITHDRAW, now)
+            kind = "stale"
+        else:
+            new = transition(entry, change.event, now)
+            kind = "stale"
+        self.table.replace(new)
+        self.counters[kind if kind != "stale" else f"stale.{new.stale_reason}"] += 1
+        return EntryEvent(kind, new)

@@ -1,0 +1,147 @@
+"""The life of one mapping entry: every rule that changes an entry's state lives here.
+
+SPEC section 3 (draft-ietf-v6ops-464xlat-optimization, restated): an entry is Valid while DNS
+vouches for it and is used for new flows; it goes Stale when its TTL runs out or its conditions
+no longer hold (conflict, withdrawn AAAA, outranked, operator action); a Stale entry serves only
+the flows that started on it and becomes Invalid when its last flow ends; Invalid entries are
+deleted.  Static entries are never changed automatically.
+
+The rules are data (``TRANSITIONS``, ``EVENTS_ALLOWED``, ``REVIVABLE``), in the manner of h11's
+state machine, so a reader can check them against the SPEC in one screen.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import replace
+
+from clat_eamt.core.model import Entry, Origin, StaleReason, State
+
+MAX_FQDNS = 8  # names remembered per entry (display only); CDNs put hundreds behind one address
+
+
+class Event(enum.StrEnum):
+    REFRESH = "refresh"  # an answer with the same IPv4 and IPv6 (or a provider refresh)
+    EXPIRE = "expire"  # TTL ran out
+    CONFLICT = "conflict"  # another name maps the IPv4 to another IPv6
+    WITHDRAW = "withdraw"  # the last name vouching for it no longer has a usable AAAA
+    OUTRANK = "outrank"  # a higher-origin entry now covers the IPv4
+    FLUSH = "flush"  # operator flushed dns entries
+    DELETE = "delete"  # operator deleted the entry
+    FLOWS_GONE = "flows-gone"  # flow oracle: no live flow uses it and the linger time passed
+    RESTORE = "restore"  # operator (or provider) puts back an entry it had deleted
+
+
+V, S, I = State.VALID, State.STALE, State.INVALID
+
+TRANSITIONS: Mapping[tuple[State, Event], State] = {
+    (V, Event.REFRESH): V,
+    (V, Event.EXPIRE): S,
+    (V, Event.CONFLICT): S,
+    (V, Event.WITHDRAW): S,
+    (V, Event.OUTRANK): S,
+    (V, Event.FLUSH): S,
+    (V, Event.DELETE): S,
+    (S, Event.REFRESH): V,  # only from a REVIVABLE stale reason, see below
+    (S, Event.FLOWS_GONE): I,
+    (S, Event.RESTORE): V,
+}
+
+STALE_REASON: Mapping[Event, StaleReason] = {
+    Event.EXPIRE: StaleReason.EXPIRED,
+    Event.CONFLICT: StaleReason.CONFLICT,
+    Event.WITHDRAW: StaleReason.WITHDRAWN,
+    Event.OUTRANK: StaleReason.OUTRANKED,
+    Event.FLUSH: StaleReason.FLUSHED,
+    Event.DELETE: StaleReason.DELETED,
+}
+
+# Static entries change only by the operator; provider entries follow the provider's TTL but no
+# DNS answer ever touches them (SPEC section 3: provider outranks dns, dns overrides nothing).
+EVENTS_ALLOWED: Mapping[Origin, frozenset[Event]] = {
+    Origin.STATIC: frozenset({Event.DELETE, Event.FLOWS_GONE, Event.RESTORE}),
+    Origin.PROVIDER: frozenset(
+        {
+            Event.REFRESH,
+            Event.EXPIRE,
+            Event.OUTRANK,
+            Event.DELETE,
+            Event.FLOWS_GONE,
+            Event.RESTORE,
+        }
+    ),
+    Origin.DNS: frozenset(Event) - {Event.RESTORE},
+}
+
+# A matching answer brings a Stale entry back to Valid only when DNS itself made it stale for a
+# reason a new answer cures.  A conflict is not cured by one side answering again, and an
+# operator's delete is final.
+REVIVABLE: frozenset[StaleReason] = frozenset(
+    {StaleReason.EXPIRED, StaleReason.WITHDRAWN, StaleReason.FLUSHED, StaleReason.OUTRANKED}
+)
+
+
+class LifecycleError(ValueError):
+    """An event that the rules above do not allow for this entry."""
+
+
+def allowed(entry: Entry, event: Event) -> bool:
+    if event not in EVENTS_ALLOWED[entry.origin]:
+        return False
+    if (entry.state, event) not in TRANSITIONS:
+        return False
+    if entry.state is State.STALE and event is Event.REFRESH:
+        return entry.stale_reason in REVIVABLE
+    return True
+
+
+def transition(
+    entry: Entry, event: Event, now: float, *, expires: float | None = None, fqdn: str = ""
+) -> Entry:
+    """The entry after ``event`` at ``now``; raises LifecycleError if the rules forbid it.
+
+    REFRESH takes the new expiry (an entry shared by several names lives as long as the longest
+    of their answers) and the name that vouched for it.
+    """
+    if not allowed(entry, event):
+        raise LifecycleError(
+            f"{event} is not allowed for a {entry.state} {entry.origin} entry "
+            f"{entry.ipv4} -> {entry.ipv6} (stale reason: {entry.stale_reason})"
+        )
+    state = TRANSITIONS[(entry.state, event)]
+    if event is Event.RESTORE:
+        return replace(
+            entry, state=state, expires=expires, refreshed=now, stale_reason=None, stale_since=None
+        )
+    if event is Event.REFRESH:
+        new_expiry = (
+            expires if entry.expires is None or expires is None else max(entry.expires, expires)
+        )
+        if entry.state is State.STALE:  # revived: the new answer alone sets the expiry
+            new_expiry = expires
+        return replace(
+            entry,
+            state=state,
+            expires=new_expiry,
+            refreshed=now,
+            refreshes=entry.refreshes + 1,
+            fqdns=with_fqdn(entry.fqdns, fqdn),
+            stale_reason=None,
+            stale_since=None,
+        )
+    if state is State.STALE:
+        return replace(entry, state=state, stale_reason=STALE_REASON[event], stale_since=now)
+    return replace(entry, state=state)
+
+
+def with_fqdn(fqdns: tuple[str, ...], fqdn: str) -> tuple[str, ...]:
+    """Most recent name last, at most MAX_FQDNS names."""
+    if not fqdn:
+        return fqdns
+    kept = tuple(n for n in fqdns if n != fqdn) + (fqdn,)
+    return kept[-MAX_FQDNS:]
+
+
+def without_fqdn(fqdns: tuple[str, ...], fqdn: str) -> tuple[str, ...]:
+    return tuple(n for n in fqdns if n != fqdn)

@@ -1,0 +1,206 @@
+"""The core's vocabulary: plain, frozen data shared by every core module and by the shells."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+
+IPAddress = IPv4Address | IPv6Address
+IPNetwork = IPv4Network | IPv6Network
+
+
+def show(net: IPNetwork | IPAddress) -> str:
+    """A prefix as people write it: a single address without /32 or /128."""
+    if isinstance(net, IPv4Network | IPv6Network) and net.num_addresses == 1:
+        return str(net.network_address)
+    return str(net)
+
+
+class Origin(enum.StrEnum):
+    """Where an entry came from, highest rank first (SPEC section 3 and 5)."""
+
+    STATIC = (
+        "static"  # the operator's configuration or `clat-eamt add`; never changed automatically
+    )
+    PROVIDER = "provider"  # the ISP's table (CLAT-provider-EAMT); outranks dns
+    DNS = "dns"  # learned from an A + AAAA answer pair (CLAT/DNS-proxy-EAMT)
+
+    @property
+    def rank(self) -> int:
+        return {Origin.STATIC: 3, Origin.PROVIDER: 2, Origin.DNS: 1}[self]
+
+
+class State(enum.StrEnum):
+    """Entry states of draft-ietf-v6ops-464xlat-optimization (SPEC section 3)."""
+
+    VALID = "valid"  # used for new flows
+    STALE = "stale"  # kept only for the flows that started on it
+    INVALID = "invalid"  # no flows left; deleted in the same step
+
+
+class StaleReason(enum.StrEnum):
+    EXPIRED = "expired"  # TTL ran out
+    CONFLICT = "conflict"  # another name maps the same IPv4 to another IPv6
+    WITHDRAWN = "withdrawn"  # the names that vouched for it no longer do (no AAAA, synthesized)
+    OUTRANKED = "outranked"  # a provider or static entry now covers the IPv4
+    FLUSHED = "flushed"  # operator flushed the dns entries
+    DELETED = "deleted"  # operator deleted it (static or provider removal)
+
+
+class Reason(enum.StrEnum):
+    """Why something was not mapped.  Counted per reason and shown to the user."""
+
+    DISABLED = "disabled"
+    NOT_A_QUERY = "not-a-query"  # not an A query: nothing to do
+    NO_A = "no-a"  # the A answer had no addresses
+    NAME_DENIED = "name-denied"
+    NAME_NOT_ALLOWED = "name-not-allowed"
+    NO_AAAA = "no-aaaa"  # NODATA / NXDOMAIN for AAAA: the name is IPv4-only
+    AAAA_UNKNOWN = "aaaa-unknown"  # AAAA timed out or SERVFAIL: nothing learned
+    SYNTHESIZED = "synthesized"  # AAAA made by DNS64 (inside a Pref64 or embedding the A)
+    SPECIAL_PURPOSE = "special-purpose"  # IANA special-purpose registry
+    NOT_GLOBAL_UNICAST = "not-global-unicast"
+    EXCLUDED = "excluded"  # CE, LAN, resolver or deny-listed prefix
+    PREFIX_NOT_ALLOWED = "prefix-not-allowed"
+    NOT_VALIDATED = "not-validated"  # DNSSEC required and the answer had no AD
+    HOST_NOT_ELIGIBLE = "host-not-eligible"  # dual-stack or unknown host
+    COVERED = "covered"  # a static or provider entry already covers the IPv4
+    CONFLICT = "conflict"  # a Valid entry of another name maps the IPv4 elsewhere
+    TABLE_FULL = "table-full"
+    RATE_LIMITED = "rate-limited"
+    HOST_RATE_LIMITED = "host-rate-limited"
+    POOL_EXHAUSTED = "pool-exhausted"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One address (or the whole answer, when ``address`` is None) that was not mapped."""
+
+    reason: Reason
+    detail: str
+    address: IPAddress | None = None
+
+
+class HostClass(enum.StrEnum):
+    """SPEC section 3: only IPv4-only hosts are optimized; when unsure, do not optimize."""
+
+    IPV4_ONLY = "ipv4-only"
+    DUAL_STACK = "dual-stack"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Host:
+    """The client that asked, as far as the proxy knows it (MAC and/or IPv4 from dnsmasq)."""
+
+    key: str  # stable identity for rate limiting: MAC if known, else IPv4
+    klass: HostClass = HostClass.UNKNOWN
+
+
+class AaaaStatus(enum.StrEnum):
+    ANSWER = "answer"  # records present (may still all be synthesized)
+    NODATA = "nodata"  # name exists, no AAAA
+    NXDOMAIN = "nxdomain"
+    SERVFAIL = "servfail"
+    TIMEOUT = "timeout"  # the hold time ran out first
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One A query and what DNS said about the name (the decision function's input).
+
+    ``a_ttl`` / ``aaaa_ttl`` are the smallest TTL along each answer's chain (CNAMEs included).
+    ``authenticated`` is True when both answers carried AD from a trusted resolver.
+    """
+
+    name: str
+    a: tuple[IPv4Address, ...]
+    a_ttl: int
+    aaaa_status: AaaaStatus
+    aaaa: tuple[IPv6Address, ...] = ()
+    aaaa_ttl: int = 0
+    authenticated: bool = False
+    host: Host | None = None
+    qtype: str = "A"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One mapping: IPv4 prefix -> IPv6 prefix through a pool prefix of the same size.
+
+    dns entries are always /32 -> /128; static and provider entries may be prefixes of equal
+    suffix length (RFC 7757 section 3.2).  ``expires`` is None for static entries.
+    """
+
+    ipv4: IPv4Network
+    ipv6: IPv6Network
+    pool: IPv4Network
+    origin: Origin
+    state: State
+    created: float
+    refreshed: float
+    expires: float | None
+    fqdns: tuple[str, ...] = ()
+    host: str | None = None  # the host whose query created it
+    comment: str = ""
+    stale_reason: StaleReason | None = None
+    stale_since: float | None = None
+    refreshes: int = 0
+
+    @property
+    def key(self) -> EntryKey:
+        return (self.ipv4, self.ipv6)
+
+
+EntryKey = tuple[IPv4Network, IPv6Network]
+
+
+# --- dataplane operations (what the shells do), in the order they must be applied -------------
+
+
+@dataclass(frozen=True)
+class EnsureTranslator:
+    """Translator EAMT entry pool <-> ipv6 (RFC 7757) must exist."""
+
+    pool: IPv4Network
+    ipv6: IPv6Network
+
+
+@dataclass(frozen=True)
+class EnsureDnat:
+    """nftables DNAT map element ipv4 -> pool must exist (new flows to ipv4 go native)."""
+
+    ipv4: IPv4Network
+    pool: IPv4Network
+
+
+@dataclass(frozen=True)
+class RemoveDnat:
+    """Remove the DNAT element of ipv4; running flows keep their translation (conntrack)."""
+
+    ipv4: IPv4Network
+
+
+@dataclass(frozen=True)
+class RemoveTranslator:
+    """Remove the translator entry of pool: no flow and no entry uses it any more."""
+
+    pool: IPv4Network
+    ipv6: IPv6Network
+
+
+DataplaneOp = EnsureTranslator | EnsureDnat | RemoveDnat | RemoveTranslator
+
+
+@dataclass(frozen=True)
+class LiveFlows:
+    """The flow oracle's answer: (original destination, pool address) of every live flow."""
+
+    pairs: frozenset[tuple[IPv4Address, IPv4Address]] = field(default_factory=frozenset)
+
+    def uses(self, entry: Entry) -> bool:
+        """True when a live flow started on this entry's DNAT element (O(1) for dns entries)."""
+        if entry.ipv4.prefixlen == 32 and entry.pool.prefixlen == 32:
+            return (entry.ipv4.network_address, entry.pool.network_address) in self.pairs
+        return any(d in entry.ipv4 and p in entry.pool for d, p in self.pairs)

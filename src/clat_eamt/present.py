@@ -1,0 +1,131 @@
+"""How entries, decisions and operations look to people (tables) and programs (JSON).
+
+Shared by ``clat-eamt explain`` now and by the control API and ubus object later, so every
+surface shows an entry with the same fields: ipv4, ipv6, pool, fqdn, origin, state, expires_in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from clat_eamt.core.decide import Decision
+from clat_eamt.core.engine import EntryEvent, Outcome
+from clat_eamt.core.model import (
+    DataplaneOp,
+    EnsureDnat,
+    EnsureTranslator,
+    Entry,
+    RemoveDnat,
+    RemoveTranslator,
+    show,
+)
+
+JSON = dict[str, Any]
+
+
+def entry_json(entry: Entry, now: float) -> JSON:
+    return {
+        "ipv4": show(entry.ipv4),
+        "ipv6": show(entry.ipv6),
+        "pool": show(entry.pool),
+        "fqdn": entry.fqdns[0] if entry.fqdns else "",
+        "fqdns": list(entry.fqdns),
+        "origin": str(entry.origin),
+        "state": str(entry.state),
+        "stale_reason": str(entry.stale_reason) if entry.stale_reason else None,
+        "expires_in": None if entry.expires is None else round(entry.expires - now, 1),
+        "host": entry.host,
+        "comment": entry.comment,
+        "refreshes": entry.refreshes,
+    }
+
+
+def op_text(op: DataplaneOp) -> str:
+    """One line per operation, in the words of SPEC section 5."""
+    match op:
+        case EnsureTranslator(pool, ipv6):
+            return f"translator add {show(pool)} <-> {show(ipv6)}"
+        case EnsureDnat(ipv4, pool):
+            return f"dnat add {show(ipv4)} -> {show(pool)}"
+        case RemoveDnat(ipv4):
+            return f"dnat del {show(ipv4)}"
+        case RemoveTranslator(pool, ipv6):
+            return f"translator del {show(pool)} <-> {show(ipv6)}"
+    raise TypeError(op)  # pragma: no cover - the match is exhaustive
+
+
+def verdict(outcome: Outcome) -> str:
+    """A one-line summary of what one observation did."""
+    decision = outcome.decision
+    parts = [event_text(e) for e in outcome.events]
+    if decision is not None:
+        parts += [
+            f"refused {r.address or ''} {r.reason}: {r.detail}".replace("  ", " ")
+            for r in decision.refusals
+        ]
+        parts += list(decision.notes)
+    return "; ".join(parts) if parts else "no change"
+
+
+def event_text(event: EntryEvent) -> str:
+    e = event.entry
+    base = f"{event.kind} {show(e.ipv4)} -> {show(e.ipv6)} via pool {show(e.pool)}"
+    if event.kind == "stale" and e.stale_reason:
+        return f"{base} ({e.stale_reason})"
+    return base
+
+
+def decision_json(decision: Decision) -> JSON:
+    return {
+        "name": decision.name,
+        "target": str(decision.target) if decision.target else None,
+        "refusals": [
+            {
+                "reason": str(r.reason),
+                "detail": r.detail,
+                "address": str(r.address) if r.address else None,
+            }
+            for r in decision.refusals
+        ],
+        "notes": list(decision.notes),
+    }
+
+
+def outcome_json(outcome: Outcome, now: float) -> JSON:
+    return {
+        "events": [{"kind": e.kind, "entry": entry_json(e.entry, now)} for e in outcome.events],
+        "ops": [op_text(op) for op in outcome.ops],
+        "decision": decision_json(outcome.decision) if outcome.decision else None,
+    }
+
+
+def table_text(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
+    """A plain aligned text table (no colour, no box drawing: routers have small terminals)."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def entries_text(entries: Iterable[Entry], now: float) -> str:
+    rows = []
+    for e in sorted(entries, key=lambda e: (e.ipv4, e.ipv6)):
+        expires = "-" if e.expires is None else f"{e.expires - now:.0f}s"
+        state = f"{e.state}({e.stale_reason})" if e.stale_reason else str(e.state)
+        rows.append(
+            [
+                show(e.ipv4),
+                show(e.ipv6),
+                show(e.pool),
+                state,
+                str(e.origin),
+                expires,
+                ",".join(e.fqdns) or e.comment,
+            ]
+        )
+    if not rows:
+        return "(no mappings)"
+    return table_text(rows, ["ipv4", "ipv6", "pool", "state", "origin", "expires", "fqdn"])

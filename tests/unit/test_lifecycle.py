@@ -1,0 +1,118 @@
+"""SPEC section 3, lifecycle: every allowed transition, and every forbidden one refused."""
+
+from ipaddress import IPv4Network, IPv6Network
+
+import pytest
+
+from clat_eamt.core.lifecycle import (
+    EVENTS_ALLOWED,
+    MAX_FQDNS,
+    REVIVABLE,
+    TRANSITIONS,
+    Event,
+    LifecycleError,
+    allowed,
+    transition,
+    with_fqdn,
+)
+from clat_eamt.core.model import Entry, Origin, StaleReason, State
+
+
+def entry(origin=Origin.DNS, state=State.VALID, reason=None, expires=100.0):
+    return Entry(
+        IPv4Network("192.0.2.10/32"),
+        IPv6Network("2001:db8:1::10/128"),
+        IPv4Network("198.51.100.1/32"),
+        origin,
+        state,
+        created=0,
+        refreshed=0,
+        expires=None if origin is Origin.STATIC else expires,
+        fqdns=("www.example",),
+        stale_reason=reason,
+        stale_since=None if reason is None else 50.0,
+    )
+
+
+def test_spec3_refresh_keeps_valid_and_extends_to_the_later_expiry():
+    after = transition(entry(expires=100), Event.REFRESH, 10, expires=400, fqdn="cdn.example")
+    assert after.state is State.VALID and after.expires == 400 and after.refreshed == 10
+    assert after.fqdns == ("www.example", "cdn.example") and after.refreshes == 1
+    shorter = transition(entry(expires=100), Event.REFRESH, 10, expires=50, fqdn="x.example")
+    assert shorter.expires == 100  # another name still vouches for longer
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (Event.EXPIRE, StaleReason.EXPIRED),
+        (Event.CONFLICT, StaleReason.CONFLICT),
+        (Event.WITHDRAW, StaleReason.WITHDRAWN),
+        (Event.OUTRANK, StaleReason.OUTRANKED),
+        (Event.FLUSH, StaleReason.FLUSHED),
+        (Event.DELETE, StaleReason.DELETED),
+    ],
+)
+def test_spec3_valid_goes_stale_with_its_reason_and_time(event, reason):
+    after = transition(entry(), event, 42)
+    assert after.state is State.STALE and after.stale_reason is reason and after.stale_since == 42
+
+
+def test_spec3_stale_becomes_invalid_when_flows_are_gone():
+    stale = entry(state=State.STALE, reason=StaleReason.EXPIRED)
+    assert transition(stale, Event.FLOWS_GONE, 99).state is State.INVALID
+
+
+def test_spec3_valid_entry_is_never_invalidated_directly():
+    with pytest.raises(LifecycleError):
+        transition(entry(), Event.FLOWS_GONE, 1)
+
+
+@pytest.mark.parametrize("reason", list(StaleReason))
+def test_spec3_stale_revives_only_for_reasons_a_new_answer_cures(reason):
+    stale = entry(state=State.STALE, reason=reason)
+    assert allowed(stale, Event.REFRESH) is (reason in REVIVABLE)
+    if reason in REVIVABLE:
+        revived = transition(stale, Event.REFRESH, 60, expires=360, fqdn="www.example")
+        assert revived.state is State.VALID and revived.stale_reason is None
+        assert revived.expires == 360
+    else:
+        with pytest.raises(LifecycleError):
+            transition(stale, Event.REFRESH, 60, expires=360)
+
+
+def test_spec3_conflict_is_not_cured_by_one_side_answering_again():
+    assert StaleReason.CONFLICT not in REVIVABLE
+
+
+@pytest.mark.parametrize(
+    "event", [Event.REFRESH, Event.EXPIRE, Event.CONFLICT, Event.WITHDRAW, Event.OUTRANK]
+)
+def test_spec3_static_entries_are_never_changed_automatically(event):
+    with pytest.raises(LifecycleError):
+        transition(entry(origin=Origin.STATIC), event, 1, expires=10)
+
+
+def test_spec3_static_entries_change_by_operator_delete_only():
+    deleted = transition(entry(origin=Origin.STATIC), Event.DELETE, 5)
+    assert deleted.state is State.STALE
+    assert transition(deleted, Event.RESTORE, 6).state is State.VALID
+
+
+@pytest.mark.parametrize("event", [Event.CONFLICT, Event.WITHDRAW, Event.FLUSH])
+def test_spec3_dns_events_never_touch_provider_entries(event):
+    assert not allowed(entry(origin=Origin.PROVIDER), event)
+
+
+def test_transition_table_only_names_known_states_and_events():
+    for (state, event), target in TRANSITIONS.items():
+        assert isinstance(state, State) and isinstance(event, Event) and isinstance(target, State)
+    assert set(EVENTS_ALLOWED) == set(Origin)
+
+
+def test_fqdns_are_bounded_most_recent_last():
+    names: tuple[str, ...] = ()
+    for i in range(MAX_FQDNS + 5):
+        names = with_fqdn(names, f"n{i}.example")
+    assert len(names) == MAX_FQDNS and names[-1] == f"n{MAX_FQDNS + 4}.example"
+    assert with_fqdn(("a", "b"), "a") == ("b", "a")
