@@ -21,7 +21,7 @@ from typing import Any
 
 from clat_eamt.core.engine import Engine, Outcome
 from clat_eamt.core.model import AaaaStatus, Host, HostClass, LiveFlows, Observation
-from clat_eamt.present import entries_text, entry_json, op_text, outcome_json, verdict
+from clat_eamt.present import entries_text, entry_json, op_text, outcome_json, outcome_lines
 
 DEFAULT_TTL = 300
 _FLAGS = {"ad"}
@@ -101,12 +101,13 @@ def _number(word: str, key: str) -> float:
 
 
 def _addresses(text: str, kind: type[Any], key: str) -> list[Any]:
+    family = "IPv4" if kind is IPv4Address else "IPv6"
     out = []
     for part in filter(None, text.split(",")):
         try:
             out.append(kind(part))
         except ValueError:
-            raise StepError(f"{key}: {part!r} is not an IPv{kind.version} address") from None
+            raise StepError(f"{key}: {part!r} is not an {family} address") from None
     return out
 
 
@@ -149,9 +150,8 @@ def render_text(engine: Engine, results: list[tuple[Step, Outcome]]) -> str:
             a = ",".join(map(str, obs.a)) or "-"
             host = obs.host.klass if obs.host else "unknown client"
             lines.append(f"[t={step.at:g}] {obs.name} A {a} AAAA {aaaa} ({host})")
-        lines.append(f"  result: {verdict(outcome)}")
-        for op in outcome.ops:
-            lines.append(f"  dataplane: {op_text(op)}")
+        lines += [f"  {line}" for line in outcome_lines(outcome)]
+        lines += [f"  dataplane: {op_text(op)}" for op in outcome.ops]
     now = results[-1][0].at if results else 0.0
     lines += ["", f"table at t={now:g}:", entries_text(engine.table, now)]
     return "\n".join(lines)

@@ -55,22 +55,19 @@ def op_text(op: DataplaneOp) -> str:
     raise TypeError(op)  # pragma: no cover - the match is exhaustive
 
 
-def verdict(outcome: Outcome) -> str:
-    """A one-line summary of what one observation did."""
+def outcome_lines(outcome: Outcome) -> list[str]:
+    """What one observation did, a line per entry event, refusal and note."""
+    lines = [event_text(e) for e in outcome.events]
     decision = outcome.decision
-    parts = [event_text(e) for e in outcome.events]
     if decision is not None:
-        parts += [
-            f"refused {r.address or ''} {r.reason}: {r.detail}".replace("  ", " ")
-            for r in decision.refusals
-        ]
-        parts += list(decision.notes)
-    return "; ".join(parts) if parts else "no change"
+        lines += [f"not mapped ({r.reason}): {r.detail}" for r in decision.refusals]
+        lines += [f"note: {n}" for n in decision.notes]
+    return lines or ["no change"]
 
 
 def event_text(event: EntryEvent) -> str:
     e = event.entry
-    base = f"{event.kind} {show(e.ipv4)} -> {show(e.ipv6)} via pool {show(e.pool)}"
+    base = f"{event.kind}: {show(e.ipv4)} -> {show(e.ipv6)} via pool {show(e.pool)}"
     if event.kind == "stale" and e.stale_reason:
         return f"{base} ({e.stale_reason})"
     return base

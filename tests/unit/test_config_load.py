@@ -264,7 +264,7 @@ def test_static_suffix_lengths_must_match_per_rfc_7757() -> None:
     problem = only_problem(LAB + static("198.51.100.0/24", "2001:db8::/64"))
     assert problem.startswith("clat-eamt.conf:6: section '@static[0]': option 'ipv6': ")
     assert "2001:db8::/64 leaves 64 host bits but 198.51.100.0/24 leaves 8" in problem
-    assert "RFC 7757 section 3.2" in problem and "must be /120" in problem
+    assert "RFC 7757 section 3" in problem and "must be /120" in problem
 
 
 def test_static_ipv6_must_not_lie_inside_a_configured_pref64() -> None:

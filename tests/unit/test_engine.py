@@ -197,3 +197,12 @@ def test_counters_count_what_happened():
     c = eng.counters
     assert (c["observed"], c["created"], c["refreshed"]) == (3, 1, 1)
     assert (c["refused.synthesized"], c["stale.expired"], c["deleted"]) == (1, 1, 1)
+
+
+def test_entry_gone_stale_at_time_zero_still_drains():
+    """Regression (found by the property test): stale_since == 0.0 is a real time."""
+    eng = engine(stale_linger=5)
+    eng.add_static(v4("192.0.2.3/32"), v6("2001:db8:6::3/128"), 0.0)
+    eng.delete(v4("192.0.2.3/32"), 0.0)
+    eng.tick(10.0, live=LiveFlows())
+    assert len(eng.table) == 0

@@ -315,15 +315,15 @@ def _refusals(entry: StaticEntry, policy: AddressPolicy, label: Label) -> list[_
 
 
 def _shape(entry: StaticEntry) -> list[_Finding]:
-    # RFC 7757 section 3.2: an EAM entry maps the suffix bits one to one, so both prefixes must
-    # leave the same number of host bits.
+    # RFC 7757 section 3: an EAM entry maps the suffix bits of one prefix onto the other.  We
+    # require both to leave the same number of host bits, the form tayga and Jool both accept.
     suffix4, suffix6 = 32 - entry.ipv4.prefixlen, 128 - entry.ipv6.prefixlen
     if suffix4 == suffix6:
         return []
     ipv4, ipv6 = show_prefix(entry.ipv4), show_prefix(entry.ipv6)
     message = (
         f"{ipv6} leaves {suffix6} host bits but {ipv4} leaves {suffix4}; an EAM entry needs "
-        f"equal suffix lengths (RFC 7757 section 3.2), so with /{entry.ipv4.prefixlen} the IPv6 "
+        f"equal suffix lengths (RFC 7757 section 3), so with /{entry.ipv4.prefixlen} the IPv6 "
         f"prefix must be /{128 - suffix4}"
     )
     return [(STATIC_IPV6.name, message, ())]

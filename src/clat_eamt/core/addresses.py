@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
 
-from clat_eamt.core.model import IPAddress, IPNetwork, Reason, Refusal
+from clat_eamt.core.model import IPAddress, IPNetwork, Reason, Refusal, show
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def special_block(target: IPAddress | IPNetwork) -> SpecialBlock | None:
     """The most specific special-purpose block that contains (or overlaps) ``target``."""
     net = ip_network(target)
     registry = IPV4_SPECIAL if net.version == 4 else IPV6_SPECIAL
-    hits = [b for b in registry if b.network.overlaps(net)]  # type: ignore[arg-type]
+    hits = [b for b in registry if b.network.overlaps(net)]
     return max(hits, key=lambda b: b.network.prefixlen, default=None)
 
 
@@ -111,21 +111,22 @@ class AddressPolicy:
         """None if ``target`` may be mapped, else why not (SPEC section 4)."""
         net = ip_network(target)
         address = net.network_address if net.num_addresses == 1 else None
+        shown = show(net)
         block = special_block(net)
         if block is not None and not (block.documentation and self.allow_documentation):
-            return Refusal(Reason.SPECIAL_PURPOSE, f"{net} is in {block.describe()}", address)
+            return Refusal(Reason.SPECIAL_PURPOSE, f"{shown} is in {block.describe()}", address)
         if isinstance(net, IPv4Network):
             if net.overlaps(IPV4_MULTICAST):
-                return Refusal(Reason.NOT_GLOBAL_UNICAST, f"{net} is multicast", address)
+                return Refusal(Reason.NOT_GLOBAL_UNICAST, f"{shown} is multicast", address)
         elif not net.subnet_of(IPV6_GLOBAL_UNICAST):
             return Refusal(
-                Reason.NOT_GLOBAL_UNICAST, f"{net} is outside {IPV6_GLOBAL_UNICAST}", address
+                Reason.NOT_GLOBAL_UNICAST, f"{shown} is outside {IPV6_GLOBAL_UNICAST}", address
             )
         for excluded in self.excluded:
-            if excluded.version == net.version and excluded.overlaps(net):  # type: ignore[arg-type]
-                return Refusal(Reason.EXCLUDED, f"{net} overlaps excluded {excluded}", address)
+            if excluded.version == net.version and excluded.overlaps(net):
+                return Refusal(Reason.EXCLUDED, f"{shown} is inside excluded {excluded}", address)
         family_allowed = [a for a in self.allowed if a.version == net.version]
         if family_allowed and not any(net.subnet_of(a) for a in family_allowed):  # type: ignore[arg-type]
-            shown = ", ".join(str(a) for a in family_allowed)
-            return Refusal(Reason.PREFIX_NOT_ALLOWED, f"{net} is outside {shown}", address)
+            allowed = ", ".join(str(a) for a in family_allowed)
+            return Refusal(Reason.PREFIX_NOT_ALLOWED, f"{shown} is outside {allowed}", address)
         return None

@@ -233,11 +233,11 @@ def choose_target(
     mine = sorted(e.ipv6.network_address for e in table.valid_targets_of(name))
     for ipv6 in mine:
         if ipv6 in candidates:
-            return ipv6  # type: ignore[return-value]
+            return ipv6
     for ipv4 in destinations:
         entry = table.valid_covering(ipv4)
         if entry is not None and entry.ipv6.network_address in candidates:
-            return entry.ipv6.network_address  # type: ignore[return-value]
+            return entry.ipv6.network_address
     for ipv6 in targets:
         if table.pool.lease_of(IPv6Network(ipv6)) is not None:
             return ipv6

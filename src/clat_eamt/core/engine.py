@@ -116,13 +116,10 @@ class Engine:
             if entry.state is State.VALID and entry.expires is not None and entry.expires <= now:
                 if allowed(entry, Event.EXPIRE):
                     changes.append(MarkStale(entry.key, Event.EXPIRE))
-            elif (
-                entry.state is State.STALE
-                and live is not None
-                and now - (entry.stale_since or now) >= self.policy.stale_linger
-                and not live.uses(entry)
-            ):
-                gone.append(entry)
+            elif entry.state is State.STALE and live is not None and not live.uses(entry):
+                stale_since = now if entry.stale_since is None else entry.stale_since
+                if now - stale_since >= self.policy.stale_linger:
+                    gone.append(entry)
         self.table.expire_quarantine(now)
         outcome = self._commit(changes, now, gone=gone)
         return outcome
@@ -189,7 +186,7 @@ class Engine:
         expires: float | None,
         comment: str = "",
     ) -> Outcome:
-        if 32 - ipv4.prefixlen != 128 - ipv6.prefixlen:  # RFC 7757 section 3.2, equal suffixes
+        if 32 - ipv4.prefixlen != 128 - ipv6.prefixlen:  # RFC 7757 section 3, equal suffixes
             raise ValueError(f"{ipv4} and {ipv6} have different suffix lengths")
         changes: list[_EngineChange] = []
         existing = self.table.get((ipv4, ipv6))

@@ -56,7 +56,7 @@ class CreationLimiter:
         self._hosts: OrderedDict[str, TokenBucket] = OrderedDict()
         TokenBucket(host_rate, host_burst)  # validate the per-host parameters up front
 
-    def allowance(self, host: str | None, now: float) -> tuple[int, Reason | None]:
+    def allowance(self, host: str | None, now: float) -> tuple[int, Reason]:
         """(entries that may be created now, the limit that binds).  Changes nothing."""
         allowed = int(self._global.available(now))
         binding = Reason.RATE_LIMITED

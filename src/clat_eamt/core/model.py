@@ -130,7 +130,7 @@ class Entry:
     """One mapping: IPv4 prefix -> IPv6 prefix through a pool prefix of the same size.
 
     dns entries are always /32 -> /128; static and provider entries may be prefixes of equal
-    suffix length (RFC 7757 section 3.2).  ``expires`` is None for static entries.
+    suffix length (RFC 7757 section 3).  ``expires`` is None for static entries.
     """
 
     ipv4: IPv4Network
