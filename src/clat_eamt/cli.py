@@ -17,9 +17,15 @@ from pathlib import Path
 
 from clat_eamt import __version__, explain
 from clat_eamt.assemble import engine_from_config
-from clat_eamt.config import ConfigError, EffectiveConfig, add_arguments, apply_overrides
+from clat_eamt.config import (
+    ConfigError,
+    EffectiveConfig,
+    add_arguments,
+    apply_overrides,
+    load_file,
+    render,
+)
 from clat_eamt.config import defaults as config_defaults
-from clat_eamt.config import load_file, render
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,6 +1,7 @@
 """The ``clat-eamt`` command: explain on the five cases of issue 2, config check, errors."""
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,11 @@ def test_explain_dual_stack_name_creates_a_mapping(capsys):
     assert [e["kind"] for e in step["events"]] == ["added"]
     (entry,) = out["table"]
     assert (entry["ipv4"], entry["ipv6"], entry["state"], entry["origin"]) == (
-        "192.0.2.10", "2001:db8:1::10", "valid", "dns")
+        "192.0.2.10",
+        "2001:db8:1::10",
+        "valid",
+        "dns",
+    )
     assert entry["fqdn"] == "www.example.com" and entry["expires_in"] == 120
     assert step["ops"] == [
         f"translator add {entry['pool']} <-> 2001:db8:1::10",
@@ -56,7 +61,10 @@ def test_explain_conflicting_second_name_makes_the_entry_stale(capsys):
     assert second["ops"] == ["dnat del 192.0.2.10"]
     (entry,) = out["table"]
     assert (entry["state"], entry["stale_reason"], entry["ipv6"]) == (
-        "stale", "conflict", "2001:db8:1::a")
+        "stale",
+        "conflict",
+        "2001:db8:1::a",
+    )
 
 
 def test_explain_special_purpose_aaaa_is_refused_with_its_reason(capsys):
@@ -82,7 +90,8 @@ def test_explain_without_the_lab_switch_refuses_documentation_addresses(capsys):
 
 def test_explain_flags_come_from_the_schema(capsys):
     out = explain_json(
-        capsys, "www.example.com a=192.0.2.10 aaaa=2001:db8:1::10",
+        capsys,
+        "www.example.com a=192.0.2.10 aaaa=2001:db8:1::10",
         flags=[*LAB, "--deny-name", "example.com"],
     )
     assert out["steps"][0]["decision"]["refusals"][0]["reason"] == "name-denied"
@@ -98,8 +107,18 @@ def test_explain_reads_a_uci_config(tmp_path, capsys):
         "\toption ipv4 '192.0.2.16/28'\n"
         "\toption ipv6 '2001:db8:5::/124'\n"
     )
-    assert main(["explain", "--json", "--config", str(conf),
-                 "www.example.com a=192.0.2.17 aaaa=2001:db8:1::10"]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                "--json",
+                "--config",
+                str(conf),
+                "www.example.com a=192.0.2.17 aaaa=2001:db8:1::10",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["steps"][0]["decision"]["refusals"][0]["reason"] == "covered"
     assert [e["origin"] for e in out["table"]] == ["static"]
@@ -162,3 +181,14 @@ def test_usage_errors_exit_2(argv):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
+
+
+def test_readme_explain_example_is_real_output(capsys):
+    """The README's console excerpt is what the command prints today."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("```console\n$ ", 1)[1].split("```", 1)[0]
+    command, _, expected = block.partition('"\n')  # the last step's closing quote ends it
+    argv = shlex.split((command + '"').replace("\\\n", " "))
+    assert argv[0] == "clat-eamt"
+    assert main(argv[1:]) == 0
+    assert capsys.readouterr().out == expected

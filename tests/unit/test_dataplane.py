@@ -71,7 +71,9 @@ def test_incremental_operations_add_up_to_the_desired_state():
                     del dnat[d]
 
     steps = [
-        lambda: eng.observe(obs("a.example", ["192.0.2.1", "192.0.2.2"], "2001:db8:1::1", ttl=60), 0),
+        lambda: eng.observe(
+            obs("a.example", ["192.0.2.1", "192.0.2.2"], "2001:db8:1::1", ttl=60), 0
+        ),
         lambda: eng.observe(obs("b.example", "192.0.2.3", "2001:db8:1::2", ttl=120), 1),
         lambda: eng.observe(obs("c.example", "192.0.2.3", "2001:db8:1::3"), 2),
         lambda: eng.tick(61, None),

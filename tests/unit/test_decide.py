@@ -5,6 +5,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address
 
 import pytest
 
+from clat_eamt.core.addresses import AddressPolicy
 from clat_eamt.core.decide import HostMode, choose_target, decide
 from clat_eamt.core.limits import CreationLimiter
 from clat_eamt.core.model import (
@@ -13,6 +14,7 @@ from clat_eamt.core.model import (
     EnsureTranslator,
     Host,
     HostClass,
+    LiveFlows,
     Reason,
     RemoveDnat,
     StaleReason,
@@ -31,8 +33,11 @@ def test_spec3_dual_stack_name_creates_a_valid_entry_and_the_dataplane_ops():
     eng = engine()
     out = eng.observe(obs("www.example", "192.0.2.10", "2001:db8:1::10", ttl=300), 0)
     (entry,) = eng.table
-    assert (entry.ipv4, entry.ipv6, entry.state) == (v4("192.0.2.10/32"), v6("2001:db8:1::10/128"),
-                                                     State.VALID)
+    assert (entry.ipv4, entry.ipv6, entry.state) == (
+        v4("192.0.2.10/32"),
+        v6("2001:db8:1::10/128"),
+        State.VALID,
+    )
     assert entry.expires == 300 and entry.fqdns == ("www.example",) and entry.host == TV.key
     assert out.ops == (
         EnsureTranslator(entry.pool, entry.ipv6),
@@ -99,8 +104,6 @@ def test_spec4_special_purpose_a_record_is_refused():
 
 
 def test_spec4_excluded_lan_address_is_refused():
-    from clat_eamt.core.addresses import AddressPolicy
-
     lan = AddressPolicy(allow_documentation=True, excluded=(v4("192.0.2.0/28"),))
     eng = engine(addresses=lan)
     out = eng.observe(obs("router.example", "192.0.2.1", "2001:db8:1::1"), 0)
@@ -315,8 +318,6 @@ def test_pool_exhaustion_refuses_new_mappings_counts_and_recovers():
     eng.tick(31, live=None)  # expire
     eng.tick(100, live=None)  # no oracle: nothing deleted
     assert len(eng.table) == 2
-    from clat_eamt.core.model import LiveFlows
-
     eng.tick(101, live=LiveFlows())
     eng.observe(obs("n2.example", "192.0.2.3", "2001:db8:1::3"), 102)
     assert [e.fqdns for e in eng.table] == [("n2.example",)]

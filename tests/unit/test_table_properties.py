@@ -116,7 +116,9 @@ class EngineMachine(RuleBasedStateMachine):
     @rule(dt=st.floats(0, 500), keep=st.lists(st.booleans(), max_size=10), oracle=st.booleans())
     def tick(self, dt, keep, oracle) -> None:
         self.now += dt
-        pairs = sorted({(e.ipv4.network_address, e.pool.network_address) for e in self.engine.table})
+        pairs = sorted(
+            {(e.ipv4.network_address, e.pool.network_address) for e in self.engine.table}
+        )
         live = frozenset(p for p, k in zip(pairs, keep, strict=False) if k)
         self._apply(self.engine.tick(self.now, LiveFlows(live) if oracle else None).ops)
 

@@ -157,7 +157,7 @@ def decide(
         return Decision(name, None, _withdrawals(name, obs.a, table), tuple(refusals))
 
     target = choose_target(name, targets, destinations, table)
-    plan = _Plan(name, target, obs, table, limiter, policy, now)
+    plan = _Plan(name, target, obs, table=table, limiter=limiter, policy=policy, now=now)
     for destination in destinations:
         plan.destination(destination, set(targets))
     return Decision(
@@ -252,6 +252,7 @@ class _Plan:
         name: str,
         target: IPv6Address,
         obs: Observation,
+        *,
         table: MappingTable,
         limiter: CreationLimiter,
         policy: Policy,

@@ -113,9 +113,9 @@ class Engine:
         changes: list[Change] = []
         gone: list[Entry] = []
         for entry in self.table:
-            if entry.state is State.VALID and entry.expires is not None and entry.expires <= now:
-                if allowed(entry, Event.EXPIRE):
-                    changes.append(MarkStale(entry.key, Event.EXPIRE))
+            expired = entry.expires is not None and entry.expires <= now
+            if entry.state is State.VALID and expired and allowed(entry, Event.EXPIRE):
+                changes.append(MarkStale(entry.key, Event.EXPIRE))
             elif entry.state is State.STALE and live is not None and not live.uses(entry):
                 stale_since = now if entry.stale_since is None else entry.stale_since
                 if now - stale_since >= self.policy.stale_linger:
@@ -133,9 +133,9 @@ class Engine:
         events: list[EntryEvent] = []
         refusals: list[Refusal] = []
         for entry in self.table:
-            if entry.origin is Origin.STATIC and entry.state is State.VALID:
-                if entry.key not in wanted:
-                    changes.append(MarkStale(entry.key, Event.DELETE))
+            unlisted = entry.key not in wanted
+            if entry.origin is Origin.STATIC and entry.state is State.VALID and unlisted:
+                changes.append(MarkStale(entry.key, Event.DELETE))
         outcome = self._commit(changes, now)
         for spec in wanted.values():
             result = self.add_static(spec.ipv4, spec.ipv6, now, spec.comment)
@@ -149,14 +149,14 @@ class Engine:
     ) -> Outcome:
         """An operator's entry: outranks every other origin for the IPv4 prefix it covers.
         The caller validates ipv4/ipv6 with the config rules first."""
-        return self._install(Origin.STATIC, ipv4, ipv6, now, expires=None, comment=comment)
+        return self._install(Origin.STATIC, ipv4, ipv6, now=now, expires=None, comment=comment)
 
     def upsert_provider(
         self, ipv4: IPv4Network, ipv6: IPv6Network, ttl: int, now: float
     ) -> Outcome:
         """An entry of the provider's table (approach 3 of the slides): outranks dns entries,
         never a static one; lives for ``ttl`` seconds unless refreshed."""
-        return self._install(Origin.PROVIDER, ipv4, ipv6, now, expires=now + ttl)
+        return self._install(Origin.PROVIDER, ipv4, ipv6, now=now, expires=now + ttl)
 
     def delete(self, ipv4: IPv4Network, now: float, origin: Origin | None = None) -> Outcome:
         """Operator delete: the Valid entries with exactly this IPv4 prefix go Stale; their flows
@@ -182,6 +182,7 @@ class Engine:
         origin: Origin,
         ipv4: IPv4Network,
         ipv6: IPv6Network,
+        *,
         now: float,
         expires: float | None,
         comment: str = "",

@@ -33,19 +33,19 @@ class Event(enum.StrEnum):
     RESTORE = "restore"  # operator (or provider) puts back an entry it had deleted
 
 
-V, S, I = State.VALID, State.STALE, State.INVALID
+VALID, STALE, INVALID = State.VALID, State.STALE, State.INVALID
 
 TRANSITIONS: Mapping[tuple[State, Event], State] = {
-    (V, Event.REFRESH): V,
-    (V, Event.EXPIRE): S,
-    (V, Event.CONFLICT): S,
-    (V, Event.WITHDRAW): S,
-    (V, Event.OUTRANK): S,
-    (V, Event.FLUSH): S,
-    (V, Event.DELETE): S,
-    (S, Event.REFRESH): V,  # only from a REVIVABLE stale reason, see below
-    (S, Event.FLOWS_GONE): I,
-    (S, Event.RESTORE): V,
+    (VALID, Event.REFRESH): VALID,
+    (VALID, Event.EXPIRE): STALE,
+    (VALID, Event.CONFLICT): STALE,
+    (VALID, Event.WITHDRAW): STALE,
+    (VALID, Event.OUTRANK): STALE,
+    (VALID, Event.FLUSH): STALE,
+    (VALID, Event.DELETE): STALE,
+    (STALE, Event.REFRESH): VALID,  # only from a REVIVABLE stale reason, see below
+    (STALE, Event.FLOWS_GONE): INVALID,
+    (STALE, Event.RESTORE): VALID,
 }
 
 STALE_REASON: Mapping[Event, StaleReason] = {
@@ -139,7 +139,7 @@ def with_fqdn(fqdns: tuple[str, ...], fqdn: str) -> tuple[str, ...]:
     """Most recent name last, at most MAX_FQDNS names."""
     if not fqdn:
         return fqdns
-    kept = tuple(n for n in fqdns if n != fqdn) + (fqdn,)
+    kept = (*without_fqdn(fqdns, fqdn), fqdn)
     return kept[-MAX_FQDNS:]
 
 
