@@ -206,3 +206,48 @@ def test_entry_gone_stale_at_time_zero_still_drains():
     eng.delete(v4("192.0.2.3/32"), 0.0)
     eng.tick(10.0, live=LiveFlows())
     assert len(eng.table) == 0
+
+
+def test_operator_static_entry_takes_over_a_dns_entry_of_the_same_mapping():
+    eng = engine()
+    eng.observe(obs("www.example", "192.0.2.10", "2001:db8:1::10"), 0)
+    pool = only(eng).pool
+    out = eng.add_static(v4("192.0.2.10/32"), v6("2001:db8:1::10/128"), 1, "pinned")
+    entry = only(eng)
+    assert (entry.origin, entry.state, entry.expires, entry.pool) == (
+        Origin.STATIC,
+        State.VALID,
+        None,
+        pool,
+    )
+    assert out.ops == () and [e.kind for e in out.events] == ["added"]
+    eng.table.check_invariants()
+
+
+def test_provider_cannot_take_over_a_static_entry_of_the_same_mapping():
+    eng = engine()
+    eng.add_static(v4("192.0.2.10/32"), v6("2001:db8:1::10/128"), 0)
+    out = eng.upsert_provider(v4("192.0.2.10/32"), v6("2001:db8:1::10/128"), ttl=60, now=1)
+    assert {r.reason for r in out.refusals} == {Reason.COVERED}
+    assert only(eng).origin is Origin.STATIC
+
+
+def test_newer_provider_entry_outranks_an_older_overlapping_one():
+    eng = engine()
+    eng.upsert_provider(v4("192.0.2.10/32"), v6("2001:db8:7::1/128"), ttl=100, now=0)
+    eng.upsert_provider(v4("192.0.2.10/32"), v6("2001:db8:7::2/128"), ttl=100, now=1)
+    states = {str(e.ipv6): (e.state, e.stale_reason) for e in eng.table}
+    assert states == {
+        "2001:db8:7::1/128": (State.STALE, StaleReason.OUTRANKED),
+        "2001:db8:7::2/128": (State.VALID, None),
+    }
+
+
+def test_provider_cannot_take_over_a_deleted_static_entry_still_draining():
+    """Regression (found by the property test): the draining static entry keeps its owner."""
+    eng = engine()
+    eng.add_static(v4("192.0.2.1/32"), v6("2001:db8:1::1/128"), 0)
+    eng.delete(v4("192.0.2.1/32"), 0)
+    out = eng.upsert_provider(v4("192.0.2.1/32"), v6("2001:db8:1::1/128"), ttl=1, now=1)
+    assert {r.reason for r in out.refusals} == {Reason.COVERED}
+    assert only(eng).origin is Origin.STATIC and only(eng).state is State.STALE

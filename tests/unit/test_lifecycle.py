@@ -12,6 +12,7 @@ from clat_eamt.core.lifecycle import (
     Event,
     LifecycleError,
     allowed,
+    take_over,
     transition,
     with_fqdn,
 )
@@ -96,7 +97,20 @@ def test_spec3_static_entries_are_never_changed_automatically(event):
 def test_spec3_static_entries_change_by_operator_delete_only():
     deleted = transition(entry(origin=Origin.STATIC), Event.DELETE, 5)
     assert deleted.state is State.STALE
-    assert transition(deleted, Event.RESTORE, 6).state is State.VALID
+    assert take_over(deleted, Origin.STATIC, 6, expires=None).state is State.VALID
+
+
+def test_take_over_changes_owner_keeps_the_pool_block_and_respects_rank():
+    dns = entry()
+    static = take_over(dns, Origin.STATIC, 7, expires=None, comment="pinned")
+    assert (static.origin, static.state, static.expires, static.pool) == (
+        Origin.STATIC,
+        State.VALID,
+        None,
+        dns.pool,
+    )
+    with pytest.raises(LifecycleError):
+        take_over(static, Origin.PROVIDER, 8, expires=100)
 
 
 @pytest.mark.parametrize("event", [Event.CONFLICT, Event.WITHDRAW, Event.FLUSH])

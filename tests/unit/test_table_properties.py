@@ -49,6 +49,12 @@ IPV6 = [IPv6Address(f"2001:db8:1::{i}") for i in range(1, 5)] + [
 STATICS = [
     StaticSpec(v4("192.0.2.16/30"), v6("2001:db8:5::/126"), "cdn"),
     StaticSpec(v4("192.0.2.3/32"), v6("2001:db8:6::3/128"), "one"),
+    StaticSpec(v4("192.0.2.1/32"), v6("2001:db8:1::1/128"), "same as a dns answer"),
+]
+PROVIDED = [
+    (v4("192.0.2.1/32"), v6("2001:db8:7::1/128")),
+    (v4("192.0.2.2/32"), v6("2001:db8:1::2/128")),
+    (v4("192.0.2.1/32"), v6("2001:db8:1::1/128")),
 ]
 EXCLUDED = (v4("203.0.113.0/24"),)
 HOSTS = [
@@ -130,6 +136,12 @@ class EngineMachine(RuleBasedStateMachine):
     def delete_static(self, spec) -> None:
         self._apply(self.engine.delete(spec.ipv4, self.now, Origin.STATIC).ops)
 
+    @rule(pair=st.sampled_from(PROVIDED), ttl=st.integers(1, 300))
+    def upsert_provider(self, pair, ttl) -> None:
+        statics = self._statics()
+        self._apply(self.engine.upsert_provider(*pair, ttl=ttl, now=self.now).ops)
+        assert self._statics() == statics, "a provider entry modified a static entry"
+
     @rule()
     def flush(self) -> None:
         self._apply(self.engine.flush(self.now).ops)
@@ -165,6 +177,8 @@ class EngineMachine(RuleBasedStateMachine):
         """After every entry dies, the pool is whole again and the dataplane empty."""
         for spec in STATICS:
             self._apply(self.engine.delete(spec.ipv4, self.now, Origin.STATIC).ops)
+        for ipv4, _ in PROVIDED:
+            self._apply(self.engine.delete(ipv4, self.now, Origin.PROVIDER).ops)
         self._apply(self.engine.flush(self.now).ops)
         for later in (10_000.0, 20_000.0):
             self._apply(self.engine.tick(self.now + later, LiveFlows()).ops)

@@ -30,7 +30,7 @@ from clat_eamt.core.decide import (
     Withdraw,
     decide,
 )
-from clat_eamt.core.lifecycle import Event, allowed, transition, without_fqdn
+from clat_eamt.core.lifecycle import Event, allowed, take_over, transition, without_fqdn
 from clat_eamt.core.limits import CreationLimiter
 from clat_eamt.core.model import (
     DataplaneOp,
@@ -42,6 +42,7 @@ from clat_eamt.core.model import (
     Reason,
     Refusal,
     State,
+    show,
 )
 from clat_eamt.core.pool import Pool
 from clat_eamt.core.table import MappingTable
@@ -73,14 +74,17 @@ class StaticSpec:
 
 
 @dataclass(frozen=True)
-class _Restore:
-    """Operator or provider puts back an entry it had deleted (not a DNS decision)."""
+class _TakeOver:
+    """Operator or provider installs exactly this mapping over an existing entry (not a DNS
+    decision; see ``lifecycle.take_over``)."""
 
     key: EntryKey
+    origin: Origin
     expires: float | None
+    comment: str
 
 
-_EngineChange = Change | _Restore
+_EngineChange = Change | _TakeOver
 
 
 class Engine:
@@ -187,25 +191,31 @@ class Engine:
         expires: float | None,
         comment: str = "",
     ) -> Outcome:
+        """Static or provider entry: lower-ranked Valid entries it overlaps go Stale (outranked);
+        an equal or higher one refuses it (static entries may not overlap each other)."""
         if 32 - ipv4.prefixlen != 128 - ipv6.prefixlen:  # RFC 7757 section 3, equal suffixes
             raise ValueError(f"{ipv4} and {ipv6} have different suffix lengths")
-        changes: list[_EngineChange] = []
-        existing = self.table.get((ipv4, ipv6))
-        for other in self.table:
-            if other.state is not State.VALID or not other.ipv4.overlaps(ipv4):
-                continue
-            if other.key == (ipv4, ipv6) and other.origin is origin:
-                continue
-            if other.origin.rank > origin.rank or (
-                other.origin is origin and origin is Origin.STATIC
-            ):
-                why = f"{ipv4} overlaps {other.origin} entry {other.ipv4} -> {other.ipv6}"
+        key = (ipv4, ipv6)
+        existing = self.table.get(key)
+        if existing is not None and existing.origin.rank > origin.rank:
+            why = f"{show(ipv4)} -> {show(ipv6)} is a {existing.origin} entry ({existing.state})"
+            self.counters[f"refused.{Reason.COVERED}"] += 1
+            return Outcome(refusals=(Refusal(Reason.COVERED, why),))
+        blockers = [e for e in self.table if e.key != key and e.origin.rank >= origin.rank]
+        for other in blockers:
+            same_provider = other.origin is origin is Origin.PROVIDER and other.key != key
+            if other.state is State.VALID and other.ipv4.overlaps(ipv4) and not same_provider:
+                why = f"{show(ipv4)} overlaps {other.origin} entry {show(other.ipv4)}"
                 self.counters[f"refused.{Reason.COVERED}"] += 1
                 return Outcome(refusals=(Refusal(Reason.COVERED, why),))
-            changes.append(MarkStale(other.key, Event.OUTRANK))
-        if existing is not None and existing.origin is not origin:
-            why = f"{ipv4} -> {ipv6} exists as a {existing.origin} entry still draining"
-            return Outcome(refusals=(Refusal(Reason.CONFLICT, why),))
+        changes: list[_EngineChange] = [
+            MarkStale(e.key, Event.OUTRANK)
+            for e in self.table
+            if e.key != key
+            and e.state is State.VALID
+            and e.ipv4.overlaps(ipv4)
+            and (e.origin.rank < origin.rank or e.origin is origin is Origin.PROVIDER)
+        ]
         if existing is None:
             block = self.table.pool.peek(ipv6, ipv4.prefixlen)
             if block is None:
@@ -216,10 +226,10 @@ class Engine:
                 ipv4, ipv6, block, origin, State.VALID, now, now, expires, comment=comment
             )
             changes.append(Create(entry))
-        elif existing.state is State.STALE:
-            changes.append(_Restore(existing.key, expires))
+        elif existing.origin is not origin or existing.state is State.STALE:
+            changes.append(_TakeOver(key, origin, expires, comment))
         elif origin is Origin.PROVIDER and expires is not None:
-            changes.append(Refresh(existing.key, expires, ""))
+            changes.append(Refresh(key, expires, ""))
         return self._commit(changes, now)
 
     # --- applying changes ---------------------------------------------------------------------
@@ -262,9 +272,11 @@ class Engine:
             revived = entry.state is State.STALE
             new = transition(entry, Event.REFRESH, now, expires=change.expires, fqdn=change.fqdn)
             kind = "revived" if revived else "refreshed"
-        elif isinstance(change, _Restore):
-            new = transition(entry, Event.RESTORE, now, expires=change.expires)
-            kind = "revived"
+        elif isinstance(change, _TakeOver):
+            new = take_over(
+                entry, change.origin, now, expires=change.expires, comment=change.comment
+            )
+            kind = "added" if entry.origin is not change.origin else "revived"
         elif isinstance(change, Withdraw):
             fqdns = without_fqdn(entry.fqdns, change.fqdn)
             if fqdns:

@@ -30,7 +30,6 @@ class Event(enum.StrEnum):
     FLUSH = "flush"  # operator flushed dns entries
     DELETE = "delete"  # operator deleted the entry
     FLOWS_GONE = "flows-gone"  # flow oracle: no live flow uses it and the linger time passed
-    RESTORE = "restore"  # operator (or provider) puts back an entry it had deleted
 
 
 VALID, STALE, INVALID = State.VALID, State.STALE, State.INVALID
@@ -45,7 +44,6 @@ TRANSITIONS: Mapping[tuple[State, Event], State] = {
     (VALID, Event.DELETE): STALE,
     (STALE, Event.REFRESH): VALID,  # only from a REVIVABLE stale reason, see below
     (STALE, Event.FLOWS_GONE): INVALID,
-    (STALE, Event.RESTORE): VALID,
 }
 
 STALE_REASON: Mapping[Event, StaleReason] = {
@@ -60,18 +58,11 @@ STALE_REASON: Mapping[Event, StaleReason] = {
 # Static entries change only by the operator; provider entries follow the provider's TTL but no
 # DNS answer ever touches them (SPEC section 3: provider outranks dns, dns overrides nothing).
 EVENTS_ALLOWED: Mapping[Origin, frozenset[Event]] = {
-    Origin.STATIC: frozenset({Event.DELETE, Event.FLOWS_GONE, Event.RESTORE}),
+    Origin.STATIC: frozenset({Event.DELETE, Event.FLOWS_GONE}),
     Origin.PROVIDER: frozenset(
-        {
-            Event.REFRESH,
-            Event.EXPIRE,
-            Event.OUTRANK,
-            Event.DELETE,
-            Event.FLOWS_GONE,
-            Event.RESTORE,
-        }
+        {Event.REFRESH, Event.EXPIRE, Event.OUTRANK, Event.DELETE, Event.FLOWS_GONE}
     ),
-    Origin.DNS: frozenset(Event) - {Event.RESTORE},
+    Origin.DNS: frozenset(Event),
 }
 
 # A matching answer brings a Stale entry back to Valid only when DNS itself made it stale for a
@@ -110,10 +101,6 @@ def transition(
             f"{entry.ipv4} -> {entry.ipv6} (stale reason: {entry.stale_reason})"
         )
     state = TRANSITIONS[(entry.state, event)]
-    if event is Event.RESTORE:
-        return replace(
-            entry, state=state, expires=expires, refreshed=now, stale_reason=None, stale_since=None
-        )
     if event is Event.REFRESH:
         new_expiry = (
             expires if entry.expires is None or expires is None else max(entry.expires, expires)
@@ -133,6 +120,26 @@ def transition(
     if state is State.STALE:
         return replace(entry, state=state, stale_reason=STALE_REASON[event], stale_since=now)
     return replace(entry, state=state)
+
+
+def take_over(
+    entry: Entry, origin: Origin, now: float, *, expires: float | None, comment: str = ""
+) -> Entry:
+    """An operator (static) or the provider installs exactly this mapping over an existing entry
+    of the same IPv4 and IPv6: the entry changes owner and is Valid again, keeping its pool block
+    and so every flow on it.  Only an equal or higher origin may take over (SPEC section 3)."""
+    if origin.rank < entry.origin.rank:
+        raise LifecycleError(f"a {origin} entry cannot take over a {entry.origin} entry")
+    return replace(
+        entry,
+        origin=origin,
+        state=State.VALID,
+        expires=expires,
+        refreshed=now,
+        comment=comment or entry.comment,
+        stale_reason=None,
+        stale_since=None,
+    )
 
 
 def with_fqdn(fqdns: tuple[str, ...], fqdn: str) -> tuple[str, ...]:
