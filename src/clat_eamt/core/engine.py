@@ -125,8 +125,7 @@ class Engine:
                 if now - stale_since >= self.policy.stale_linger:
                     gone.append(entry)
         self.table.expire_quarantine(now)
-        outcome = self._commit(changes, now, gone=gone)
-        return outcome
+        return self._commit(changes, now, gone=gone)
 
     # --- static, provider, operator ------------------------------------------------------------
 
@@ -198,30 +197,27 @@ class Engine:
         key = (ipv4, ipv6)
         existing = self.table.get(key)
         if existing is not None and existing.origin.rank > origin.rank:
-            why = f"{show(ipv4)} -> {show(ipv6)} is a {existing.origin} entry ({existing.state})"
-            self.counters[f"refused.{Reason.COVERED}"] += 1
-            return Outcome(refusals=(Refusal(Reason.COVERED, why),))
-        blockers = [e for e in self.table if e.key != key and e.origin.rank >= origin.rank]
-        for other in blockers:
-            same_provider = other.origin is origin is Origin.PROVIDER and other.key != key
-            if other.state is State.VALID and other.ipv4.overlaps(ipv4) and not same_provider:
-                why = f"{show(ipv4)} overlaps {other.origin} entry {show(other.ipv4)}"
-                self.counters[f"refused.{Reason.COVERED}"] += 1
-                return Outcome(refusals=(Refusal(Reason.COVERED, why),))
-        changes: list[_EngineChange] = [
-            MarkStale(e.key, Event.OUTRANK)
-            for e in self.table
-            if e.key != key
-            and e.state is State.VALID
-            and e.ipv4.overlaps(ipv4)
-            and (e.origin.rank < origin.rank or e.origin is origin is Origin.PROVIDER)
-        ]
+            return self._refused(
+                Reason.COVERED,
+                f"{show(ipv4)} -> {show(ipv6)} is a {existing.origin} entry ({existing.state})",
+            )
+        changes: list[_EngineChange] = []
+        for other in self.table:
+            if other.key == key or other.state is not State.VALID:
+                continue
+            if not other.ipv4.overlaps(ipv4):
+                continue
+            newer_provider = other.origin is origin is Origin.PROVIDER  # the newer one wins
+            if other.origin.rank >= origin.rank and not newer_provider:
+                return self._refused(
+                    Reason.COVERED, f"{show(ipv4)} overlaps {other.origin} entry {show(other.ipv4)}"
+                )
+            changes.append(MarkStale(other.key, Event.OUTRANK))
         if existing is None:
             block = self.table.pool.peek(ipv6, ipv4.prefixlen)
             if block is None:
-                self.counters[f"refused.{Reason.POOL_EXHAUSTED}"] += 1
                 why = f"pool {self.table.pool.network} has no free /{ipv4.prefixlen}"
-                return Outcome(refusals=(Refusal(Reason.POOL_EXHAUSTED, why),))
+                return self._refused(Reason.POOL_EXHAUSTED, why)
             entry = Entry(
                 ipv4, ipv6, block, origin, State.VALID, now, now, expires, comment=comment
             )
@@ -231,6 +227,10 @@ class Engine:
         elif origin is Origin.PROVIDER and expires is not None:
             changes.append(Refresh(key, expires, ""))
         return self._commit(changes, now)
+
+    def _refused(self, reason: Reason, why: str) -> Outcome:
+        self.counters[f"refused.{reason}"] += 1
+        return Outcome(refusals=(Refusal(reason, why),))
 
     # --- applying changes ---------------------------------------------------------------------
 
