@@ -47,8 +47,11 @@ def static_specs(cfg: EffectiveConfig) -> list[StaticSpec]:
     return [StaticSpec(s.ipv4, s.ipv6, s.comment) for s in cfg.static]
 
 
-def engine_from_config(cfg: EffectiveConfig, now: float) -> tuple[Engine, Outcome]:
+def engine_from_config(
+    cfg: EffectiveConfig, now: float, local: tuple[IPNetwork, ...] = ()
+) -> tuple[Engine, Outcome]:
     """A new engine with the configured static entries installed (and the operations that
-    installing them needs)."""
-    engine = Engine(policy_from_config(cfg), Pool(cfg[schema.POOL]), limiter_from_config(cfg))
+    installing them needs).  ``local``: see ``policy_from_config``."""
+    policy = policy_from_config(cfg, local)
+    engine = Engine(policy, Pool(cfg[schema.POOL]), limiter_from_config(cfg))
     return engine, engine.sync_static(static_specs(cfg), now)

@@ -4,6 +4,7 @@
     clat-eamt config defaults       print the default /etc/config/clat-eamt
     clat-eamt config docs [--write] the README options table (and refresh derived files)
     clat-eamt explain STEP...       what the core would do with these DNS answers
+    clat-eamt run [--config FILE]   the daemon: the DNS proxy dnsmasq forwards to
 
 Exit status: 0 success, 1 a problem with the input (config or step), 2 usage error.
 """
@@ -11,6 +12,7 @@ Exit status: 0 success, 1 a problem with the input (config or step), 2 usage err
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -24,8 +26,10 @@ from clat_eamt.config import (
     apply_overrides,
     load_file,
     render,
+    schema,
 )
 from clat_eamt.config import defaults as config_defaults
+from clat_eamt.config.schema import CONFIG_PATH
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,6 +66,21 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--config", type=Path, help="UCI file to take the options from")
     exp.add_argument("--json", action="store_true", help="print JSON")
     add_arguments(exp)
+
+    run = commands.add_parser(
+        "run",
+        help="run the daemon (the DNS proxy behind dnsmasq)",
+        description="Run the daemon in the foreground (procd supervises it on OpenWrt). "
+        "SIGTERM stops it; SIGUSR1 writes the status and the mapping table to the log.",
+    )
+    run.add_argument(
+        "--config", type=Path, default=Path(CONFIG_PATH), help=f"UCI file (default {CONFIG_PATH})"
+    )
+    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    run.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="json: one object per line"
+    )
+    add_arguments(run)
     return parser
 
 
@@ -70,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "config":
             return _config(args)
+        if args.command == "run":
+            return _run(args)
         return _explain(args)
     except ConfigError as err:
         print(f"clat-eamt: invalid configuration:\n{err}", file=sys.stderr)
@@ -120,4 +141,22 @@ def _explain(args: argparse.Namespace) -> int:
         print(json.dumps(explain.render_json(engine, results), indent=2))
     else:
         print(explain.render_text(engine, results))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    # Imported here: the daemon needs dnslib, the offline commands need nothing.
+    from clat_eamt import logs  # noqa: PLC0415
+    from clat_eamt.daemon import Daemon  # noqa: PLC0415
+
+    logs.setup(args.log_level, args.log_format)
+    cfg = apply_overrides(load_file(args.config), args)
+    daemon = Daemon(cfg)
+    try:
+        asyncio.run(daemon.run_until_signalled())
+    except OSError as error:
+        where = f"{cfg[schema.LISTEN]}#{cfg[schema.PORT]}"
+        reason = error.strerror or error
+        print(f"clat-eamt run: cannot listen on {where}: {reason}", file=sys.stderr)
+        return 1
     return 0

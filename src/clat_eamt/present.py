@@ -16,6 +16,7 @@ from clat_eamt.core.model import (
     EnsureDnat,
     EnsureTranslator,
     Entry,
+    Observation,
     RemoveDnat,
     RemoveTranslator,
     show,
@@ -31,6 +32,7 @@ def entry_json(entry: Entry, now: float) -> JSON:
         "pool": show(entry.pool),
         "fqdn": entry.fqdns[0] if entry.fqdns else "",
         "fqdns": list(entry.fqdns),
+        "cnames": list(entry.cnames),
         "origin": str(entry.origin),
         "state": str(entry.state),
         "stale_reason": str(entry.stale_reason) if entry.stale_reason else None,
@@ -63,6 +65,35 @@ def outcome_lines(outcome: Outcome) -> list[str]:
         lines += [f"not mapped ({r.reason}): {r.detail}" for r in decision.refusals]
         lines += [f"note: {n}" for n in decision.notes]
     return lines or ["no change"]
+
+
+def outcome_text(outcome: Outcome) -> str:
+    """One log line: the entry events, refusals and notes, then the dataplane operations."""
+    parts = outcome_lines(outcome) + [f"dataplane: {op_text(op)}" for op in outcome.ops]
+    return "; ".join(parts)
+
+
+def observation_text(obs: Observation) -> str:
+    a = ",".join(map(str, obs.a)) or "-"
+    aaaa = ",".join(map(str, obs.aaaa)) or str(obs.aaaa_status)
+    via = f" (via {' -> '.join(obs.chain)})" if obs.chain else ""
+    host = f"{obs.host.key} {obs.host.klass}" if obs.host else "unknown client"
+    return f"{obs.name}{via} A {a} AAAA {aaaa} ({host})"
+
+
+def observation_json(obs: Observation) -> JSON:
+    return {
+        "name": obs.name,
+        "chain": list(obs.chain),
+        "a": [str(x) for x in obs.a],
+        "a_ttl": obs.a_ttl,
+        "aaaa_status": str(obs.aaaa_status),
+        "aaaa": [str(x) for x in obs.aaaa],
+        "aaaa_ttl": obs.aaaa_ttl,
+        "authenticated": obs.authenticated,
+        "host": obs.host.key if obs.host else None,
+        "host_class": str(obs.host.klass) if obs.host else None,
+    }
 
 
 def event_text(event: EntryEvent) -> str:

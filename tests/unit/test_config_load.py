@@ -1,7 +1,7 @@
 """Loading the configuration: types, schema rules, collected problems, round trips and flags."""
 
 import argparse
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from clat_eamt.config import (
     load_text,
     schema,
 )
+from clat_eamt.config.nettypes import ServerAddress
 from clat_eamt.config.types import (
     Bool,
     BoundedInt,
@@ -472,6 +473,16 @@ def lab_configs(draw: st.DrawFn) -> tuple[dict[Any, Any], list[StaticEntry]]:
     ttl_min = draw(st.integers(0, 86400))
     values: dict[Any, Any] = {
         schema.ENABLED: draw(st.booleans()),
+        schema.LISTEN: draw(st.sampled_from([ip_address("127.0.0.1"), ip_address("::1")])),
+        schema.PORT: draw(st.integers(1, 65535)),
+        schema.UPSTREAM: tuple(
+            ServerAddress(ip_address(f"2001:db8::{i + 1:x}"), port)
+            for i, port in enumerate(draw(st.lists(st.integers(1, 65535), max_size=3)))
+        ),
+        schema.RESOLV_FILE: draw(st.sampled_from(["/tmp/resolv.conf.d/resolv.conf.auto", "/x"])),
+        schema.HOLD_MS: draw(st.integers(0, 1000)),
+        schema.APPLY_TIMEOUT_MS: draw(st.integers(1, 5000)),
+        schema.UPSTREAM_TIMEOUT_MS: draw(st.integers(50, 30000)),
         schema.PREF64: tuple(draw(st.lists(_PREF64, max_size=3))),
         schema.POOL: draw(_POOL),
         schema.TTL_MIN: ttl_min,
@@ -606,3 +617,53 @@ def test_effective_config_is_immutable() -> None:
     cfg: EffectiveConfig = defaults()
     with pytest.raises(AttributeError):
         cfg.static = ()  # type: ignore[misc]
+
+
+# --- where the proxy listens and forwards ------------------------------------------------------
+
+
+def test_dns_options_parse_dnsmasq_style_servers():
+    from ipaddress import ip_address  # noqa: PLC0415
+
+    from clat_eamt.config import load_text, schema  # noqa: PLC0415
+    from clat_eamt.config.nettypes import ServerAddress  # noqa: PLC0415
+
+    cfg = load_text(
+        "config globals 'globals'\n"
+        "\toption listen '::1'\n"
+        "\toption port '5300'\n"
+        "\tlist upstream '2001:db8::53'\n"
+        "\tlist upstream '192.0.2.53#5353'\n"
+    )
+    assert cfg[schema.LISTEN] == ip_address("::1")
+    assert cfg[schema.UPSTREAM] == (
+        ServerAddress(ip_address("2001:db8::53")),
+        ServerAddress(ip_address("192.0.2.53"), 5353),
+    )
+    assert "list upstream '192.0.2.53#5353'" in cfg.to_uci()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("list upstream '192.0.2.53:53'", "ADDRESS#PORT"),
+        ("list upstream '192.0.2.53#0'", "port 1..65535"),
+        ("list upstream 'dns.example'", "ADDRESS#PORT"),
+        ("option listen '192.0.2.0/24'", "without /length"),
+        ("option listen 'fe80::1%br-lan'", "zone ids"),
+        ("option resolv_file 'resolv.conf'", "absolute path"),
+        ("option hold_ms '5000'", "0..1000"),
+    ],
+)
+def test_bad_dns_options_say_what_is_expected(line, message):
+    from clat_eamt.config import ConfigError, load_text  # noqa: PLC0415
+
+    with pytest.raises(ConfigError, match=message):
+        load_text(f"config globals 'globals'\n\t{line}\n")
+
+
+def test_upstream_pointing_at_the_proxy_itself_is_refused():
+    from clat_eamt.config import ConfigError, load_text  # noqa: PLC0415
+
+    with pytest.raises(ConfigError, match="would loop"):
+        load_text("config globals 'globals'\n\tlist upstream '127.0.0.1#5353'\n")

@@ -86,11 +86,13 @@ def test_options_markdown_has_one_row_per_option_in_schema_order() -> None:
 
 
 def test_readme_with_options_replaces_only_the_text_between_the_markers() -> None:
-    text = "# Title\n<!-- BEGIN options (generated) -->\nold\ntable\n<!-- END options -->\nafter\n"
+    text = (
+        "# Title\n<!-- BEGIN options (generated) -->\nSTALE\ntable\n<!-- END options -->\nafter\n"
+    )
     result = readme_with_options(text)
     assert result.startswith("# Title\n<!-- BEGIN options (generated) -->\n\n")
     assert result.endswith("\n" + options_markdown() + "\n<!-- END options -->\nafter\n")
-    assert "old" not in result
+    assert "STALE" not in result
     assert readme_with_options(result) == result
 
 

@@ -14,6 +14,7 @@ from clat_eamt.core.pref64 import (
     embed,
     extract,
     pref64_problem,
+    prefixes_from_wka,
 )
 
 # RFC 6052 section 2.4, the table of examples for 192.0.2.33.
@@ -81,3 +82,37 @@ def test_spec3_real_aaaa_is_not_synthesized():
     assert Pref64Set().synthesized_reason(IPv6Address("2001:db8:1::10"), a) is None
     # embeds some IPv4, but not one of the A records
     assert Pref64Set().synthesized_reason(IPv6Address("2001:db8::c000:20b"), a) is None
+
+
+# --- RFC 7050 discovery from ipv4only.arpa ---------------------------------------------------
+
+WKA = (IPv4Address("192.0.0.170"), IPv4Address("192.0.0.171"))
+
+
+@pytest.mark.parametrize("length", [32, 40, 48, 56, 64, 96])
+def test_wka_reveals_prefix_at_every_rfc6052_length(length):
+    prefix = IPv6Network(
+        (int(IPv6Address("2001:db8:122:300::")) >> (128 - length) << (128 - length), length)
+    )
+    records = [embed(prefix, w) for w in WKA]
+    assert prefixes_from_wka(records) == (prefix,)
+
+
+def test_wka_from_the_lab_dns64():
+    records = [IPv6Address("2001:db8:64::c000:aa"), IPv6Address("2001:db8:64::c000:ab")]
+    assert prefixes_from_wka(records) == (IPv6Network("2001:db8:64::/96"),)
+
+
+def test_two_nat64_prefixes_are_both_found():
+    records = [IPv6Address("64:ff9b::c000:aa"), IPv6Address("2001:db8:64::c000:aa")]
+    assert set(prefixes_from_wka(records)) == {
+        IPv6Network("64:ff9b::/96"),
+        IPv6Network("2001:db8:64::/96"),
+    }
+
+
+def test_records_without_a_wka_reveal_nothing():
+    assert (
+        prefixes_from_wka([IPv6Address("2001:db8:1::10"), IPv6Address("2001:db8:64::c000:201")])
+        == ()
+    )

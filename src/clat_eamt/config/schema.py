@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Any, Generic, Protocol, TypeVar, cast
 
+from clat_eamt.config.nettypes import Address, DnsServer, FilePath
 from clat_eamt.config.types import (
     Bool,
     BoundedInt,
@@ -116,10 +117,26 @@ ENABLED = scalar("enabled", Bool(), True,
     "Master switch. When off, DNS is still forwarded unchanged and every connection takes the "
     "plain CLAT (NAT64) path.",
 )
+LISTEN = scalar("listen", Address(), IPv4Address("127.0.0.1"),
+    "Address the DNS proxy listens on. dnsmasq forwards to it: in /etc/config/dhcp, "
+    "'list server' ADDRESS#PORT with 'option noresolv 1' and 'option addmac 1'.",
+)
+PORT = scalar("port", BoundedInt(1, 65535), 5353,
+    "UDP and TCP port the DNS proxy listens on.",
+)
+UPSTREAM = listed("upstream", DnsServer(),
+    "Resolvers the proxy forwards to, in order of preference, IPv6 or IPv4 (ADDRESS or "
+    "ADDRESS#PORT). Empty: the resolvers your ISP gave the WAN, read from resolv_file.",
+    "2001:db8::53",
+)
+RESOLV_FILE = scalar("resolv_file", FilePath(), "/tmp/resolv.conf.d/resolv.conf.auto",
+    "The resolv.conf file with the WAN's resolvers, used when no upstream is set; re-read when "
+    "it changes.",
+)
 PREF64 = listed("pref64", _PREF64,
-    "Your ISP's NAT64 prefix(es). Leave empty to discover it (from router advertisements, "
-    "RFC 8781, then from DNS, RFC 7050). 64:ff9b::/96 and 64:ff9b:1::/48 are always treated as "
-    "translation prefixes.",
+    "Your ISP's NAT64 prefix(es). Leave empty to discover it from DNS (RFC 7050: the AAAA "
+    "records of ipv4only.arpa, re-checked before their TTL ends). 64:ff9b::/96 and "
+    "64:ff9b:1::/48 are always treated as translation prefixes.",
     "2001:db8:64::/96",
 )
 POOL = scalar("pool", IPv4Prefix(), IPv4Network("100.127.0.0/16"),
@@ -143,6 +160,18 @@ STALE_LINGER = scalar("stale_linger", BoundedInt(0, 3600, "seconds"), 30,
 REQUIRE_DNSSEC = scalar("require_dnssec", Bool(), False,
     "Only DNS answers validated with DNSSEC (AD flag from a trusted resolver) create mappings. "
     "Turn on if your upstream resolver validates.",
+)
+HOLD_MS = scalar("hold_ms", BoundedInt(0, 1000, "milliseconds"), 50,
+    "How long an A answer waits for the AAAA answer of the same name before it is released "
+    "without a mapping (RFC 8305's resolution delay; the 464XLAT optimization draft asks 50).",
+)
+APPLY_TIMEOUT_MS = scalar("apply_timeout_ms", BoundedInt(1, 5000, "milliseconds"), 50,
+    "How long an A answer waits for its mapping to be installed. If installing takes longer, "
+    "the answer is released anyway and the connection uses the NAT64, as without clat-eamt.",
+)
+UPSTREAM_TIMEOUT_MS = scalar("upstream_timeout_ms", BoundedInt(50, 30000, "milliseconds"),
+    1500,
+    "How long the proxy waits for one resolver before it tries the next one.",
 )
 HOST_MODE = scalar("host_mode", Choice(("ipv4-only", "all")), "ipv4-only",
     "Which LAN hosts get mappings: 'ipv4-only' only hosts detected as IPv4-only (when unsure, "
@@ -208,7 +237,8 @@ STATIC_COMMENT = scalar("comment", Text(), "",
 )
 
 GLOBAL_OPTIONS: tuple[Option[Any], ...] = (
-    ENABLED, PREF64, POOL, TTL_MIN, TTL_MAX, STALE_LINGER, REQUIRE_DNSSEC, HOST_MODE,
+    ENABLED, LISTEN, PORT, UPSTREAM, RESOLV_FILE, PREF64, POOL, TTL_MIN, TTL_MAX,
+    STALE_LINGER, REQUIRE_DNSSEC, HOLD_MS, APPLY_TIMEOUT_MS, UPSTREAM_TIMEOUT_MS, HOST_MODE,
     MAX_ENTRIES, CREATE_RATE, CREATE_BURST, HOST_CREATE_RATE, HOST_CREATE_BURST,
     ALLOW_NAME, DENY_NAME, ALLOW_PREFIX, DENY_PREFIX, ALLOW_DOCUMENTATION,
 )
@@ -282,6 +312,15 @@ def globals_violations(cfg: Values, label: Label) -> list[Violation]:
                 (TTL_MIN.name, TTL_MAX.name),
             )
         )
+    for server in cfg[UPSTREAM]:
+        if server.address == cfg[LISTEN] and server.port == cfg[PORT]:
+            found.append(
+                Violation(
+                    f"{label(UPSTREAM.name)} {server} is the proxy itself "
+                    f"({label(LISTEN.name)}/{label(PORT.name)}): queries would loop",
+                    (UPSTREAM.name, LISTEN.name, PORT.name),
+                )
+            )
     for problem in pool_problems(cfg[POOL], allow_documentation=cfg[ALLOW_DOCUMENTATION]):
         found.append(Violation(problem, (POOL.name, ALLOW_DOCUMENTATION.name)))
     return found

@@ -260,6 +260,7 @@ class _Plan:
     ) -> None:
         self.name, self.target, self.table, self.policy, self.now = name, target, table, policy, now
         self.host = obs.host
+        self.chain = obs.chain
         self.expires = policy.expiry(now, min(obs.a_ttl, obs.aaaa_ttl))
         self.allowance, self.rate_reason = limiter.allowance(
             obs.host.key if obs.host else None, now
@@ -346,5 +347,6 @@ class _Plan:
             expires=self.expires,
             fqdns=(self.name,),
             host=self.host.key if self.host else None,
+            cnames=self.chain,
         )
         self.changes.append(Create(entry))

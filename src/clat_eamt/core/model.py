@@ -123,6 +123,7 @@ class Observation:
     authenticated: bool = False
     host: Host | None = None
     qtype: str = "A"
+    chain: tuple[str, ...] = ()  # CNAME targets from the name to the records, for display
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ class Entry:
     stale_reason: StaleReason | None = None
     stale_since: float | None = None
     refreshes: int = 0
+    cnames: tuple[str, ...] = ()  # the CNAME chain of the answer that created it (display only)
 
     @property
     def key(self) -> EntryKey:

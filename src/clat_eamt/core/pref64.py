@@ -103,3 +103,35 @@ class Pref64Set:
             if embedded is not None and embedded in wanted:
                 return f"{ipv6} embeds A record {embedded} at the RFC 6052 /{length} position"
         return None
+
+
+# RFC 7050 section 2.2: ipv4only.arpa has exactly these two A records, so a DNS64 synthesizes
+# AAAA records that embed them; where they sit reveals the Pref64 and its length.
+WELL_KNOWN_IPV4 = (IPv4Address("192.0.0.170"), IPv4Address("192.0.0.171"))
+WKA_NAME = "ipv4only.arpa"
+
+
+def prefixes_from_wka(aaaa: Iterable[IPv6Address]) -> tuple[IPv6Network, ...]:
+    """The Pref64s revealed by the AAAA records of ipv4only.arpa (RFC 7050 section 3).
+
+    Each record is searched for a well-known IPv4 at every RFC 6052 position, and the position
+    must reproduce the record exactly (zero u octet and suffix).  When one record fits more than
+    one position, a position where the other well-known address fits too wins (the RFC's reason
+    for having two), then the longest prefix; a record that fits nowhere is ignored."""
+    records = tuple(dict.fromkeys(aaaa))
+    fits: dict[IPv6Address, list[IPv6Network]] = {}
+    found_under: dict[IPv6Network, set[IPv4Address]] = {}
+    for record in records:
+        for length in sorted(RFC6052_LENGTHS, reverse=True):
+            embedded = _extract_at(length, record)
+            if embedded not in WELL_KNOWN_IPV4:
+                continue
+            prefix = IPv6Network((int(record) >> (128 - length) << (128 - length), length))
+            if pref64_problem(prefix) is None and embed(prefix, embedded) == record:
+                fits.setdefault(record, []).append(prefix)
+                found_under.setdefault(prefix, set()).add(embedded)
+    chosen: list[IPv6Network] = []
+    for candidates in fits.values():
+        both = [p for p in candidates if len(found_under[p]) == len(WELL_KNOWN_IPV4)]
+        chosen.append((both or candidates)[0])
+    return tuple(dict.fromkeys(chosen))

@@ -1,0 +1,114 @@
+"""Installing what the engine decided, with a deadline, behind one small dataplane interface.
+
+``Dataplane`` is what the nftables + translator backends implement (the dataplane issue);
+``DisabledDataplane`` stands in while there is none: it only remembers the state the
+operations describe, so status shows what would be installed, and it reports no live flows
+(nothing can flow through a dataplane that is not there).
+
+``Applier`` serialises the batches (the engine's diff is ordered, so batches must land in the
+order they were made) and gives every A answer a deadline: an answer waits for its own batch
+and for those queued before it (so a second answer for a name whose mapping is still being
+installed waits too), but never longer than ``deadline``; a late or failed batch means the
+answer goes out unmapped and the connection uses the NAT64 path, which always works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from typing import Protocol
+
+from clat_eamt.core.dataplane import DataplaneState
+from clat_eamt.core.model import (
+    DataplaneOp,
+    EnsureDnat,
+    EnsureTranslator,
+    LiveFlows,
+    RemoveDnat,
+    RemoveTranslator,
+)
+from clat_eamt.dns.ratelog import RateLimitedLog
+from clat_eamt.present import op_text
+
+log = logging.getLogger(__name__)
+
+
+class DataplaneError(Exception):
+    """A batch could not be installed (the backend says why)."""
+
+
+class Dataplane(Protocol):
+    name: str
+
+    async def apply(self, ops: Sequence[DataplaneOp]) -> None:
+        """Install ``ops`` in order; DataplaneError if that failed."""
+
+    async def live_flows(self) -> LiveFlows | None:
+        """Which (destination, pool) pairs have connections now; None if unknown."""
+
+
+class DisabledDataplane:
+    name = "disabled"
+
+    def __init__(self) -> None:
+        self.state = DataplaneState()
+
+    async def apply(self, ops: Sequence[DataplaneOp]) -> None:
+        dnat, translator = dict(self.state.dnat), dict(self.state.translator)
+        for op in ops:
+            match op:
+                case EnsureTranslator(pool, ipv6):
+                    translator[pool] = ipv6
+                case EnsureDnat(ipv4, pool):
+                    dnat[ipv4] = pool
+                case RemoveDnat(ipv4):
+                    dnat.pop(ipv4, None)
+                case RemoveTranslator(pool):
+                    translator.pop(pool, None)
+            log.debug("dataplane disabled, not installed: %s", op_text(op))
+        self.state = DataplaneState(dnat, translator)
+
+    async def live_flows(self) -> LiveFlows | None:
+        return LiveFlows()
+
+
+class Applier:
+    def __init__(self, dataplane: Dataplane, deadline: float) -> None:
+        self.dataplane, self.deadline = dataplane, deadline
+        self.counters: Counter[str] = Counter()
+        self.last_error: str | None = None
+        self._tail: asyncio.Future[bool] | None = None
+        self._errors = RateLimitedLog(log, logging.ERROR)
+
+    async def apply(self, ops: Sequence[DataplaneOp]) -> str:
+        """Queue ``ops`` and wait at most the deadline: "done", "late", "failed" or "none"
+        (nothing to install and nothing pending)."""
+        if ops:
+            self._tail = asyncio.ensure_future(self._run(tuple(ops), self._tail))
+        elif self._tail is None or self._tail.done():
+            return "none"
+        try:
+            ok = await asyncio.wait_for(asyncio.shield(self._tail), self.deadline)
+        except TimeoutError:
+            self.counters["apply.late"] += 1
+            return "late"
+        return "done" if ok else "failed"
+
+    async def drain(self) -> None:
+        if self._tail is not None:
+            await asyncio.shield(self._tail)
+
+    async def _run(self, ops: tuple[DataplaneOp, ...], before: asyncio.Future[bool] | None) -> bool:
+        if before is not None:
+            await asyncio.shield(before)
+        try:
+            await self.dataplane.apply(ops)
+        except Exception as error:  # any backend failure: count, say, keep serving DNS
+            self.counters["apply.failed"] += 1
+            self.last_error = f"{type(error).__name__}: {error}"
+            self._errors.note("apply", "dataplane %s failed: %s", self.dataplane.name, error)
+            return False
+        self.counters["apply.done"] += 1
+        return True

@@ -1,0 +1,120 @@
+"""Value types for where the daemon talks DNS: a listen address, a DNS server, a file path.
+
+``DnsServer`` uses dnsmasq's ``ADDRESS#PORT`` notation (``server=127.0.0.1#5353``), which
+OpenWrt users already write in /etc/config/dhcp; IPv6 addresses need no brackets with it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+from clat_eamt.config.types import JSONScalar, ValueType
+
+IPAddress = IPv4Address | IPv6Address
+_PORT = re.compile(r"^[0-9]{1,5}$")
+
+
+def parse_address(text: str) -> IPAddress:
+    word = text.strip()
+    if "%" in word:
+        raise ValueError(f"zone ids like %eth0 are not allowed: {text!r}")
+    if "/" in word:
+        raise ValueError(f"expected a single address without /length, got {text!r}")
+    try:
+        return ip_address(word)
+    except ValueError:
+        raise ValueError(f"expected an IPv4 or IPv6 address, got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class ServerAddress:
+    """A DNS server: address and port (53 unless given)."""
+
+    address: IPAddress
+    port: int = 53
+
+    def __str__(self) -> str:
+        return str(self.address) if self.port == 53 else f"{self.address}#{self.port}"
+
+    @property
+    def sockaddr(self) -> tuple[str, int]:
+        return (str(self.address), self.port)
+
+
+def parse_server(text: str) -> ServerAddress:
+    word = text.strip()
+    address, _, port = word.partition("#")
+    if port and (not _PORT.match(port) or not 1 <= int(port) <= 65535):
+        raise ValueError(f"expected a port 1..65535 after '#', got {text!r}")
+    try:
+        return ServerAddress(parse_address(address), int(port) if port else 53)
+    except ValueError as error:
+        raise ValueError(f"{error} (write ADDRESS or ADDRESS#PORT)") from None
+
+
+@dataclass(frozen=True)
+class Address(ValueType[IPAddress]):
+    """One IPv4 or IPv6 address."""
+
+    metavar = "ADDRESS"
+
+    @property
+    def type_name(self) -> str:
+        return "IPv4 or IPv6 address"
+
+    @property
+    def plural(self) -> str:
+        return "IPv4 or IPv6 addresses"
+
+    @property
+    def luci_datatype(self) -> str:
+        return "ipaddr(1)"  # LuCI's ipaddr with nomask=1: no /length
+
+    def parse(self, text: str) -> IPAddress:
+        return parse_address(text)
+
+
+@dataclass(frozen=True)
+class DnsServer(ValueType[ServerAddress]):
+    metavar = "ADDRESS[#PORT]"
+
+    @property
+    def type_name(self) -> str:
+        return "DNS server (ADDRESS or ADDRESS#PORT)"
+
+    @property
+    def plural(self) -> str:
+        return "DNS servers (ADDRESS or ADDRESS#PORT)"
+
+    @property
+    def luci_datatype(self) -> str:
+        return "string"  # LuCI has no ADDRESS#PORT datatype; the daemon checks it
+
+    def parse(self, text: str) -> ServerAddress:
+        return parse_server(text)
+
+
+@dataclass(frozen=True)
+class FilePath(ValueType[str]):
+    """An absolute path on the router."""
+
+    metavar = "PATH"
+
+    @property
+    def type_name(self) -> str:
+        return "absolute file path"
+
+    @property
+    def luci_datatype(self) -> str:
+        return "string"
+
+    def parse(self, text: str) -> str:
+        word = text.strip()
+        if not word.startswith("/") or any(ord(c) < 32 for c in word):
+            raise ValueError(f"expected an absolute path like /tmp/resolv.conf.auto, got {text!r}")
+        return word
+
+    def to_json(self, value: str) -> JSONScalar:
+        return value

@@ -1,0 +1,184 @@
+"""`clat-eamt run`: the daemon, wiring the DNS proxy, the engine and the dataplane together.
+
+One asyncio loop does everything: the proxy's sockets, the engine (pure and fast, so it runs
+inline), the dataplane batches (through ``Applier``, with a deadline), a one-second clock tick
+that ages entries, and Pref64 discovery when no Pref64 is configured.  Status is a plain dict
+(the control API and ubus serve it later); SIGUSR1 writes it to the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from ipaddress import IPv6Network, ip_network
+from typing import Any
+
+from clat_eamt import __version__
+from clat_eamt.apply import Applier, Dataplane, DisabledDataplane
+from clat_eamt.assemble import engine_from_config
+from clat_eamt.config import EffectiveConfig, schema
+from clat_eamt.core.model import Observation
+from clat_eamt.core.pref64 import Pref64Set
+from clat_eamt.dns.discovery import Pref64Discovery
+from clat_eamt.dns.proxy import Proxy, ProxySettings
+from clat_eamt.dns.resolvconf import ResolvConf
+from clat_eamt.dns.server import DnsServer
+from clat_eamt.dns.upstream import Upstreams
+from clat_eamt.present import (
+    entries_text,
+    entry_json,
+    observation_json,
+    observation_text,
+    outcome_json,
+    outcome_text,
+)
+
+log = logging.getLogger(__name__)
+decisions = logging.getLogger("clat_eamt.decision")
+TICK = 1.0
+
+
+class Daemon:
+    def __init__(
+        self,
+        cfg: EffectiveConfig,
+        dataplane: Dataplane | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cfg, self.clock, self.started = cfg, clock, clock()
+        # SPEC section 4: never map the router's own resolver addresses.
+        local = tuple(
+            ip_network(a) for a in (cfg[schema.LISTEN], *(s.address for s in cfg[schema.UPSTREAM]))
+        )
+        self.engine, self._static = engine_from_config(cfg, self.started, local)
+        self.dataplane = dataplane or DisabledDataplane()
+        self.applier = Applier(self.dataplane, cfg[schema.APPLY_TIMEOUT_MS] / 1000)
+        self.resolv = None if cfg[schema.UPSTREAM] else ResolvConf(cfg[schema.RESOLV_FILE], clock)
+        servers = self.resolv.servers if self.resolv else (lambda: cfg[schema.UPSTREAM])
+        self.upstreams = Upstreams(servers, cfg[schema.UPSTREAM_TIMEOUT_MS] / 1000, clock)
+        settings = ProxySettings(
+            enabled=cfg[schema.ENABLED],
+            hold=cfg[schema.HOLD_MS] / 1000,
+            require_dnssec=cfg[schema.REQUIRE_DNSSEC],
+        )
+        self.proxy = Proxy(self.upstreams, self.map, settings)
+        self.server = DnsServer(self.proxy.handle, str(cfg[schema.LISTEN]), cfg[schema.PORT])
+        self.discovery: Pref64Discovery | None = None
+        if cfg[schema.ENABLED] and not cfg[schema.PREF64]:
+            self.discovery = Pref64Discovery(self.upstreams, self._pref64_found, clock)
+        self.counters: Counter[str] = Counter()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- life ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen, install the static entries, start the clock and the discovery.  OSError when
+        the address cannot be bound."""
+        await self.server.start()
+        if self._static.ops:
+            await self.applier.apply(self._static.ops)
+        self._tasks.append(asyncio.create_task(self._ticker(), name="tick"))
+        if self.discovery is not None:
+            self._tasks.append(asyncio.create_task(self.discovery.run(), name="pref64"))
+        log.info(
+            "clat-eamt %s listening on %s#%d (dataplane %s)",
+            __version__,
+            self.cfg[schema.LISTEN],
+            self.server.port,
+            self.dataplane.name,
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.server.close()
+        try:
+            await asyncio.wait_for(self.applier.drain(), 5.0)
+        except TimeoutError:
+            log.warning("dataplane still busy at stop")
+
+    async def run_until_signalled(self) -> None:
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        loop.add_signal_handler(signal.SIGUSR1, self.dump)
+        await self.start()
+        try:
+            await stopping.wait()
+        finally:
+            log.info("stopping")
+            await self.stop()
+
+    # --- the proxy's mapper --------------------------------------------------------------------
+
+    async def map(self, obs: Observation) -> None:
+        """Decide on one A answer and install what it needs, within the apply deadline."""
+        now = self.clock()
+        outcome = self.engine.observe(obs, now)
+        text = outcome_text(outcome)
+        data = {"observation": observation_json(obs), "outcome": outcome_json(outcome, now)}
+        decisions.info("%s: %s", observation_text(obs), text, extra={"data": data})
+        result = await self.applier.apply(outcome.ops)
+        self.counters[f"apply.{result}"] += 1
+        if result in ("late", "failed"):
+            log.info("%s released unmapped: dataplane %s", obs.name, result)
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(TICK)
+            try:
+                live = await self.dataplane.live_flows()
+                now = self.clock()
+                outcome = self.engine.tick(now, live)
+                if outcome.events:
+                    decisions.info("tick: %s", outcome_text(outcome))
+                if outcome.ops:
+                    await self.applier.apply(outcome.ops)
+            except Exception:  # the clock must keep running whatever one tick hit
+                log.exception("tick failed")
+
+    def _pref64_found(self, prefixes: tuple[IPv6Network, ...], source: str) -> None:
+        policy = self.engine.policy
+        self.engine.policy = replace(policy, pref64=Pref64Set(prefixes, source))
+
+    # --- status --------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        now = self.clock()
+        pref64 = self.engine.policy.pref64
+        counters = self.proxy.counters + self.engine.counters + self.applier.counters
+        return {
+            "version": __version__,
+            "uptime": round(now - self.started, 1),
+            "enabled": self.cfg[schema.ENABLED],
+            "listen": f"{self.cfg[schema.LISTEN]}#{self.server.port}",
+            "upstreams": {
+                "source": "config" if self.resolv is None else self.resolv.path,
+                "problem": None if self.resolv is None else self.resolv.problem,
+                "servers": self.upstreams.status(),
+            },
+            "pref64": {
+                "prefixes": [str(p) for p in pref64.extra],
+                "source": pref64.source,
+                "discovery": self.discovery.status() if self.discovery else None,
+            },
+            "dataplane": {"name": self.dataplane.name, "last_error": self.applier.last_error},
+            "mappings": len(self.engine.table),
+            "counters": dict(sorted((counters + self.counters).items())),
+        }
+
+    def mappings(self) -> list[dict[str, Any]]:
+        now = self.clock()
+        return [entry_json(e, now) for e in sorted(self.engine.table, key=lambda e: e.key)]
+
+    def dump(self) -> None:
+        log.info("status %s", json.dumps(self.status(), sort_keys=True))
+        log.info("mappings:\n%s", entries_text(self.engine.table, self.clock()))

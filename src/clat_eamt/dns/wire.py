@@ -1,0 +1,296 @@
+"""DNS wire format, only as far as the proxy must read and touch it; pure, no I/O.
+
+The proxy forwards bytes, not re-encoded messages: a query goes upstream as the client sent it
+except for a fresh ID and the removal of the LAN-private EDNS options (client identity), and an
+answer goes back exactly as the upstream sent it except for the client's ID.  So this module
+walks the header, the question and the resource records (RFC 1035 section 4.1) without building
+objects for them, and edits the OPT record in place (RFC 6891 section 6.1).  Answers whose
+records the decision needs are read with dnslib in ``answers``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+HEADER = struct.Struct("!HHHHHH")
+RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
+QTYPE_A, QTYPE_AAAA, QTYPE_OPT = 1, 28, 41
+CLASS_IN = 1
+OPCODE_QUERY = 0
+RCODE_NOERROR, RCODE_FORMERR, RCODE_SERVFAIL, RCODE_NXDOMAIN, RCODE_NOTIMP = 0, 1, 2, 3, 4
+FLAG_QR, FLAG_TC, FLAG_RD, FLAG_RA, FLAG_AD, FLAG_CD = 0x8000, 0x0200, 0x0100, 0x80, 0x20, 0x10
+EDNS_DO = 0x8000  # in the OPT record's TTL field (RFC 3225)
+
+# EDNS options dnsmasq adds to tell who asked.  They describe the LAN and never go upstream:
+# 65001 binary MAC (--add-mac), 65073 text/base64 MAC (--add-mac=text|base64), 8 client subnet
+# (RFC 7871, --add-subnet).
+OPTION_MAC_BINARY, OPTION_MAC_TEXT, OPTION_ECS = 65001, 65073, 8
+IDENTITY_OPTIONS = frozenset({OPTION_MAC_BINARY, OPTION_MAC_TEXT, OPTION_ECS})
+
+_MAX_NAME = 255  # RFC 1035 section 2.3.4
+_MAX_POINTERS = 64
+
+
+class WireError(ValueError):
+    """Not a usable DNS message.  ``id`` is set when the header could be read (so the sender can
+    be told FORMERR), None when the bytes are too short to answer at all."""
+
+    def __init__(self, message: str, id: int | None = None) -> None:
+        super().__init__(message)
+        self.id = id
+
+
+@dataclass(frozen=True)
+class Header:
+    id: int
+    flags: int
+    qdcount: int
+    ancount: int
+    nscount: int
+    arcount: int
+
+    @property
+    def qr(self) -> bool:
+        return bool(self.flags & FLAG_QR)
+
+    @property
+    def opcode(self) -> int:
+        return (self.flags >> 11) & 0xF
+
+    @property
+    def rcode(self) -> int:
+        return self.flags & 0xF
+
+    @property
+    def truncated(self) -> bool:
+        return bool(self.flags & FLAG_TC)
+
+    @property
+    def authenticated(self) -> bool:
+        return bool(self.flags & FLAG_AD)
+
+
+@dataclass(frozen=True)
+class Question:
+    labels: tuple[bytes, ...]
+    qtype: int
+    qclass: int
+
+    @property
+    def name(self) -> str:
+        """Presentation form without the final dot ('' for the root)."""
+        return ".".join(label.decode("ascii", "backslashreplace") for label in self.labels)
+
+    def key(self) -> tuple[tuple[bytes, ...], int, int]:
+        # RFC 5452 section 9.1: the answer must carry the question asked; names compare
+        # case-insensitively (RFC 4343).
+        return (tuple(label.lower() for label in self.labels), self.qtype, self.qclass)
+
+    def wire(self) -> bytes:
+        parts = [bytes([len(label)]) + label for label in self.labels]
+        return b"".join(parts) + b"\x00" + struct.pack("!HH", self.qtype, self.qclass)
+
+
+def read_header(data: bytes) -> Header:
+    if len(data) < HEADER.size:
+        raise WireError(f"{len(data)} bytes is shorter than a DNS header")
+    return Header(*HEADER.unpack_from(data))
+
+
+def read_name(data: bytes, offset: int) -> tuple[tuple[bytes, ...], int]:
+    """The labels of the name at ``offset`` and the offset after it (RFC 1035 section 4.1.4)."""
+    labels: list[bytes] = []
+    end: int | None = None
+    length = 1
+    for _ in range(_MAX_POINTERS):
+        if offset >= len(data):
+            raise WireError("name runs past the end of the message")
+        size = data[offset]
+        if size & 0xC0 == 0xC0:
+            if offset + 1 >= len(data):
+                raise WireError("compression pointer runs past the end")
+            target = ((size & 0x3F) << 8) | data[offset + 1]
+            if end is None:
+                end = offset + 2
+            if target >= offset:
+                raise WireError("compression pointer does not point backwards")
+            offset = target
+            continue
+        if size & 0xC0:
+            raise WireError(f"unknown label type {size >> 6:#x}")
+        if size == 0:
+            return tuple(labels), (offset + 1 if end is None else end)
+        label = data[offset + 1 : offset + 1 + size]
+        if len(label) != size:
+            raise WireError("label runs past the end of the message")
+        length += size + 1
+        if length > _MAX_NAME:
+            raise WireError("name longer than 255 octets")
+        labels.append(label)
+        offset += 1 + size
+    raise WireError("too many compression pointers")
+
+
+def read_question(data: bytes) -> tuple[Header, Question | None, int]:
+    """Header, the first question (None if there is none) and the offset after the questions."""
+    header = read_header(data)
+    offset = HEADER.size
+    question: Question | None = None
+    try:
+        for index in range(header.qdcount):
+            labels, offset = read_name(data, offset)
+            if offset + 4 > len(data):
+                raise WireError("question runs past the end of the message")
+            qtype, qclass = struct.unpack_from("!HH", data, offset)
+            offset += 4
+            if index == 0:
+                question = Question(labels, qtype, qclass)
+    except WireError as error:
+        raise WireError(str(error), header.id) from None
+    return header, question, offset
+
+
+@dataclass(frozen=True)
+class Opt:
+    """The OPT pseudo-record of a message (RFC 6891 section 6.1.2)."""
+
+    udp_size: int
+    ttl: int  # extended rcode, version, DO and Z flags
+    options: tuple[tuple[int, bytes], ...]
+    start: int  # offset of the record in the message
+    rdata_start: int
+    end: int
+
+    @property
+    def do(self) -> bool:
+        return bool(self.ttl & EDNS_DO)
+
+
+@dataclass(frozen=True)
+class ClientQuery:
+    """A query from dnsmasq, read and made ready to go upstream."""
+
+    header: Header
+    question: Question
+    opt: Opt | None
+    upstream: bytes  # the message to forward (ID still the client's; see with_id)
+    identity: tuple[tuple[int, bytes], ...]  # the LAN-private options that were removed
+
+    @property
+    def is_a(self) -> bool:
+        return self.question.qtype == QTYPE_A and self.question.qclass == CLASS_IN
+
+
+def _read_options(data: bytes, start: int, end: int, id: int) -> tuple[tuple[int, bytes], ...]:
+    options: list[tuple[int, bytes]] = []
+    offset = start
+    while offset < end:
+        if offset + 4 > end:
+            raise WireError("EDNS option header runs past the OPT record", id)
+        code, size = struct.unpack_from("!HH", data, offset)
+        if offset + 4 + size > end:
+            raise WireError(f"EDNS option {code} runs past the OPT record", id)
+        options.append((code, data[offset + 4 : offset + 4 + size]))
+        offset += 4 + size
+    return tuple(options)
+
+
+def find_opt(data: bytes, header: Header, offset: int) -> Opt | None:
+    """Walk the answer, authority and additional records after ``offset``; return the OPT.
+    Raises WireError for records that run past the end, a second OPT or trailing bytes."""
+    opt: Opt | None = None
+    records = header.ancount + header.nscount + header.arcount
+    for index in range(records):
+        start = offset
+        try:
+            labels, offset = read_name(data, offset)
+        except WireError as error:
+            raise WireError(str(error), header.id) from None
+        if offset + RR_FIXED.size > len(data):
+            raise WireError("resource record runs past the end of the message", header.id)
+        rtype, rclass, ttl, rdlength = RR_FIXED.unpack_from(data, offset)
+        rdata_start = offset + RR_FIXED.size
+        offset = rdata_start + rdlength
+        if offset > len(data):
+            raise WireError("record data runs past the end of the message", header.id)
+        if rtype != QTYPE_OPT:
+            continue
+        # RFC 6891 section 6.1.1: one OPT, in the additional section, owned by the root.
+        if opt is not None or labels or index < header.ancount + header.nscount:
+            raise WireError("misplaced or repeated OPT record", header.id)
+        options = _read_options(data, rdata_start, offset, header.id)
+        opt = Opt(rclass, ttl, options, start, rdata_start, offset)
+    if offset != len(data):
+        raise WireError(f"{len(data) - offset} bytes after the last record", header.id)
+    return opt
+
+
+def read_query(data: bytes) -> ClientQuery:
+    """A client's query, checked, with its client-identity options taken out of the copy that
+    goes upstream.  Raises WireError; answer it with FORMERR when ``error.id`` is set."""
+    header, question, offset = read_question(data)
+    if header.qr:
+        raise WireError("a response, not a query")  # never answer one: that could loop
+    if header.qdcount != 1 or question is None:
+        raise WireError(f"{header.qdcount} questions (exactly one is allowed)", header.id)
+    opt = find_opt(data, header, offset)
+    identity = tuple(o for o in opt.options if o[0] in IDENTITY_OPTIONS) if opt else ()
+    upstream = data
+    if opt is not None and identity:
+        kept = b"".join(
+            struct.pack("!HH", code, len(value)) + value
+            for code, value in opt.options
+            if code not in IDENTITY_OPTIONS
+        )
+        rdlength = struct.pack("!H", len(kept))
+        upstream = data[: opt.rdata_start - 2] + rdlength + kept + data[opt.end :]
+    return ClientQuery(header, question, opt, upstream, identity)
+
+
+def with_id(data: bytes, id: int) -> bytes:
+    return struct.pack("!H", id) + data[2:]
+
+
+def answers_question(data: bytes, id: int, question: Question) -> Header | None:
+    """The header of ``data`` if it is a response to query ``id`` about ``question`` (RFC 5452
+    section 9.1), else None.  The caller has already checked the source address and port."""
+    try:
+        header, got, _ = read_question(data)
+    except WireError:
+        return None
+    if not header.qr or header.id != id or got is None or got.key() != question.key():
+        return None
+    return header
+
+
+def bare_error(id: int, flags: int, rcode: int) -> bytes:
+    """A reply with only a header (for a query whose question could not be read)."""
+    kept = flags & (0x7800 | FLAG_RD | FLAG_CD)  # opcode, RD and CD are echoed (RFC 1035 4.1.1)
+    return HEADER.pack(id, FLAG_QR | FLAG_RA | kept | rcode, 0, 0, 0, 0)
+
+
+def error_reply(query: ClientQuery, rcode: int) -> bytes:
+    """A reply carrying only ``rcode``, with the question echoed and an OPT when the query had
+    one (RFC 6891 section 7: a responder that saw OPT includes one)."""
+    flags = query.header.flags & (0x7800 | FLAG_RD | FLAG_CD)
+    opt = b""
+    if query.opt is not None:
+        opt = b"\x00" + RR_FIXED.pack(QTYPE_OPT, 1232, EDNS_DO if query.opt.do else 0, 0)
+    head = HEADER.pack(query.header.id, FLAG_QR | FLAG_RA | flags | rcode, 1, 0, 0, int(bool(opt)))
+    return head + query.question.wire() + opt
+
+
+def with_flag(data: bytes, flag: int) -> bytes:
+    (flags,) = struct.unpack_from("!H", data, 2)
+    return data[:2] + struct.pack("!H", flags | flag) + data[4:]
+
+
+def side_query(id: int, question: Question, qtype: int, want_dnssec: bool) -> bytes:
+    """Our own query for another type of the same name (the AAAA beside a client's A, SPEC 3):
+    recursion desired, EDNS with a 1232-byte buffer (DNS flag day 2020), and when DNSSEC is
+    required the AD bit (RFC 6840 section 5.7) and DO so a validating resolver says AD."""
+    flags = FLAG_RD | (FLAG_AD if want_dnssec else 0)
+    opt = b"\x00" + RR_FIXED.pack(QTYPE_OPT, 1232, EDNS_DO if want_dnssec else 0, 0)
+    asked = Question(question.labels, qtype, question.qclass)
+    return HEADER.pack(id, flags, 1, 0, 0, 1) + asked.wire() + opt
