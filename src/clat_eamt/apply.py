@@ -65,7 +65,7 @@ class DisabledDataplane:
                     dnat[ipv4] = pool
                 case RemoveDnat(ipv4):
                     dnat.pop(ipv4, None)
-                case RemoveTranslator(pool):
+                case RemoveTranslator(pool, _):
                     translator.pop(pool, None)
             log.debug("dataplane disabled, not installed: %s", op_text(op))
         self.state = DataplaneState(dnat, translator)

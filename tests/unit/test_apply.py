@@ -1,0 +1,102 @@
+"""The applier's contract: ordered batches, a deadline per answer, failures counted and never
+raised.  The dataplanes here are stand-ins with scripted timing (the real nftables + translator
+backends arrive with the dataplane issue and run against this same interface)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from ipaddress import IPv4Network, IPv6Network
+
+from clat_eamt.apply import Applier, DataplaneError, DisabledDataplane
+from clat_eamt.core.model import (
+    DataplaneOp,
+    EnsureDnat,
+    EnsureTranslator,
+    LiveFlows,
+    RemoveDnat,
+    RemoveTranslator,
+)
+
+D, P, X = (
+    IPv4Network("192.0.2.10/32"),
+    IPv4Network("198.51.100.129/32"),
+    IPv6Network("2001:db8:1::10/128"),
+)
+ADD = (EnsureTranslator(P, X), EnsureDnat(D, P))
+
+
+class Scripted:
+    name = "scripted"
+
+    def __init__(self, delay: float = 0.0, fail: bool = False) -> None:
+        self.delay, self.fail = delay, fail
+        self.applied: list[tuple[DataplaneOp, ...]] = []
+
+    async def apply(self, ops: Sequence[DataplaneOp]) -> None:
+        await asyncio.sleep(self.delay)
+        if self.fail:
+            raise DataplaneError("nft: Operation not permitted")
+        self.applied.append(tuple(ops))
+
+    async def live_flows(self) -> LiveFlows | None:
+        return None
+
+
+def test_fast_batch_is_done_within_the_deadline():
+    async def scenario():
+        applier = Applier(Scripted(), 1.0)
+        return await applier.apply(ADD), await applier.apply(()), applier.dataplane.applied
+
+    done, idle, applied = asyncio.run(scenario())
+    assert (done, idle, applied) == ("done", "none", [ADD])
+
+
+def test_slow_batch_is_late_for_the_answer_but_still_lands():
+    async def scenario():
+        dataplane = Scripted(delay=0.3)
+        applier = Applier(dataplane, 0.01)
+        result = await applier.apply(ADD)
+        waiting = await applier.apply(())  # an answer for the same name also gives up in time
+        await applier.drain()
+        return result, waiting, dataplane.applied, applier.counters
+
+    result, waiting, applied, counters = asyncio.run(scenario())
+    assert result == "late" and waiting == "late"
+    assert applied == [ADD] and counters["apply.late"] == 2 and counters["apply.done"] == 1
+
+
+def test_failure_is_counted_and_reported_not_raised():
+    async def scenario():
+        applier = Applier(Scripted(fail=True), 1.0)
+        return await applier.apply(ADD), applier.counters, applier.last_error
+
+    result, counters, error = asyncio.run(scenario())
+    assert result == "failed" and counters["apply.failed"] == 1
+    assert error is not None and "Operation not permitted" in error
+
+
+def test_batches_land_in_the_order_they_were_made():
+    async def scenario():
+        dataplane = Scripted(delay=0.01)
+        applier = Applier(dataplane, 1.0)
+        remove = (RemoveDnat(D), RemoveTranslator(P, X))
+        await asyncio.gather(applier.apply(ADD), applier.apply(remove))
+        return dataplane.applied, remove
+
+    applied, remove = asyncio.run(scenario())
+    assert applied == [ADD, remove]
+
+
+def test_disabled_dataplane_keeps_the_state_the_ops_describe():
+    async def scenario():
+        dataplane = DisabledDataplane()
+        await dataplane.apply(ADD)
+        after_add = (dict(dataplane.state.dnat), dict(dataplane.state.translator))
+        await dataplane.apply([RemoveDnat(D)])
+        return after_add, dataplane.state, await dataplane.live_flows()
+
+    after_add, state, live = asyncio.run(scenario())
+    assert after_add == ({D: P}, {P: X})
+    assert dict(state.dnat) == {} and dict(state.translator) == {P: X}
+    assert live == LiveFlows()  # nothing can flow through a dataplane that is not there

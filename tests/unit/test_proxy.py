@@ -1,0 +1,300 @@
+"""The resolver seam on loopback sockets against a scripted upstream (dnspeer): the behaviour
+real resolvers cannot be made to show on demand (spoofed IDs, silence, SERVFAIL, truncation).
+The same paths against real dnsmasq, unbound and knot are in tests/integration."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+import pytest
+from dnslib import EDNS0, QTYPE, RR, DNSRecord, EDNSOption
+from tests.unit.dnspeer import ScriptedPeer, zone_answer
+
+from clat_eamt.config.nettypes import ServerAddress
+from clat_eamt.core.model import AaaaStatus, Observation
+from clat_eamt.dns.proxy import Proxy, ProxySettings
+from clat_eamt.dns.upstream import Upstreams
+from clat_eamt.dns.wire import OPTION_MAC_BINARY
+
+ZONE = {
+    ("ds.lab.example", "A"): ["192.0.2.10"],
+    ("ds.lab.example", "AAAA"): ["2001:db8:1::10"],
+    ("v4only.lab.example", "A"): ["192.0.2.20"],
+    ("txt.lab.example", "TXT"): ['"hello"'],
+}
+PEER = IPv4Address("127.0.0.1")
+
+
+def closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Recorder:
+    def __init__(self, fail: bool = False) -> None:
+        self.seen: list[Observation] = []
+        self.fail = fail
+
+    async def __call__(self, obs: Observation) -> None:
+        self.seen.append(obs)
+        if self.fail:
+            raise RuntimeError("dataplane exploded")
+
+
+def proxy_for(*ports: int, mapper=None, timeout=1.0, **settings) -> tuple[Proxy, Recorder]:
+    servers = [ServerAddress(ip_address("127.0.0.1"), port) for port in ports]
+    recorder = mapper or Recorder()
+    return Proxy(Upstreams(lambda: servers, timeout), recorder, ProxySettings(**settings)), recorder
+
+
+def ask(name: str, qtype: str = "A", options=()) -> bytes:
+    record = DNSRecord.question(name, qtype)
+    record.header.id = 0x4242
+    record.add_ar(EDNS0(udp_len=1232, opts=[EDNSOption(c, d) for c, d in options]))
+    return record.pack()
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_dual_stack_answer_is_released_byte_for_byte_after_the_decision():
+    async def scenario():
+        async with ScriptedPeer(zone_answer(ZONE)) as peer:
+            proxy, seen = proxy_for(peer.port)
+            reply = await proxy.handle(ask("ds.lab.example"), PEER, False)
+            upstream_a = next(q for q in peer.received if DNSRecord.parse(q).q.qtype == QTYPE.A)
+            return reply, seen.seen, zone_answer(ZONE)(upstream_a)[0]
+
+    reply, seen, direct = run(scenario())
+    assert reply[2:] == direct[2:] and reply[:2] == b"\x42\x42"
+    [obs] = seen
+    assert obs.aaaa_status is AaaaStatus.ANSWER and obs.aaaa == (IPv6Address("2001:db8:1::10"),)
+    assert obs.a == (IPv4Address("192.0.2.10"),) and obs.host is None
+
+
+def test_ipv4_only_name_is_observed_as_nodata():
+    async def scenario():
+        async with ScriptedPeer(zone_answer(ZONE)) as peer:
+            proxy, seen = proxy_for(peer.port)
+            await proxy.handle(ask("v4only.lab.example"), PEER, False)
+            return seen.seen
+
+    [obs] = run(scenario())
+    assert obs.aaaa_status is AaaaStatus.NODATA
+
+
+def test_identity_options_never_reach_the_upstream_and_name_the_host():
+    async def scenario():
+        async with ScriptedPeer(zone_answer(ZONE)) as peer:
+            proxy, seen = proxy_for(peer.port)
+            mac = bytes.fromhex("0200c0000264")
+            await proxy.handle(
+                ask("ds.lab.example", options=[(OPTION_MAC_BINARY, mac)]), PEER, False
+            )
+            return peer.received, seen.seen
+
+    received, [obs] = run(scenario())
+    for data in received:
+        for rr in DNSRecord.parse(data).ar:
+            if rr.rtype == QTYPE.OPT:
+                assert OPTION_MAC_BINARY not in [o.code for o in rr.rdata]
+    assert obs.host is not None and obs.host.key == "02:00:c0:00:02:64"
+
+
+def test_spoofed_answers_are_ignored_rfc5452():
+    good = zone_answer(ZONE)
+
+    def spoofing(data: bytes) -> list[bytes]:
+        real = good(data)[0]
+        wrong_id = bytes([real[0] ^ 0xFF]) + real[1:]
+        other = DNSRecord.parse(data)
+        other.q.qname = "evil.lab.example"
+        wrong_question = other.reply()
+        wrong_question.add_answer(*RR.fromZone("evil.lab.example. 60 IN A 203.0.113.66"))
+        return [wrong_id, wrong_question.pack(), b"\x00garbage", real]
+
+    async def scenario():
+        async with ScriptedPeer(spoofing) as peer:
+            proxy, seen = proxy_for(peer.port)
+            return await proxy.handle(ask("ds.lab.example"), PEER, False), seen.seen
+
+    reply, [obs] = run(scenario())
+    assert [str(r.rdata) for r in DNSRecord.parse(reply).rr] == ["192.0.2.10"]
+    assert obs.a == (IPv4Address("192.0.2.10"),)
+
+
+def test_every_upstream_query_has_its_own_random_id_and_source_port():
+    async def scenario():
+        async with ScriptedPeer(zone_answer(ZONE)) as peer:
+            proxy, _ = proxy_for(peer.port, enabled=False)
+            for _ in range(30):
+                await proxy.handle(ask("ds.lab.example"), PEER, False)
+            return [DNSRecord.parse(q).header.id for q in peer.received], peer.ports
+
+    ids, ports = run(scenario())
+    # RFC 5452 sections 4 and 9.2; 25 of 30 allows for chance collisions in 16-bit spaces.
+    assert len(set(ids)) >= 25 and 0x4242 not in ids
+    assert len(set(ports)) >= 25
+
+
+def test_dead_upstream_gives_servfail_at_once_and_the_next_one_is_used():
+    async def scenario():
+        dead = closed_port()
+        proxy, _ = proxy_for(dead, timeout=30.0, enabled=False)
+        alone = await asyncio.wait_for(proxy.handle(ask("ds.lab.example"), PEER, False), 5)
+        async with ScriptedPeer(zone_answer(ZONE)) as peer:
+            proxy, _ = proxy_for(dead, peer.port, timeout=30.0, enabled=False)
+            first = await asyncio.wait_for(proxy.handle(ask("ds.lab.example"), PEER, False), 5)
+            second = await proxy.handle(ask("ds.lab.example"), PEER, False)
+            order = [str(s) for s in proxy.upstreams.order()]
+            return alone, first, second, order, peer.port
+
+    alone, first, second, order, live = run(scenario())
+    assert DNSRecord.parse(alone).header.rcode == 2  # SERVFAIL, never NXDOMAIN
+    assert DNSRecord.parse(first).header.rcode == 0 and DNSRecord.parse(second).header.rcode == 0
+    assert order[0] == f"127.0.0.1#{live}"  # the live one goes first now
+
+
+def test_servfail_from_one_upstream_makes_the_next_one_try():
+    def servfail(data: bytes) -> list[bytes]:
+        reply = DNSRecord.parse(data).reply()
+        reply.header.rcode = 2
+        return [reply.pack()]
+
+    async def scenario():
+        async with ScriptedPeer(servfail) as bad, ScriptedPeer(zone_answer(ZONE)) as good:
+            proxy, _ = proxy_for(bad.port, good.port, enabled=False)
+            return await proxy.handle(ask("ds.lab.example"), PEER, False)
+
+    assert DNSRecord.parse(run(scenario())).header.rcode == 0
+
+
+def test_silent_aaaa_releases_the_a_unmapped_after_the_hold():
+    only_a = zone_answer(ZONE)
+
+    def no_aaaa(data: bytes) -> list[bytes]:
+        return [] if DNSRecord.parse(data).q.qtype == QTYPE.AAAA else only_a(data)
+
+    async def scenario():
+        async with ScriptedPeer(no_aaaa) as peer:
+            proxy, seen = proxy_for(peer.port, hold=0.05)
+            reply = await asyncio.wait_for(proxy.handle(ask("ds.lab.example"), PEER, False), 5)
+            return reply, seen.seen, proxy.counters
+
+    reply, [obs], counters = run(scenario())
+    assert DNSRecord.parse(reply).rr
+    assert obs.aaaa_status is AaaaStatus.TIMEOUT and counters["aaaa.timeout"] == 1
+
+
+def test_aaaa_in_the_additional_section_needs_no_wait():
+    def with_additional(data: bytes) -> list[bytes]:
+        query = DNSRecord.parse(data)
+        if query.q.qtype == QTYPE.AAAA:
+            return []  # never answered: only the Additional section can help
+        reply = query.reply()
+        reply.add_answer(*RR.fromZone("ds.lab.example. 60 IN A 192.0.2.10"))
+        reply.add_ar(*RR.fromZone("ds.lab.example. 60 IN AAAA 2001:db8:1::10"))
+        return [reply.pack()]
+
+    async def scenario():
+        async with ScriptedPeer(with_additional) as peer:
+            proxy, seen = proxy_for(peer.port, hold=5.0)
+            await asyncio.wait_for(proxy.handle(ask("ds.lab.example"), PEER, False), 2)
+            return seen.seen, proxy.counters
+
+    [obs], counters = run(scenario())
+    assert obs.aaaa == (IPv6Address("2001:db8:1::10"),) and counters["aaaa.additional"] == 1
+
+
+def test_truncated_answer_passes_without_a_decision():
+    def truncated(data: bytes) -> list[bytes]:
+        reply = DNSRecord.parse(data).reply()
+        reply.header.tc = 1
+        return [reply.pack()]
+
+    async def scenario():
+        async with ScriptedPeer(truncated) as peer:
+            proxy, seen = proxy_for(peer.port)
+            return await proxy.handle(ask("big.lab.example"), PEER, False), seen.seen
+
+    reply, seen = run(scenario())
+    assert DNSRecord.parse(reply).header.tc and seen == []
+
+
+def test_other_types_pass_through_and_other_opcodes_are_notimp():
+    async def scenario():
+        async with ScriptedPeer(zone_answer(ZONE)) as peer:
+            proxy, seen = proxy_for(peer.port)
+            txt = await proxy.handle(ask("txt.lab.example", "TXT"), PEER, False)
+            notify = DNSRecord.parse(ask("lab.example", "SOA"))
+            notify.header.opcode = 4
+            notimp = await proxy.handle(notify.pack(), PEER, False)
+            return txt, notimp, seen.seen, len(peer.received)
+
+    txt, notimp, seen, upstream_queries = run(scenario())
+    assert str(DNSRecord.parse(txt).rr[0].rdata) == '"hello"'
+    assert DNSRecord.parse(notimp).header.rcode == 4
+    assert seen == [] and upstream_queries == 1  # no AAAA for a TXT query
+
+
+def test_malformed_queries_get_formerr_or_nothing():
+    async def scenario():
+        proxy, _ = proxy_for(closed_port())
+        runt = await proxy.handle(b"\x01\x02\x03", PEER, False)
+        cut = await proxy.handle(ask("ds.lab.example")[:20], PEER, False)
+        response = bytearray(ask("ds.lab.example"))
+        response[2] |= 0x80
+        reflected = await proxy.handle(bytes(response), PEER, False)
+        return runt, cut, reflected, proxy.counters
+
+    runt, cut, reflected, counters = run(scenario())
+    assert runt is None and reflected is None
+    header = DNSRecord.parse(cut).header
+    assert header.id == 0x4242 and header.rcode == 1
+    assert counters["malformed.queries"] == 3
+
+
+def test_a_failing_mapper_still_releases_the_answer():
+    async def scenario():
+        async with ScriptedPeer(zone_answer(ZONE)) as peer:
+            proxy, _recorder = proxy_for(peer.port, mapper=Recorder(fail=True))
+            return await proxy.handle(ask("ds.lab.example"), PEER, False), proxy.counters
+
+    reply, counters = run(scenario())
+    assert DNSRecord.parse(reply).rr and counters["errors.mapper"] == 1
+
+
+def test_require_dnssec_asks_for_ad_on_both_queries():
+    async def scenario():
+        async with ScriptedPeer(zone_answer(ZONE)) as peer:
+            proxy, _ = proxy_for(peer.port, require_dnssec=True)
+            await proxy.handle(ask("ds.lab.example"), PEER, False)
+            return [DNSRecord.parse(q) for q in peer.received]
+
+    queries = run(scenario())
+    assert len(queries) == 2 and all(q.header.ad for q in queries)
+    aaaa = next(q for q in queries if q.q.qtype == QTYPE.AAAA)
+    assert aaaa.ar[0].ttl & 0x8000  # DO
+
+
+def test_disabled_proxy_is_a_plain_forwarder():
+    async def scenario():
+        async with ScriptedPeer(zone_answer(ZONE)) as peer:
+            proxy, seen = proxy_for(peer.port, enabled=False)
+            await proxy.handle(ask("ds.lab.example"), PEER, False)
+            return seen.seen, len(peer.received)
+
+    assert run(scenario()) == ([], 1)
+
+
+@pytest.mark.parametrize("tcp", [False, True])
+def test_no_upstream_at_all_is_servfail(tcp):
+    async def scenario():
+        proxy = Proxy(Upstreams(lambda: (), 1.0), Recorder(), ProxySettings())
+        return await proxy.handle(ask("ds.lab.example"), PEER, tcp)
+
+    assert DNSRecord.parse(run(scenario())).header.rcode == 2
