@@ -4,22 +4,27 @@
 PYTHON ?= python3
 VENV   := .venv
 TOX    := $(VENV)/bin/tox
-# Debian packages the tests need (more join as the lab lands).
-DEBIAN_PACKAGES := python3 python3-venv
+# Debian packages the tests and the lab need, as "command:package" (installed only if missing).
+# dnsmasq-base, not dnsmasq: the latter starts a system dnsmasq on port 53.
+HOST_TOOLS := python3:python3 dnsmasq:dnsmasq-base unbound:unbound knotd:knot kdig:knot-dnsutils \
+	dnsperf:dnsperf nft:nftables ip:iproute2
 
-.PHONY: all test lint demo docs host-deps clean
+.PHONY: all test lint demo docs bench host-deps clean
 
 all: test
 
 # Install missing Debian packages (only what is missing; apt-get update once, first).
 host-deps:
 	@missing=""; \
-	command -v $(PYTHON) >/dev/null 2>&1 || missing="$$missing python3"; \
+	for pair in $(HOST_TOOLS); do \
+		command -v "$${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/$${pair%%:*}" ] || \
+			missing="$$missing $${pair#*:}"; \
+	done; \
 	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then echo "make: need root to install:$$missing" >&2; exit 1; fi; \
 		echo "installing Debian packages:$$missing"; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "clat-eamt needs Python >= 3.11")'
 

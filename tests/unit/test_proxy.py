@@ -10,13 +10,13 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import pytest
 from dnslib import EDNS0, QTYPE, RR, DNSRecord, EDNSOption
-from tests.unit.dnspeer import ScriptedPeer, zone_answer
 
 from clat_eamt.config.nettypes import ServerAddress
 from clat_eamt.core.model import AaaaStatus, Observation
 from clat_eamt.dns.proxy import Proxy, ProxySettings
 from clat_eamt.dns.upstream import Upstreams
 from clat_eamt.dns.wire import OPTION_MAC_BINARY
+from tests.unit.dnspeer import ScriptedPeer, zone_answer
 
 ZONE = {
     ("ds.lab.example", "A"): ["192.0.2.10"],

@@ -12,7 +12,6 @@ from ipaddress import IPv4Address, ip_address
 from dnslib import EDNS0, DNSRecord, EDNSOption
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.unit.dnspeer import ScriptedPeer, zone_answer
 
 from clat_eamt.config.nettypes import ServerAddress
 from clat_eamt.core.model import Observation
@@ -20,6 +19,7 @@ from clat_eamt.dns import answers
 from clat_eamt.dns.proxy import Proxy, ProxySettings
 from clat_eamt.dns.upstream import Upstreams
 from clat_eamt.dns.wire import QTYPE_A, WireError, read_question
+from tests.unit.dnspeer import ScriptedPeer, zone_answer
 
 ZONE = {
     ("ds.lab.example", "A"): ["192.0.2.10", "192.0.2.11"],

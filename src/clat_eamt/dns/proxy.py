@@ -85,7 +85,7 @@ class Proxy:
         self, data: bytes, peer: IPv4Address | IPv6Address | None, tcp: bool
     ) -> bytes | None:
         """The reply to ``data`` (None: send nothing, e.g. for a response or a runt)."""
-        self.counters["queries"] += 1
+        self.counters["queries.tcp" if tcp else "queries.udp"] += 1
         try:
             query = read_query(data)
         except WireError as error:

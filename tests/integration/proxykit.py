@@ -1,0 +1,122 @@
+"""Run the real daemon (`python -m clat_eamt run`) in a DnsChain and read what it decided.
+
+The daemon logs one JSON object per line (``--log-format json``); decisions come from the
+logger ``clat_eamt.decision`` with the observation and the outcome, and SIGUSR1 makes it log
+its status, so tests see what a user would see, without reaching into the process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from dnslib import DNSRecord
+
+from tests.labkit import DnsChain
+from tests.labkit.client import query
+from tests.labkit.procs import Proc
+
+LAB_OPTIONS = {
+    "allow_documentation": "1",  # the lab uses documentation addresses only
+    "pool": "198.51.100.128/25",
+    "host_mode": "all",  # no neighbour-table classification before the dataplane issue
+}
+
+
+def uci(options: dict[str, str | Iterable[str]]) -> str:
+    lines = ["config globals 'globals'"]
+    for name, value in options.items():
+        if isinstance(value, str):
+            lines.append(f"\toption {name} '{value}'")
+        else:
+            lines += [f"\tlist {name} '{item}'" for item in value]
+    return "\n".join(lines) + "\n"
+
+
+class Daemon:
+    """The daemon as a process of ``chain``, listening on ``addr``#``port``."""
+
+    def __init__(self, chain: DnsChain, proc: Proc, addr: str, port: int) -> None:
+        self.chain, self.proc, self.addr, self.port = chain, proc, addr, port
+
+    @property
+    def target(self) -> str:
+        return f"{self.addr}#{self.port}"
+
+    def query(self, name: str, qtype: str = "A", **kwargs: Any) -> DNSRecord:
+        kwargs.setdefault("netns", self.chain.netns)
+        return query(self.addr, self.port, name, qtype, **kwargs)
+
+    def records(self) -> list[dict[str, Any]]:
+        lines = self.proc.log_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def decisions(self, name: str | None = None) -> list[dict[str, Any]]:
+        found = [
+            r for r in self.records() if r["logger"] == "clat_eamt.decision" and "observation" in r
+        ]
+        return [r for r in found if name is None or r["observation"]["name"] == name]
+
+    def wait_decision(self, name: str, timeout: float = 5.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.decisions(name)
+            if found:
+                return found[-1]
+            time.sleep(0.02)
+        raise AssertionError(f"no decision for {name} in the log:\n{self.proc.log_tail()}")
+
+    def status(self, timeout: float = 5.0) -> dict[str, Any]:
+        """Ask for a status dump (SIGUSR1) and return it."""
+        before = len(self._statuses())
+        os.kill(self.proc.pid, signal.SIGUSR1)  # `ip netns exec` execs: the pid is the daemon's
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            statuses = self._statuses()
+            if len(statuses) > before:
+                return statuses[-1]
+            time.sleep(0.02)
+        raise AssertionError(f"no status in the log:\n{self.proc.log_tail()}")
+
+    def _statuses(self) -> list[dict[str, Any]]:
+        prefix = "status "
+        return [
+            json.loads(r["message"][len(prefix) :])
+            for r in self.records()
+            if r["message"].startswith(prefix)
+        ]
+
+
+def start_daemon(
+    chain: DnsChain,
+    name: str = "clat-eamt",
+    *,
+    upstream: str | Iterable[str] | None = None,
+    addr: str | None = None,
+    **options: str | Iterable[str],
+) -> Daemon:
+    """Start the daemon forwarding to ``upstream`` (default: the chain's unbound), with the lab
+    options plus ``options`` (UCI option names); ready when it answers a SOA query."""
+    addr = addr or chain.addr
+    port = chain.free_port(addr)
+    settings: dict[str, str | Iterable[str]] = {**LAB_OPTIONS, "listen": addr, "port": str(port)}
+    if upstream is None:
+        upstream = chain.unbound_target
+    if upstream:
+        settings["upstream"] = [upstream] if isinstance(upstream, str) else list(upstream)
+    settings.update(options)
+    config = chain.path(name) / "clat-eamt.uci"
+    config.write_text(uci(settings))
+    argv = [sys.executable, "-m", "clat_eamt", "run", "--config", str(config)]
+    argv += ["--log-format", "json", "--log-level", "debug"]
+
+    def ready() -> bool:
+        return query(addr, port, "lab.example", "SOA", netns=chain.netns, timeout=0.5) is not None
+
+    proc = chain.start(name, argv, ready=ready)  # the package is installed in the test venv
+    return Daemon(chain, proc, addr, port)

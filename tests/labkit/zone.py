@@ -1,0 +1,138 @@
+"""The test zones as data, rendered to zone files for knot.
+
+Tests name their expectations from the same data (`LAB.addresses("ds", "AAAA")`), so adding a
+name here is the only step to use it.  Every address is a documentation address (192.0.2/24,
+198.51.100/24, 203.0.113/24, 2001:db8::/32), except the RFC 7050 well-known 192.0.0.170/171 in
+ipv4only.arpa.
+
+- `lab.example.` on the main knot: the names most tests use.
+- `slow.lab.example.` on a second knot, so a test can drop the AAAA queries to that server
+  (`chain.slow_aaaa`) and make AAAA slow while A stays fast.
+- `ipv4only.arpa.` so RFC 7050 Pref64 discovery through unbound's DNS64 works.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+DEFAULT_TTL = 300
+SHORT_TTL = 2
+NEGATIVE_TTL = 60  # SOA minimum: how long resolvers cache NODATA / NXDOMAIN
+DNS64_PREFIX = "2001:db8:64::/96"  # network-specific (SPEC 7: tayga rejects doc IPv4 with WKP)
+WKA = ("192.0.0.170", "192.0.0.171")  # RFC 7050 well-known IPv4 of ipv4only.arpa
+FRESH_NAMES = 20  # ds1 .. ds20
+
+
+@dataclass(frozen=True)
+class Record:
+    """One resource record; `name` is relative to the zone ("@" is the apex) or absolute."""
+
+    name: str
+    rtype: str
+    rdata: str
+    ttl: int | None = None
+
+
+@dataclass
+class Zone:
+    """A zone: origin plus records (SOA and NS are added when rendered)."""
+
+    origin: str
+    records: list[Record] = field(default_factory=list)
+    ttl: int = DEFAULT_TTL
+    ns: str = "ns.lab.example."
+
+    def add(self, name: str, rtype: str, *rdata: str, ttl: int | None = None) -> Zone:
+        for value in rdata:
+            self.records.append(Record(name, rtype.upper(), value, ttl))
+        return self
+
+    def fqdn(self, name: str) -> str:
+        """Absolute name: ds -> ds.lab.example. (absolute names are kept)."""
+        if name == "@":
+            return self.origin
+        return name if name.endswith(".") else f"{name}.{self.origin}"
+
+    def rdata(self, name: str, rtype: str) -> list[str]:
+        """The rdata strings of `name`/`rtype` in zone order ([] when there are none)."""
+        fq = self.fqdn(name).lower()
+        return [
+            r.rdata for r in self.records if self.fqdn(r.name).lower() == fq and r.rtype == rtype
+        ]
+
+    def addresses(self, name: str, rtype: str = "A") -> set[str]:
+        """A or AAAA addresses of a name, normalised (compare with dnslib's str())."""
+        return {str(ipaddress.ip_address(v)) for v in self.rdata(name, rtype)}
+
+    def render(self, serial: int = 1) -> str:
+        """Zone file text (for knot)."""
+        lines = [
+            f"$ORIGIN {self.origin}",
+            f"$TTL {self.ttl}",
+            f"@ {self.ttl} IN SOA {self.ns} hostmaster.lab.example. "
+            f"{serial} 3600 600 86400 {NEGATIVE_TTL}",
+            f"@ {self.ttl} IN NS {self.ns}",
+        ]
+        for rec in self.records:
+            lines.append(f"{rec.name} {rec.ttl or self.ttl} IN {rec.rtype} {rec.rdata}")
+        return "\n".join(lines) + "\n"
+
+
+def dns64(ipv4: str, prefix: str = DNS64_PREFIX) -> str:
+    """The address a /96 DNS64 synthesizes for `ipv4` (192.0.2.20 -> 2001:db8:64::c000:214)."""
+    net = ipaddress.IPv6Network(prefix)
+    assert net.prefixlen == 96, "only /96 prefixes here"
+    return str(ipaddress.IPv6Address(int(net.network_address) | int(ipaddress.IPv4Address(ipv4))))
+
+
+def lab_zone() -> Zone:
+    zone = Zone("lab.example.")
+    zone.add("ns", "A", "192.0.2.53").add("ns", "AAAA", "2001:db8:1::53")
+    zone.add("ds", "A", "192.0.2.10").add("ds", "AAAA", "2001:db8:1::10")
+    zone.add("v4only", "A", "192.0.2.20")
+    zone.add("v6only", "AAAA", "2001:db8:1::70")
+    zone.add("cname", "CNAME", "edge.cdn.lab.example.")
+    zone.add("edge.cdn", "A", "192.0.2.30").add("edge.cdn", "AAAA", "2001:db8:1::30")
+    zone.add("multi", "A", "192.0.2.41", "192.0.2.42", "192.0.2.43")
+    zone.add("multi", "AAAA", "2001:db8:1::40")
+    zone.add("short", "A", "192.0.2.60", ttl=SHORT_TTL)
+    zone.add("short", "AAAA", "2001:db8:1::60", ttl=SHORT_TTL)
+    # 120 A records: ~1.9 kB of answer, more than 1232 bytes (TC over UDP), fine over TCP.
+    zone.add("big", "A", *[f"203.0.113.{i}" for i in range(1, 61)])
+    zone.add("big", "A", *[f"198.51.100.{i}" for i in range(1, 61)])
+    for i in range(1, FRESH_NAMES + 1):
+        zone.add(f"ds{i}", "A", f"192.0.2.{100 + i}")
+        zone.add(f"ds{i}", "AAAA", f"2001:db8:1::{100 + i}")
+    return zone
+
+
+def slow_zone() -> Zone:
+    """slow.lab.example on its own server: its AAAA can be made slow (see chain.slow_aaaa)."""
+    zone = Zone("slow.lab.example.")
+    zone.add("@", "A", "192.0.2.50").add("@", "AAAA", "2001:db8:1::50")
+    return zone
+
+
+def ipv4only_zone() -> Zone:
+    zone = Zone("ipv4only.arpa.")
+    zone.add("@", "A", *WKA)
+    return zone
+
+
+LAB = lab_zone()
+SLOW = slow_zone()
+IPV4ONLY = ipv4only_zone()
+
+
+def all_zones() -> list[Zone]:
+    return [LAB, SLOW, IPV4ONLY]
+
+
+def find_zone(name: str) -> Zone:
+    """The zone a name belongs to (the longest matching origin)."""
+    fq = (name if name.endswith(".") else name + ".").lower()
+    matches = [z for z in all_zones() if fq == z.origin or fq.endswith("." + z.origin)]
+    if not matches:
+        raise KeyError(name)
+    return max(matches, key=lambda z: len(z.origin))
