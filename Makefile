@@ -57,5 +57,10 @@ demo: $(TOX)
 		"evil.example a=192.0.2.30 aaaa=fd00::1" \
 		"tick=400"
 
+# Benchmarks print ratios against a baseline measured in the same run (never timed asserts).
+bench: $(TOX)
+	@$(TOX) -q -e tests --notest >/dev/null
+	.tox/tests/bin/python -m tests.bench.dns_bench
+
 clean:
 	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist src/*.egg-info

@@ -123,9 +123,13 @@ class Daemon:
         """Decide on one A answer and install what it needs, within the apply deadline."""
         now = self.clock()
         outcome = self.engine.observe(obs, now)
-        text = outcome_text(outcome)
-        data = {"observation": observation_json(obs), "outcome": outcome_json(outcome, now)}
-        decisions.info("%s: %s", observation_text(obs), text, extra={"data": data})
+        # Changes at info, the many no-change decisions (refresh, refusal) at debug: a router's
+        # log must not fill with one line per DNS answer.
+        level = logging.INFO if outcome.events else logging.DEBUG
+        if decisions.isEnabledFor(level):
+            data = {"observation": observation_json(obs), "outcome": outcome_json(outcome, now)}
+            text = outcome_text(outcome)
+            decisions.log(level, "%s: %s", observation_text(obs), text, extra={"data": data})
         result = await self.applier.apply(outcome.ops)
         self.counters[f"apply.{result}"] += 1
         if result in ("late", "failed"):

@@ -98,6 +98,7 @@ def start_daemon(
     *,
     upstream: str | Iterable[str] | None = None,
     addr: str | None = None,
+    log_level: str = "debug",
     **options: str | Iterable[str],
 ) -> Daemon:
     """Start the daemon forwarding to ``upstream`` (default: the chain's unbound), with the lab
@@ -113,7 +114,7 @@ def start_daemon(
     config = chain.path(name) / "clat-eamt.uci"
     config.write_text(uci(settings))
     argv = [sys.executable, "-m", "clat_eamt", "run", "--config", str(config)]
-    argv += ["--log-format", "json", "--log-level", "debug"]
+    argv += ["--log-format", "json", "--log-level", log_level]
 
     def ready() -> bool:
         return query(addr, port, "lab.example", "SOA", netns=chain.netns, timeout=0.5) is not None

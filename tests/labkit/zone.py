@@ -104,6 +104,7 @@ def lab_zone() -> Zone:
     for i in range(1, FRESH_NAMES + 1):
         zone.add(f"ds{i}", "A", f"192.0.2.{100 + i}")
         zone.add(f"ds{i}", "AAAA", f"2001:db8:1::{100 + i}")
+        zone.add(f"v4only{i}", "A", f"203.0.113.{100 + i}")
     return zone
 
 

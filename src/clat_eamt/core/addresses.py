@@ -14,6 +14,7 @@ else), so ``allow_documentation`` treats them as global unicast.  It is off on r
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -85,7 +86,11 @@ IPV6_GLOBAL_UNICAST = IPv6Network("2000::/3")  # RFC 4291 section 2.4 / IANA uni
 
 def special_block(target: IPAddress | IPNetwork) -> SpecialBlock | None:
     """The most specific special-purpose block that contains (or overlaps) ``target``."""
-    net = ip_network(target)
+    return _special_block(ip_network(target))
+
+
+@functools.lru_cache(maxsize=8192)  # every DNS answer asks; the registries never change
+def _special_block(net: IPNetwork) -> SpecialBlock | None:
     registry = IPV4_SPECIAL if net.version == 4 else IPV6_SPECIAL
     hits = [b for b in registry if b.network.overlaps(net)]
     return max(hits, key=lambda b: b.network.prefixlen, default=None)
@@ -109,7 +114,9 @@ class AddressPolicy:
 
     def refusal(self, target: IPAddress | IPNetwork) -> Refusal | None:
         """None if ``target`` may be mapped, else why not (SPEC section 4)."""
-        net = ip_network(target)
+        return _refusal(self, ip_network(target))
+
+    def _refusal(self, net: IPNetwork) -> Refusal | None:
         address = net.network_address if net.num_addresses == 1 else None
         shown = show(net)
         block = special_block(net)
@@ -130,3 +137,8 @@ class AddressPolicy:
             allowed = ", ".join(str(a) for a in family_allowed)
             return Refusal(Reason.PREFIX_NOT_ALLOWED, f"{shown} is outside {allowed}", address)
         return None
+
+
+# Bounded memo of the policy's verdicts: a policy is immutable (a reload makes a new one), and
+# the same CDN addresses come back in answer after answer.
+_refusal = functools.lru_cache(maxsize=8192)(AddressPolicy._refusal)
