@@ -18,7 +18,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 Handler = Callable[[bytes, IPv4Address | IPv6Address | None, bool], Awaitable[bytes | None]]
-MAX_UDP_IN_FLIGHT = 1000
+MAX_UDP_IN_FLIGHT = 300  # each A query holds two sockets: stay clear of 1024 fds
 MAX_TCP_CONNECTIONS = 64
 TCP_IDLE = 10.0
 
