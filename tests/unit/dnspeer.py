@@ -31,8 +31,8 @@ class _Peer(asyncio.DatagramProtocol):
 class ScriptedPeer:
     """``async with ScriptedPeer(respond) as peer``: listens on 127.0.0.1:``peer.port``."""
 
-    def __init__(self, respond: Respond) -> None:
-        self.respond = respond
+    def __init__(self, respond: Respond, host: str = "127.0.0.1") -> None:
+        self.respond, self.host = respond, host
         self.received: list[bytes] = []
         self.ports: list[int] = []  # source port of each received datagram
         self.port = 0
@@ -42,7 +42,7 @@ class ScriptedPeer:
         loop = asyncio.get_running_loop()
         self._transport, _ = await loop.create_datagram_endpoint(
             lambda: _Peer(self.respond, self.received, self.ports),
-            local_addr=("127.0.0.1", 0),
+            local_addr=(self.host, 0),
         )
         self.port = self._transport.get_extra_info("sockname")[1]
         return self

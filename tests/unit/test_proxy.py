@@ -298,3 +298,17 @@ def test_no_upstream_at_all_is_servfail(tcp):
         return await proxy.handle(ask("ds.lab.example"), PEER, tcp)
 
     assert DNSRecord.parse(run(scenario())).header.rcode == 2
+
+
+def test_ipv6_upstream_after_a_dead_ipv4_one():
+    async def scenario():
+        async with ScriptedPeer(zone_answer(ZONE), host="::1") as peer:
+            servers = [
+                ServerAddress(ip_address("127.0.0.1"), closed_port()),
+                ServerAddress(ip_address("::1"), peer.port),
+            ]
+            proxy = Proxy(Upstreams(lambda: servers, 1.0), Recorder(), ProxySettings())
+            return await proxy.handle(ask("ds.lab.example"), PEER, False), len(peer.received)
+
+    reply, received = run(scenario())
+    assert DNSRecord.parse(reply).header.rcode == 0 and received == 2  # A and the AAAA beside it
