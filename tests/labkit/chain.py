@@ -20,6 +20,15 @@ gets for AAAA depends on unbound (measured with unbound 1.17.1, see `SLOW_MODES`
   because it is older than `discard-timeout` (1900 ms).  The client never gets an AAAA answer.
 - "late": `outbound-msg-retry: 1` and `discard-timeout: 0`.  After ~0.75 s the client gets the
   DNS64-synthesized AAAA (2001:db8:64::c000:232), like an ISP resolver whose upstream lost it.
+
+DNSSEC (`dnssec=True`): knot signs lab.example. (ipv4only.arpa. and slow.lab.example. stay
+unsigned), the chain reads its DNSKEY once signed and starts unbound validating with it as the
+only trust anchor, so lab.example is an island of security and unbound answers AD=1 for its
+names when asked with DO or AD.  slow.lab.example. is not delegated in the signed zone (it is a
+stub of its own), so it is declared `domain-insecure`; ipv4only.arpa. and everything else have
+no anchor above them and are simply insecure.  Measured with unbound 1.17.1: a DNS64 AAAA
+synthesized for a signed name has AD=1 too (RFC 6147 5.5: the NODATA and the A validated), so
+AD alone does not tell a real AAAA from a synthesized one.
 """
 
 from __future__ import annotations
@@ -109,10 +118,12 @@ class DnsChain(contextlib.AbstractContextManager["DnsChain"]):
         slow: str | None = None,
         dns64_prefix: str | None = DNS64_PREFIX,
         unbound_extra: str = "",
+        dnssec: bool = False,
         timeout: float = READY_TIMEOUT,
     ) -> None:
         """`slow` ("lost" or "late", see SLOW_MODES) loads the slow-AAAA rule (needs `netns`);
-        `unbound_extra` goes into unbound's `server:` section (e.g. "rrset-roundrobin: no")."""
+        `unbound_extra` goes into unbound's `server:` section (e.g. "rrset-roundrobin: no");
+        `dnssec` signs lab.example and makes unbound validate it (see the module doc)."""
         if slow is not None:
             if slow not in SLOW_MODES:
                 raise ValueError(f"slow must be one of {sorted(SLOW_MODES)} or None")
@@ -124,9 +135,11 @@ class DnsChain(contextlib.AbstractContextManager["DnsChain"]):
         self.netns = netns
         self.addr = addr
         self.slow = slow
+        self.dnssec = dnssec
         self.timeout = timeout
         self.procs = ProcessGroup(self.workdir / "logs")
-        self.knot = Knot(self.workdir, zones=[LAB, IPV4ONLY], addr=addr, netns=netns)
+        signed = [LAB] if dnssec else []
+        self.knot = Knot(self.workdir, zones=[LAB, IPV4ONLY], addr=addr, netns=netns, signed=signed)
         self.knot_slow = Knot(self.workdir, zones=[SLOW], addr=addr, netns=netns, name="knot-slow")
         stubs = [
             Stub(LAB.origin, (self.knot.at,)),
@@ -142,6 +155,7 @@ class DnsChain(contextlib.AbstractContextManager["DnsChain"]):
             netns=netns,
             dns64_prefix=dns64_prefix,
             extra=unbound_extra,
+            domain_insecure=[SLOW.origin] if dnssec else [],
         )
 
     # -- addresses ------------------------------------------------------------------------
@@ -170,6 +184,11 @@ class DnsChain(contextlib.AbstractContextManager["DnsChain"]):
     def netns_name(self) -> str | None:
         return ns_name(self.netns)
 
+    @property
+    def trust_anchors(self) -> list[str]:
+        """The DNSKEY records unbound trusts (dnssec=True; read from knot at start)."""
+        return list(self.unbound.trust_anchors)
+
     # -- lifecycle ------------------------------------------------------------------------
     def __enter__(self) -> Self:
         try:
@@ -178,6 +197,8 @@ class DnsChain(contextlib.AbstractContextManager["DnsChain"]):
             if self.slow is not None:
                 assert self.netns is not None
                 slow_aaaa(self.netns, self.slow_port)
+            if self.dnssec:
+                self.unbound.trust_anchors = self.knot.dnskeys(LAB.origin, self.timeout)
             self.unbound.start(self.procs, self.timeout)
         except BaseException as exc:
             self.__exit__(type(exc), exc, exc.__traceback__)

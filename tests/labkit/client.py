@@ -30,12 +30,15 @@ def make_query(
     options: Iterable[tuple[int, bytes]] = (),
     rd: bool = True,
     do: bool = False,
+    ad: bool = False,
 ) -> DNSRecord:
-    """A query message; EDNS (with `options` as (code, data)) unless edns=False."""
+    """A query message; EDNS (with `options` as (code, data)) unless edns=False; `do` sets the
+    DO flag (needs EDNS), `ad` the AD bit in the header (RFC 6840 5.7: "I understand AD")."""
     qt = getattr(QTYPE, qtype) if isinstance(qtype, str) else qtype
     qc = getattr(CLASS, qclass) if isinstance(qclass, str) else qclass
     msg = DNSRecord(q=DNSQuestion(name, qt, qc))
     msg.header.rd = int(rd)
+    msg.header.ad = int(ad)
     opts = [EDNSOption(code, data) for code, data in options]
     if edns or opts:
         msg.add_ar(EDNS0(udp_len=bufsize, opts=opts, flags="do" if do else ""))
@@ -102,7 +105,8 @@ def query(
     source: tuple[str, int] | None = None,
     **make: object,
 ) -> DNSRecord:
-    """Ask addr#port one question; `make` goes to make_query (edns, bufsize, options, rd)."""
+    """Ask addr#port one question; `make` goes to make_query (edns, bufsize, options, rd, do,
+    ad)."""
     msg = make_query(name, qtype, **make)  # type: ignore[arg-type]
     raw = query_raw(addr, port, msg.pack(), tcp=tcp, timeout=timeout, netns=netns, source=source)
     return DNSRecord.parse(raw)

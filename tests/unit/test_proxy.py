@@ -281,6 +281,27 @@ def test_require_dnssec_asks_for_ad_on_both_queries():
     assert aaaa.ar[0].ttl & 0x8000  # DO
 
 
+def test_ad_asked_for_the_client_is_not_passed_to_it():
+    def validated(data: bytes) -> list[bytes]:
+        reply = DNSRecord.parse(zone_answer(ZONE)(data)[0])
+        reply.header.ad = 1
+        return [reply.pack()]
+
+    async def scenario():
+        async with ScriptedPeer(validated) as peer:
+            proxy, seen = proxy_for(peer.port, require_dnssec=True)
+            plain = await proxy.handle(ask("ds.lab.example"), PEER, False)
+            wanting = DNSRecord.parse(ask("ds.lab.example"))
+            wanting.header.ad = 1
+            asked = await proxy.handle(wanting.pack(), PEER, False)
+            return plain, asked, seen.seen
+
+    plain, asked, seen = run(scenario())
+    assert not DNSRecord.parse(plain).header.ad  # as it would have been without the proxy
+    assert DNSRecord.parse(asked).header.ad
+    assert all(obs.authenticated for obs in seen)
+
+
 def test_disabled_proxy_is_a_plain_forwarder():
     async def scenario():
         async with ScriptedPeer(zone_answer(ZONE)) as peer:

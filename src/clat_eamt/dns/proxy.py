@@ -122,12 +122,15 @@ class Proxy:
             problems = "; ".join(identity.problems)
             self.badlog.note("identity", "client identity options: %s", problems)
         upstream = query.upstream
-        if self.settings.require_dnssec:
+        asked_ad = bool(query.header.flags & FLAG_AD) or (query.opt is not None and query.opt.do)
+        if self.settings.require_dnssec and not asked_ad:
             upstream = with_flag(upstream, FLAG_AD)  # RFC 6840 section 5.7: ask for AD
         side = asyncio.create_task(self._ask_aaaa(query.question))
         try:
             data = await self.upstreams.exchange(upstream, query.question, tcp)
             reply = with_id(data, query.header.id)
+            if upstream is not query.upstream:  # undo our AD request: the client did not ask
+                reply = with_flag(reply, FLAG_AD, on=False)
             observation = await self._observe(query, identity, data, side)
         finally:
             side.cancel()

@@ -281,9 +281,10 @@ def error_reply(query: ClientQuery, rcode: int) -> bytes:
     return head + query.question.wire() + opt
 
 
-def with_flag(data: bytes, flag: int) -> bytes:
+def with_flag(data: bytes, flag: int, on: bool = True) -> bytes:
     (flags,) = struct.unpack_from("!H", data, 2)
-    return data[:2] + struct.pack("!H", flags | flag) + data[4:]
+    flags = flags | flag if on else flags & ~flag
+    return data[:2] + struct.pack("!H", flags) + data[4:]
 
 
 def side_query(id: int, question: Question, qtype: int, want_dnssec: bool) -> bytes:
