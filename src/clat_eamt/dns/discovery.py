@@ -46,8 +46,10 @@ async def discover(upstreams: Upstreams) -> Discovered:
         found = answers.read_addresses(answers.parse(data), WKA_NAME, QTYPE_AAAA)
     except (UpstreamError, WireError) as error:
         return Discovered((), 0, f"{WKA_NAME} AAAA: {error}")
-    if found.status is not AaaaStatus.ANSWER:
+    if found.status in (AaaaStatus.NODATA, AaaaStatus.NXDOMAIN):
         return Discovered((), 0, f"{WKA_NAME} AAAA: {found.status} (the resolver is no DNS64)")
+    if found.status is not AaaaStatus.ANSWER:
+        return Discovered((), 0, f"{WKA_NAME} AAAA: {found.status}")
     prefixes = prefixes_from_wka(a for a in found.addresses if isinstance(a, IPv6Address))
     if not prefixes:
         shown = ", ".join(map(str, found.addresses))
