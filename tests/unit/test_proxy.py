@@ -333,3 +333,18 @@ def test_ipv6_upstream_after_a_dead_ipv4_one():
 
     reply, received = run(scenario())
     assert DNSRecord.parse(reply).header.rcode == 0 and received == 2  # A and the AAAA beside it
+
+
+def test_unreadable_answer_becomes_servfail():
+    def broken(data: bytes) -> list[bytes]:
+        reply = bytearray(zone_answer(ZONE)(data)[0])
+        return [bytes(reply[:-3])]  # the last record is cut short; header and question intact
+
+    async def scenario():
+        async with ScriptedPeer(broken) as peer:
+            proxy, seen = proxy_for(peer.port)
+            return await proxy.handle(ask("ds.lab.example"), PEER, False), seen.seen, proxy.counters
+
+    reply, seen, counters = run(scenario())
+    assert DNSRecord.parse(reply).header.rcode == 2 and seen == []
+    assert counters["malformed.answers"] == 1

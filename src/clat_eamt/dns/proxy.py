@@ -132,6 +132,11 @@ class Proxy:
             if upstream is not query.upstream:  # undo our AD request: the client did not ask
                 reply = with_flag(reply, FLAG_AD, on=False)
             observation = await self._observe(query, identity, data, side)
+        except WireError as error:  # the answer matched our query but cannot be read
+            self.counters["malformed.answers"] += 1
+            self.counters["replies.servfail"] += 1
+            self.badlog.note("answer", "unreadable A answer for %s: %s", query.question.name, error)
+            return error_reply(query, RCODE_SERVFAIL)
         finally:
             side.cancel()
         if observation is not None:
@@ -150,17 +155,12 @@ class Proxy:
         side: asyncio.Task[AddressAnswer],
     ) -> Observation | None:
         """What DNS said about the name, once the hold is over; None when there is nothing to
-        decide (truncated, unreadable or address-less A answer)."""
+        decide (truncated or address-less A answer).  WireError for an unreadable one."""
         if read_header(data).truncated:
             return None  # the client retries over TCP; the decision is made then
         name = query.question.name
-        try:
-            record = answers.parse(data)
-            a = answers.read_addresses(record, name, QTYPE_A)
-        except WireError as error:
-            self.counters["malformed.answers"] += 1
-            self.badlog.note("answer", "unreadable A answer for %s: %s", name, error)
-            return None
+        record = answers.parse(data)
+        a = answers.read_addresses(record, name, QTYPE_A)
         if not a.addresses:
             return None
         aaaa: AddressAnswer | AaaaStatus | None = answers.additional_aaaa(record, a, name)
@@ -175,7 +175,12 @@ class Proxy:
         if not done:
             self.counters["aaaa.timeout"] += 1
             return AaaaStatus.TIMEOUT
-        return side.result()
+        try:
+            return side.result()
+        except Exception:  # a bug on the AAAA side must not cost the A answer
+            self.counters["errors.internal"] += 1
+            log.exception("AAAA side query failed")
+            return AaaaStatus.SERVFAIL
 
     async def _ask_aaaa(self, question: Question) -> AddressAnswer:
         """The AAAA answer for the name; SERVFAIL status for any failure (teaches nothing)."""
