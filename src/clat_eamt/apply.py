@@ -92,7 +92,6 @@ class Applier:
         try:
             ok = await asyncio.wait_for(asyncio.shield(self._tail), self.deadline)
         except TimeoutError:
-            self.counters["apply.late"] += 1
             return "late"
         return "done" if ok else "failed"
 
@@ -106,9 +105,9 @@ class Applier:
         try:
             await self.dataplane.apply(ops)
         except Exception as error:  # any backend failure: count, say, keep serving DNS
-            self.counters["apply.failed"] += 1
+            self.counters["dataplane.batches_failed"] += 1
             self.last_error = f"{type(error).__name__}: {error}"
             self._errors.note("apply", "dataplane %s failed: %s", self.dataplane.name, error)
             return False
-        self.counters["apply.done"] += 1
+        self.counters["dataplane.batches_done"] += 1
         return True

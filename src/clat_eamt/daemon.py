@@ -130,8 +130,11 @@ class Daemon:
             data = {"observation": observation_json(obs), "outcome": outcome_json(outcome, now)}
             text = outcome_text(outcome)
             decisions.log(level, "%s: %s", observation_text(obs), text, extra={"data": data})
+        if not outcome.ops and not (outcome.decision and outcome.decision.changes):
+            return  # touched no entry: nothing of ours to wait for
+        # A refresh has no ops but may concern a mapping still being installed: wait for it too.
         result = await self.applier.apply(outcome.ops)
-        self.counters[f"apply.{result}"] += 1
+        self.counters[f"answers.apply_{result}"] += 1  # per A answer; batches count apart
         if result in ("late", "failed"):
             log.info("%s released unmapped: dataplane %s", obs.name, result)
 

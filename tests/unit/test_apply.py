@@ -63,7 +63,7 @@ def test_slow_batch_is_late_for_the_answer_but_still_lands():
 
     result, waiting, applied, counters = asyncio.run(scenario())
     assert result == "late" and waiting == "late"
-    assert applied == [ADD] and counters["apply.late"] == 2 and counters["apply.done"] == 1
+    assert applied == [ADD] and counters["dataplane.batches_done"] == 1
 
 
 def test_failure_is_counted_and_reported_not_raised():
@@ -72,7 +72,7 @@ def test_failure_is_counted_and_reported_not_raised():
         return await applier.apply(ADD), applier.counters, applier.last_error
 
     result, counters, error = asyncio.run(scenario())
-    assert result == "failed" and counters["apply.failed"] == 1
+    assert result == "failed" and counters["dataplane.batches_failed"] == 1
     assert error is not None and "Operation not permitted" in error
 
 

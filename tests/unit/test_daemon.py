@@ -1,0 +1,94 @@
+"""The daemon's wiring in one process: a slow or failing dataplane costs an A answer at most
+the apply deadline, and the answer still goes out (the NAT64 path works without a mapping).
+The dataplanes are scripted stand-ins for the nftables/translator backends of the dataplane
+issue; the upstream is a scripted peer."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Sequence
+
+from dnslib import DNSRecord
+
+from clat_eamt.apply import DataplaneError
+from clat_eamt.config import load_text
+from clat_eamt.core.model import DataplaneOp, LiveFlows
+from clat_eamt.daemon import Daemon
+from tests.unit.dnspeer import ScriptedPeer, zone_answer
+
+ZONE = {
+    ("ds.lab.example", "A"): ["192.0.2.10"],
+    ("ds.lab.example", "AAAA"): ["2001:db8:1::10"],
+}
+
+
+class Scripted:
+    name = "scripted"
+
+    def __init__(self, delay: float = 0.0, fail: bool = False) -> None:
+        self.delay, self.fail, self.batches = delay, fail, 0
+
+    async def apply(self, ops: Sequence[DataplaneOp]) -> None:
+        await asyncio.sleep(self.delay)
+        if self.fail:
+            raise DataplaneError("translator is not running")
+        self.batches += 1
+
+    async def live_flows(self) -> LiveFlows | None:
+        return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_daemon(dataplane: Scripted, apply_timeout_ms: int = 30):
+    async def scenario():
+        async with ScriptedPeer(zone_answer(ZONE)) as peer:
+            cfg = load_text(
+                "config globals 'globals'\n"
+                "\toption allow_documentation '1'\n\toption host_mode 'all'\n"
+                "\toption pool '198.51.100.128/25'\n\toption pref64 '2001:db8:64::/96'\n"
+                f"\toption port '{free_port()}'\n\tlist upstream '127.0.0.1#{peer.port}'\n"
+                f"\toption apply_timeout_ms '{apply_timeout_ms}'\n"
+            )
+            daemon = Daemon(cfg, dataplane)
+            await daemon.start()
+            try:
+                loop = asyncio.get_running_loop()
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+                    client.setblocking(False)
+                    client.connect(("127.0.0.1", daemon.server.port))
+                    await loop.sock_sendall(client, DNSRecord.question("ds.lab.example").pack())
+                    reply = await asyncio.wait_for(loop.sock_recv(client, 4096), 5)
+                status = daemon.status()
+            finally:
+                await daemon.stop()
+            return DNSRecord.parse(reply), status
+
+    return asyncio.run(scenario())
+
+
+def test_fast_dataplane_maps_before_the_answer():
+    reply, status = run_daemon(Scripted())
+    assert [str(r.rdata) for r in reply.rr] == ["192.0.2.10"]
+    assert status["counters"]["answers.apply_done"] == 1
+    assert status["mappings"] == 1
+
+
+def test_slow_dataplane_releases_the_answer_unmapped_at_the_deadline():
+    dataplane = Scripted(delay=1.0)
+    reply, status = run_daemon(dataplane, apply_timeout_ms=30)
+    assert [str(r.rdata) for r in reply.rr] == ["192.0.2.10"]
+    assert status["counters"]["answers.apply_late"] == 1
+    assert dataplane.batches == 1  # stop waited for the batch: it landed after all
+
+
+def test_failing_dataplane_is_visible_and_dns_goes_on():
+    reply, status = run_daemon(Scripted(fail=True))
+    assert [str(r.rdata) for r in reply.rr] == ["192.0.2.10"]
+    assert status["counters"]["answers.apply_failed"] == 1
+    assert "translator is not running" in status["dataplane"]["last_error"]
