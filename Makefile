@@ -6,8 +6,8 @@ VENV   := .venv
 TOX    := $(VENV)/bin/tox
 # Debian packages the tests and the lab need, as "command:package" (installed only if missing).
 # dnsmasq-base, not dnsmasq: the latter starts a system dnsmasq on port 53.
-HOST_TOOLS := python3:python3 dnsmasq:dnsmasq-base unbound:unbound knotd:knot \
-	dnsperf:dnsperf nft:nftables ip:iproute2
+HOST_TOOLS := python3:python3 dnsmasq:dnsmasq-base unbound:unbound knotd:knot tayga:tayga \
+	dnsperf:dnsperf nft:nftables conntrack:conntrack ip:iproute2
 
 .PHONY: all test lint demo docs bench host-deps clean
 

@@ -1,0 +1,75 @@
+"""The one small interface of a translator backend (tayga, Jool SIIT, ...).
+
+A backend holds EAM entries P <-> X (RFC 7757): P a pool prefix of the router, X the real
+IPv6 prefix, of equal suffix length.  The daemon owns exactly the entries whose IPv4 side lies
+in its pool; a backend never touches entries outside it (someone else's).  Changes come in
+batches, so a backend that must restart to change its maps restarts once per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
+from typing import Protocol
+
+EamTable = dict[IPv4Network, IPv6Network]  # P -> X
+
+
+class TranslatorError(Exception):
+    """The translator refused or failed; the message says what it said."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+# Runs argv and returns its result; the real one is ``run_command``; tests of backends that
+# cannot run on these machines (Jool's kernel module) pass one that answers in the tool's
+# documented output formats.
+Runner = Callable[[Sequence[str]], Awaitable[CommandResult]]
+
+
+async def run_command(argv: Sequence[str], timeout: float = 10.0) -> CommandResult:
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+    except OSError as error:
+        raise TranslatorError(f"{argv[0]}: {error.strerror or error}") from None
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise TranslatorError(f"{argv[0]}: no result in {timeout:.0f} s") from None
+    return CommandResult(
+        process.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+    )
+
+
+class Translator(Protocol):
+    name: str
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What it can do: "live-update" (maps change without a restart), "restart" (maps
+        change by restarting it), "own-namespace" (runs in a network namespace of its own)."""
+
+    async def start(self) -> None:
+        """Make the translator run (or find it running); TranslatorError if it cannot."""
+
+    async def entries(self) -> EamTable:
+        """The EAM entries it holds now inside the daemon's pool (for reconciliation)."""
+
+    async def apply(
+        self, ensure: Mapping[IPv4Network, IPv6Network], remove: Iterable[IPv4Network]
+    ) -> None:
+        """Add or change ``ensure`` entries and delete ``remove`` ones, as one batch."""
+
+    async def stop(self, clean: bool) -> None:
+        """Stop driving it; with ``clean`` also remove every entry the daemon put there."""
