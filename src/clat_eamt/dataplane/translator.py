@@ -9,7 +9,7 @@ batches, so a backend that must restart to change its maps restarts once per bat
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 from typing import Protocol
@@ -28,21 +28,31 @@ class CommandResult:
     stderr: str
 
 
-# Runs argv and returns its result; the real one is ``run_command``; tests of backends that
-# cannot run on these machines (Jool's kernel module) pass one that answers in the tool's
-# documented output formats.
-Runner = Callable[[Sequence[str]], Awaitable[CommandResult]]
+class Runner(Protocol):
+    """Runs argv (with ``input`` on its stdin) and returns its result.  The real one is
+    ``run_command``; tests of backends that cannot run on these machines (Jool's kernel module)
+    pass one that answers in the tool's documented output formats."""
+
+    def __call__(
+        self, argv: Sequence[str], input: str | None = None
+    ) -> Awaitable[CommandResult]: ...
 
 
-async def run_command(argv: Sequence[str], timeout: float = 10.0) -> CommandResult:
+async def run_command(
+    argv: Sequence[str], input: str | None = None, timeout: float = 10.0
+) -> CommandResult:
     try:
         process = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            *argv,
+            stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
     except OSError as error:
         raise TranslatorError(f"{argv[0]}: {error.strerror or error}") from None
+    data = input.encode() if input is not None else None
     try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout)
+        out, err = await asyncio.wait_for(process.communicate(data), timeout)
     except TimeoutError:
         process.kill()
         await process.wait()
