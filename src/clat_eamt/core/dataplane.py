@@ -19,6 +19,7 @@ from clat_eamt.core.model import (
     DataplaneOp,
     EnsureDnat,
     EnsureTranslator,
+    LiveFlows,
     RemoveDnat,
     RemoveTranslator,
     State,
@@ -79,3 +80,21 @@ def diff(before: DataplaneState, after: DataplaneState) -> tuple[DataplaneOp, ..
         if pool not in after.translator
     )
     return tuple(ops)
+
+
+def left_behind(
+    actual: DataplaneState, live: LiveFlows | None
+) -> list[tuple[IPv4Network, IPv4Network, IPv6Network]]:
+    """What a previous run left in the kernel, as (D, P, X): every DNAT element whose pool
+    address the translator still maps, and every live flow (D, P) whose P it maps (its DNAT
+    element may already have gone).  Translator entries with neither are orphans: nobody can
+    be using them, and the reconciling diff removes them."""
+    found: dict[tuple[IPv4Network, IPv4Network], IPv6Network] = {}
+    for ipv4, pool in actual.dnat.items():
+        if pool in actual.translator:
+            found[(ipv4, pool)] = actual.translator[pool]
+    for d, p in live.pairs if live is not None else ():
+        pool = IPv4Network(p)
+        if pool in actual.translator:
+            found.setdefault((IPv4Network(d), pool), actual.translator[pool])
+    return [(ipv4, pool, ipv6) for (ipv4, pool), ipv6 in sorted(found.items())]

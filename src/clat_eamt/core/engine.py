@@ -41,6 +41,7 @@ from clat_eamt.core.model import (
     Origin,
     Reason,
     Refusal,
+    StaleReason,
     State,
     show,
 )
@@ -170,6 +171,31 @@ class Engine:
             if e.ipv4 == ipv4 and e.state is State.VALID and origin in (None, e.origin)
         ]
         return self._commit(changes, now)
+
+    def adopt(
+        self, found: Iterable[tuple[IPv4Network, IPv4Network, IPv6Network]], now: float
+    ) -> list[Entry]:
+        """Mappings (D, P, X) found in the kernel at start, left by a run that ended without
+        cleaning up (a crash, SIGKILL).  Each becomes a Stale dns entry ("restarted"): its
+        running flows keep P <-> X, new flows take the NAT64 until DNS proves it again, and it
+        goes when its flows are gone.  Ones that clash with the table are not adopted (the
+        reconciling diff then removes them from the kernel)."""
+        adopted: list[Entry] = []
+        for ipv4, pool, ipv6 in found:
+            if ipv4.prefixlen != 32 or ipv6.prefixlen != 128 or (ipv4, ipv6) in self.table:
+                continue
+            try:
+                self.table.pool.adopt(ipv6, pool)
+            except ValueError:
+                continue
+            entry = Entry(
+                ipv4, ipv6, pool, Origin.DNS, State.STALE, now, now, now,
+                stale_reason=StaleReason.RESTARTED, stale_since=now,
+            )  # fmt: skip
+            self.table.add(entry)
+            adopted.append(entry)
+        self.counters["adopted"] += len(adopted)
+        return adopted
 
     def flush(self, now: float) -> Outcome:
         """Operator flush: every Valid dns entry goes Stale (flows kept)."""

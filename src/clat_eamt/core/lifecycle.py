@@ -69,7 +69,13 @@ EVENTS_ALLOWED: Mapping[Origin, frozenset[Event]] = {
 # reason a new answer cures.  A conflict is not cured by one side answering again, and an
 # operator's delete is final.
 REVIVABLE: frozenset[StaleReason] = frozenset(
-    {StaleReason.EXPIRED, StaleReason.WITHDRAWN, StaleReason.FLUSHED, StaleReason.OUTRANKED}
+    {
+        StaleReason.EXPIRED,
+        StaleReason.WITHDRAWN,
+        StaleReason.FLUSHED,
+        StaleReason.OUTRANKED,
+        StaleReason.RESTARTED,  # the same answer again proves it, as before the restart
+    }
 )
 
 

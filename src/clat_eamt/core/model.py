@@ -46,6 +46,7 @@ class StaleReason(enum.StrEnum):
     OUTRANKED = "outranked"  # a provider or static entry now covers the IPv4
     FLUSHED = "flushed"  # operator flushed the dns entries
     DELETED = "deleted"  # operator deleted it (static or provider removal)
+    RESTARTED = "restarted"  # found in the kernel after a restart: kept for its running flows
 
 
 class Reason(enum.StrEnum):
