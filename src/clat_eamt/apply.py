@@ -79,29 +79,41 @@ class Applier:
         self.dataplane, self.deadline = dataplane, deadline
         self.counters: Counter[str] = Counter()
         self.last_error: str | None = None
-        self._tail: asyncio.Future[bool] | None = None
+        self._queue: list[tuple[tuple[DataplaneOp, ...], asyncio.Future[bool]]] = []
+        self._last: asyncio.Future[bool] | None = None
+        self._worker: asyncio.Task[None] | None = None
         self._errors = RateLimitedLog(log, logging.ERROR)
 
     async def apply(self, ops: Sequence[DataplaneOp]) -> str:
         """Queue ``ops`` and wait at most the deadline: "done", "late", "failed" or "none"
         (nothing to install and nothing pending)."""
         if ops:
-            self._tail = asyncio.ensure_future(self._run(tuple(ops), self._tail))
-        elif self._tail is None or self._tail.done():
+            self._last = asyncio.get_running_loop().create_future()
+            self._queue.append((tuple(ops), self._last))
+            if self._worker is None or self._worker.done():
+                self._worker = asyncio.create_task(self._work())
+        elif self._last is None or self._last.done():
             return "none"
         try:
-            ok = await asyncio.wait_for(asyncio.shield(self._tail), self.deadline)
+            ok = await asyncio.wait_for(asyncio.shield(self._last), self.deadline)
         except TimeoutError:
             return "late"
         return "done" if ok else "failed"
 
     async def drain(self) -> None:
-        if self._tail is not None:
-            await asyncio.shield(self._tail)
+        if self._worker is not None:
+            await asyncio.shield(self._worker)
 
-    async def _run(self, ops: tuple[DataplaneOp, ...], before: asyncio.Future[bool] | None) -> bool:
-        if before is not None:
-            await asyncio.shield(before)
+    async def _work(self) -> None:
+        """Everything queued while a batch was being applied goes as the next single batch:
+        a burst of answers costs one translator change (one tayga restart)."""
+        while self._queue:
+            batch, self._queue = self._queue, []
+            ok = await self._run(tuple(op for ops, _ in batch for op in ops))
+            for _, future in batch:
+                future.set_result(ok)
+
+    async def _run(self, ops: tuple[DataplaneOp, ...]) -> bool:
         try:
             await self.dataplane.apply(ops)
         except Exception as error:  # any backend failure: count, say, keep serving DNS
@@ -110,4 +122,5 @@ class Applier:
             self._errors.note("apply", "dataplane %s failed: %s", self.dataplane.name, error)
             return False
         self.counters["dataplane.batches_done"] += 1
+        self.last_error = None
         return True

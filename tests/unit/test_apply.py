@@ -76,16 +76,19 @@ def test_failure_is_counted_and_reported_not_raised():
     assert error is not None and "Operation not permitted" in error
 
 
-def test_batches_land_in_the_order_they_were_made():
+def test_a_burst_becomes_one_batch_in_order():
     async def scenario():
-        dataplane = Scripted(delay=0.01)
+        dataplane = Scripted(delay=0.05)
         applier = Applier(dataplane, 1.0)
         remove = (RemoveDnat(D), RemoveTranslator(P, X))
-        await asyncio.gather(applier.apply(ADD), applier.apply(remove))
-        return dataplane.applied, remove
+        first = asyncio.create_task(applier.apply(ADD))
+        await asyncio.sleep(0.01)  # the first batch is now being applied
+        results = await asyncio.gather(first, applier.apply(remove), applier.apply(ADD))
+        return dataplane.applied, remove, results
 
-    applied, remove = asyncio.run(scenario())
-    assert applied == [ADD, remove]
+    applied, remove, results = asyncio.run(scenario())
+    assert applied == [ADD, remove + ADD]  # what queued meanwhile went as one batch, in order
+    assert results == ["done", "done", "done"]
 
 
 def test_disabled_dataplane_keeps_the_state_the_ops_describe():

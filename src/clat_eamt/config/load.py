@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
+from clat_eamt.config.rules import globals_violations, static_violations
 from clat_eamt.config.schema import (
     CONFIG_PATH,
     GLOBAL_OPTIONS,
@@ -31,9 +32,7 @@ from clat_eamt.config.schema import (
     STATIC_OPTIONS,
     Option,
     StaticEntry,
-    globals_violations,
     lookup,
-    static_violations,
 )
 from clat_eamt.config.types import Bool
 from clat_eamt.config.uci import UciSection, UciSyntaxError, parse_uci, quote

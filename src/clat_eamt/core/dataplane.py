@@ -98,3 +98,33 @@ def left_behind(
         if pool in actual.translator:
             found.setdefault((IPv4Network(d), pool), actual.translator[pool])
     return [(ipv4, pool, ipv6) for (ipv4, pool), ipv6 in sorted(found.items())]
+
+
+@dataclass(frozen=True)
+class NetEffect:
+    """A run of operations folded into what must change, so a burst of answers costs one batch
+    (one tayga restart): translator entries to set and to remove, DNAT elements likewise."""
+
+    translator_set: dict[IPv4Network, IPv6Network] = field(default_factory=dict)
+    translator_remove: set[IPv4Network] = field(default_factory=set)
+    dnat_set: dict[IPv4Network, IPv4Network] = field(default_factory=dict)
+    dnat_remove: set[IPv4Network] = field(default_factory=set)
+
+
+def net_effect(ops: Iterable[DataplaneOp]) -> NetEffect:
+    """Fold ``ops`` in order: a later operation on the same key wins."""
+    effect = NetEffect()
+    for op in ops:
+        if isinstance(op, EnsureTranslator):
+            effect.translator_set[op.pool] = op.ipv6
+            effect.translator_remove.discard(op.pool)
+        elif isinstance(op, RemoveTranslator):
+            effect.translator_set.pop(op.pool, None)
+            effect.translator_remove.add(op.pool)
+        elif isinstance(op, EnsureDnat):
+            effect.dnat_set[op.ipv4] = op.pool
+            effect.dnat_remove.discard(op.ipv4)
+        else:
+            effect.dnat_set.pop(op.ipv4, None)
+            effect.dnat_remove.add(op.ipv4)
+    return effect
