@@ -483,6 +483,15 @@ def lab_configs(draw: st.DrawFn) -> tuple[dict[Any, Any], list[StaticEntry]]:
         schema.HOLD_MS: draw(st.integers(0, 1000)),
         schema.APPLY_TIMEOUT_MS: draw(st.integers(1, 5000)),
         schema.UPSTREAM_TIMEOUT_MS: draw(st.integers(50, 30000)),
+        schema.TRANSLATOR: draw(st.sampled_from(["none", "jool"])),
+        schema.STATE_DIR: draw(st.sampled_from(["/var/run/clat-eamt", "/tmp/x"])),
+        schema.TUN: draw(st.sampled_from(["clat", "clat-eamt.0"])),
+        schema.CLAT_IPV4: ip_address("192.0.0.1"),
+        schema.CLAT_IPV6: draw(st.sampled_from([None, ip_address("2001:db8:ce::66")])),
+        schema.TAYGA_IPV4: ip_address("192.0.0.2"),
+        schema.TAYGA_IPV6: draw(st.sampled_from([None, ip_address("2001:db8:ce::1")])),
+        schema.JOOL_INSTANCE: draw(st.sampled_from(["clat-eamt", "siit0"])),
+        schema.JOOL_NETNS: draw(st.sampled_from(["", "jool"])),
         schema.PREF64: tuple(draw(st.lists(_PREF64, max_size=3))),
         schema.POOL: draw(_POOL),
         schema.TTL_MIN: ttl_min,
@@ -667,3 +676,21 @@ def test_upstream_pointing_at_the_proxy_itself_is_refused():
 
     with pytest.raises(ConfigError, match="would loop"):
         load_text("config globals 'globals'\n\tlist upstream '127.0.0.1#5353'\n")
+
+
+def test_tayga_needs_its_addresses_and_keeps_them_out_of_the_pool():
+    from clat_eamt.config import ConfigError, load_text  # noqa: PLC0415
+
+    with pytest.raises(ConfigError) as caught:
+        load_text(
+            "config globals 'globals'\n\toption translator 'tayga'\n"
+            "\toption pool '192.0.0.0/29'\n"
+        )
+    text = str(caught.value)
+    assert "translator tayga needs clat_ipv6" in text and "tayga needs pref64" in text
+    assert "clat_ipv4 192.0.0.1 lies inside pool" in text
+    cfg = load_text(
+        "config globals 'globals'\n\toption translator 'tayga'\n"
+        "\toption clat_ipv6 '2001:db8:ce::66'\n\tlist pref64 '2001:db8:64::/96'\n"
+    )
+    assert str(cfg[schema.CLAT_IPV6]) == "2001:db8:ce::66"

@@ -118,3 +118,66 @@ class FilePath(ValueType[str]):
 
     def to_json(self, value: str) -> JSONScalar:
         return value
+
+
+@dataclass(frozen=True)
+class FamilyAddress(ValueType[IPAddress | None]):
+    """One address of one family; with ``optional`` an empty value means "not set"."""
+
+    version: int
+    optional: bool = False
+
+    @property
+    def metavar(self) -> str:  # type: ignore[override]
+        return f"IPV{self.version}"
+
+    @property
+    def type_name(self) -> str:
+        return f"IPv{self.version} address" + (" (may be empty)" if self.optional else "")
+
+    @property
+    def luci_datatype(self) -> str:
+        return f"ip{self.version}addr(1)"
+
+    def parse(self, text: str) -> IPAddress | None:
+        if self.optional and not text.strip():
+            return None
+        address = parse_address(text)
+        if address.version != self.version:
+            raise ValueError(f"expected an IPv{self.version} address, got {text!r}")
+        return address
+
+    def render(self, value: IPAddress | None) -> str:
+        return "" if value is None else str(value)
+
+    def to_json(self, value: IPAddress | None) -> JSONScalar:
+        return None if value is None else str(value)
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+
+
+@dataclass(frozen=True)
+class Name(ValueType[str]):
+    """An interface, instance or namespace name (Linux allows 15 characters for interfaces)."""
+
+    what: str
+    optional: bool = False
+    metavar = "NAME"
+
+    @property
+    def type_name(self) -> str:
+        return f"{self.what} name" + (" (may be empty)" if self.optional else "")
+
+    @property
+    def luci_datatype(self) -> str:
+        return "string"
+
+    def parse(self, text: str) -> str:
+        word = text.strip()
+        if (self.optional and not word) or _NAME.match(word):
+            return word
+        raise ValueError(
+            f"expected a {self.what} name of letters, digits, '_', '.', '-' "
+            f"(at most 15), got {text!r}"
+        )

@@ -13,12 +13,16 @@ from typing import Protocol, TypeVar
 
 from clat_eamt.config.schema import (
     ALLOW_DOCUMENTATION,
+    CLAT_IPV4,
+    CLAT_IPV6,
     LISTEN,
     POOL,
     PORT,
     PREF64,
     STATIC_IPV4,
     STATIC_IPV6,
+    TAYGA_IPV4,
+    TRANSLATOR,
     TTL_MAX,
     TTL_MIN,
     UPSTREAM,
@@ -63,6 +67,23 @@ def globals_violations(cfg: Values, label: Label) -> list[Violation]:
                 (TTL_MIN.name, TTL_MAX.name),
             )
         )
+    if cfg[TRANSLATOR] == "tayga":
+        for option, why in ((CLAT_IPV6, "the CLAT's IPv6 source"), (PREF64, "tayga's prefix")):
+            if not cfg[option]:
+                found.append(
+                    Violation(
+                        f"{label(TRANSLATOR.name)} tayga needs {label(option.name)} ({why})",
+                        (TRANSLATOR.name, option.name),
+                    )
+                )
+        for option in (CLAT_IPV4, TAYGA_IPV4):
+            if cfg[option] in cfg[POOL]:
+                found.append(
+                    Violation(
+                        f"{label(option.name)} {cfg[option]} lies inside {label(POOL.name)}",
+                        (option.name, POOL.name),
+                    )
+                )
     for server in cfg[UPSTREAM]:
         if server.address == cfg[LISTEN] and server.port == cfg[PORT]:
             found.append(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Any, Generic, TypeVar, cast
 
-from clat_eamt.config.nettypes import Address, DnsServer, FilePath
+from clat_eamt.config.nettypes import Address, DnsServer, FamilyAddress, FilePath, Name
 from clat_eamt.config.types import (
     Bool,
     BoundedInt,
@@ -170,6 +170,35 @@ UPSTREAM_TIMEOUT_MS = scalar("upstream_timeout_ms", BoundedInt(50, 30000, "milli
     1500,
     "How long the proxy waits for one resolver before it tries the next one.",
 )
+TRANSLATOR = scalar("translator", Choice(("none", "tayga", "jool")), "none",
+    "What installs the mappings: 'tayga' (clat-eamt runs tayga as the router's CLAT), 'jool' "
+    "(a Jool SIIT instance set up by its own package), or 'none' (decide and log only).",
+)
+STATE_DIR = scalar("state_dir", FilePath(), "/var/run/clat-eamt",
+    "Directory for the files clat-eamt keeps at run time (tayga's configuration and pid).",
+)
+TUN = scalar("tun", Name("interface"), "clat",
+    "The tun device of the CLAT (tayga).",
+)
+CLAT_IPV4 = scalar("clat_ipv4", FamilyAddress(4), IPv4Address("192.0.0.1"),
+    "The IPv4 address the LAN is NAT44ed to before the CLAT (RFC 7335 suggests 192.0.0.1).",
+)
+CLAT_IPV6 = scalar("clat_ipv6", FamilyAddress(6, optional=True), None,
+    "The CLAT's IPv6 source address, from the prefix the ISP delegated to the router "
+    "(required with translator tayga).",
+)
+TAYGA_IPV4 = scalar("tayga_ipv4", FamilyAddress(4), IPv4Address("192.0.0.2"),
+    "The IPv4 address of tayga itself (the source of the ICMP errors it sends).",
+)
+TAYGA_IPV6 = scalar("tayga_ipv6", FamilyAddress(6, optional=True), None,
+    "The IPv6 address of tayga itself; empty lets tayga derive it from the Pref64.",
+)
+JOOL_INSTANCE = scalar("jool_instance", Name("Jool instance"), "clat-eamt",
+    "The Jool SIIT instance whose EAM table clat-eamt manages (translator jool).",
+)
+JOOL_NETNS = scalar("jool_netns", Name("network namespace", optional=True), "",
+    "The network namespace Jool runs in, if not the router's own.",
+)
 HOST_MODE = scalar("host_mode", Choice(("ipv4-only", "all")), "ipv4-only",
     "Which LAN hosts get mappings: 'ipv4-only' only hosts detected as IPv4-only (when unsure, "
     "nothing changes for a host); 'all' every IPv4 client, for networks where the detection "
@@ -235,7 +264,9 @@ STATIC_COMMENT = scalar("comment", Text(), "",
 
 GLOBAL_OPTIONS: tuple[Option[Any], ...] = (
     ENABLED, LISTEN, PORT, UPSTREAM, RESOLV_FILE, PREF64, POOL, TTL_MIN, TTL_MAX,
-    STALE_LINGER, REQUIRE_DNSSEC, HOLD_MS, APPLY_TIMEOUT_MS, UPSTREAM_TIMEOUT_MS, HOST_MODE,
+    STALE_LINGER, REQUIRE_DNSSEC, HOLD_MS, APPLY_TIMEOUT_MS, UPSTREAM_TIMEOUT_MS,
+    TRANSLATOR, STATE_DIR, TUN, CLAT_IPV4, CLAT_IPV6, TAYGA_IPV4, TAYGA_IPV6, JOOL_INSTANCE,
+    JOOL_NETNS, HOST_MODE,
     MAX_ENTRIES, CREATE_RATE, CREATE_BURST, HOST_CREATE_RATE, HOST_CREATE_BURST,
     ALLOW_NAME, DENY_NAME, ALLOW_PREFIX, DENY_PREFIX, ALLOW_DOCUMENTATION,
 )
