@@ -42,11 +42,17 @@ class DataplaneError(Exception):
 class Dataplane(Protocol):
     name: str
 
+    async def start(self) -> DataplaneState:
+        """Start or adopt what it drives; the state it holds now (for reconciliation)."""
+
     async def apply(self, ops: Sequence[DataplaneOp]) -> None:
         """Install ``ops`` in order; DataplaneError if that failed."""
 
     async def live_flows(self) -> LiveFlows | None:
         """Which (destination, pool) pairs have connections now; None if unknown."""
+
+    async def stop(self, clean: bool) -> None:
+        """Stop steering new flows; with ``clean`` also remove what running flows still use."""
 
 
 class DisabledDataplane:
@@ -54,6 +60,12 @@ class DisabledDataplane:
 
     def __init__(self) -> None:
         self.state = DataplaneState()
+
+    async def start(self) -> DataplaneState:
+        return self.state
+
+    async def stop(self, clean: bool) -> None:
+        return None
 
     async def apply(self, ops: Sequence[DataplaneOp]) -> None:
         dnat, translator = dict(self.state.dnat), dict(self.state.translator)

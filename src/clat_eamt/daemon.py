@@ -20,11 +20,13 @@ from ipaddress import IPv6Network, ip_network
 from typing import Any
 
 from clat_eamt import __version__
-from clat_eamt.apply import Applier, Dataplane, DisabledDataplane
+from clat_eamt.apply import Applier, Dataplane
 from clat_eamt.assemble import engine_from_config
 from clat_eamt.config import EffectiveConfig, schema
+from clat_eamt.core.dataplane import desired_state, diff, left_behind
 from clat_eamt.core.model import Observation
 from clat_eamt.core.pref64 import Pref64Set
+from clat_eamt.dataplane.build import build_dataplane
 from clat_eamt.dns.discovery import Pref64Discovery
 from clat_eamt.dns.proxy import Proxy, ProxySettings
 from clat_eamt.dns.resolvconf import ResolvConf
@@ -42,6 +44,7 @@ from clat_eamt.present import (
 log = logging.getLogger(__name__)
 decisions = logging.getLogger("clat_eamt.decision")
 TICK = 1.0
+REPAIR_FIRST, REPAIR_MAX = 5.0, 300.0  # back-off of dataplane repairs
 
 
 class Daemon:
@@ -56,8 +59,13 @@ class Daemon:
         local = tuple(
             ip_network(a) for a in (cfg[schema.LISTEN], *(s.address for s in cfg[schema.UPSTREAM]))
         )
-        self.engine, self._static = engine_from_config(cfg, self.started, local)
-        self.dataplane = dataplane or DisabledDataplane()
+        self.engine, installed = engine_from_config(cfg, self.started, local)
+        for refusal in installed.refusals:
+            log.warning("static entry not installed: %s", refusal.detail)
+        self.dataplane = dataplane or build_dataplane(cfg)
+        self.dataplane_error: str | None = "not started yet"
+        self.clean_on_stop = False
+        self._repair_at, self._repair_delay = 0.0, REPAIR_FIRST
         self.applier = Applier(self.dataplane, cfg[schema.APPLY_TIMEOUT_MS] / 1000)
         self.resolv = None if cfg[schema.UPSTREAM] else ResolvConf(cfg[schema.RESOLV_FILE], clock)
         servers = self.resolv.servers if self.resolv else (lambda: cfg[schema.UPSTREAM])
@@ -81,8 +89,7 @@ class Daemon:
         """Listen, install the static entries, start the clock and the discovery.  OSError when
         the address cannot be bound."""
         await self.server.start()
-        if self._static.ops:
-            await self.applier.apply(self._static.ops)
+        await self._reconcile()  # never raises: DNS must run even when the dataplane cannot
         self._tasks.append(asyncio.create_task(self._ticker(), name="tick"))
         if self.discovery is not None:
             self._tasks.append(asyncio.create_task(self.discovery.run(), name="pref64"))
@@ -101,8 +108,11 @@ class Daemon:
         await self.server.close()
         try:
             await asyncio.wait_for(self.applier.drain(), 5.0)
+            await self.dataplane.stop(self.clean_on_stop)
         except TimeoutError:
             log.warning("dataplane still busy at stop")
+        except Exception as error:  # stopping must finish whatever the dataplane says
+            log.error("dataplane %s at stop: %s", self.dataplane.name, error)
 
     async def run_until_signalled(self) -> None:
         loop = asyncio.get_running_loop()
@@ -138,9 +148,40 @@ class Daemon:
         if result in ("late", "failed"):
             log.info("%s released unmapped: dataplane %s", obs.name, result)
 
+    async def _reconcile(self) -> bool:
+        """Start or adopt the dataplane and make it hold exactly what the table wants: what a
+        crashed run left is adopted as Stale (its flows keep going), orphans are removed, and
+        what was decided while the dataplane was down is installed."""
+        try:
+            actual = await self.dataplane.start()
+            live = await self.dataplane.live_flows()
+            adopted = self.engine.adopt(left_behind(actual, live), self.clock())
+            ops = diff(actual, desired_state(self.engine.table))
+            await self.dataplane.apply(ops)
+        except Exception as error:  # any failure: DNS goes on, flows take the NAT64 path
+            self.dataplane_error = f"{type(error).__name__}: {error}"
+            self.counters["dataplane.start_failed"] += 1
+            log.error(
+                "dataplane %s: %s (retry in %.0f s)", self.dataplane.name, error, self._repair_delay
+            )
+            self._repair_at = self.clock() + self._repair_delay
+            self._repair_delay = min(self._repair_delay * 2, REPAIR_MAX)
+            return False
+        if self.dataplane_error or adopted or ops:
+            log.info(
+                "dataplane %s: ready; adopted %d, reconciled with %d operations",
+                self.dataplane.name, len(adopted), len(ops),
+            )  # fmt: skip
+        self.dataplane_error = None
+        self._repair_delay = REPAIR_FIRST
+        return True
+
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(TICK)
+            broken = self.dataplane_error or self.applier.last_error
+            if broken and self.clock() >= self._repair_at:
+                await self._reconcile()
             try:
                 live = await self.dataplane.live_flows()
                 now = self.clock()
@@ -177,7 +218,11 @@ class Daemon:
                 "source": pref64.source,
                 "discovery": self.discovery.status() if self.discovery else None,
             },
-            "dataplane": {"name": self.dataplane.name, "last_error": self.applier.last_error},
+            "dataplane": {
+                "name": self.dataplane.name,
+                "error": self.dataplane_error,
+                "last_error": self.applier.last_error,
+            },
             "mappings": len(self.engine.table),
             "counters": dict(sorted((counters + self.counters).items())),
         }

@@ -13,6 +13,7 @@ from dnslib import DNSRecord
 
 from clat_eamt.apply import DataplaneError
 from clat_eamt.config import load_text
+from clat_eamt.core.dataplane import DataplaneState
 from clat_eamt.core.model import DataplaneOp, LiveFlows
 from clat_eamt.daemon import Daemon
 from tests.unit.dnspeer import ScriptedPeer, zone_answer
@@ -36,6 +37,14 @@ class Scripted:
         self.batches += 1
 
     async def live_flows(self) -> LiveFlows | None:
+        return None
+
+    async def start(self) -> DataplaneState:
+        if self.fail:
+            raise DataplaneError("translator is not running")
+        return DataplaneState()
+
+    async def stop(self, clean: bool) -> None:
         return None
 
 
@@ -77,6 +86,7 @@ def test_fast_dataplane_maps_before_the_answer():
     assert [str(r.rdata) for r in reply.rr] == ["192.0.2.10"]
     assert status["counters"]["answers.apply_done"] == 1
     assert status["mappings"] == 1
+    assert status["dataplane"]["error"] is None
 
 
 def test_slow_dataplane_releases_the_answer_unmapped_at_the_deadline():
@@ -92,3 +102,4 @@ def test_failing_dataplane_is_visible_and_dns_goes_on():
     assert [str(r.rdata) for r in reply.rr] == ["192.0.2.10"]
     assert status["counters"]["answers.apply_failed"] == 1
     assert "translator is not running" in status["dataplane"]["last_error"]
+    assert "translator is not running" in status["dataplane"]["error"]  # the start failed too

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from ipaddress import IPv4Address
+from typing import Protocol
 
 from clat_eamt.core.dataplane import DataplaneState, net_effect
 from clat_eamt.core.model import DataplaneOp, LiveFlows
@@ -20,11 +21,10 @@ from clat_eamt.dataplane.translator import Translator, TranslatorError
 log = logging.getLogger(__name__)
 
 
-class FlowSource:
+class FlowSource(Protocol):
     """What the kernel dataplane needs of the flow oracle (``dataplane.conntrack``)."""
 
-    async def live(self) -> LiveFlows | None:  # pragma: no cover - interface
-        raise NotImplementedError
+    async def live(self) -> LiveFlows | None: ...
 
 
 class KernelDataplane:
@@ -52,12 +52,24 @@ class KernelDataplane:
         if not self.started:
             raise TranslatorError(f"{self.name} is not running (see the start error)")
         effect = net_effect(ops)
-        if effect.translator_set:
-            await self.translator.apply(effect.translator_set, ())
-        if effect.dnat_set or effect.dnat_remove:
-            await self.nft.apply(effect.dnat_set, effect.dnat_remove)
+        # An IPv6 target may sit in one translator entry only (Jool refuses a second, tayga
+        # too): a target moving to a new pool address is added after its old entry is gone.
+        held = await self.translator.entries() if effect.translator_remove else {}
+        leaving = {held[p] for p in effect.translator_remove if p in held}
+        first = {p: x for p, x in effect.translator_set.items() if x not in leaving}
+        later = {p: x for p, x in effect.translator_set.items() if x in leaving}
+        dnat_later = {d: p for d, p in effect.dnat_set.items() if p in later}
+        dnat_now = {d: p for d, p in effect.dnat_set.items() if p not in later}
+        if first:
+            await self.translator.apply(first, ())
+        if dnat_now or effect.dnat_remove:
+            await self.nft.apply(dnat_now, effect.dnat_remove)
         if effect.translator_remove:
             await self.translator.apply({}, effect.translator_remove)
+        if later:
+            await self.translator.apply(later, ())
+        if dnat_later:  # never a DNAT element before its translator entry
+            await self.nft.apply(dnat_later, ())
 
     async def live_flows(self) -> LiveFlows | None:
         if self.oracle is None:
