@@ -157,7 +157,8 @@ class Daemon:
             live = await self.dataplane.live_flows()
             adopted = self.engine.adopt(left_behind(actual, live), self.clock())
             ops = diff(actual, desired_state(self.engine.table))
-            await self.dataplane.apply(ops)
+            if ops:
+                await self.dataplane.apply(ops)
         except Exception as error:  # any failure: DNS goes on, flows take the NAT64 path
             self.dataplane_error = f"{type(error).__name__}: {error}"
             self.counters["dataplane.start_failed"] += 1
