@@ -21,7 +21,9 @@ from .netns import Netns, nft, remove_stale, run, socket_in, veth
 from .ports import free_port, port_is_free
 from .procs import Proc, ProcessGroup, ReadyTimeoutError, find_tool, spawn, wait_ready
 from .sniff import Packet, Sniffer, read_capture
+from .tcpflow import Flow
 from .unbound import Stub, Unbound
+from .xlat import Xlat
 from .zone import DNS64_PREFIX, IPV4ONLY, LAB, SLOW, WKA, Record, Zone, dns64
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "WKA",
     "DnsChain",
     "Dnsmasq",
+    "Flow",
     "Knot",
     "Lan",
     "Netns",
@@ -43,6 +46,7 @@ __all__ = [
     "Sniffer",
     "Stub",
     "Unbound",
+    "Xlat",
     "Zone",
     "answers",
     "dns64",
