@@ -683,8 +683,7 @@ def test_tayga_needs_its_addresses_and_keeps_them_out_of_the_pool():
 
     with pytest.raises(ConfigError) as caught:
         load_text(
-            "config globals 'globals'\n\toption translator 'tayga'\n"
-            "\toption pool '192.0.0.0/29'\n"
+            "config globals 'globals'\n\toption translator 'tayga'\n\toption pool '192.0.0.0/29'\n"
         )
     text = str(caught.value)
     assert "translator tayga needs clat_ipv6" in text and "tayga needs pref64" in text

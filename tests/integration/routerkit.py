@@ -1,0 +1,145 @@
+"""The product on the lab's home router: clat-eamt (`python -m clat_eamt run`, running tayga as
+the CLAT) and dnsmasq forwarding to it, in the `ce` namespace of the 464XLAT lab (labkit.xlat),
+configured from the lab's own constants, as a user would on OpenWrt."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from tests.integration.proxykit import uci
+from tests.labkit import Xlat
+from tests.labkit.client import answers, query
+from tests.labkit.dnsmasq import Dnsmasq
+from tests.labkit.procs import Proc
+
+PROXY_PORT = 5353
+
+
+def router_options(lab: Xlat, state_dir: Path, **extra: str | Iterable[str]) -> dict[str, Any]:
+    s = lab.settings()
+    options: dict[str, Any] = {
+        "translator": "tayga",
+        "tun": s["tun"],
+        "tayga_ipv4": s["tayga_ipv4"],
+        "tayga_ipv6": s["tayga_ipv6"],
+        "clat_ipv4": s["clat_ipv4"],
+        "clat_ipv6": s["clat_ipv6"],
+        "pref64": [s["pref64"]],
+        "pool": s["pool"],
+        "upstream": [s["upstream"].replace("#53", "")],
+        "allow_documentation": "1",
+        "host_mode": "all",
+        "state_dir": str(state_dir),
+        "port": str(PROXY_PORT),
+    }
+    options.update(extra)
+    return options
+
+
+class Router:
+    def __init__(self, lab: Xlat, options: dict[str, Any]) -> None:
+        self.lab, self.options = lab, options
+        self.config = lab.workdir / "clat-eamt.uci"
+        self.config.write_text(uci(options))
+        self.proc: Proc | None = None
+        self.starts = 0
+
+    def start(self) -> Proc:
+        self.starts += 1
+        argv = [sys.executable, "-m", "clat_eamt", "run", "--config", str(self.config)]
+        argv += ["--log-format", "json", "--log-level", "debug"]
+
+        def ready() -> bool:
+            reply = query(
+                "127.0.0.1", PROXY_PORT, "lab.example", "SOA", netns=self.lab.ce, timeout=0.5
+            )
+            return reply is not None
+
+        self.proc = self.lab.procs.start(
+            f"clat-eamt-{self.starts}", argv, ready=ready, netns=self.lab.ce.name
+        )
+        return self.proc
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.popen.wait(5)
+
+    def resolve(self, client: Any, name: str) -> list[str]:
+        reply = query(self.lab.CE_LAN_ADDR4, 53, name, "A", netns=client, timeout=5)
+        return answers(reply, "A")
+
+    def records(self) -> list[dict[str, Any]]:
+        assert self.proc is not None
+        return [json.loads(x) for x in self.proc.log_text().splitlines() if x.startswith("{")]
+
+    def status(self, timeout: float = 5.0) -> dict[str, Any]:
+        assert self.proc is not None
+        before = len(self._statuses())
+        os.kill(self.proc.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self._statuses()
+            if len(found) > before:
+                return found[-1]
+            time.sleep(0.02)
+        raise AssertionError(f"no status:\n{self.proc.log_tail()}")
+
+    def _statuses(self) -> list[dict[str, Any]]:
+        return [
+            json.loads(r["message"][7:])
+            for r in self.records()
+            if r["message"].startswith("status ")
+        ]
+
+    def tayga_maps(self) -> list[str]:
+        conf = Path(self.options["state_dir"]) / "tayga.conf"
+        return [line for line in conf.read_text().splitlines() if line.startswith("map ")]
+
+    def wait(self, predicate: Any, what: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextlib.contextmanager
+def home_router(
+    workdir: Path, clat: str = "none", **extra: str | Iterable[str]
+) -> Iterator[Router]:
+    """The lab with clat-eamt and dnsmasq running on its router; all gone on exit."""
+    with Xlat(workdir, clat=clat) as lab:  # type: ignore[arg-type]
+        router = Router(lab, router_options(lab, workdir / "state", **extra))
+        router.start()
+        dm = Dnsmasq(
+            lab.workdir,
+            servers=f"127.0.0.1#{PROXY_PORT}",
+            addr=lab.CE_LAN_ADDR4,
+            port=53,
+            netns=lab.ce,
+            cache_size=0,
+        )
+        dm.start(lab.procs, 30)
+        try:
+            yield router
+        finally:
+            if router.proc is not None and router.proc.alive():
+                os.kill(router.proc.pid, signal.SIGTERM)
+            subprocess_cleanup(lab, Path(router.options["state_dir"]))
+
+
+def subprocess_cleanup(lab: Xlat, state_dir: Path) -> None:
+    """tayga runs in its own session (it must outlive a crashed daemon): stop it explicitly."""
+    pidfile = state_dir / "tayga.pid"
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int(pidfile.read_text()), signal.SIGTERM)

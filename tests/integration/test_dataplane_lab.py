@@ -1,0 +1,114 @@
+"""The dataplane issue's lab tests: the daemon on the lab's home router runs tayga as the CLAT,
+DNATs mapped destinations into its pool, and every connection keeps the path it started on."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from ipaddress import ip_network
+from pathlib import Path
+
+import pytest
+
+from tests.integration.routerkit import Router, home_router
+from tests.labkit.require import LAB_TOOLS, SERVER_TOOLS, require_root, require_tools
+
+NAT64_PEER = "203.0.113.1"
+CLAT_IPV6 = "2001:db8:ce:c1a7::66"
+
+
+@pytest.fixture(scope="module")
+def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
+    require_root()
+    require_tools(*SERVER_TOOLS, *LAB_TOOLS)
+    with home_router(tmp_path_factory.mktemp("router")) as r:
+        yield r
+
+
+def peer(router: Router, flow) -> str:
+    return str(router.lab.accepted(flow.tag)["peer"])
+
+
+@pytest.mark.lab
+def test_ipv4_only_server_through_clat_and_nat64(router: Router):
+    lab = router.lab
+    [address] = router.resolve(lab.lan, "v4only.lab.example")
+    with lab.flow(lab.lan, address) as flow:
+        flow.roundtrip("hello")
+        assert peer(router, flow) == NAT64_PEER
+
+
+@pytest.mark.lab
+def test_dual_stack_name_goes_native_from_the_clat_ipv6(router: Router):
+    lab = router.lab
+    [address] = router.resolve(lab.lan, "ds1.lab.example")
+    with lab.flow(lab.lan, address) as flow:
+        flow.roundtrip("hello")
+        assert peer(router, flow) == CLAT_IPV6
+    [mapping] = [line for line in router.tayga_maps() if line.endswith(" 2001:db8:1::101")]
+    assert mapping.split()[1] in {str(a) for a in ip_network(router.options["pool"])}
+
+
+@pytest.mark.lab
+def test_a_nat64_flow_survives_its_destination_being_mapped(router: Router):
+    lab = router.lab
+    with lab.flow(lab.lan, "192.0.2.102") as old:  # before any DNS answer: NAT64
+        old.start_ticker(0.05)
+        assert peer(router, old) == NAT64_PEER
+        assert router.resolve(lab.lan, "ds2.lab.example") == ["192.0.2.102"]  # maps it
+        with lab.flow(lab.lan, "192.0.2.102") as new:
+            assert peer(router, new) == CLAT_IPV6
+        time.sleep(0.3)
+        old.stop_ticker()
+        old.roundtrip("still there")  # no reset through the tayga restart
+        assert old.max_stall() < 3.0
+
+
+@pytest.mark.lab
+def test_several_a_records_go_native_through_one_pool_address(router: Router):
+    lab = router.lab
+    addresses = sorted(router.resolve(lab.lan, "multi.lab.example"))
+    assert addresses == ["192.0.2.41", "192.0.2.42", "192.0.2.43"]
+    for address in addresses:
+        with lab.flow(lab.lan, address) as flow:
+            assert peer(router, flow) == CLAT_IPV6
+            assert router.lab.accepted(flow.tag)["local"] == "2001:db8:1::40"
+    maps = [line for line in router.tayga_maps() if line.endswith(" 2001:db8:1::40")]
+    assert len(maps) == 1
+
+
+@pytest.mark.lab
+def test_sigkill_mid_flow_then_restart_keeps_the_flow_and_leaves_no_orphan(router: Router):
+    lab = router.lab
+    assert router.resolve(lab.lan, "ds3.lab.example") == ["192.0.2.103"]
+    with lab.flow(lab.lan, "192.0.2.103") as flow:
+        assert peer(router, flow) == CLAT_IPV6
+        flow.start_ticker(0.05)
+        router.kill()
+        time.sleep(0.2)
+        router.start()
+        time.sleep(0.3)
+        flow.stop_ticker()
+        flow.roundtrip("after the restart")
+        status = router.status()
+        assert status["dataplane"]["error"] is None
+        assert status["counters"].get("adopted", 0) >= 1
+        # A new flow to the same name: DNS again, and it goes native again.
+        assert router.resolve(lab.lan, "ds3.lab.example") == ["192.0.2.103"]
+        with lab.flow(lab.lan, "192.0.2.103") as again:
+            assert peer(router, again) == CLAT_IPV6
+
+
+@pytest.mark.lab
+def test_missing_translator_keeps_dns_and_nat64_working(tmp_path: Path):
+    require_root()
+    require_tools(*SERVER_TOOLS, *LAB_TOOLS)
+    # The lab runs its own CLAT; the daemon is told to drive a Jool that is not installed.
+    with home_router(tmp_path, clat="lab", translator="jool") as router:
+        lab = router.lab
+        assert router.resolve(lab.lan, "ds4.lab.example") == ["192.0.2.104"]
+        with lab.flow(lab.lan, "192.0.2.104") as flow:
+            assert peer(router, flow) == NAT64_PEER
+        status = router.status()
+        assert "jool" in (status["dataplane"]["error"] or "")
+        assert status["counters"]["answers.apply_failed"] >= 1
