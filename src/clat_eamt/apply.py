@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from ipaddress import IPv4Address
 from typing import Protocol
 
 from clat_eamt.core.dataplane import DataplaneState
@@ -54,6 +55,9 @@ class Dataplane(Protocol):
     async def stop(self, clean: bool) -> None:
         """Stop steering new flows; with ``clean`` also remove what running flows still use."""
 
+    async def set_hosts(self, dual_stack: set[IPv4Address], ipv4_only: set[IPv4Address]) -> None:
+        """Which LAN hosts are never steered, and which may be (host_mode ipv4-only)."""
+
 
 class DisabledDataplane:
     name = "disabled"
@@ -65,6 +69,9 @@ class DisabledDataplane:
         return self.state
 
     async def stop(self, clean: bool) -> None:
+        return None
+
+    async def set_hosts(self, dual_stack: set[IPv4Address], ipv4_only: set[IPv4Address]) -> None:
         return None
 
     async def apply(self, ops: Sequence[DataplaneOp]) -> None:

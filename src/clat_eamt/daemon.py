@@ -24,11 +24,13 @@ from clat_eamt.apply import Applier, Dataplane
 from clat_eamt.assemble import engine_from_config
 from clat_eamt.config import EffectiveConfig, schema
 from clat_eamt.core.dataplane import desired_state, diff, left_behind
-from clat_eamt.core.model import Observation
+from clat_eamt.core.model import Host, Observation
 from clat_eamt.core.pref64 import Pref64Set
 from clat_eamt.dataplane.build import build_dataplane
+from clat_eamt.dataplane.neighbours import NeighbourWatcher
 from clat_eamt.dns.discovery import Pref64Discovery
-from clat_eamt.dns.proxy import Proxy, ProxySettings
+from clat_eamt.dns.identity import ClientIdentity
+from clat_eamt.dns.proxy import Proxy, ProxySettings, unknown_class
 from clat_eamt.dns.resolvconf import ResolvConf
 from clat_eamt.dns.server import DnsServer
 from clat_eamt.dns.upstream import Upstreams
@@ -75,7 +77,10 @@ class Daemon:
             hold=cfg[schema.HOLD_MS] / 1000,
             require_dnssec=cfg[schema.REQUIRE_DNSSEC],
         )
-        self.proxy = Proxy(self.upstreams, self.map, settings)
+        self.hosts = NeighbourWatcher(
+            cfg[schema.LAN_INTERFACES] or None, clock=clock, observe=cfg[schema.HOST_OBSERVE]
+        )
+        self.proxy = Proxy(self.upstreams, self.map, settings, self._classify)
         self.server = DnsServer(self.proxy.handle, str(cfg[schema.LISTEN]), cfg[schema.PORT])
         self.discovery: Pref64Discovery | None = None
         if cfg[schema.ENABLED] and not cfg[schema.PREF64]:
@@ -184,6 +189,10 @@ class Daemon:
             if broken and self.clock() >= self._repair_at:
                 await self._reconcile()
             try:
+                await self._refresh_hosts()
+            except Exception as error:  # stale host sets are safe; the clock goes on
+                log.warning("host classification: %s", error)
+            try:
                 live = await self.dataplane.live_flows()
                 now = self.clock()
                 outcome = self.engine.tick(now, live)
@@ -193,6 +202,18 @@ class Daemon:
                     await self.applier.apply(outcome.ops)
             except Exception:  # the clock must keep running whatever one tick hit
                 log.exception("tick failed")
+
+    def _classify(self, identity: ClientIdentity) -> Host | None:
+        """The client as the neighbour tables know it (SPEC 3); unknown when they do not."""
+        for key in (identity.mac, str(identity.address) if identity.address else None):
+            host = self.hosts.host(key) if key else None
+            if host is not None:
+                return host
+        return unknown_class(identity)
+
+    async def _refresh_hosts(self) -> None:
+        await self.hosts.refresh()
+        await self.dataplane.set_hosts(self.hosts.dual_stack_ipv4s(), self.hosts.ipv4_only_ipv4s())
 
     def _pref64_found(self, prefixes: tuple[IPv6Network, ...], source: str) -> None:
         policy = self.engine.policy
@@ -225,6 +246,11 @@ class Daemon:
                 "last_error": self.applier.last_error,
             },
             "mappings": len(self.engine.table),
+            "hosts": {
+                "ipv4_only": len(self.hosts.ipv4_only_ipv4s()),
+                "dual_stack": len(self.hosts.dual_stack_ipv4s()),
+                "unsure": self.hosts.unsure,
+            },
             "counters": dict(sorted((counters + self.counters).items())),
         }
 
@@ -235,3 +261,4 @@ class Daemon:
     def dump(self) -> None:
         log.info("status %s", json.dumps(self.status(), sort_keys=True))
         log.info("mappings:\n%s", entries_text(self.engine.table, self.clock()))
+        log.debug("mappings-json %s", json.dumps(self.mappings()))

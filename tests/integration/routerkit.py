@@ -93,6 +93,17 @@ class Router:
             time.sleep(0.02)
         raise AssertionError(f"no status:\n{self.proc.log_tail()}")
 
+    def mappings(self) -> list[dict[str, Any]]:
+        """The mapping table as the daemon dumps it (SIGUSR1, JSON at debug level)."""
+        self.status()
+        dumps = [
+            r["message"][14:] for r in self.records() if r["message"].startswith("mappings-json ")
+        ]
+        return list(json.loads(dumps[-1]))
+
+    def state_of(self, ipv4: str) -> str | None:
+        return next((m["state"] for m in self.mappings() if m["ipv4"] == ipv4), None)
+
     def _statuses(self) -> list[dict[str, Any]]:
         return [
             json.loads(r["message"][7:])

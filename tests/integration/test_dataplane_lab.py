@@ -21,7 +21,7 @@ CLAT_IPV6 = "2001:db8:ce:c1a7::66"
 def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
     require_root()
     require_tools(*SERVER_TOOLS, *LAB_TOOLS)
-    with home_router(tmp_path_factory.mktemp("router")) as r:
+    with home_router(tmp_path_factory.mktemp("router"), ttl_min="0", stale_linger="1") as r:
         yield r
 
 
@@ -112,3 +112,59 @@ def test_missing_translator_keeps_dns_and_nat64_working(tmp_path: Path):
         status = router.status()
         assert "jool" in (status["dataplane"]["error"] or "")
         assert status["counters"]["answers.apply_failed"] >= 1
+
+
+def translated(router: Router, ipv6: str) -> bool:
+    return any(line.endswith(" " + ipv6) for line in router.tayga_maps())
+
+
+@pytest.mark.lab
+def test_native_flow_outlives_expiry_then_its_entry_goes_with_it(router: Router):
+    lab = router.lab
+    assert router.resolve(lab.lan, "short.lab.example") == ["192.0.2.60"]  # TTL 2 s
+    with lab.flow(lab.lan, "192.0.2.60") as native:
+        assert peer(router, native) == CLAT_IPV6
+        router.wait(lambda: router.state_of("192.0.2.60") == "stale", "the entry to go Stale")
+        with lab.flow(lab.lan, "192.0.2.60") as later:
+            assert peer(router, later) == NAT64_PEER  # new flows: NAT64 again
+        native.roundtrip("still native")
+        assert translated(router, "2001:db8:1::60")  # kept while the native flow lives
+    # The flow ended: the entry goes, and so do its pool address and tayga map.
+    router.wait(lambda: not translated(router, "2001:db8:1::60"), "the tayga map to go", 15)
+
+
+@pytest.mark.lab
+def test_native_flow_outlives_a_conflicting_answer(router: Router):
+    lab = router.lab
+    assert router.resolve(lab.lan, "conflict-a.lab.example") == ["192.0.2.71"]
+    with lab.flow(lab.lan, "192.0.2.71") as native:
+        assert lab.accepted(native.tag)["local"] == "2001:db8:1::71"
+        assert router.resolve(lab.lan, "conflict-b.lab.example") == ["192.0.2.71"]
+        with lab.flow(lab.lan, "192.0.2.71") as later:
+            assert peer(router, later) == NAT64_PEER  # Stale by conflict: no new native flow
+        native.roundtrip("still native")
+        assert translated(router, "2001:db8:1::71")
+    router.wait(lambda: not translated(router, "2001:db8:1::71"), "the tayga map to go", 15)
+
+
+@pytest.mark.lab
+def test_dual_stack_client_is_never_steered_an_ipv4_only_one_is(tmp_path: Path):
+    require_root()
+    require_tools(*SERVER_TOOLS, *LAB_TOOLS)
+    options = {"host_mode": "ipv4-only", "host_observe": "0", "lan_interface": ["br-lan"]}
+    with home_router(tmp_path, **options) as router:
+        lab = router.lab
+        # Both clients talk to the router; the dual-stack one also over IPv6.
+        router.resolve(lab.lan, "lab.example")
+        router.resolve(lab.lan6, "lab.example")
+        with lab.flow(lab.lan6, "2001:db8:1::10") as v6:
+            assert peer(router, v6) == "2001:db8:ce:1::11"
+        router.wait(
+            lambda: router.status()["hosts"] == {"ipv4_only": 1, "dual_stack": 1, "unsure": False},
+            "both clients classified",
+        )
+        assert router.resolve(lab.lan, "ds5.lab.example") == ["192.0.2.105"]
+        with lab.flow(lab.lan, "192.0.2.105") as steered:
+            assert peer(router, steered) == CLAT_IPV6
+        with lab.flow(lab.lan6, "192.0.2.105") as kept:
+            assert peer(router, kept) == NAT64_PEER  # its IPv4 flows are never DNATed

@@ -101,6 +101,9 @@ def lab_zone() -> Zone:
     # 120 A records: ~1.9 kB of answer, more than 1232 bytes (TC over UDP), fine over TCP.
     zone.add("big", "A", *[f"203.0.113.{i}" for i in range(1, 61)])
     zone.add("big", "A", *[f"198.51.100.{i}" for i in range(1, 61)])
+    # Two names that map one IPv4 to different IPv6 addresses (a reverse proxy): a conflict.
+    zone.add("conflict-a", "A", "192.0.2.71").add("conflict-a", "AAAA", "2001:db8:1::71")
+    zone.add("conflict-b", "A", "192.0.2.71").add("conflict-b", "AAAA", "2001:db8:1::72")
     for i in range(1, FRESH_NAMES + 1):
         zone.add(f"ds{i}", "A", f"192.0.2.{100 + i}")
         zone.add(f"ds{i}", "AAAA", f"2001:db8:1::{100 + i}")

@@ -199,6 +199,14 @@ JOOL_INSTANCE = scalar("jool_instance", Name("Jool instance"), "clat-eamt",
 JOOL_NETNS = scalar("jool_netns", Name("network namespace", optional=True), "",
     "The network namespace Jool runs in, if not the router's own.",
 )
+HOST_OBSERVE = scalar("host_observe", BoundedInt(0, 86400, "seconds"), 60,
+    "How long a LAN host must be seen in the neighbour tables with IPv4 and no IPv6 before "
+    "it counts as IPv4-only (until then nothing changes for it).",
+)
+LAN_INTERFACES = listed("lan_interface", Name("interface"),
+    "Interfaces whose neighbour tables classify the LAN hosts; empty means all.",
+    "br-lan",
+)
 HOST_MODE = scalar("host_mode", Choice(("ipv4-only", "all")), "ipv4-only",
     "Which LAN hosts get mappings: 'ipv4-only' only hosts detected as IPv4-only (when unsure, "
     "nothing changes for a host); 'all' every IPv4 client, for networks where the detection "
@@ -266,7 +274,7 @@ GLOBAL_OPTIONS: tuple[Option[Any], ...] = (
     ENABLED, LISTEN, PORT, UPSTREAM, RESOLV_FILE, PREF64, POOL, TTL_MIN, TTL_MAX,
     STALE_LINGER, REQUIRE_DNSSEC, HOLD_MS, APPLY_TIMEOUT_MS, UPSTREAM_TIMEOUT_MS,
     TRANSLATOR, STATE_DIR, TUN, CLAT_IPV4, CLAT_IPV6, TAYGA_IPV4, TAYGA_IPV6, JOOL_INSTANCE,
-    JOOL_NETNS, HOST_MODE,
+    JOOL_NETNS, HOST_MODE, HOST_OBSERVE, LAN_INTERFACES,
     MAX_ENTRIES, CREATE_RATE, CREATE_BURST, HOST_CREATE_RATE, HOST_CREATE_BURST,
     ALLOW_NAME, DENY_NAME, ALLOW_PREFIX, DENY_PREFIX, ALLOW_DOCUMENTATION,
 )
