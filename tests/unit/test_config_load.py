@@ -492,6 +492,10 @@ def lab_configs(draw: st.DrawFn) -> tuple[dict[Any, Any], list[StaticEntry]]:
         schema.TAYGA_IPV6: draw(st.sampled_from([None, ip_address("2001:db8:ce::1")])),
         schema.JOOL_INSTANCE: draw(st.sampled_from(["clat-eamt", "siit0"])),
         schema.JOOL_NETNS: draw(st.sampled_from(["", "jool"])),
+        schema.HOST_OBSERVE: draw(st.integers(0, 86400)),
+        schema.LAN_INTERFACES: tuple(
+            draw(st.lists(st.sampled_from(["br-lan", "lan2"]), max_size=2))
+        ),
         schema.PREF64: tuple(draw(st.lists(_PREF64, max_size=3))),
         schema.POOL: draw(_POOL),
         schema.TTL_MIN: ttl_min,
