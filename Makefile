@@ -61,6 +61,7 @@ demo: $(TOX)
 bench: $(TOX)
 	@$(TOX) -q -e tests --notest >/dev/null
 	.tox/tests/bin/python -m tests.bench.dns_bench
+	.tox/tests/bin/python -m tests.bench.dataplane_bench
 
 clean:
 	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist src/*.egg-info

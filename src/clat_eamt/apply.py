@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from ipaddress import IPv4Address
 from typing import Protocol
@@ -98,7 +98,9 @@ class Applier:
         self.dataplane, self.deadline = dataplane, deadline
         self.counters: Counter[str] = Counter()
         self.last_error: str | None = None
-        self._queue: list[tuple[tuple[DataplaneOp, ...], asyncio.Future[bool]]] = []
+        self._queue: list[tuple[tuple[DataplaneOp, ...], asyncio.Future[bool], float]] = []
+        # seconds from an answer's batch being queued to it being installed (for status, bench)
+        self.install_times: deque[float] = deque(maxlen=1000)
         self._last: asyncio.Future[bool] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._errors = RateLimitedLog(log, logging.ERROR)
@@ -107,8 +109,9 @@ class Applier:
         """Queue ``ops`` and wait at most the deadline: "done", "late", "failed" or "none"
         (nothing to install and nothing pending)."""
         if ops:
-            self._last = asyncio.get_running_loop().create_future()
-            self._queue.append((tuple(ops), self._last))
+            loop = asyncio.get_running_loop()
+            self._last = loop.create_future()
+            self._queue.append((tuple(ops), self._last, loop.time()))
             if self._worker is None or self._worker.done():
                 self._worker = asyncio.create_task(self._work())
         elif self._last is None or self._last.done():
@@ -126,11 +129,15 @@ class Applier:
     async def _work(self) -> None:
         """Everything queued while a batch was being applied goes as the next single batch:
         a burst of answers costs one translator change (one tayga restart)."""
+        loop = asyncio.get_running_loop()
         while self._queue:
             batch, self._queue = self._queue, []
-            ok = await self._run(tuple(op for ops, _ in batch for op in ops))
-            for _, future in batch:
+            ok = await self._run(tuple(op for ops, _, _ in batch for op in ops))
+            done = loop.time()
+            for _, future, queued in batch:
                 future.set_result(ok)
+                if ok:
+                    self.install_times.append(done - queued)
 
     async def _run(self, ops: tuple[DataplaneOp, ...]) -> bool:
         try:
@@ -143,3 +150,15 @@ class Applier:
         self.counters["dataplane.batches_done"] += 1
         self.last_error = None
         return True
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float] | None:
+    """p50 and p99 in milliseconds (None without values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+
+    def at(fraction: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000, 2)
+
+    return {"p50_ms": at(0.5), "p99_ms": at(0.99), "count": len(ordered)}

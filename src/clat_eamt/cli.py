@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     run.add_argument(
+        "--clean-stop",
+        action="store_true",
+        help="on stop remove everything installed, the translator entries running flows still "
+        "use included (default: only the DNAT elements go, running flows keep working)",
+    )
+    run.add_argument(
         "--log-format", choices=("text", "json"), default="text", help="json: one object per line"
     )
     add_arguments(run)
@@ -152,6 +158,7 @@ def _run(args: argparse.Namespace) -> int:
     logs.setup(args.log_level, args.log_format)
     cfg = apply_overrides(load_file(args.config), args)
     daemon = Daemon(cfg)
+    daemon.clean_on_stop = args.clean_stop
     try:
         asyncio.run(daemon.run_until_signalled())
     except OSError as error:

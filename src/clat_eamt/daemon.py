@@ -20,7 +20,7 @@ from ipaddress import IPv6Network, ip_network
 from typing import Any
 
 from clat_eamt import __version__
-from clat_eamt.apply import Applier, Dataplane
+from clat_eamt.apply import Applier, Dataplane, percentiles
 from clat_eamt.assemble import engine_from_config
 from clat_eamt.config import EffectiveConfig, schema
 from clat_eamt.core.dataplane import desired_state, diff, left_behind
@@ -244,6 +244,8 @@ class Daemon:
                 "name": self.dataplane.name,
                 "error": self.dataplane_error,
                 "last_error": self.applier.last_error,
+                "install": percentiles(self.applier.install_times),
+                "mode": sorted(getattr(self.dataplane, "capabilities", ())),
             },
             "mappings": len(self.engine.table),
             "hosts": {

@@ -22,6 +22,7 @@ NEGATIVE_TTL = 60  # SOA minimum: how long resolvers cache NODATA / NXDOMAIN
 DNS64_PREFIX = "2001:db8:64::/96"  # network-specific (SPEC 7: tayga rejects doc IPv4 with WKP)
 WKA = ("192.0.0.170", "192.0.0.171")  # RFC 7050 well-known IPv4 of ipv4only.arpa
 FRESH_NAMES = 20  # ds1 .. ds20
+BENCH_NAMES = 60  # b0..b59.lab.example: 203.0.113.64-123, 2001:db8:2::1-3c
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,9 @@ def lab_zone() -> Zone:
     # 120 A records: ~1.9 kB of answer, more than 1232 bytes (TC over UDP), fine over TCP.
     zone.add("big", "A", *[f"203.0.113.{i}" for i in range(1, 61)])
     zone.add("big", "A", *[f"198.51.100.{i}" for i in range(1, 61)])
+    # Fresh dual-stack names for `make bench`'s bursts of new mappings.
+    for i in range(BENCH_NAMES):
+        zone.add(f"b{i}", "A", f"203.0.113.{64 + i}").add(f"b{i}", "AAAA", f"2001:db8:2::{i + 1:x}")
     # Two names that map one IPv4 to different IPv6 addresses (a reverse proxy): a conflict.
     zone.add("conflict-a", "A", "192.0.2.71").add("conflict-a", "AAAA", "2001:db8:1::71")
     zone.add("conflict-b", "A", "192.0.2.71").add("conflict-b", "AAAA", "2001:db8:1::72")

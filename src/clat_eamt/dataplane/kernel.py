@@ -40,6 +40,10 @@ class KernelDataplane:
         self.name = f"nftables + {translator.name}"
         self.started = False
 
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return self.translator.capabilities
+
     async def start(self) -> DataplaneState:
         """Create or adopt the nft table, start or adopt the translator; the state they hold
         now (the daemon reconciles its table against it)."""
