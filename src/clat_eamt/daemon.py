@@ -25,8 +25,10 @@ from clat_eamt.assemble import engine_from_config
 from clat_eamt.config import EffectiveConfig, schema
 from clat_eamt.core.dataplane import desired_state, diff, left_behind
 from clat_eamt.core.model import Host, Observation
+from clat_eamt.core.pool import pool_problems
 from clat_eamt.core.pref64 import Pref64Set
 from clat_eamt.dataplane.build import build_dataplane
+from clat_eamt.dataplane.interfaces import local_prefixes
 from clat_eamt.dataplane.neighbours import NeighbourWatcher
 from clat_eamt.dns.discovery import Pref64Discovery
 from clat_eamt.dns.identity import ClientIdentity
@@ -158,6 +160,7 @@ class Daemon:
         crashed run left is adopted as Stale (its flows keep going), orphans are removed, and
         what was decided while the dataplane was down is installed."""
         try:
+            await self._check_local_prefixes()
             actual = await self.dataplane.start()
             live = await self.dataplane.live_flows()
             adopted = self.engine.adopt(left_behind(actual, live), self.clock())
@@ -181,6 +184,20 @@ class Daemon:
         self.dataplane_error = None
         self._repair_delay = REPAIR_FIRST
         return True
+
+    async def _check_local_prefixes(self) -> None:
+        """SPEC 4: the router's own prefixes are never mapped, and the pool must avoid them."""
+        local = await local_prefixes()
+        policy = self.engine.policy
+        new = [p for p in local if p not in policy.addresses.excluded]  # idempotent on retries
+        self.engine.policy = replace(policy, addresses=policy.addresses.with_excluded(new))
+        problems = pool_problems(
+            self.cfg[schema.POOL],
+            allow_documentation=self.cfg[schema.ALLOW_DOCUMENTATION],
+            in_use=local,
+        )
+        if problems:
+            raise ValueError("pool: " + "; ".join(problems))
 
     async def _ticker(self) -> None:
         while True:

@@ -168,3 +168,17 @@ def test_dual_stack_client_is_never_steered_an_ipv4_only_one_is(tmp_path: Path):
             assert peer(router, steered) == CLAT_IPV6
         with lab.flow(lab.lan6, "192.0.2.105") as kept:
             assert peer(router, kept) == NAT64_PEER  # its IPv4 flows are never DNATed
+
+
+@pytest.mark.lab
+def test_a_pool_overlapping_the_lan_is_refused_and_dns_goes_on(tmp_path: Path):
+    require_root()
+    require_tools(*SERVER_TOOLS, *LAB_TOOLS)
+    # 198.51.100.0/25 holds the LAN's 198.51.100.0/26: found on the router's own interfaces.
+    with home_router(tmp_path, clat="lab", translator="jool", pool="198.51.100.0/25") as router:
+        lab = router.lab
+        assert router.resolve(lab.lan, "ds6.lab.example") == ["192.0.2.106"]
+        with lab.flow(lab.lan, "192.0.2.106") as flow:
+            assert peer(router, flow) == NAT64_PEER
+        error = router.status()["dataplane"]["error"] or ""
+        assert "pool" in error and "198.51.100.0/26" in error
