@@ -28,7 +28,7 @@ from clat_eamt.core.model import Host, Observation
 from clat_eamt.core.pool import pool_problems
 from clat_eamt.core.pref64 import Pref64Set
 from clat_eamt.dataplane.build import build_dataplane
-from clat_eamt.dataplane.interfaces import local_prefixes
+from clat_eamt.dataplane.interfaces import local_networks
 from clat_eamt.dataplane.neighbours import NeighbourWatcher
 from clat_eamt.dns.discovery import Pref64Discovery
 from clat_eamt.dns.identity import ClientIdentity
@@ -187,14 +187,14 @@ class Daemon:
 
     async def _check_local_prefixes(self) -> None:
         """SPEC 4: the router's own prefixes are never mapped, and the pool must avoid them."""
-        local = await local_prefixes()
+        local = await local_networks(self.cfg[schema.LAN_INTERFACES] or None)
         policy = self.engine.policy
-        new = [p for p in local if p not in policy.addresses.excluded]  # idempotent on retries
+        new = [p for p in local.never_mapped if p not in policy.addresses.excluded]  # retries
         self.engine.policy = replace(policy, addresses=policy.addresses.with_excluded(new))
         problems = pool_problems(
             self.cfg[schema.POOL],
             allow_documentation=self.cfg[schema.ALLOW_DOCUMENTATION],
-            in_use=local,
+            in_use=local.prefixes,
         )
         if problems:
             raise ValueError("pool: " + "; ".join(problems))

@@ -63,6 +63,7 @@ def run_daemon(dataplane: Scripted, apply_timeout_ms: int = 30):
                 "\toption pool '198.51.100.128/25'\n\toption pref64 '2001:db8:64::/96'\n"
                 f"\toption port '{free_port()}'\n\tlist upstream '127.0.0.1#{peer.port}'\n"
                 f"\toption apply_timeout_ms '{apply_timeout_ms}'\n"
+                "\tlist lan_interface 'lo'\n"  # this machine's own prefixes are not our LAN
             )
             daemon = Daemon(cfg, dataplane)
             await daemon.start()

@@ -1,33 +1,52 @@
-"""The router's own prefixes, read from its interfaces at start (SPEC section 4).
+"""The router's own addresses and prefixes, read from its interfaces at start (SPEC section 4).
 
-They matter twice: the mapping pool must not overlap any of them (a pool address that is also
-a LAN address would steal its traffic), and no DNS answer may map one of them (an answer that
-says a LAN or router address has some IPv6 is an attack, not an optimization).
+They matter twice: the mapping pool must not overlap any prefix of the router (a pool address
+that is also a LAN or WAN address would steal its traffic), and no DNS answer may map the
+router's own addresses or its LAN prefixes (an answer that gives a LAN address some IPv6 is an
+attack, not an optimization).  Which interfaces are the LAN comes from ``lan_interface``
+(empty: every interface counts as LAN).
 """
 
 from __future__ import annotations
 
 import asyncio
-from ipaddress import ip_interface
+from collections.abc import Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Interface, IPv6Interface, ip_interface, ip_network
 
 from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
 from clat_eamt.core.model import IPNetwork
 
 
-def _read() -> list[IPNetwork]:
+@dataclass(frozen=True)
+class LocalNetworks:
+    addresses: tuple[IPNetwork, ...]  # every own address, as /32 or /128
+    prefixes: tuple[IPNetwork, ...]  # every on-link prefix (for the pool check)
+    lan_prefixes: tuple[IPNetwork, ...]  # the prefixes of the LAN interfaces
+
+    @property
+    def never_mapped(self) -> tuple[IPNetwork, ...]:
+        return tuple(dict.fromkeys(self.addresses + self.lan_prefixes))
+
+
+def _read(lan: Sequence[str] | None) -> LocalNetworks:
+    found: list[tuple[str, IPv4Interface | IPv6Interface]] = []
     with IPRoute() as ipr:
-        found: list[IPNetwork] = []
+        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
         for message in ipr.get_addr():
             address = message.get_attr("IFA_ADDRESS")
             if address is None:
                 continue
             interface = ip_interface(f"{address.split('%', 1)[0]}/{message['prefixlen']}")
             if not (interface.is_loopback or interface.is_link_local):
-                found.append(interface.network)
-    return sorted(set(found), key=lambda n: (n.version, n))
+                found.append((names.get(message["index"], ""), interface))
+    return LocalNetworks(
+        addresses=tuple(dict.fromkeys(ip_network(i.ip) for _, i in found)),
+        prefixes=tuple(dict.fromkeys(i.network for _, i in found)),
+        lan_prefixes=tuple(dict.fromkeys(i.network for n, i in found if not lan or n in lan)),
+    )
 
 
-async def local_prefixes() -> list[IPNetwork]:
-    """Every non-loopback, non-link-local prefix on the router's interfaces."""
-    return await asyncio.to_thread(_read)
+async def local_networks(lan: Sequence[str] | None) -> LocalNetworks:
+    return await asyncio.to_thread(_read, lan)
