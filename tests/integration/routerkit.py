@@ -14,10 +14,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from clat_eamt.core.model import show
+from clat_eamt.dataplane.nft import parse_map
 from tests.integration.proxykit import uci
 from tests.labkit import Xlat
 from tests.labkit.client import answers, query
 from tests.labkit.dnsmasq import Dnsmasq
+from tests.labkit.netns import run
 from tests.labkit.procs import Proc
 
 PROXY_PORT = 5353
@@ -110,6 +113,12 @@ class Router:
             for r in self.records()
             if r["message"].startswith("status ")
         ]
+
+    def dnat_elements(self) -> dict[str, str]:
+        """The DNAT map D -> P of the daemon's nft table in ce."""
+        out = run(self.lab.ce, ["nft", "-j", "list", "map", "ip", "clat_eamt", "mapped"]).stdout
+        found = parse_map(out)
+        return {show(d): show(p) for d, p in found.items()}
 
     def tayga_maps(self) -> list[str]:
         conf = Path(self.options["state_dir"]) / "tayga.conf"

@@ -97,6 +97,12 @@ def test_sigkill_mid_flow_then_restart_keeps_the_flow_and_leaves_no_orphan(route
         assert router.resolve(lab.lan, "ds3.lab.example") == ["192.0.2.103"]
         with lab.flow(lab.lan, "192.0.2.103") as again:
             assert peer(router, again) == CLAT_IPV6
+    # Nothing orphaned: the kernel holds exactly what the restarted daemon's table wants.
+    mappings = router.mappings()
+    valid = {(m["ipv4"], m["pool"]) for m in mappings if m["state"] == "valid"}
+    assert set(router.dnat_elements().items()) == valid
+    pools = {m["pool"] for m in mappings}
+    assert {line.split()[1] for line in router.tayga_maps()[1:]} == pools
 
 
 @pytest.mark.lab
