@@ -21,15 +21,8 @@ from collections.abc import Sequence
 from ipaddress import IPv4Address
 from typing import Protocol
 
-from clat_eamt.core.dataplane import DataplaneState
-from clat_eamt.core.model import (
-    DataplaneOp,
-    EnsureDnat,
-    EnsureTranslator,
-    LiveFlows,
-    RemoveDnat,
-    RemoveTranslator,
-)
+from clat_eamt.core.dataplane import DataplaneState, net_effect
+from clat_eamt.core.model import DataplaneOp, LiveFlows
 from clat_eamt.dns.ratelog import RateLimitedLog
 from clat_eamt.present import op_text
 
@@ -75,19 +68,15 @@ class DisabledDataplane:
         return None
 
     async def apply(self, ops: Sequence[DataplaneOp]) -> None:
-        dnat, translator = dict(self.state.dnat), dict(self.state.translator)
         for op in ops:
-            match op:
-                case EnsureTranslator(pool, ipv6):
-                    translator[pool] = ipv6
-                case EnsureDnat(ipv4, pool):
-                    dnat[ipv4] = pool
-                case RemoveDnat(ipv4):
-                    dnat.pop(ipv4, None)
-                case RemoveTranslator(pool, _):
-                    translator.pop(pool, None)
             log.debug("dataplane disabled, not installed: %s", op_text(op))
-        self.state = DataplaneState(dnat, translator)
+        effect = net_effect(ops)
+        dnat, translator = dict(self.state.dnat), dict(self.state.translator)
+        for ipv4 in effect.dnat_remove:
+            dnat.pop(ipv4, None)
+        for pool in effect.translator_remove:
+            translator.pop(pool, None)
+        self.state = DataplaneState(dnat | effect.dnat_set, translator | effect.translator_set)
 
     async def live_flows(self) -> LiveFlows | None:
         return LiveFlows()

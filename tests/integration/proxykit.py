@@ -41,19 +41,11 @@ def uci(options: dict[str, str | Iterable[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class Daemon:
-    """The daemon as a process of ``chain``, listening on ``addr``#``port``."""
+class DaemonLog:
+    """What a running daemon says in its JSON log: records, decisions, status (SIGUSR1) and the
+    mapping table.  ``proc`` is the daemon's process (it may change when a test restarts it)."""
 
-    def __init__(self, chain: DnsChain, proc: Proc, addr: str, port: int) -> None:
-        self.chain, self.proc, self.addr, self.port = chain, proc, addr, port
-
-    @property
-    def target(self) -> str:
-        return f"{self.addr}#{self.port}"
-
-    def query(self, name: str, qtype: str = "A", **kwargs: Any) -> DNSRecord:
-        kwargs.setdefault("netns", self.chain.netns)
-        return query(self.addr, self.port, name, qtype, **kwargs)
+    proc: Proc
 
     def records(self) -> list[dict[str, Any]]:
         lines = self.proc.log_text().splitlines()
@@ -76,23 +68,45 @@ class Daemon:
 
     def status(self, timeout: float = 5.0) -> dict[str, Any]:
         """Ask for a status dump (SIGUSR1) and return it."""
-        before = len(self._statuses())
+        before = len(self._dumped("status "))
         os.kill(self.proc.pid, signal.SIGUSR1)  # `ip netns exec` execs: the pid is the daemon's
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            statuses = self._statuses()
+            statuses = self._dumped("status ")
             if len(statuses) > before:
-                return statuses[-1]
+                return dict(statuses[-1])
             time.sleep(0.02)
         raise AssertionError(f"no status in the log:\n{self.proc.log_tail()}")
 
-    def _statuses(self) -> list[dict[str, Any]]:
-        prefix = "status "
+    def mappings(self) -> list[dict[str, Any]]:
+        """The mapping table as the daemon dumps it with its status (JSON at debug level)."""
+        self.status()
+        return list(self._dumped("mappings-json ")[-1])
+
+    def state_of(self, ipv4: str) -> str | None:
+        return next((m["state"] for m in self.mappings() if m["ipv4"] == ipv4), None)
+
+    def _dumped(self, prefix: str) -> list[Any]:
         return [
             json.loads(r["message"][len(prefix) :])
             for r in self.records()
             if r["message"].startswith(prefix)
         ]
+
+
+class Daemon(DaemonLog):
+    """The daemon as a process of ``chain``, listening on ``addr``#``port``."""
+
+    def __init__(self, chain: DnsChain, proc: Proc, addr: str, port: int) -> None:
+        self.chain, self.proc, self.addr, self.port = chain, proc, addr, port
+
+    @property
+    def target(self) -> str:
+        return f"{self.addr}#{self.port}"
+
+    def query(self, name: str, qtype: str = "A", **kwargs: Any) -> DNSRecord:
+        kwargs.setdefault("netns", self.chain.netns)
+        return query(self.addr, self.port, name, qtype, **kwargs)
 
 
 def start_daemon(

@@ -5,7 +5,6 @@ configured from the lab's own constants, as a user would on OpenWrt."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -16,7 +15,7 @@ from typing import Any
 
 from clat_eamt.core.model import show
 from clat_eamt.dataplane.nft import parse_map
-from tests.integration.proxykit import uci
+from tests.integration.proxykit import DaemonLog, uci
 from tests.labkit import Xlat
 from tests.labkit.client import answers, query
 from tests.labkit.dnsmasq import Dnsmasq
@@ -47,12 +46,12 @@ def router_options(lab: Xlat, state_dir: Path, **extra: str | Iterable[str]) -> 
     return options
 
 
-class Router:
+class Router(DaemonLog):
     def __init__(self, lab: Xlat, options: dict[str, Any]) -> None:
         self.lab, self.options = lab, options
         self.config = lab.workdir / "clat-eamt.uci"
         self.config.write_text(uci(options))
-        self.proc: Proc | None = None
+        self.proc: Proc  # set by start()
         self.starts = 0
 
     def start(self) -> Proc:
@@ -72,47 +71,12 @@ class Router:
         return self.proc
 
     def kill(self) -> None:
-        assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.popen.wait(5)
 
     def resolve(self, client: Any, name: str) -> list[str]:
         reply = query(self.lab.CE_LAN_ADDR4, 53, name, "A", netns=client, timeout=5)
         return answers(reply, "A")
-
-    def records(self) -> list[dict[str, Any]]:
-        assert self.proc is not None
-        return [json.loads(x) for x in self.proc.log_text().splitlines() if x.startswith("{")]
-
-    def status(self, timeout: float = 5.0) -> dict[str, Any]:
-        assert self.proc is not None
-        before = len(self._statuses())
-        os.kill(self.proc.pid, signal.SIGUSR1)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self._statuses()
-            if len(found) > before:
-                return found[-1]
-            time.sleep(0.02)
-        raise AssertionError(f"no status:\n{self.proc.log_tail()}")
-
-    def mappings(self) -> list[dict[str, Any]]:
-        """The mapping table as the daemon dumps it (SIGUSR1, JSON at debug level)."""
-        self.status()
-        dumps = [
-            r["message"][14:] for r in self.records() if r["message"].startswith("mappings-json ")
-        ]
-        return list(json.loads(dumps[-1]))
-
-    def state_of(self, ipv4: str) -> str | None:
-        return next((m["state"] for m in self.mappings() if m["ipv4"] == ipv4), None)
-
-    def _statuses(self) -> list[dict[str, Any]]:
-        return [
-            json.loads(r["message"][7:])
-            for r in self.records()
-            if r["message"].startswith("status ")
-        ]
 
     def dnat_elements(self) -> dict[str, str]:
         """The DNAT map D -> P of the daemon's nft table in ce."""
@@ -153,7 +117,7 @@ def home_router(
         try:
             yield router
         finally:
-            if router.proc is not None and router.proc.alive():
+            if router.proc.alive():
                 os.kill(router.proc.pid, signal.SIGTERM)
             subprocess_cleanup(lab, Path(router.options["state_dir"]))
 

@@ -8,21 +8,20 @@ that is still going (another pytest on the same machine).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import itertools
 import os
 import re
 import socket
 import subprocess
-import threading
 from collections.abc import Sequence
 from pathlib import Path
+
+from clat_eamt.dataplane.netns import socket_in as product_socket_in
 
 from .procs import tool
 
 PREFIX = "clatlab-"
 _NETNS_DIR = Path("/run/netns")
-_CLONE_NEWNET = 0x40000000
 _counter = itertools.count(1)
 _veth_counter = itertools.count(1)
 
@@ -182,17 +181,6 @@ def veth(
     return if_a, if_b
 
 
-def _setns(fd: int) -> None:
-    setns = getattr(os, "setns", None)  # Python >= 3.12
-    if setns is not None:
-        setns(fd, _CLONE_NEWNET)
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.setns(fd, _CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
 def socket_in(
     ns: Netns | str | None, family: int = socket.AF_INET, kind: int = socket.SOCK_DGRAM
 ) -> socket.socket:
@@ -203,25 +191,4 @@ def socket_in(
     can talk to servers inside a namespace without a subprocess per query.
     """
     name = ns_name(ns)
-    if name is None:
-        return socket.socket(family, kind)
-    result: list[socket.socket | BaseException] = []
-
-    def worker() -> None:
-        try:
-            fd = os.open(_NETNS_DIR / name, os.O_RDONLY)
-            try:
-                _setns(fd)
-            finally:
-                os.close(fd)
-            result.append(socket.socket(family, kind))
-        except BaseException as exc:
-            result.append(exc)
-
-    thread = threading.Thread(target=worker, name=f"setns-{name}")
-    thread.start()
-    thread.join()
-    value = result[0]
-    if isinstance(value, BaseException):
-        raise value
-    return value
+    return product_socket_in(str(_NETNS_DIR / name) if name else None, family, kind)

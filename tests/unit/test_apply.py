@@ -5,18 +5,17 @@ backends arrive with the dataplane issue and run against this same interface).""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from ipaddress import IPv4Network, IPv6Network
 
-from clat_eamt.apply import Applier, DataplaneError, DisabledDataplane
+from clat_eamt.apply import Applier, DisabledDataplane
 from clat_eamt.core.model import (
-    DataplaneOp,
     EnsureDnat,
     EnsureTranslator,
     LiveFlows,
     RemoveDnat,
     RemoveTranslator,
 )
+from tests.unit.standins import ScriptedDataplane
 
 D, P, X = (
     IPv4Network("192.0.2.10/32"),
@@ -26,26 +25,12 @@ D, P, X = (
 ADD = (EnsureTranslator(P, X), EnsureDnat(D, P))
 
 
-class Scripted:
-    name = "scripted"
-
-    def __init__(self, delay: float = 0.0, fail: bool = False) -> None:
-        self.delay, self.fail = delay, fail
-        self.applied: list[tuple[DataplaneOp, ...]] = []
-
-    async def apply(self, ops: Sequence[DataplaneOp]) -> None:
-        await asyncio.sleep(self.delay)
-        if self.fail:
-            raise DataplaneError("nft: Operation not permitted")
-        self.applied.append(tuple(ops))
-
-    async def live_flows(self) -> LiveFlows | None:
-        return None
+FAILURE = "nft: Operation not permitted"
 
 
 def test_fast_batch_is_done_within_the_deadline():
     async def scenario():
-        applier = Applier(Scripted(), 1.0)
+        applier = Applier(ScriptedDataplane(), 1.0)
         return await applier.apply(ADD), await applier.apply(()), applier.dataplane.applied
 
     done, idle, applied = asyncio.run(scenario())
@@ -54,7 +39,7 @@ def test_fast_batch_is_done_within_the_deadline():
 
 def test_slow_batch_is_late_for_the_answer_but_still_lands():
     async def scenario():
-        dataplane = Scripted(delay=0.3)
+        dataplane = ScriptedDataplane(delay=0.3)
         applier = Applier(dataplane, 0.01)
         result = await applier.apply(ADD)
         waiting = await applier.apply(())  # an answer for the same name also gives up in time
@@ -68,7 +53,7 @@ def test_slow_batch_is_late_for_the_answer_but_still_lands():
 
 def test_failure_is_counted_and_reported_not_raised():
     async def scenario():
-        applier = Applier(Scripted(fail=True), 1.0)
+        applier = Applier(ScriptedDataplane(fail=FAILURE), 1.0)
         return await applier.apply(ADD), applier.counters, applier.last_error
 
     result, counters, error = asyncio.run(scenario())
@@ -78,7 +63,7 @@ def test_failure_is_counted_and_reported_not_raised():
 
 def test_a_burst_becomes_one_batch_in_order():
     async def scenario():
-        dataplane = Scripted(delay=0.05)
+        dataplane = ScriptedDataplane(delay=0.05)
         applier = Applier(dataplane, 1.0)
         remove = (RemoveDnat(D), RemoveTranslator(P, X))
         first = asyncio.create_task(applier.apply(ADD))

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Sequence
 
 from dnslib import DNSRecord
 
-from clat_eamt.apply import DataplaneError
 from clat_eamt.config import load_text
-from clat_eamt.core.dataplane import DataplaneState
-from clat_eamt.core.model import DataplaneOp, LiveFlows
 from clat_eamt.daemon import Daemon
 from tests.unit.dnspeer import ScriptedPeer, zone_answer
+from tests.unit.standins import ScriptedDataplane
 
 ZONE = {
     ("ds.lab.example", "A"): ["192.0.2.10"],
@@ -24,28 +21,7 @@ ZONE = {
 }
 
 
-class Scripted:
-    name = "scripted"
-
-    def __init__(self, delay: float = 0.0, fail: bool = False) -> None:
-        self.delay, self.fail, self.batches = delay, fail, 0
-
-    async def apply(self, ops: Sequence[DataplaneOp]) -> None:
-        await asyncio.sleep(self.delay)
-        if self.fail:
-            raise DataplaneError("translator is not running")
-        self.batches += 1
-
-    async def live_flows(self) -> LiveFlows | None:
-        return None
-
-    async def start(self) -> DataplaneState:
-        if self.fail:
-            raise DataplaneError("translator is not running")
-        return DataplaneState()
-
-    async def stop(self, clean: bool) -> None:
-        return None
+FAILURE = "translator is not running"
 
 
 def free_port() -> int:
@@ -54,7 +30,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_daemon(dataplane: Scripted, apply_timeout_ms: int = 30):
+def run_daemon(dataplane: ScriptedDataplane, apply_timeout_ms: int = 30):
     async def scenario():
         async with ScriptedPeer(zone_answer(ZONE)) as peer:
             cfg = load_text(
@@ -83,7 +59,7 @@ def run_daemon(dataplane: Scripted, apply_timeout_ms: int = 30):
 
 
 def test_fast_dataplane_maps_before_the_answer():
-    reply, status = run_daemon(Scripted())
+    reply, status = run_daemon(ScriptedDataplane())
     assert [str(r.rdata) for r in reply.rr] == ["192.0.2.10"]
     assert status["counters"]["answers.apply_done"] == 1
     assert status["mappings"] == 1
@@ -91,15 +67,15 @@ def test_fast_dataplane_maps_before_the_answer():
 
 
 def test_slow_dataplane_releases_the_answer_unmapped_at_the_deadline():
-    dataplane = Scripted(delay=1.0)
+    dataplane = ScriptedDataplane(delay=1.0)
     reply, status = run_daemon(dataplane, apply_timeout_ms=30)
     assert [str(r.rdata) for r in reply.rr] == ["192.0.2.10"]
     assert status["counters"]["answers.apply_late"] == 1
-    assert dataplane.batches == 1  # stop waited for the batch: it landed after all
+    assert len(dataplane.applied) == 1  # stop waited for the batch: it landed after all
 
 
 def test_failing_dataplane_is_visible_and_dns_goes_on():
-    reply, status = run_daemon(Scripted(fail=True))
+    reply, status = run_daemon(ScriptedDataplane(fail=FAILURE))
     assert [str(r.rdata) for r in reply.rr] == ["192.0.2.10"]
     assert status["counters"]["answers.apply_failed"] == 1
     assert "translator is not running" in status["dataplane"]["last_error"]

@@ -128,3 +128,28 @@ def net_effect(ops: Iterable[DataplaneOp]) -> NetEffect:
             effect.dnat_set.pop(op.ipv4, None)
             effect.dnat_remove.add(op.ipv4)
     return effect
+
+
+def staged(effect: NetEffect, held: Mapping[IPv4Network, IPv6Network]) -> list[NetEffect]:
+    """``effect`` in stages a translator can take, given the entries it ``held`` before.
+
+    Jool and tayga hold an IPv6 target in one entry only, so a target moving to a new pool
+    address (its old entry removed in the same batch) can be added only after that removal,
+    and the DNAT elements pointing at the new address only after that: a second stage.  Each
+    stage is applied in the safe order of ``diff``: translator sets, DNAT, translator removals.
+    """
+    leaving = {held[p] for p in effect.translator_remove if p in held}
+    later = {p: x for p, x in effect.translator_set.items() if x in leaving}
+    if not later:
+        return [effect]
+    first = NetEffect(
+        translator_set={p: x for p, x in effect.translator_set.items() if p not in later},
+        translator_remove=set(effect.translator_remove),
+        dnat_set={d: p for d, p in effect.dnat_set.items() if p not in later},
+        dnat_remove=set(effect.dnat_remove),
+    )
+    second = NetEffect(
+        translator_set=later,
+        dnat_set={d: p for d, p in effect.dnat_set.items() if p in later},
+    )
+    return [first, second]

@@ -39,23 +39,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import socket
 import struct
-import threading
 from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
 from clat_eamt.core.model import LiveFlows
+from clat_eamt.dataplane.netns import socket_in
 from clat_eamt.dns.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
-NETNS_DIR = "/var/run/netns"  # where `ip netns add` puts named namespaces (iproute2)
-_CLONE_NEWNET = 0x40000000
 NETLINK_NETFILTER = 12
 _NLMSG = struct.Struct("=IHHII")  # struct nlmsghdr
 _NLA = struct.Struct("=HH")  # struct nlattr
@@ -205,46 +202,10 @@ def flow_counts(
 # --- I/O ---------------------------------------------------------------------------------------
 
 
-def _setns(fd: int) -> None:
-    setns = getattr(os, "setns", None)  # Python >= 3.12
-    if setns is not None:
-        setns(fd, _CLONE_NEWNET)
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.setns(fd, _CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns: {os.strerror(err)}")
-
-
 def open_netlink(protocol: int, netns: str | None = None) -> socket.socket:
     """A netlink socket (SOCK_DGRAM, as asyncio-based libraries require) of ``protocol``,
-    inside network namespace ``netns`` (a name under /var/run/netns, or a path) if given.
-
-    A socket stays in the namespace it was created in; only the short-lived helper thread
-    enters the namespace, never a thread that lives on.
-    """
-    if netns is None:
-        return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, protocol)
-    path = netns if "/" in netns else os.path.join(NETNS_DIR, netns)
-    result: list[socket.socket | BaseException] = []
-
-    def worker() -> None:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                _setns(fd)
-            finally:
-                os.close(fd)
-            result.append(socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, protocol))
-        except BaseException as error:  # handed to the caller's thread
-            result.append(error)
-
-    thread = threading.Thread(target=worker, name="netlink-setns", daemon=True)
-    thread.start()
-    thread.join()
-    if isinstance(result[0], BaseException):
-        raise result[0]
-    return result[0]
+    inside network namespace ``netns`` if given."""
+    return socket_in(netns, socket.AF_NETLINK, socket.SOCK_DGRAM, protocol)
 
 
 def dump_flows(netns: str | None, dnat_only: bool, timeout: float = 5.0) -> list[Flow]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from ipaddress import IPv4Address
 from typing import Protocol
 
-from clat_eamt.core.dataplane import DataplaneState, net_effect
+from clat_eamt.core.dataplane import DataplaneState, net_effect, staged
 from clat_eamt.core.model import DataplaneOp, LiveFlows
 from clat_eamt.dataplane.nft import NftTable
 from clat_eamt.dataplane.translator import Translator, TranslatorError
@@ -56,24 +56,14 @@ class KernelDataplane:
         if not self.started:
             raise TranslatorError(f"{self.name} is not running (see the start error)")
         effect = net_effect(ops)
-        # An IPv6 target may sit in one translator entry only (Jool refuses a second, tayga
-        # too): a target moving to a new pool address is added after its old entry is gone.
         held = await self.translator.entries() if effect.translator_remove else {}
-        leaving = {held[p] for p in effect.translator_remove if p in held}
-        first = {p: x for p, x in effect.translator_set.items() if x not in leaving}
-        later = {p: x for p, x in effect.translator_set.items() if x in leaving}
-        dnat_later = {d: p for d, p in effect.dnat_set.items() if p in later}
-        dnat_now = {d: p for d, p in effect.dnat_set.items() if p not in later}
-        if first:
-            await self.translator.apply(first, ())
-        if dnat_now or effect.dnat_remove:
-            await self.nft.apply(dnat_now, effect.dnat_remove)
-        if effect.translator_remove:
-            await self.translator.apply({}, effect.translator_remove)
-        if later:
-            await self.translator.apply(later, ())
-        if dnat_later:  # never a DNAT element before its translator entry
-            await self.nft.apply(dnat_later, ())
+        for stage in staged(effect, held):
+            if stage.translator_set:
+                await self.translator.apply(stage.translator_set, ())
+            if stage.dnat_set or stage.dnat_remove:
+                await self.nft.apply(stage.dnat_set, stage.dnat_remove)
+            if stage.translator_remove:
+                await self.translator.apply({}, stage.translator_remove)
 
     async def live_flows(self) -> LiveFlows | None:
         if self.oracle is None:

@@ -1,0 +1,40 @@
+"""A scripted dataplane with chosen timing and failures, for the applier's and the daemon's
+deadline contract (the real nftables + translator backends run in tests/integration)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from ipaddress import IPv4Address
+
+from clat_eamt.apply import DataplaneError
+from clat_eamt.core.dataplane import DataplaneState
+from clat_eamt.core.model import DataplaneOp, LiveFlows
+
+
+class ScriptedDataplane:
+    name = "scripted"
+
+    def __init__(self, delay: float = 0.0, fail: str | None = None) -> None:
+        self.delay, self.fail = delay, fail
+        self.applied: list[tuple[DataplaneOp, ...]] = []
+
+    async def start(self) -> DataplaneState:
+        if self.fail:
+            raise DataplaneError(self.fail)
+        return DataplaneState()
+
+    async def apply(self, ops: Sequence[DataplaneOp]) -> None:
+        await asyncio.sleep(self.delay)
+        if self.fail:
+            raise DataplaneError(self.fail)
+        self.applied.append(tuple(ops))
+
+    async def live_flows(self) -> LiveFlows | None:
+        return None
+
+    async def set_hosts(self, dual_stack: set[IPv4Address], ipv4_only: set[IPv4Address]) -> None:
+        return None
+
+    async def stop(self, clean: bool) -> None:
+        return None
