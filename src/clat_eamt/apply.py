@@ -22,7 +22,7 @@ from ipaddress import IPv4Address
 from typing import Protocol
 
 from clat_eamt.core.dataplane import DataplaneState, net_effect
-from clat_eamt.core.model import DataplaneOp, LiveFlows
+from clat_eamt.core.model import DataplaneOp, FlowCensus, LiveFlows
 from clat_eamt.dns.ratelog import RateLimitedLog
 from clat_eamt.present import op_text
 
@@ -44,6 +44,9 @@ class Dataplane(Protocol):
 
     async def live_flows(self) -> LiveFlows | None:
         """Which (destination, pool) pairs have connections now; None if unknown."""
+
+    async def flow_census(self) -> FlowCensus | None:
+        """Every live IPv4 flow counted, native or not (status; costlier, on demand only)."""
 
     async def stop(self, clean: bool) -> None:
         """Stop steering new flows; with ``clean`` also remove what running flows still use."""
@@ -80,6 +83,9 @@ class DisabledDataplane:
 
     async def live_flows(self) -> LiveFlows | None:
         return LiveFlows()
+
+    async def flow_census(self) -> FlowCensus | None:
+        return None  # nothing steered, nothing to count
 
 
 class Applier:

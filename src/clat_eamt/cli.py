@@ -1,21 +1,29 @@
 """The ``clat-eamt`` command.
 
+    clat-eamt run [--config FILE]   the daemon: the DNS proxy dnsmasq forwards to
+    clat-eamt status|mappings|hosts|config [--json]
+                                    ask the running daemon (its control socket)
+    clat-eamt add IPV4 IPV6 [--comment TEXT] | del IPV4 | flush
+                                    change the running daemon's table
     clat-eamt config check FILE     validate a UCI file, print the effective configuration
     clat-eamt config defaults       print the default /etc/config/clat-eamt
     clat-eamt config docs [--write] the README options table (and refresh derived files)
     clat-eamt explain STEP...       what the core would do with these DNS answers
-    clat-eamt run [--config FILE]   the daemon: the DNS proxy dnsmasq forwards to
 
-Exit status: 0 success, 1 a problem with the input (config or step), 2 usage error.
+Exit status: 0 success, 1 a problem with the input (config, step, or arguments the daemon
+refused), 2 usage error, 3 the daemon is not running, 4 the daemon failed to do it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from clat_eamt import __version__, explain
 from clat_eamt.assemble import engine_from_config
@@ -30,6 +38,9 @@ from clat_eamt.config import (
 )
 from clat_eamt.config import defaults as config_defaults
 from clat_eamt.config.schema import CONFIG_PATH
+from clat_eamt.control import views
+from clat_eamt.control.client import CallFailedError, DaemonNotRunningError, call
+from clat_eamt.control.methods import METHODS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,8 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"clat-eamt {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    config = commands.add_parser("config", help="check and document the configuration")
-    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="WHAT")
+    config = commands.add_parser(
+        "config",
+        help="the running daemon's configuration; check and document configuration files",
+        description="Without WHAT: the running daemon's effective configuration.",
+    )
+    _control_flags(config)
+    config_commands = config.add_subparsers(dest="config_command", metavar="WHAT")
     check = config_commands.add_parser("check", help="validate a UCI file, print the result")
     check.add_argument("file", type=Path, help="UCI file, e.g. /etc/config/clat-eamt")
     check.add_argument("--json", action="store_true", help="print JSON instead of UCI")
@@ -87,14 +103,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-format", choices=("text", "json"), default="text", help="json: one object per line"
     )
     add_arguments(run)
+
+    for name in ("status", "mappings", "hosts", "add", "del", "flush"):
+        method = METHODS[name]
+        sub = commands.add_parser(name, help=method.help, description=method.help)
+        for arg in method.args:
+            if arg.required:
+                sub.add_argument(arg.name, metavar=arg.name.upper(), help=arg.help)
+            else:
+                sub.add_argument(f"--{arg.name}", help=arg.help)
+        _control_flags(sub)
     return parser
+
+
+def _control_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
+    parser.add_argument(
+        "--socket",
+        help="the daemon's control socket (default: control_socket of "
+        f"{CONFIG_PATH}, else {schema.CONTROL_SOCKET.default})",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "config":
+        if args.command == "config" and args.config_command is not None:
             return _config(args)
+        if args.command in METHODS:
+            return _control(args)
         if args.command == "run":
             return _run(args)
         return _explain(args)
@@ -121,6 +158,46 @@ def _config(args: argparse.Namespace) -> int:
         return _write_docs()
     print(render.options_markdown(), end="")
     return 0
+
+
+_VIEWS: dict[str, Callable[[Any], str]] = {
+    "status": views.status_text,
+    "mappings": views.mappings_text,
+    "hosts": views.hosts_text,
+    "config": views.config_text,
+}
+
+
+def _control(args: argparse.Namespace) -> int:
+    """One call to the running daemon; its answer as a table, or as JSON with --json."""
+    method = METHODS[args.command]
+    call_args = {
+        a.name: getattr(args, a.name)
+        for a in method.args
+        if getattr(args, a.name, None) is not None
+    }
+    try:
+        result = call(args.socket or _socket_path(), method.name, call_args)
+    except DaemonNotRunningError as error:
+        print(f"clat-eamt {method.name}: {error}", file=sys.stderr)
+        return 3
+    except CallFailedError as error:
+        print(f"clat-eamt {method.name}: {error}", file=sys.stderr)
+        return 1 if error.code == "invalid-argument" else 4
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif method.name in _VIEWS:
+        print(_VIEWS[method.name](result))
+    else:
+        print(views.change_text(method.name, result))
+    return 0
+
+
+def _socket_path() -> str:
+    """The control socket the installed configuration names (the default when unreadable)."""
+    with contextlib.suppress(ConfigError):
+        return str(load_file(CONFIG_PATH)[schema.CONTROL_SOCKET])
+    return str(schema.CONTROL_SOCKET.default)
 
 
 def _write_docs() -> int:
@@ -153,7 +230,7 @@ def _explain(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     # Imported here: the daemon needs dnslib, the offline commands need nothing.
     from clat_eamt import logs  # noqa: PLC0415
-    from clat_eamt.daemon import Daemon  # noqa: PLC0415
+    from clat_eamt.daemon import Daemon, StartError  # noqa: PLC0415
 
     logs.setup(args.log_level, args.log_format)
     cfg = apply_overrides(load_file(args.config), args)
@@ -161,9 +238,7 @@ def _run(args: argparse.Namespace) -> int:
     daemon.clean_on_stop = args.clean_stop
     try:
         asyncio.run(daemon.run_until_signalled())
-    except OSError as error:
-        where = f"{cfg[schema.LISTEN]}#{cfg[schema.PORT]}"
-        reason = error.strerror or error
-        print(f"clat-eamt run: cannot listen on {where}: {reason}", file=sys.stderr)
+    except StartError as error:
+        print(f"clat-eamt run: {error}", file=sys.stderr)
         return 1
     return 0

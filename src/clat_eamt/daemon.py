@@ -3,12 +3,14 @@
 One asyncio loop does everything: the proxy's sockets, the engine (pure and fast, so it runs
 inline), the dataplane batches (through ``Applier``, with a deadline), a one-second clock tick
 that ages entries, and Pref64 discovery when no Pref64 is configured.  Status is a plain dict
-(the control API and ubus serve it later); SIGUSR1 writes it to the log.
+served by the control socket (``control``); SIGUSR1 writes it to the log.  The operator's
+actions (add, del, flush) go through the same engine and applier as DNS answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import signal
@@ -16,15 +18,18 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
-from ipaddress import IPv6Network, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 from clat_eamt import __version__
 from clat_eamt.apply import Applier, Dataplane, percentiles
 from clat_eamt.assemble import engine_from_config
-from clat_eamt.config import EffectiveConfig, schema
+from clat_eamt.config import ConfigError, EffectiveConfig, StaticEntry, schema, with_static
+from clat_eamt.control.methods import JSON, MethodError, problems_text
+from clat_eamt.control.server import ControlServer
 from clat_eamt.core.dataplane import desired_state, diff, left_behind
-from clat_eamt.core.model import Host, Observation
+from clat_eamt.core.engine import Outcome
+from clat_eamt.core.model import FlowCensus, Host, IPNetwork, Observation, Origin
 from clat_eamt.core.pool import pool_problems
 from clat_eamt.core.pref64 import Pref64Set
 from clat_eamt.dataplane.build import build_dataplane
@@ -37,6 +42,7 @@ from clat_eamt.dns.resolvconf import ResolvConf
 from clat_eamt.dns.server import DnsServer
 from clat_eamt.dns.upstream import Upstreams
 from clat_eamt.present import (
+    counters_summary,
     entries_text,
     entry_json,
     observation_json,
@@ -49,6 +55,10 @@ log = logging.getLogger(__name__)
 decisions = logging.getLogger("clat_eamt.decision")
 TICK = 1.0
 REPAIR_FIRST, REPAIR_MAX = 5.0, 300.0  # back-off of dataplane repairs
+
+
+class StartError(Exception):
+    """The daemon cannot start (its DNS port or control socket is taken): the message says why."""
 
 
 class Daemon:
@@ -87,15 +97,23 @@ class Daemon:
         self.discovery: Pref64Discovery | None = None
         if cfg[schema.ENABLED] and not cfg[schema.PREF64]:
             self.discovery = Pref64Discovery(self.upstreams, self._pref64_found, clock)
+        self.control = ControlServer(cfg[schema.CONTROL_SOCKET], self)
+        self.control_error: str | None = None
+        self.local_prefixes: tuple[IPNetwork, ...] = local
         self.counters: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- life ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Listen, install the static entries, start the clock and the discovery.  OSError when
-        the address cannot be bound."""
-        await self.server.start()
+        """Listen, install the static entries, start the clock and the discovery.  StartError
+        when the DNS address cannot be bound or another daemon holds the control socket."""
+        where = f"{self.cfg[schema.LISTEN]}#{self.cfg[schema.PORT]}"
+        try:
+            await self.server.start()
+        except OSError as error:
+            raise StartError(f"cannot listen on {where}: {error.strerror or error}") from None
+        await self._start_control()
         await self._reconcile()  # never raises: DNS must run even when the dataplane cannot
         self._tasks.append(asyncio.create_task(self._ticker(), name="tick"))
         if self.discovery is not None:
@@ -112,6 +130,7 @@ class Daemon:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.control.close()
         await self.server.close()
         try:
             await asyncio.wait_for(self.applier.drain(), 5.0)
@@ -155,6 +174,18 @@ class Daemon:
         if result in ("late", "failed"):
             log.info("%s released unmapped: dataplane %s", obs.name, result)
 
+    async def _start_control(self) -> None:
+        """The control socket.  Taken by a running daemon: refuse to start (two daemons would
+        fight over one nft table).  Any other failure: DNS and mapping go on without it."""
+        try:
+            await self.control.start()
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                await self.server.close()
+                raise StartError(str(error.strerror or error)) from None
+            self.control_error = f"{self.control.path}: {error.strerror or error}"
+            log.error("control socket %s (clat-eamt status will not work)", self.control_error)
+
     async def _reconcile(self) -> bool:
         """Start or adopt the dataplane and make it hold exactly what the table wants: what a
         crashed run left is adopted as Stale (its flows keep going), orphans are removed, and
@@ -190,6 +221,7 @@ class Daemon:
         local = await local_networks(self.cfg[schema.LAN_INTERFACES] or None)
         policy = self.engine.policy
         new = [p for p in local.never_mapped if p not in policy.addresses.excluded]  # retries
+        self.local_prefixes += tuple(new)
         self.engine.policy = replace(policy, addresses=policy.addresses.with_excluded(new))
         problems = pool_problems(
             self.cfg[schema.POOL],
@@ -270,6 +302,7 @@ class Daemon:
                 "dual_stack": len(self.hosts.dual_stack_ipv4s()),
                 "unsure": self.hosts.unsure,
             },
+            "control": {"socket": str(self.control.path), "error": self.control_error},
             "counters": dict(sorted((counters + self.counters).items())),
         }
 
@@ -281,3 +314,60 @@ class Daemon:
         log.info("status %s", json.dumps(self.status(), sort_keys=True))
         log.info("mappings:\n%s", entries_text(self.engine.table, self.clock()))
         log.debug("mappings-json %s", json.dumps(self.mappings()))
+
+    # --- the control API (control.methods.ControlTarget) ---------------------------------------
+
+    async def status_report(self) -> JSON:
+        """``status`` plus the summary counters and the live flows, native vs NAT64."""
+        census = await self.dataplane.flow_census()
+        report = self.status()
+        report["summary"] = counters_summary(report["counters"])
+        report["flows"] = None if census is None else census.totals(self.local_prefixes)
+        return report
+
+    async def mapping_rows(self) -> list[JSON]:
+        census = await self.dataplane.flow_census() or FlowCensus()
+        now = self.clock()
+        entries = sorted(self.engine.table, key=lambda e: e.key)
+        return [entry_json(e, now) | {"flows": census.flows_of(e)} for e in entries]
+
+    def host_rows(self) -> list[JSON]:
+        return self.hosts.table()
+
+    def effective_config(self) -> JSON:
+        return self.cfg.to_json()
+
+    async def add_static(self, entry: StaticEntry) -> JSON:
+        """Validated like a static section (pool, Pref64, overlaps); MethodError otherwise, and
+        then nothing changed."""
+        try:
+            cfg = with_static(self.cfg, (*self.cfg.static, entry), "add")
+        except ConfigError as error:
+            raise MethodError(problems_text(error)) from None
+        now = self.clock()
+        outcome = self.engine.add_static(entry.ipv4, entry.ipv6, now, entry.comment)
+        if outcome.refusals:
+            raise MethodError("; ".join(r.detail for r in outcome.refusals))
+        self.cfg = cfg
+        added = [entry_json(e.entry, now) for e in outcome.events]
+        return {"added": added, "dataplane": await self._operator(outcome, "add")}
+
+    async def delete_static(self, ipv4: IPv4Network) -> JSON:
+        kept = tuple(s for s in self.cfg.static if s.ipv4 != ipv4)
+        if len(kept) == len(self.cfg.static):
+            listed = ", ".join(str(s.ipv4) for s in self.cfg.static) or "none"
+            raise MethodError(f"no static entry for {ipv4} (static entries: {listed})")
+        self.cfg = with_static(self.cfg, kept, "del")
+        now = self.clock()
+        outcome = self.engine.delete(ipv4, now, Origin.STATIC)
+        deleted = [entry_json(e.entry, now) for e in outcome.events]
+        return {"deleted": deleted, "dataplane": await self._operator(outcome, "del")}
+
+    async def flush_dns(self) -> JSON:
+        outcome = self.engine.flush(self.clock())
+        return {"flushed": len(outcome.events), "dataplane": await self._operator(outcome, "flush")}
+
+    async def _operator(self, outcome: Outcome, action: str) -> str:
+        if outcome.events:
+            decisions.info("%s: %s", action, outcome_text(outcome))
+        return await self.applier.apply(outcome.ops) if outcome.ops else "none"

@@ -157,3 +157,32 @@ def entries_text(entries: Iterable[Entry], now: float) -> str:
     if not rows:
         return "(no mappings)"
     return table_text(rows, ["ipv4", "ipv6", "pool", "state", "origin", "expires", "fqdn"])
+
+
+def counters_summary(counters: dict[str, int]) -> JSON:
+    """The counters status promises, from the raw ones (engine, proxy, applier, daemon)."""
+
+    def total(prefix: str) -> int:
+        return sum(n for name, n in counters.items() if name.startswith(prefix))
+
+    refused = {
+        name.removeprefix("refused."): n
+        for name, n in counters.items()
+        if name.startswith("refused.")
+    }
+    return {
+        "queries": counters.get("queries.udp", 0) + counters.get("queries.tcp", 0),
+        "a_queries": counters.get("queries.a", 0),
+        "a_with_aaaa": counters.get("observed.with_aaaa", 0),
+        "mappings": {
+            "created": counters.get("created", 0),
+            "refreshed": counters.get("refreshed", 0) + counters.get("revived", 0),
+            "stale": total("stale."),
+            "expired": counters.get("stale.expired", 0),
+            "deleted": counters.get("deleted", 0),
+            "refused": dict(sorted(refused.items())),
+        },
+        "apply_failures": counters.get("dataplane.batches_failed", 0),
+        "released_unmapped": counters.get("answers.apply_late", 0)
+        + counters.get("answers.apply_failed", 0),
+    }

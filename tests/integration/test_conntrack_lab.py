@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from clat_eamt.core.model import LiveFlows
 from clat_eamt.dataplane import conntrack as ct
-from clat_eamt.dataplane.conntrack import Flow, FlowOracle, dump_flows, flow_counts, live_pairs
+from clat_eamt.dataplane.conntrack import Flow, FlowOracle, census, dump_flows, live_pairs
 from tests.labkit import Netns, socket_in, veth
 from tests.labkit.netns import ip
 from tests.labkit.procs import tool, wait_ready
@@ -132,17 +132,22 @@ def test_live_pairs(f, live):
     )
 
 
-def test_flow_counts():
+def test_census_counts_live_flows_per_pair_and_the_others_per_destination():
+    other = IPv4Address("203.0.113.99")
     flows = [flow(), flow(proto=UDP), flow(D2, D2, dnat=False), flow(D2, D2, dnat=False, state=7)]
-    flows.append(flow(IPv4Address("203.0.113.99"), IPv4Address("203.0.113.99"), dnat=False))
+    flows.append(flow(other, other, dnat=False))
     flows.append(flow(D2, ROUTER))  # DNATed, but not into the pool
-    assert flow_counts(flows, POOL, {D, D2}) == {"ipv4": 5, "native": 2, "nat64_to_mapped": 2}
+    found = census(flows, POOL)
+    assert found.native == {(D, P): 2}
+    assert found.other == {D2: 2, other: 1}  # the TIME_WAIT one is not live
+    assert found.totals([]) == {"native": 2, "nat64": 3}
+    assert found.totals([IPv4Network("203.0.113.99/32")]) == {"native": 2, "nat64": 2}
 
 
 def test_oracle_says_none_and_logs_when_conntrack_cannot_be_read(caplog):
     oracle = FlowOracle(POOL, netns="clatlab-no-such-namespace")
     assert asyncio.run(oracle.live()) is None
-    assert asyncio.run(oracle.counts({D})) is None
+    assert asyncio.run(oracle.census()) is None
     assert "conntrack unreadable in netns clatlab-no-such-namespace" in caplog.text
     assert oracle.last_error is not None and "FileNotFoundError" in oracle.last_error
 
@@ -213,8 +218,9 @@ def test_open_tcp_flow_to_a_pool_address_is_live_the_others_are_not(lab: Lab) ->
     # The kernel filter did its part: only DNATed entries came back.
     flows = dump_flows(lab.router.name, dnat_only=True)
     assert {(f.orig_dst, f.reply_src) for f in flows} == {(D, P), (D2, ROUTER)}
-    counts = asyncio.run(lab.oracle().counts({D, D2}))
-    assert counts == {"ipv4": 3, "native": 1, "nat64_to_mapped": 1}
+    found = asyncio.run(lab.oracle().census())
+    assert found is not None and found.native == {(D, P): 1}
+    assert found.other == {D2: 1, ROUTER: 1}
 
 
 @pytest.mark.lab

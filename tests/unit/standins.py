@@ -9,7 +9,7 @@ from ipaddress import IPv4Address
 
 from clat_eamt.apply import DataplaneError
 from clat_eamt.core.dataplane import DataplaneState
-from clat_eamt.core.model import DataplaneOp, LiveFlows
+from clat_eamt.core.model import DataplaneOp, FlowCensus, LiveFlows
 
 
 class ScriptedDataplane:
@@ -31,6 +31,9 @@ class ScriptedDataplane:
         self.applied.append(tuple(ops))
 
     async def live_flows(self) -> LiveFlows | None:
+        return None
+
+    async def flow_census(self) -> FlowCensus | None:
         return None
 
     async def set_hosts(self, dual_stack: set[IPv4Address], ipv4_only: set[IPv4Address]) -> None:

@@ -176,7 +176,7 @@ def test_console_entry_point_help():
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("argv", [[], ["config"], ["nonsense"]])
+@pytest.mark.parametrize("argv", [[], ["nonsense"], ["add", "192.0.2.1"], ["config", "nonsense"]])
 def test_usage_errors_exit_2(argv):
     with pytest.raises(SystemExit) as exc:
         main(argv)

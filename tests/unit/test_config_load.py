@@ -485,6 +485,7 @@ def lab_configs(draw: st.DrawFn) -> tuple[dict[Any, Any], list[StaticEntry]]:
         schema.UPSTREAM_TIMEOUT_MS: draw(st.integers(50, 30000)),
         schema.TRANSLATOR: draw(st.sampled_from(["none", "jool"])),
         schema.STATE_DIR: draw(st.sampled_from(["/var/run/clat-eamt", "/tmp/x"])),
+        schema.CONTROL_SOCKET: draw(st.sampled_from(["/var/run/clat-eamt/control.sock", "/x"])),
         schema.TUN: draw(st.sampled_from(["clat", "clat-eamt.0"])),
         schema.CLAT_IPV4: ip_address("192.0.0.1"),
         schema.CLAT_IPV6: draw(st.sampled_from([None, ip_address("2001:db8:ce::66")])),

@@ -21,6 +21,8 @@ from clat_eamt.config.load import (
     from_values,
     load_file,
     load_text,
+    static_from_words,
+    with_static,
 )
 from clat_eamt.config.render import options_markdown, readme_with_options, uci_defaults
 from clat_eamt.config.schema import Option, StaticEntry
@@ -43,5 +45,7 @@ __all__ = [
     "parse_uci",
     "readme_with_options",
     "schema",
+    "static_from_words",
     "uci_defaults",
+    "with_static",
 ]

@@ -347,6 +347,43 @@ def from_values(
     return assembly.finish()
 
 
+def static_from_words(words: Mapping[str, str], source: str) -> StaticEntry:
+    """One static entry from its options as UCI words (``{"ipv4": "192.0.2.10", ...}``), each
+    parsed by its schema type: what ``clat-eamt add`` and the control API accept."""
+    problems: list[Problem] = []
+    values: dict[str, Any] = {}
+    known = {option.name for option in STATIC_OPTIONS}
+    for name in sorted(set(words) - known):
+        problems.append(Problem(source, None, None, name, _unknown_option(STATIC, name)))
+    for option in STATIC_OPTIONS:
+        word = words.get(option.name)
+        if word is None:
+            if option.required:
+                problems.append(Problem(source, None, None, option.name, "required, but missing"))
+            continue
+        try:
+            values[option.name] = option.type.parse(word)
+        except ValueError as error:
+            problems.append(Problem(source, None, None, option.name, str(error)))
+    if problems:
+        raise ConfigError(problems)
+    return StaticEntry(
+        ipv4=values[STATIC_IPV4.name],
+        ipv6=values[STATIC_IPV6.name],
+        comment=values.get(STATIC_COMMENT.name, ""),
+    )
+
+
+def with_static(
+    cfg: EffectiveConfig, static: Iterable[StaticEntry], source: str
+) -> EffectiveConfig:
+    """``cfg`` with its static entries replaced by ``static``, checked by the same rules as a
+    file (the pool, Pref64, overlaps between entries): a run-time ``add`` is validated exactly
+    like the configuration."""
+    base = EffectiveConfig(cfg.global_values, tuple(static), cfg.source, cfg.given)
+    return _Assembly(base, source).finish()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per globals option (``--ttl-min N``); everything defaults to None (not given)."""
     group = parser.add_argument_group(

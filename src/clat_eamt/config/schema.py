@@ -177,6 +177,10 @@ TRANSLATOR = scalar("translator", Choice(("none", "tayga", "jool")), "none",
 STATE_DIR = scalar("state_dir", FilePath(), "/var/run/clat-eamt",
     "Directory for the files clat-eamt keeps at run time (tayga's configuration and pid).",
 )
+CONTROL_SOCKET = scalar("control_socket", FilePath(), "/var/run/clat-eamt/control.sock",
+    "Unix socket of the local control API (`clat-eamt status` and the other commands use it); "
+    "only root may connect.",
+)
 TUN = scalar("tun", Name("interface"), "clat",
     "The tun device of the CLAT (tayga).",
 )
@@ -273,8 +277,8 @@ STATIC_COMMENT = scalar("comment", Text(), "",
 GLOBAL_OPTIONS: tuple[Option[Any], ...] = (
     ENABLED, LISTEN, PORT, UPSTREAM, RESOLV_FILE, PREF64, POOL, TTL_MIN, TTL_MAX,
     STALE_LINGER, REQUIRE_DNSSEC, HOLD_MS, APPLY_TIMEOUT_MS, UPSTREAM_TIMEOUT_MS,
-    TRANSLATOR, STATE_DIR, TUN, CLAT_IPV4, CLAT_IPV6, TAYGA_IPV4, TAYGA_IPV6, JOOL_INSTANCE,
-    JOOL_NETNS, HOST_MODE, HOST_OBSERVE, LAN_INTERFACES,
+    TRANSLATOR, STATE_DIR, CONTROL_SOCKET, TUN, CLAT_IPV4, CLAT_IPV6, TAYGA_IPV4, TAYGA_IPV6,
+    JOOL_INSTANCE, JOOL_NETNS, HOST_MODE, HOST_OBSERVE, LAN_INTERFACES,
     MAX_ENTRIES, CREATE_RATE, CREATE_BURST, HOST_CREATE_RATE, HOST_CREATE_BURST,
     ALLOW_NAME, DENY_NAME, ALLOW_PREFIX, DENY_PREFIX, ALLOW_DOCUMENTATION,
 )

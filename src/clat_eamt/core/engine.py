@@ -100,6 +100,8 @@ class Engine:
     def observe(self, obs: Observation, now: float) -> Outcome:
         decision = decide(obs, self.table, self.limiter, self.policy, now)
         self.counters["observed"] += 1
+        if obs.aaaa:
+            self.counters["observed.with_aaaa"] += 1  # A answers whose AAAA had records
         for refusal in decision.refusals:
             self.counters[f"refused.{refusal.reason}"] += 1
         outcome = self._commit(decision.changes, now)

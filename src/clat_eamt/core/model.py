@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
@@ -207,3 +208,33 @@ class LiveFlows:
         if entry.ipv4.prefixlen == 32 and entry.pool.prefixlen == 32:
             return (entry.ipv4.network_address, entry.pool.network_address) in self.pairs
         return any(d in entry.ipv4 and p in entry.pool for d, p in self.pairs)
+
+
+FlowPair = tuple[IPv4Address, IPv4Address]  # (original destination D, DNAT target P)
+
+
+@dataclass(frozen=True)
+class FlowCensus:
+    """Status's count of the live IPv4 flows conntrack holds: per (D, P) for the flows DNATed
+    into the pool (native, through an EAM entry), per destination for every other one."""
+
+    native: Mapping[FlowPair, int] = field(default_factory=dict)
+    other: Mapping[IPv4Address, int] = field(default_factory=dict)
+
+    def flows_of(self, entry: Entry) -> int:
+        """Live flows that started on this entry's DNAT element."""
+        if entry.ipv4.prefixlen == 32 and entry.pool.prefixlen == 32:
+            return self.native.get((entry.ipv4.network_address, entry.pool.network_address), 0)
+        return sum(n for (d, p), n in self.native.items() if d in entry.ipv4 and p in entry.pool)
+
+    def totals(self, local: Iterable[IPNetwork]) -> dict[str, int]:
+        """native: flows through an EAM entry; nat64: the other IPv4 flows leaving the router
+        (the plain CLAT path), i.e. all but loopback and those to ``local`` (the router's own
+        and LAN prefixes: DNS to dnsmasq, LAN-internal traffic)."""
+        nets = [n for n in local if n.version == 4]
+        nat64 = sum(
+            n
+            for d, n in self.other.items()
+            if not d.is_loopback and not any(d in net for net in nets)
+        )
+        return {"native": sum(self.native.values()), "nat64": nat64}

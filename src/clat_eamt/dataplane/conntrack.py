@@ -21,7 +21,7 @@ parsed with ``struct``, reading only the attributes needed.  Measured (2-vCPU x8
 6.18, CPython 3.11) in a namespace holding UDP entries, per dump including socket set-up:
 
     5,000 DNATed + 5,000 other, live() (kernel filter):      ~35 ms   (pyroute2 NFCTSocket ~560 ms)
-    5,000 DNATed + 5,000 other, counts() (all IPv4):         ~65 ms   (pyroute2 ~815 ms)
+    5,000 DNATed + 5,000 other, census() (all IPv4):         ~65 ms   (pyroute2 ~815 ms)
     0 DNATed + 5,000 other, live():                           ~4 ms
     for comparison, `conntrack -L` (C) for the 10,000:         ~30 ms
 
@@ -43,11 +43,12 @@ import logging
 import os
 import socket
 import struct
-from collections.abc import Iterable, Set
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-from clat_eamt.core.model import LiveFlows
+from clat_eamt.core.model import FlowCensus, FlowPair, LiveFlows
 from clat_eamt.dataplane.netns import socket_in
 from clat_eamt.dns.ratelog import RateLimitedLog
 
@@ -181,22 +182,20 @@ def live_pairs(flows: Iterable[Flow], pool: IPv4Network) -> LiveFlows:
     )
 
 
-def flow_counts(
-    flows: Iterable[Flow], pool: IPv4Network, mapped: Set[IPv4Address]
-) -> dict[str, int]:
-    """For status: live IPv4 flows, how many go native (DNATed into the pool), and how many
-    to a mapped destination still take the NAT64 path (started before the mapping, or from a
-    host that is not optimized)."""
-    counts = {"ipv4": 0, "native": 0, "nat64_to_mapped": 0}
+def census(flows: Iterable[Flow], pool: IPv4Network) -> FlowCensus:
+    """For status: the live flows DNATed into the pool per (D, P), the others per destination
+    (a flow to a mapped D that is not DNATed started before the mapping, or comes from a host
+    that is not optimized)."""
+    native: Counter[FlowPair] = Counter()
+    other: Counter[IPv4Address] = Counter()
     for flow in flows:
         if not flow.live:
             continue
-        counts["ipv4"] += 1
         if flow.dnat and flow.reply_src in pool:
-            counts["native"] += 1
-        elif flow.orig_dst in mapped:
-            counts["nat64_to_mapped"] += 1
-    return counts
+            native[(flow.orig_dst, flow.reply_src)] += 1
+        else:
+            other[flow.orig_dst] += 1
+    return FlowCensus(native, other)
 
 
 # --- I/O ---------------------------------------------------------------------------------------
@@ -235,10 +234,10 @@ class FlowOracle:
         flows = await self._dump(dnat_only=True)
         return None if flows is None else live_pairs(flows, self.pool)
 
-    async def counts(self, mapped: Set[IPv4Address]) -> dict[str, int] | None:
-        """Status counters (see ``flow_counts``); a full IPv4 dump, so only on demand."""
+    async def census(self) -> FlowCensus | None:
+        """Status's flow counts (see ``census``): a full IPv4 dump, so only on demand."""
         flows = await self._dump(dnat_only=False)
-        return None if flows is None else flow_counts(flows, self.pool, mapped)
+        return None if flows is None else census(flows, self.pool)
 
     async def _dump(self, dnat_only: bool) -> list[Flow] | None:
         try:

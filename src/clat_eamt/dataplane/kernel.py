@@ -14,7 +14,7 @@ from ipaddress import IPv4Address
 from typing import Protocol
 
 from clat_eamt.core.dataplane import DataplaneState, net_effect, staged
-from clat_eamt.core.model import DataplaneOp, LiveFlows
+from clat_eamt.core.model import DataplaneOp, FlowCensus, LiveFlows
 from clat_eamt.dataplane.nft import NftTable
 from clat_eamt.dataplane.translator import Translator, TranslatorError
 
@@ -25,6 +25,8 @@ class FlowSource(Protocol):
     """What the kernel dataplane needs of the flow oracle (``dataplane.conntrack``)."""
 
     async def live(self) -> LiveFlows | None: ...
+
+    async def census(self) -> FlowCensus | None: ...
 
 
 class KernelDataplane:
@@ -69,6 +71,9 @@ class KernelDataplane:
         if self.oracle is None:
             return None
         return await self.oracle.live()
+
+    async def flow_census(self) -> FlowCensus | None:
+        return None if self.oracle is None else await self.oracle.census()
 
     async def set_hosts(self, dual_stack: set[IPv4Address], ipv4_only: set[IPv4Address]) -> None:
         if self.started:

@@ -1,0 +1,190 @@
+"""The control API's one table of methods: name, arguments, handler, result shape.
+
+The Unix control socket (``control.server``) serves this table today and the ubus object
+``clat-eamt`` serves the same table on OpenWrt, so ``clat-eamt status`` on a shell, ``ubus call
+clat-eamt status`` and the LuCI page all see one answer.  A handler gets the running daemon
+(any ``ControlTarget``) and the arguments as strings, exactly as they arrive over JSON or ubus,
+and validates them with the config schema's own types and rules: a static entry added at run
+time passes the checks a static section of /etc/config/clat-eamt passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+from typing import Any, Protocol
+
+from clat_eamt.config import ConfigError, StaticEntry, schema, static_from_words
+
+JSON = dict[str, Any]
+
+
+class MethodError(ValueError):
+    """A call the daemon refuses as given (bad or unknown arguments, nothing to delete): the
+    message says what to change; nothing was changed."""
+
+
+def problems_text(error: ConfigError) -> str:
+    """A config error about one run-time entry, without the file/section words of a file."""
+    return "; ".join(f"{p.option}: {p.message}" if p.option else p.message for p in error.problems)
+
+
+class ControlTarget(Protocol):
+    """What the methods need of the daemon (``daemon.Daemon`` implements it)."""
+
+    async def status_report(self) -> JSON: ...
+
+    async def mapping_rows(self) -> list[JSON]: ...
+
+    def host_rows(self) -> list[JSON]: ...
+
+    async def add_static(self, entry: StaticEntry) -> JSON: ...
+
+    async def delete_static(self, ipv4: IPv4Network) -> JSON: ...
+
+    async def flush_dns(self) -> JSON: ...
+
+    def effective_config(self) -> JSON: ...
+
+
+Handler = Callable[[ControlTarget, Mapping[str, str]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    help: str
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    help: str
+    result: str  # the shape of the result, for people (CLI help, docs, the LuCI issue)
+    handler: Handler
+    args: tuple[Arg, ...] = ()
+    writes: bool = False  # changes the daemon's state (the rpcd ACL grants these separately)
+
+
+async def _status(target: ControlTarget, args: Mapping[str, str]) -> JSON:
+    return await target.status_report()
+
+
+async def _mappings(target: ControlTarget, args: Mapping[str, str]) -> list[JSON]:
+    return await target.mapping_rows()
+
+
+async def _hosts(target: ControlTarget, args: Mapping[str, str]) -> list[JSON]:
+    return target.host_rows()
+
+
+async def _add(target: ControlTarget, args: Mapping[str, str]) -> JSON:
+    try:
+        entry = static_from_words(args, "add")
+    except ConfigError as error:
+        raise MethodError(problems_text(error)) from None
+    return await target.add_static(entry)
+
+
+async def _delete(target: ControlTarget, args: Mapping[str, str]) -> JSON:
+    try:
+        ipv4 = schema.STATIC_IPV4.type.parse(args["ipv4"])
+    except ValueError as error:
+        raise MethodError(f"ipv4: {error}") from None
+    return await target.delete_static(ipv4)
+
+
+async def _flush(target: ControlTarget, args: Mapping[str, str]) -> JSON:
+    return await target.flush_dns()
+
+
+async def _config(target: ControlTarget, args: Mapping[str, str]) -> JSON:
+    return target.effective_config()
+
+
+_IPV4 = Arg("ipv4", schema.STATIC_IPV4.help)
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method(
+            "status",
+            "Health and counters: version, uptime, translator, Pref64 and its source, upstreams, "
+            "DNS and mapping counters, live flows native vs through the NAT64.",
+            "object",
+            _status,
+        ),
+        Method(
+            "mappings",
+            "The mapping table, one row per entry, with its live flows.",
+            "array of {ipv4, ipv6, pool, fqdn, fqdns, cnames, origin, state, stale_reason, "
+            "expires_in, host, comment, refreshes, flows}",
+            _mappings,
+        ),
+        Method(
+            "hosts",
+            "LAN hosts as the neighbour tables show them, and why each is IPv4-only or not.",
+            "array of {ipv4, mac, class, why, last_seen}",
+            _hosts,
+        ),
+        Method(
+            "add",
+            "Add a static entry to the running daemon (validated like a static section; "
+            "write it to /etc/config/clat-eamt to keep it across restarts).",
+            "{added: mapping, dataplane: done|late|failed|none}",
+            _add,
+            (_IPV4, Arg("ipv6", schema.STATIC_IPV6.help), Arg("comment", "Free text.", False)),
+            writes=True,
+        ),
+        Method(
+            "del",
+            "Delete the static entry of an IPv4 prefix; its running flows keep working.",
+            "{deleted: [mapping], dataplane: ...}",
+            _delete,
+            (_IPV4,),
+            writes=True,
+        ),
+        Method(
+            "flush",
+            "Retire every learned (dns) entry; running flows keep their path, static entries stay.",
+            "{flushed: count, dataplane: ...}",
+            _flush,
+            writes=True,
+        ),
+        Method(
+            "config",
+            "The effective configuration, run-time static entries included.",
+            "{globals: {option: value}, static: [{name, ipv4, ipv6, comment}]}",
+            _config,
+        ),
+    )
+}
+
+
+def checked_args(method: Method, args: object) -> dict[str, str]:
+    """The arguments of a call as strings, or MethodError naming what is wrong."""
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise MethodError("arguments must be an object of name: string")
+    known = {a.name for a in method.args}
+    unknown = sorted(set(args) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "no arguments"
+        raise MethodError(f"{method.name}: unknown argument {unknown[0]!r} (takes {takes})")
+    for arg in method.args:
+        if arg.required and arg.name not in args:
+            raise MethodError(f"{method.name}: argument {arg.name!r} is required")
+    bad = [name for name, value in args.items() if not isinstance(value, str)]
+    if bad:
+        raise MethodError(f"{method.name}: argument {bad[0]!r} must be a string")
+    return dict(args)
+
+
+async def dispatch(target: ControlTarget, name: object, args: object) -> Any:
+    """Run one call; MethodError for an unknown method or bad arguments."""
+    method = METHODS.get(name) if isinstance(name, str) else None
+    if method is None:
+        raise MethodError(f"unknown method {name!r} (methods: {', '.join(METHODS)})")
+    return await method.handler(target, checked_args(method, args))

@@ -1,0 +1,120 @@
+"""The control socket: the method table (``control.methods``) as JSON over a Unix socket.
+
+Protocol: one request per line, ``{"method": "add", "args": {"ipv4": ..., "ipv6": ...}}``,
+one answer per line, ``{"result": ...}`` or ``{"error": {"code": ..., "message": ...}}`` with
+code ``invalid-argument`` (nothing changed; the message says why), ``bad-request`` (not our
+protocol) or ``failed`` (the daemon could not do it; its log says more).  A connection may carry
+any number of requests.
+
+The socket is root's alone (mode 0600: ``add``/``del``/``flush`` change what the router does).
+A socket file left by a crashed run is replaced; one a running daemon still answers on is not,
+so a second daemon refuses to start instead of stealing the first one's API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from clat_eamt.control.methods import ControlTarget, MethodError, dispatch
+
+log = logging.getLogger(__name__)
+MAX_REQUEST = 64 * 1024  # bytes per request line: the largest real one (add) is ~200
+
+
+def answer(result: Any = None, error: tuple[str, str] | None = None) -> bytes:
+    if error is not None:
+        code, message = error
+        body: dict[str, Any] = {"error": {"code": code, "message": message}}
+    else:
+        body = {"result": result}
+    return json.dumps(body, separators=(",", ":")).encode() + b"\n"
+
+
+async def handle_line(target: ControlTarget, line: bytes) -> bytes:
+    """One request line in, one answer line out; never raises."""
+    try:
+        request = json.loads(line)
+    except ValueError as error:
+        return answer(error=("bad-request", f"not JSON: {error}"))
+    if not isinstance(request, dict) or "method" not in request:
+        return answer(error=("bad-request", 'expected {"method": NAME, "args": {...}}'))
+    try:
+        return answer(await dispatch(target, request["method"], request.get("args")))
+    except MethodError as error:
+        return answer(error=("invalid-argument", str(error)))
+    except Exception as error:  # a handler bug must not take the daemon (and DNS) down
+        log.exception("control method %r failed", request["method"])
+        return answer(error=("failed", f"{type(error).__name__}: {error}"))
+
+
+class ControlServer:
+    def __init__(self, path: str, target: ControlTarget) -> None:
+        self.path, self.target = Path(path), target
+        self._server: asyncio.AbstractServer | None = None
+        self._inode: int | None = None
+
+    async def start(self) -> None:
+        """Listen; OSError (EADDRINUSE) when another daemon answers on the path."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() or self.path.is_symlink():
+            if await _answers(self.path):
+                raise OSError(errno.EADDRINUSE, f"another clat-eamt answers on {self.path}")
+            self.path.unlink()  # left by a run that did not stop cleanly
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)  # created 0600: no window in which others could connect
+        try:
+            sock.bind(str(self.path))
+        except OSError:
+            sock.close()
+            raise
+        finally:
+            os.umask(old)
+        self._inode = self.path.stat().st_ino
+        self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=MAX_REQUEST)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        with contextlib.suppress(OSError):  # only our own file, never a successor's
+            if self._inode is not None and self.path.stat().st_ino == self._inode:
+                self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except ValueError:  # longer than MAX_REQUEST: answer and hang up
+                    message = f"request longer than {MAX_REQUEST} bytes"
+                    writer.write(answer(error=("bad-request", message)))
+                    break
+                if not line:
+                    break
+                if line.strip():
+                    writer.write(await handle_line(self.target, line))
+                    await writer.drain()
+        except OSError:
+            pass  # the client went away
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+async def _answers(path: Path) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True

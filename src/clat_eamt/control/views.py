@@ -1,0 +1,138 @@
+"""What the CLI prints without ``--json``: the methods' JSON results as short readable text.
+
+Views read only the JSON (never daemon objects), so the CLI shows exactly what ubus and LuCI get.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clat_eamt.present import table_text
+
+JSON = dict[str, Any]
+
+
+def _duration(seconds: float) -> str:
+    """3725 -> "1h 2m 5s" (seconds dropped after a day)."""
+    s = int(seconds)
+    units = [("d", s // 86400), ("h", s % 86400 // 3600), ("m", s % 3600 // 60), ("s", s % 60)]
+    if s >= 86400:
+        units = units[:-1]
+    shown = [f"{n}{unit}" for unit, n in units if n]
+    return " ".join(shown) or "0s"
+
+
+def _pairs(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in counts.items()) or "none"
+
+
+def status_text(s: JSON) -> str:
+    dp, pref64, up, hosts = s["dataplane"], s["pref64"], s["upstreams"], s["hosts"]
+    summary = s.get("summary") or {}
+    maps = summary.get("mappings") or {}
+    health = (
+        "ok"
+        if not dp["error"] and not dp["last_error"]
+        else f"ERROR {dp['error'] or dp['last_error']}"
+    )
+    prefixes = ", ".join(pref64["prefixes"]) or "none (nothing is mapped until one is known)"
+    servers = ", ".join(
+        f"{u['server']} {u['state']}{' (preferred)' if u['preferred'] else ''}"
+        for u in up["servers"]
+    )
+    install = dp["install"]
+    lines = [
+        ("daemon", f"clat-eamt {s['version']}, up {_duration(s['uptime'])}, DNS on {s['listen']}"
+         + ("" if s["enabled"] else ", optimization DISABLED")),
+        ("translator", f"{dp['name']}: {health}"),
+        ("pref64", f"{prefixes} (source: {pref64['source']})"),
+        ("upstreams", f"{servers or 'none'} (from {up['source']})"
+         + (f"; {up['problem']}" if up["problem"] else "")),
+        ("hosts", f"{hosts['ipv4_only']} IPv4-only, {hosts['dual_stack']} dual-stack"
+         + (" (neighbour tables unreadable)" if hosts["unsure"] else "")),
+        ("dns", f"{summary.get('queries', 0)} queries, {summary.get('a_queries', 0)} A, "
+         f"{summary.get('a_with_aaaa', 0)} A with AAAA"),
+        ("mappings", f"{s['mappings']} now; created {maps.get('created', 0)}, refreshed "
+         f"{maps.get('refreshed', 0)}, stale {maps.get('stale', 0)} (expired "
+         f"{maps.get('expired', 0)}), deleted {maps.get('deleted', 0)}"),
+        ("refused", _pairs(maps.get("refused", {}))),
+        ("dataplane", f"apply failures {summary.get('apply_failures', 0)}, answers released "
+         f"unmapped {summary.get('released_unmapped', 0)}"
+         + (f", install p50 {install['p50_ms']} ms p99 {install['p99_ms']} ms" if install else "")),
+    ]  # fmt: skip
+    flows = s.get("flows")
+    lines.append(
+        ("flows", "unknown (conntrack unreadable or no dataplane)" if flows is None
+         else f"{flows['native']} native (EAM), {flows['nat64']} through the NAT64")
+    )  # fmt: skip
+    if s["control"]["error"]:
+        lines.append(("control", s["control"]["error"]))
+    width = max(len(k) for k, _ in lines)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in lines)
+
+
+def mappings_text(rows: list[JSON]) -> str:
+    if not rows:
+        return "(no mappings)"
+    table = []
+    for r in rows:
+        state = f"{r['state']}({r['stale_reason']})" if r["stale_reason"] else r["state"]
+        expires = "-" if r["expires_in"] is None else f"{r['expires_in']:.0f}s"
+        name = ",".join(r["fqdns"]) or r["comment"]
+        row = [r["ipv4"], r["ipv6"], r["pool"], state, r["origin"], expires, str(r["flows"]), name]
+        table.append(row)
+    headers = ["ipv4", "ipv6", "pool", "state", "origin", "expires", "flows", "fqdn"]
+    return table_text(table, headers)
+
+
+def hosts_text(rows: list[JSON]) -> str:
+    if not rows:
+        return "(no LAN hosts seen yet)"
+    table = [
+        [r["ipv4"] or "-", r["mac"], r["class"], f"{r['last_seen']:.0f}s ago", r["why"]]
+        for r in rows
+    ]
+    return table_text(table, ["ipv4", "mac", "class", "seen", "why"])
+
+
+def config_text(cfg: JSON) -> str:
+    """The effective configuration in UCI syntax (values as the daemon holds them)."""
+    lines = ["config globals 'globals'"]
+    for name, value in cfg["globals"].items():
+        lines += _option_lines(name, value)
+    for entry in cfg["static"]:
+        lines += ["", "config static" + (f" '{entry['name']}'" if entry.get("name") else "")]
+        for name in ("ipv4", "ipv6", "comment"):
+            if entry.get(name):
+                lines += _option_lines(name, entry[name])
+    return "\n".join(lines)
+
+
+def _option_lines(name: str, value: Any) -> list[str]:
+    def word(v: Any) -> str:
+        text = ("1" if v else "0") if isinstance(v, bool) else str(v)
+        return "'" + text.replace("'", "'\\''") + "'"
+
+    if isinstance(value, list):
+        return [f"\tlist {name} {word(v)}" for v in value]
+    if value is None:
+        return []
+    return [f"\toption {name} {word(value)}"]
+
+
+def change_text(method: str, result: JSON) -> str:
+    """One line for add / del / flush."""
+    dataplane = result.get("dataplane", "none")
+    installed = {
+        "done": "installed",
+        "none": "nothing to install",
+        "late": "still being installed",
+        "failed": "NOT installed: the dataplane failed (see `clat-eamt status`)",
+    }.get(dataplane, dataplane)
+    if method == "flush":
+        flushed = result["flushed"]
+        return f"flushed {flushed} learned entries (running flows keep their path); {installed}"
+    entries = result.get("added") or result.get("deleted") or []
+    what = "; ".join(f"{e['ipv4']} -> {e['ipv6']} via {e['pool']}" for e in entries) or "no entry"
+    verb = "added" if method == "add" else "deleted (running flows keep it until they end)"
+    return f"{verb}: {what}; {installed}"
