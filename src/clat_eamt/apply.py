@@ -99,6 +99,9 @@ class Applier:
         self._last: asyncio.Future[bool] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._errors = RateLimitedLog(log, logging.ERROR)
+        # Held by every batch and by the daemon's (re)start of the dataplane: a batch decided
+        # while the dataplane starts waits for it instead of failing as "not running".
+        self.lock = asyncio.Lock()
 
     async def apply(self, ops: Sequence[DataplaneOp]) -> str:
         """Queue ``ops`` and wait at most the deadline: "done", "late", "failed" or "none"
@@ -136,7 +139,8 @@ class Applier:
 
     async def _run(self, ops: tuple[DataplaneOp, ...]) -> bool:
         try:
-            await self.dataplane.apply(ops)
+            async with self.lock:
+                await self.dataplane.apply(ops)
         except Exception as error:  # any backend failure: count, say, keep serving DNS
             self.counters["dataplane.batches_failed"] += 1
             self.last_error = f"{type(error).__name__}: {error}"

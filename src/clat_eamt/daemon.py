@@ -57,6 +57,9 @@ TICK = 1.0
 REPAIR_FIRST, REPAIR_MAX = 5.0, 300.0  # back-off of dataplane repairs
 
 
+STARTING = "starting"  # dataplane.error until the first start finished (status, tests)
+
+
 class StartError(Exception):
     """The daemon cannot start (its DNS port or control socket is taken): the message says why."""
 
@@ -77,7 +80,7 @@ class Daemon:
         for refusal in installed.refusals:
             log.warning("static entry not installed: %s", refusal.detail)
         self.dataplane = dataplane or build_dataplane(cfg)
-        self.dataplane_error: str | None = "not started yet"
+        self.dataplane_error: str | None = STARTING
         self.clean_on_stop = False
         self._repair_at, self._repair_delay = 0.0, REPAIR_FIRST
         self.applier = Applier(self.dataplane, cfg[schema.APPLY_TIMEOUT_MS] / 1000)
@@ -191,13 +194,14 @@ class Daemon:
         crashed run left is adopted as Stale (its flows keep going), orphans are removed, and
         what was decided while the dataplane was down is installed."""
         try:
-            await self._check_local_prefixes()
-            actual = await self.dataplane.start()
-            live = await self.dataplane.live_flows()
-            adopted = self.engine.adopt(left_behind(actual, live), self.clock())
-            ops = diff(actual, desired_state(self.engine.table))
-            if ops:
-                await self.dataplane.apply(ops)
+            async with self.applier.lock:  # answers decided meanwhile are applied after it
+                await self._check_local_prefixes()
+                actual = await self.dataplane.start()
+                live = await self.dataplane.live_flows()
+                adopted = self.engine.adopt(left_behind(actual, live), self.clock())
+                ops = diff(actual, desired_state(self.engine.table))
+                if ops:
+                    await self.dataplane.apply(ops)
         except Exception as error:  # any failure: DNS goes on, flows take the NAT64 path
             self.dataplane_error = f"{type(error).__name__}: {error}"
             self.counters["dataplane.start_failed"] += 1

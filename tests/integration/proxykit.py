@@ -127,6 +127,9 @@ def start_daemon(
         upstream = chain.unbound_target
     if upstream:
         settings["upstream"] = [upstream] if isinstance(upstream, str) else list(upstream)
+    # Files of the daemon stay in the test's directory, never in the machine's /var/run.
+    settings["control_socket"] = str(chain.path(name) / "control.sock")
+    settings["state_dir"] = str(chain.path(name) / "state")
     settings.update(options)
     config = chain.path(name) / "clat-eamt.uci"
     config.write_text(uci(settings))

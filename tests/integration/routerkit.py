@@ -13,7 +13,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from clat_eamt.control.client import DaemonNotRunningError, call
 from clat_eamt.core.model import show
+from clat_eamt.daemon import STARTING
 from clat_eamt.dataplane.nft import parse_map
 from tests.integration.proxykit import DaemonLog, uci
 from tests.labkit import Xlat
@@ -40,6 +42,7 @@ def router_options(lab: Xlat, state_dir: Path, **extra: str | Iterable[str]) -> 
         "allow_documentation": "1",
         "host_mode": "all",
         "state_dir": str(state_dir),
+        "control_socket": str(state_dir / "control.sock"),
         "port": str(PROXY_PORT),
     }
     options.update(extra)
@@ -60,10 +63,18 @@ class Router(DaemonLog):
         argv += ["--log-format", "json", "--log-level", "debug"]
 
         def ready() -> bool:
+            """DNS answers and the dataplane's first start is over (done or failed): from
+            then on an answer's mapping is installed before the answer is released."""
             reply = query(
                 "127.0.0.1", PROXY_PORT, "lab.example", "SOA", netns=self.lab.ce, timeout=0.5
             )
-            return reply is not None
+            if reply is None:
+                return False
+            try:
+                status = call(self.options["control_socket"], "status")
+            except (DaemonNotRunningError, OSError):
+                return False
+            return bool(status["dataplane"]["error"] != STARTING)
 
         self.proc = self.lab.procs.start(
             f"clat-eamt-{self.starts}", argv, ready=ready, netns=self.lab.ce.name
@@ -99,10 +110,11 @@ class Router(DaemonLog):
 
 @contextlib.contextmanager
 def home_router(
-    workdir: Path, clat: str = "none", **extra: str | Iterable[str]
+    workdir: Path, clat: str = "none", *, ipv4_clients: int = 1, **extra: str | Iterable[str]
 ) -> Iterator[Router]:
-    """The lab with clat-eamt and dnsmasq running on its router; all gone on exit."""
-    with Xlat(workdir, clat=clat) as lab:  # type: ignore[arg-type]
+    """The lab (with `ipv4_clients` IPv4-only clients: Xlat) with clat-eamt and dnsmasq running
+    on its router; `extra` are UCI options; all gone on exit."""
+    with Xlat(workdir, clat=clat, ipv4_clients=ipv4_clients) as lab:  # type: ignore[arg-type]
         router = Router(lab, router_options(lab, workdir / "state", **extra))
         router.start()
         dm = Dnsmasq(

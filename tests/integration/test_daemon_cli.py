@@ -36,6 +36,7 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path):
         port = taken.getsockname()[1]
         config = tmp_path / "clat-eamt"
         options = {**LAB_OPTIONS, "port": str(port), "upstream": ["192.0.2.53"]}
+        options["control_socket"] = str(tmp_path / "control.sock")
         config.write_text(uci(options))
         result = run(config)
     assert result.returncode == 1

@@ -6,7 +6,9 @@ issue; the upstream is a scripted peer."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
+import tempfile
 
 from dnslib import DNSRecord
 
@@ -31,6 +33,8 @@ def free_port() -> int:
 
 
 def run_daemon(dataplane: ScriptedDataplane, apply_timeout_ms: int = 30):
+    workdir = tempfile.mkdtemp(prefix="clat-eamt-test-")
+
     async def scenario():
         async with ScriptedPeer(zone_answer(ZONE)) as peer:
             cfg = load_text(
@@ -40,6 +44,7 @@ def run_daemon(dataplane: ScriptedDataplane, apply_timeout_ms: int = 30):
                 f"\toption port '{free_port()}'\n\tlist upstream '127.0.0.1#{peer.port}'\n"
                 f"\toption apply_timeout_ms '{apply_timeout_ms}'\n"
                 "\tlist lan_interface 'lo'\n"  # this machine's own prefixes are not our LAN
+                f"\toption control_socket '{workdir}/control.sock'\n"
             )
             daemon = Daemon(cfg, dataplane)
             await daemon.start()
@@ -55,7 +60,10 @@ def run_daemon(dataplane: ScriptedDataplane, apply_timeout_ms: int = 30):
                 await daemon.stop()
             return DNSRecord.parse(reply), status
 
-    return asyncio.run(scenario())
+    try:
+        return asyncio.run(scenario())
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_fast_dataplane_maps_before_the_answer():

@@ -1,0 +1,220 @@
+"""The control API on a real daemon (DNS on loopback, a scripted dataplane): the method table,
+argument validation through the config schema, the socket protocol and its errors.  The same
+calls against the real nftables + tayga dataplane in the lab: tests/integration/test_control_lab.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import stat
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clat_eamt.config import load_text
+from clat_eamt.control.client import CallFailedError, DaemonNotRunningError, call
+from clat_eamt.control.methods import METHODS
+from clat_eamt.daemon import Daemon, StartError
+from tests.unit.standins import ScriptedDataplane
+
+CONFIG = """config globals 'globals'
+\toption allow_documentation '1'
+\toption pool '198.51.100.128/25'
+\toption pref64 '2001:db8:64::/96'
+\toption listen '127.0.0.1'
+\toption port '{port}'
+\tlist upstream '127.0.0.1#9'
+\tlist lan_interface 'lo'
+\toption control_socket '{socket}'
+
+config static 'office'
+\toption ipv4 '192.0.2.10'
+\toption ipv6 '2001:db8:1::10'
+\toption comment 'printer'
+"""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+Scenario = Callable[[Daemon, Callable[..., Awaitable[Any]]], Awaitable[None]]
+
+
+def with_daemon(tmp_path: Path, scenario: Scenario) -> None:
+    path = str(tmp_path / "control.sock")
+    cfg = load_text(CONFIG.format(port=free_port(), socket=path))
+
+    async def main() -> None:
+        daemon = Daemon(cfg, ScriptedDataplane())
+        await daemon.start()
+
+        async def ask(method: str, **args: str) -> Any:
+            return await asyncio.to_thread(call, path, method, args)
+
+        try:
+            await scenario(daemon, ask)
+        finally:
+            await daemon.stop()
+
+    asyncio.run(main())
+    assert not Path(path).exists(), "the socket file outlived the daemon"
+
+
+def rows(table: list[dict[str, Any]]) -> set[tuple[str, str, str, str]]:
+    return {(r["ipv4"], r["ipv6"], r["origin"], r["state"]) for r in table}
+
+
+def test_every_method_answers_with_the_shape_it_promises(tmp_path):
+    async def scenario(daemon: Daemon, ask: Callable[..., Awaitable[Any]]) -> None:
+        status = await ask("status")
+        assert status["version"] and status["uptime"] >= 0
+        assert status["pref64"] == {"prefixes": ["2001:db8:64::/96"], "source": "config",
+                                    "discovery": None}  # fmt: skip
+        assert status["summary"]["mappings"]["created"] == 1  # the static entry
+        assert status["flows"] is None  # the scripted dataplane has no conntrack
+        assert status["control"]["socket"].endswith("control.sock")
+        mappings = await ask("mappings")
+        assert rows(mappings) == {("192.0.2.10", "2001:db8:1::10", "static", "valid")}
+        assert mappings[0]["comment"] == "printer" and mappings[0]["flows"] == 0
+        assert await ask("hosts") == daemon.hosts.table()
+        config = await ask("config")
+        assert config["static"][0]["ipv4"] == "192.0.2.10/32"
+        assert config["globals"]["pool"] == "198.51.100.128/25"
+
+    with_daemon(tmp_path, scenario)
+
+
+def test_add_and_del_go_through_the_engine_and_the_dataplane(tmp_path):
+    async def scenario(daemon: Daemon, ask: Callable[..., Awaitable[Any]]) -> None:
+        added = await ask("add", ipv4="192.0.2.20", ipv6="2001:db8:1::20", comment="tv")
+        assert added["dataplane"] == "done"
+        assert [(e["ipv4"], e["ipv6"], e["comment"]) for e in added["added"]] == [
+            ("192.0.2.20", "2001:db8:1::20", "tv")
+        ]
+        assert ("192.0.2.20", "2001:db8:1::20", "static", "valid") in rows(await ask("mappings"))
+        assert len((await ask("config"))["static"]) == 2
+        deleted = await ask("del", ipv4="192.0.2.20")
+        assert [e["state"] for e in deleted["deleted"]] == ["stale"]  # its flows may go on
+        assert len((await ask("config"))["static"]) == 1
+        applied = [op for batch in daemon.dataplane.applied for op in batch]  # type: ignore[attr-defined]
+        assert any("192.0.2.20" in str(op) for op in applied)
+
+    with_daemon(tmp_path, scenario)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"ipv4": "192.0.2.30", "ipv6": "nonsense"}, "ipv6: expected an IPv6"),
+        ({"ipv4": "192.0.2.300", "ipv6": "2001:db8::1"}, "ipv4:"),
+        ({"ipv4": "192.0.2.0/24", "ipv6": "2001:db8::1"}, "host bits"),  # /24 needs a /120
+        ({"ipv4": "198.51.100.200", "ipv6": "2001:db8::1"}, "overlaps the mapping pool"),
+        ({"ipv4": "192.0.2.10", "ipv6": "2001:db8::1"}, "192.0.2.10"),  # the office's IPv4
+        ({"ipv4": "192.0.2.30", "ipv6": "2001:db8:64::1"}, "inside the NAT64 prefix"),
+        ({"ipv4": "192.0.2.30"}, "'ipv6' is required"),
+        ({"ipv4": "192.0.2.30", "ipv6": "2001:db8::1", "ttl": "5"}, "unknown argument 'ttl'"),
+    ],
+)
+def test_bad_add_is_refused_clearly_and_changes_nothing(tmp_path, args, message):
+    async def scenario(daemon: Daemon, ask: Callable[..., Awaitable[Any]]) -> None:
+        before, config = rows(await ask("mappings")), await ask("config")
+        with pytest.raises(CallFailedError) as refused:
+            await ask("add", **args)
+        assert refused.value.code == "invalid-argument"
+        assert message.lower() in str(refused.value).lower(), str(refused.value)
+        assert rows(await ask("mappings")) == before
+        assert await ask("config") == config
+        assert not daemon.dataplane.applied[1:]  # type: ignore[attr-defined]
+
+    with_daemon(tmp_path, scenario)
+
+
+def test_del_of_an_unknown_entry_and_flush_keep_static_entries(tmp_path):
+    async def scenario(daemon: Daemon, ask: Callable[..., Awaitable[Any]]) -> None:
+        with pytest.raises(CallFailedError, match=r"no static entry for 192\.0\.2\.99/32"):
+            await ask("del", ipv4="192.0.2.99")
+        with pytest.raises(CallFailedError, match="ipv4"):
+            await ask("del", ipv4="not-an-address")
+        flushed = await ask("flush")
+        assert flushed == {"flushed": 0, "dataplane": "none"}  # only dns entries are flushed
+        assert rows(await ask("mappings")) == {
+            ("192.0.2.10", "2001:db8:1::10", "static", "valid")
+        }
+
+    with_daemon(tmp_path, scenario)
+
+
+def test_socket_protocol_errors_do_not_hurt_the_daemon(tmp_path):
+    async def scenario(daemon: Daemon, ask: Callable[..., Awaitable[Any]]) -> None:
+        path = str(daemon.control.path)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600  # root's alone
+
+        def raw(*lines: bytes) -> list[dict[str, Any]]:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(5)
+                sock.connect(path)
+                sock.sendall(b"".join(lines))
+                sock.shutdown(socket.SHUT_WR)
+                data = b""
+                while chunk := sock.recv(65536):
+                    data += chunk
+            return [json.loads(line) for line in data.splitlines()]
+
+        answers = await asyncio.to_thread(
+            raw,
+            b"{not json\n",
+            b'["status"]\n',
+            b'{"method": "reboot"}\n',
+            b'{"method": "add", "args": {"ipv4": 5, "ipv6": "2001:db8::1"}}\n',
+            b'{"method": "status"}\n',  # the same connection still works
+        )
+        codes = [a.get("error", {}).get("code") for a in answers]
+        assert codes == ["bad-request", "bad-request", "invalid-argument", "invalid-argument",
+                         None]  # fmt: skip
+        assert "methods: " + ", ".join(METHODS) in answers[2]["error"]["message"]
+        assert answers[4]["result"]["version"]
+        huge = await asyncio.to_thread(raw, b"x" * (70 * 1024) + b"\n")
+        assert huge[0]["error"]["code"] == "bad-request"
+        assert (await ask("status"))["version"]
+
+    with_daemon(tmp_path, scenario)
+
+
+def test_a_second_daemon_on_the_same_socket_refuses_to_start(tmp_path):
+    async def scenario(daemon: Daemon, ask: Callable[..., Awaitable[Any]]) -> None:
+        cfg = load_text(CONFIG.format(port=free_port(), socket=daemon.control.path))
+        second = Daemon(cfg, ScriptedDataplane())
+        with pytest.raises(StartError, match="another clat-eamt answers"):
+            await second.start()
+        assert (await ask("status"))["version"]  # the first one is untouched
+
+    with_daemon(tmp_path, scenario)
+
+
+def test_a_socket_file_left_by_a_crash_is_replaced(tmp_path):
+    left = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    left.bind(str(tmp_path / "control.sock"))
+    left.close()  # the file stays, nobody listens: what SIGKILL leaves
+
+    async def scenario(daemon: Daemon, ask: Callable[..., Awaitable[Any]]) -> None:
+        assert (await ask("status"))["control"]["error"] is None
+
+    with_daemon(tmp_path, scenario)
+
+
+def test_client_says_when_no_daemon_runs(tmp_path):
+    with pytest.raises(DaemonNotRunningError, match="not running"):
+        call(str(tmp_path / "absent.sock"), "status")
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(str(tmp_path / "dead.sock"))
+    dead.close()
+    with pytest.raises(DaemonNotRunningError, match="not running"):
+        call(str(tmp_path / "dead.sock"), "status")
