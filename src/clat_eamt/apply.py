@@ -48,6 +48,9 @@ class Dataplane(Protocol):
     async def flow_census(self) -> FlowCensus | None:
         """Every live IPv4 flow counted, native or not (status; costlier, on demand only)."""
 
+    def problem(self) -> str | None:
+        """Why it stopped working since it started (a translator process died); None if fine."""
+
     async def stop(self, clean: bool) -> None:
         """Stop steering new flows; with ``clean`` also remove what running flows still use."""
 
@@ -86,6 +89,9 @@ class DisabledDataplane:
 
     async def flow_census(self) -> FlowCensus | None:
         return None  # nothing steered, nothing to count
+
+    def problem(self) -> str | None:
+        return None
 
 
 class Applier:

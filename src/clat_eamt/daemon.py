@@ -238,6 +238,7 @@ class Daemon:
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(TICK)
+            self._check_health()
             broken = self.dataplane_error or self.applier.last_error
             if broken and self.clock() >= self._repair_at:
                 await self._reconcile()
@@ -255,6 +256,17 @@ class Daemon:
                     await self.applier.apply(outcome.ops)
             except Exception:  # the clock must keep running whatever one tick hit
                 log.exception("tick failed")
+
+    def _check_health(self) -> None:
+        """A translator that died (tayga crashed or was killed) is restarted by the repair at
+        once; not while a batch runs, since restarting tayga to change its maps looks the same."""
+        if self.dataplane_error or self.applier.lock.locked():
+            return
+        problem = self.dataplane.problem()
+        if problem:
+            log.error("dataplane %s: %s; restarting it", self.dataplane.name, problem)
+            self.dataplane_error = problem
+            self._repair_at = self.clock()
 
     def _classify(self, identity: ClientIdentity) -> Host | None:
         """The client as the neighbour tables know it (SPEC 3); unknown when they do not."""

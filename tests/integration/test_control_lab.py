@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -163,6 +164,25 @@ def test_config_is_the_effective_configuration(router: Router):
     assert config["globals"]["control_socket"] == socket_path(router)
     text = cli(router, "config").stdout
     assert text.startswith("config globals 'globals'") and "option translator 'tayga'" in text
+
+
+@pytest.mark.lab
+def test_a_killed_tayga_shows_in_status_and_is_restarted_with_its_maps(router: Router):
+    lab = router.lab
+    [address] = router.resolve(lab.lan, "ds6.lab.example")
+    pidfile = Path(router.options["state_dir"]) / "tayga.pid"
+    killed = int(pidfile.read_text())
+    os.kill(killed, signal.SIGKILL)
+
+    def restarted() -> bool:
+        pid = pidfile.read_text().strip() if pidfile.exists() else ""
+        return pid.isdigit() and int(pid) != killed and Path(f"/proc/{pid}").exists()
+
+    router.wait(restarted, "the daemon to restart tayga", timeout=15)
+    assert any("tayga is not running" in r["message"] for r in router.records())
+    router.wait(lambda: ask(router, "status")["dataplane"]["error"] is None, "a healthy status")
+    with lab.flow(lab.lan, address) as flow:  # the mapping made before the crash works again
+        assert lab.accepted(flow.tag)["peer"] == CLAT_IPV6
 
 
 def test_cli_says_clearly_when_the_daemon_is_not_running(tmp_path: Path):

@@ -18,8 +18,12 @@ class ScriptedDataplane:
     def __init__(self, delay: float = 0.0, fail: str | None = None) -> None:
         self.delay, self.fail = delay, fail
         self.applied: list[tuple[DataplaneOp, ...]] = []
+        self.died: str | None = None  # set by a test: what problem() reports
+        self.starts = 0
 
     async def start(self) -> DataplaneState:
+        self.starts += 1
+        self.died = None
         if self.fail:
             raise DataplaneError(self.fail)
         return DataplaneState()
@@ -35,6 +39,9 @@ class ScriptedDataplane:
 
     async def flow_census(self) -> FlowCensus | None:
         return None
+
+    def problem(self) -> str | None:
+        return self.died
 
     async def set_hosts(self, dual_stack: set[IPv4Address], ipv4_only: set[IPv4Address]) -> None:
         return None

@@ -145,9 +145,7 @@ def test_del_of_an_unknown_entry_and_flush_keep_static_entries(tmp_path):
             await ask("del", ipv4="not-an-address")
         flushed = await ask("flush")
         assert flushed == {"flushed": 0, "dataplane": "none"}  # only dns entries are flushed
-        assert rows(await ask("mappings")) == {
-            ("192.0.2.10", "2001:db8:1::10", "static", "valid")
-        }
+        assert rows(await ask("mappings")) == {("192.0.2.10", "2001:db8:1::10", "static", "valid")}
 
     with_daemon(tmp_path, scenario)
 

@@ -88,3 +88,32 @@ def test_failing_dataplane_is_visible_and_dns_goes_on():
     assert status["counters"]["answers.apply_failed"] == 1
     assert "translator is not running" in status["dataplane"]["last_error"]
     assert "translator is not running" in status["dataplane"]["error"]  # the start failed too
+
+
+def test_a_dead_translator_is_noticed_and_restarted_by_the_tick(tmp_path, caplog):
+    """tayga crashing is a dataplane problem() (tests/integration/test_control_lab kills the
+    real one); the next tick marks the dataplane broken and the repair starts it again."""
+    dataplane = ScriptedDataplane()
+
+    async def scenario() -> tuple[int, str | None]:
+        cfg = load_text(
+            "config globals 'globals'\n\toption allow_documentation '1'\n"
+            f"\toption port '{free_port()}'\n\tlist upstream '127.0.0.1#9'\n"
+            "\tlist lan_interface 'lo'\n"
+            f"\toption control_socket '{tmp_path}/control.sock'\n"
+        )
+        daemon = Daemon(cfg, dataplane)
+        await daemon.start()
+        try:
+            dataplane.died = "tayga is not running"
+            for _ in range(50):  # the tick is 1 s; the repair follows in the same tick
+                await asyncio.sleep(0.1)
+                if dataplane.starts == 2:
+                    break
+            return dataplane.starts, daemon.dataplane_error
+        finally:
+            await daemon.stop()
+
+    starts, error = asyncio.run(scenario())
+    assert starts == 2 and error is None
+    assert "dataplane scripted: tayga is not running; restarting it" in caplog.text

@@ -66,6 +66,9 @@ class JoolSiit:
     async def start(self) -> None:
         await self._jool("global", "display", "--csv", what="checking the Jool instance")
 
+    def problem(self) -> str | None:
+        return None  # a kernel module has no process to die; each apply reports its errors
+
     async def entries(self) -> EamTable:
         out = await self._jool("eamt", "display", "--csv", what="reading the EAMT")
         return parse_eamt_csv(out, self.pool)

@@ -72,6 +72,9 @@ class KernelDataplane:
             return None
         return await self.oracle.live()
 
+    def problem(self) -> str | None:
+        return self.translator.problem() if self.started else None
+
     async def flow_census(self) -> FlowCensus | None:
         return None if self.oracle is None else await self.oracle.census()
 

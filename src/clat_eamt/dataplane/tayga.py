@@ -138,6 +138,11 @@ class Tayga:
         with contextlib.suppress(FileNotFoundError):
             self.config.unlink()
 
+    def problem(self) -> str | None:
+        if self._running_pid() is None:
+            return f"tayga is not running (no live process in {self.pidfile})"
+        return None
+
     # --- the process ---------------------------------------------------------------------------
 
     def _write(self) -> None:

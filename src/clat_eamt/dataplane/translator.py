@@ -83,3 +83,7 @@ class Translator(Protocol):
 
     async def stop(self, clean: bool) -> None:
         """Stop driving it; with ``clean`` also remove every entry the daemon put there."""
+
+    def problem(self) -> str | None:
+        """Why it cannot translate now (its process died), None when it looks fine.  Cheap and
+        without I/O beyond /proc: the daemon asks every tick and restarts it when it says so."""
