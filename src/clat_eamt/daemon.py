@@ -317,6 +317,7 @@ class Daemon:
                 "ipv4_only": len(self.hosts.ipv4_only_ipv4s()),
                 "dual_stack": len(self.hosts.dual_stack_ipv4s()),
                 "unsure": self.hosts.unsure,
+                "error": self.hosts.last_error,
             },
             "control": {"socket": str(self.control.path), "error": self.control_error},
             "counters": dict(sorted((counters + self.counters).items())),

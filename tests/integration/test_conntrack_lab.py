@@ -142,6 +142,9 @@ def test_census_counts_live_flows_per_pair_and_the_others_per_destination():
     assert found.other == {D2: 2, other: 1}  # the TIME_WAIT one is not live
     assert found.totals([]) == {"native": 2, "nat64": 3}
     assert found.totals([IPv4Network("203.0.113.99/32")]) == {"native": 2, "nat64": 2}
+    on_link = ["127.0.0.1", "224.0.0.22", "169.254.1.1", "255.255.255.255", "0.0.0.0"]
+    local = census([flow(IPv4Address(a), IPv4Address(a), dnat=False) for a in on_link], POOL)
+    assert local.totals([]) == {"native": 0, "nat64": 0}  # none of them leaves the router
 
 
 def test_oracle_says_none_and_logs_when_conntrack_cannot_be_read(caplog):

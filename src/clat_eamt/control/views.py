@@ -49,7 +49,8 @@ def status_text(s: JSON) -> str:
         ("upstreams", f"{servers or 'none'} (from {up['source']})"
          + (f"; {up['problem']}" if up["problem"] else "")),
         ("hosts", f"{hosts['ipv4_only']} IPv4-only, {hosts['dual_stack']} dual-stack"
-         + (" (neighbour tables unreadable)" if hosts["unsure"] else "")),
+         + (f" (neighbour tables unreadable: {hosts['error']})" if hosts.get("error")
+            else " (neighbour tables not read yet)" if hosts["unsure"] else "")),
         ("dns", f"{summary.get('queries', 0)} queries, {summary.get('a_queries', 0)} A, "
          f"{summary.get('a_with_aaaa', 0)} A with AAAA"),
         ("mappings", f"{s['mappings']} now; created {maps.get('created', 0)}, refreshed "

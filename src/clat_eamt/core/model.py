@@ -210,6 +210,7 @@ class LiveFlows:
         return any(d in entry.ipv4 and p in entry.pool for d, p in self.pairs)
 
 
+_BROADCAST = IPv4Address("255.255.255.255")
 FlowPair = tuple[IPv4Address, IPv4Address]  # (original destination D, DNAT target P)
 
 
@@ -229,12 +230,14 @@ class FlowCensus:
 
     def totals(self, local: Iterable[IPNetwork]) -> dict[str, int]:
         """native: flows through an EAM entry; nat64: the other IPv4 flows leaving the router
-        (the plain CLAT path), i.e. all but loopback and those to ``local`` (the router's own
-        and LAN prefixes: DNS to dnsmasq, LAN-internal traffic)."""
+        (the plain CLAT path): all but those to ``local`` (the router's own and LAN prefixes:
+        DNS to dnsmasq, LAN-internal traffic) and to addresses that never leave the link
+        (loopback, link-local, multicast such as IGMP, broadcast)."""
         nets = [n for n in local if n.version == 4]
-        nat64 = sum(
-            n
-            for d, n in self.other.items()
-            if not d.is_loopback and not any(d in net for net in nets)
-        )
+
+        def leaves(d: IPv4Address) -> bool:
+            on_link = d.is_loopback or d.is_link_local or d.is_multicast or d == _BROADCAST
+            return not on_link and not d.is_unspecified and not any(d in net for net in nets)
+
+        nat64 = sum(n for d, n in self.other.items() if leaves(d))
         return {"native": sum(self.native.values()), "nat64": nat64}
