@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from clat_eamt.control.client import DaemonNotRunningError, call
 from clat_eamt.core.model import show
 from clat_eamt.daemon import STARTING
@@ -23,8 +25,11 @@ from tests.labkit.client import answers, query
 from tests.labkit.dnsmasq import Dnsmasq
 from tests.labkit.netns import run
 from tests.labkit.procs import Proc
+from tests.labkit.require import LAB_TOOLS, SERVER_TOOLS, require_root, require_tools
 
 PROXY_PORT = 5353
+NAT64_PEER = Xlat.NAT64_PUBLIC4  # who a server sees for a flow through the CLAT and NAT64
+CLAT_IPV6 = Xlat.CLAT_ADDR6  # ... and for a native flow (the CLAT's IPv6 source)
 
 
 def router_options(lab: Xlat, state_dir: Path, **extra: str | Iterable[str]) -> dict[str, Any]:
@@ -106,6 +111,16 @@ class Router(DaemonLog):
                 return
             time.sleep(0.05)
         raise AssertionError(f"timed out waiting for {what}")
+
+
+def lab_router(
+    factory: pytest.TempPathFactory, name: str, **options: str | Iterable[str]
+) -> Iterator[Router]:
+    """A module-scoped fixture's body: the home router for every test of a module."""
+    require_root()
+    require_tools(*SERVER_TOOLS, *LAB_TOOLS)
+    with home_router(factory.mktemp(name), **options) as router:
+        yield router
 
 
 @contextlib.contextmanager

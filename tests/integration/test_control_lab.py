@@ -16,19 +16,12 @@ from typing import Any
 
 import pytest
 
-from tests.integration.routerkit import Router, home_router
-from tests.labkit.require import LAB_TOOLS, SERVER_TOOLS, require_root, require_tools
-
-CLAT_IPV6 = "2001:db8:ce:c1a7::66"
-NAT64_PEER = "203.0.113.1"
+from tests.integration.routerkit import CLAT_IPV6, NAT64_PEER, Router, lab_router
 
 
 @pytest.fixture(scope="module")
 def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
-    require_root()
-    require_tools(*SERVER_TOOLS, *LAB_TOOLS)
-    with home_router(tmp_path_factory.mktemp("control"), ttl_min="0", stale_linger="1") as r:
-        yield r
+    yield from lab_router(tmp_path_factory, "control", ttl_min="0", stale_linger="1")
 
 
 def cli(router: Router, *argv: str) -> subprocess.CompletedProcess[str]:

@@ -10,19 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.routerkit import Router, home_router
+from tests.integration.routerkit import CLAT_IPV6, NAT64_PEER, Router, home_router, lab_router
 from tests.labkit.require import LAB_TOOLS, SERVER_TOOLS, require_root, require_tools
-
-NAT64_PEER = "203.0.113.1"
-CLAT_IPV6 = "2001:db8:ce:c1a7::66"
 
 
 @pytest.fixture(scope="module")
 def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
-    require_root()
-    require_tools(*SERVER_TOOLS, *LAB_TOOLS)
-    with home_router(tmp_path_factory.mktemp("router"), ttl_min="0", stale_linger="1") as r:
-        yield r
+    yield from lab_router(tmp_path_factory, "router", ttl_min="0", stale_linger="1")
 
 
 def peer(router: Router, flow) -> str:
@@ -166,7 +160,10 @@ def test_dual_stack_client_is_never_steered_an_ipv4_only_one_is(tmp_path: Path):
         with lab.flow(lab.lan6, "2001:db8:1::10") as v6:
             assert peer(router, v6) == "2001:db8:ce:1::11"
         router.wait(
-            lambda: router.status()["hosts"] == {"ipv4_only": 1, "dual_stack": 1, "unsure": False},
+            lambda: (
+                router.status()["hosts"]
+                == {"ipv4_only": 1, "dual_stack": 1, "unsure": False, "error": None}
+            ),
             "both clients classified",
         )
         assert router.resolve(lab.lan, "ds5.lab.example") == ["192.0.2.105"]
