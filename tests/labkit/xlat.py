@@ -1,5 +1,6 @@
-"""The 464XLAT lab: an IPv6-only ISP with NAT64 and DNS64, a home router (CE) with a CLAT, two
-LAN clients, and an internet with the lab zones and a TCP echo server on every zone address.
+"""The 464XLAT lab: an IPv6-only ISP with NAT64 and DNS64, a home router (CE) with a CLAT, LAN
+clients (IPv4-only `lan`, dual-stack `lan6`, and with `ipv4_clients=N` more IPv4-only ones:
+lan2 .. lan5), and an internet with the lab zones and a TCP echo server on every zone address.
 
     with Xlat(tmp_path, clat="lab") as lab:
         flow = lab.flow(lab.lan, "192.0.2.20")         # IPv4-only client, through CLAT + NAT64
@@ -40,7 +41,7 @@ from .procs import Proc, ProcessGroup, tool, wait_ready
 from .server import READY_TIMEOUT
 from .tcpflow import Flow, family_of, find_accepted, read_events
 from .unbound import Stub, Unbound
-from .zone import IPV4ONLY, LAB, SLOW, dns64
+from .zone import LAB, all_zones, dns64
 
 _TCPSERVER = Path(__file__).with_name("_tcpserver.py")
 XLAT_TOOLS = ("tayga", "conntrack", "stdbuf", "sysctl")  # beyond the chain's (require.py)
@@ -55,10 +56,21 @@ class Xlat(net.Addresses, contextlib.AbstractContextManager["Xlat"]):
     """The lab as a context manager (see the module doc)."""
 
     def __init__(
-        self, workdir: Path, clat: ClatMode = "lab", *, timeout: float = READY_TIMEOUT
+        self,
+        workdir: Path,
+        clat: ClatMode = "lab",
+        *,
+        timeout: float = READY_TIMEOUT,
+        ipv4_clients: int = 1,
     ) -> None:
+        """`ipv4_clients`: how many IPv4-only LAN clients (`lan` and then lan2 .. lan5;
+        addresses and MACs from `xlatnet.ipv4_client`, namespaces in `clients`)."""
         if clat not in ("lab", "none"):
             raise ValueError(f"clat must be 'lab' or 'none', not {clat!r}")
+        if not 1 <= ipv4_clients <= net.MAX_CLIENTS:
+            raise ValueError(f"ipv4_clients must be 1..{net.MAX_CLIENTS}, not {ipv4_clients}")
+        self.ipv4_clients = ipv4_clients
+        self.clients: list[Netns] = []  # the IPv4-only clients, `lan` first
         self.workdir = Path(workdir)
         self.clat = clat
         self.timeout = timeout
@@ -94,6 +106,9 @@ class Xlat(net.Addresses, contextlib.AbstractContextManager["Xlat"]):
         # Entered after the namespaces, so it stops the processes before they go.
         self.procs = enter(ProcessGroup(self.workdir / "logs"))
         wire.wire(self.inet, self.isp, self.ce, self.lan, self.lan6)
+        self.clients.append(self.lan)
+        for _ in range(self.ipv4_clients - 1):
+            self._wire_client()
         nft(self.isp, net.nat64_ruleset())
         nft(self.ce, net.nat44_ruleset())
         t = self._lap("wire", t)
@@ -101,7 +116,7 @@ class Xlat(net.Addresses, contextlib.AbstractContextManager["Xlat"]):
         t = self._lap("nat64", t)
         self.knot = Knot(self.workdir, addr=net.KNOT_ADDR, port=net.DNS_PORT, netns=self.inet)
         self.knot.start(self.procs, self.timeout)
-        stubs = [Stub(z.origin, (self.knot.at,)) for z in (LAB, SLOW, IPV4ONLY)]
+        stubs = [Stub(z.origin, (self.knot.at,)) for z in all_zones()]
         self.unbound = Unbound(
             self.workdir,
             stubs=[*stubs, Stub(".", (self.knot.at,))],  # nothing leaves the lab
@@ -131,8 +146,8 @@ class Xlat(net.Addresses, contextlib.AbstractContextManager["Xlat"]):
             self._make_clat_tun()
             self._start_clat()
             t = self._lap("clat", t)
-        for ns in (self.inet, self.isp, self.ce, self.lan, self.lan6):
-            ipv6 = ns is not self.lan
+        for ns in (self.inet, self.isp, self.ce, self.lan6, *self.clients):
+            ipv6 = ns not in self.clients
             wait_ready(
                 partial(wire.links_ready, ns, ipv6=ipv6), self.timeout, what=f"{ns.tag} links up"
             )
@@ -143,6 +158,22 @@ class Xlat(net.Addresses, contextlib.AbstractContextManager["Xlat"]):
 
     def __exit__(self, *exc: Any) -> None:
         self._stack.__exit__(*exc)
+
+    # -- more IPv4-only clients ------------------------------------------------------------------
+    def _wire_client(self) -> Netns:
+        """The next IPv4-only client on the LAN bridge (before the build waits for links)."""
+        number = len(self.clients) + 1
+        addr4, mac, port = net.ipv4_client(number)
+        # Its namespace goes with the lab (the stack deletes it, with anything inside).
+        ns = self._stack.enter_context(Netns(f"lan{number}"))
+        wire.ipv4_client(self.ce, ns, addr4, mac, port)
+        self.clients.append(ns)
+        return ns
+
+    def client_identity(self, client: Netns) -> tuple[str, str]:
+        """The IPv4 address and MAC of an IPv4-only client of this lab (`xlatnet.ipv4_client`)."""
+        addr4, mac, _ = net.ipv4_client(self.clients.index(client) + 1)
+        return addr4, mac
 
     # -- translators -----------------------------------------------------------------------------
     def run_tayga(self, name: str, ns: Netns, conf: str) -> Proc:
@@ -319,9 +350,11 @@ class Xlat(net.Addresses, contextlib.AbstractContextManager["Xlat"]):
         self.ce_nft(f"delete element ip {net.EAMT_TABLE} dnat4 {{ {listed} }}\n")
 
     def namespaces(self) -> dict[str, str]:
-        """Role -> namespace name (for `ip netns exec`, demo scripts, debugging)."""
+        """Role -> namespace name (for `ip netns exec`, demo scripts, debugging); the extra
+        IPv4-only clients by their tags (lan2 .. lan5)."""
         roles = ("inet", "isp", "ce", "lan", "lan6")
-        return {role: str(ns_name(getattr(self, role))) for role in roles}
+        found = {role: str(ns_name(getattr(self, role))) for role in roles}
+        return found | {ns.tag: ns.name for ns in self.clients}
 
     def settings(self) -> dict[str, str]:
         """What a daemon's config needs from the lab, by neutral names."""

@@ -70,6 +70,19 @@ CLIENT_IF = "eth0"
 LAN_ADDR4, LAN_MAC, LAN_PORT = "198.51.100.10", "02:00:00:00:00:0a", "port-lan"
 LAN6_ADDR4, LAN6_MAC, LAN6_PORT = "198.51.100.11", "02:00:00:00:00:0b", "port-lan6"
 LAN6_ADDR6 = "2001:db8:ce:1::11"
+MAX_CLIENTS = 5  # IPv4-only clients lan, lan2 .. lan5 (lan6 is the dual-stack one's name)
+
+
+def ipv4_client(n: int) -> tuple[str, str, str]:
+    """Address, MAC and bridge port of IPv4-only client number `n` (1 is `lan`; 2.. are the
+    extra ones of `Xlat(ipv4_clients=...)`, namespaces lan2 .. lan5 at 198.51.100.12-15): fixed,
+    so that a test or the demo can tell them apart in the daemon's host table."""
+    if n == 1:
+        return LAN_ADDR4, LAN_MAC, LAN_PORT
+    if not 2 <= n <= MAX_CLIENTS:
+        raise ValueError(f"IPv4-only client number {n}: 1..{MAX_CLIENTS}")
+    return f"198.51.100.{10 + n}", f"02:00:00:00:01:{n:02x}", f"port-lan{n}"
+
 
 # -- nft tables the lab owns (one per namespace, all die with it) --------------------------------
 NAT64_TABLE = "clatlab_nat64"  # isp

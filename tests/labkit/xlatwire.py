@@ -148,7 +148,6 @@ def wire(inet: Netns, isp: Netns, ce: Netns, lan: Netns, lan6: Netns) -> None:
         router_sysctls(router)
     for ns in (inet, isp, ce, lan6):
         no_dad(ns)
-    ipv4_only(lan)
     link(isp, ISP_INET_IF, inet, INET_ISP_IF,
          [f"{ISP_INET_ADDR4}/24", f"{ISP_INET_ADDR6}/64"],
          [f"{INET_ISP_ADDR4}/24", f"{INET_ISP_ADDR6}/64"])  # fmt: skip
@@ -168,12 +167,19 @@ def wire(inet: Netns, isp: Netns, ce: Netns, lan: Netns, lan6: Netns) -> None:
     ip_in(ce, "addr", "add", f"{CE_LAN_ADDR6}/{_prefixlen(LAN6_NET)}", "dev", BRIDGE, "nodad")
     ip_in(ce, "link", "set", BRIDGE, "up")
     plen4 = _prefixlen(LAN_NET)
-    link(ce, LAN_PORT, lan, CLIENT_IF, [], [f"{LAN_ADDR4}/{plen4}"], mac_b=LAN_MAC)
+    ipv4_client(ce, lan, LAN_ADDR4, LAN_MAC, LAN_PORT)
     link(ce, LAN6_PORT, lan6, CLIENT_IF, [],
          [f"{LAN6_ADDR4}/{plen4}", f"{LAN6_ADDR6}/{_prefixlen(LAN6_NET)}"],
          mac_b=LAN6_MAC)  # fmt: skip
-    for port in (LAN_PORT, LAN6_PORT):
-        ip_in(ce, "link", "set", port, "master", BRIDGE)
-    ip_in(lan, "route", "add", "default", "via", CE_LAN_ADDR4)
+    ip_in(ce, "link", "set", LAN6_PORT, "master", BRIDGE)
     ip_in(lan6, "route", "add", "default", "via", CE_LAN_ADDR4)
     ip_in(lan6, "-6", "route", "add", "default", "via", CE_LAN_ADDR6)
+
+
+def ipv4_client(ce: Netns, client: Netns, addr4: str, mac: str, port: str) -> None:
+    """An IPv4-only client on ce's LAN bridge: no IPv6 at all, `addr4` in the LAN /26 behind a
+    veth whose bridge end in ce is `port`, its own fixed `mac`, default route via the router."""
+    ipv4_only(client)
+    link(ce, port, client, CLIENT_IF, [], [f"{addr4}/{_prefixlen(LAN_NET)}"], mac_b=mac)
+    ip_in(ce, "link", "set", port, "master", BRIDGE)
+    ip_in(client, "route", "add", "default", "via", CE_LAN_ADDR4)

@@ -9,6 +9,9 @@ ipv4only.arpa.
 - `slow.lab.example.` on a second knot, so a test can drop the AAAA queries to that server
   (`chain.slow_aaaa`) and make AAAA slow while A stays fast.
 - `ipv4only.arpa.` so RFC 7050 Pref64 discovery through unbound's DNS64 works.
+- `demo.example.` for `make demo`: ~200 names of the kinds a home network meets (see
+  `demo_zone`), on addresses no other zone uses, so the demo's expectations cannot collide
+  with the lab tests'.
 """
 
 from __future__ import annotations
@@ -128,13 +131,61 @@ def ipv4only_zone() -> Zone:
     return zone
 
 
+# demo.example: the sizes of its name families (`demo_zone`).
+DEMO_DS, DEMO_ALIASES, DEMO_WWW, DEMO_MULTI, DEMO_SHORT, DEMO_V4, DEMO_V4CNAME = (
+    48, 25, 50, 6, 10, 60, 10,
+)  # fmt: skip
+
+
+def demo_zone() -> Zone:
+    """demo.example. for `make demo`: 211 names, 77 IPv4 addresses a mapping may use.
+
+    Addresses: 192.0.2.128-210 (dual-stack), 203.0.113.124-183 (IPv4-only), 2001:db8:d::/64;
+    nothing else in the lab uses them (203.0.113.192/26 is the NAT64 pool, 198.51.100/24 the
+    LAN and the mapping pool).  The mapping pool has 128 addresses, one per IPv6 target: the
+    zone has 65 targets that can be mapped at once (66 if the conflict's second side ever
+    gets its turn), so the pool never runs out, however the demo's flows interleave.
+
+    - ds1..ds48: dual-stack, one A and one AAAA each (192.0.2.128-175, 2001:db8:d::1-30);
+    - www1..www50 CNAME alias{1..25}.cdn CNAME ds1..ds25: CDN-style chains to dual-stack
+      targets (two www names share each alias);
+    - multi1..multi6: three A and two AAAA each (192.0.2.176-193, 2001:db8:d::1:N);
+    - short1..short10: dual-stack with a 2 s TTL (192.0.2.194-203, 2001:db8:d::2:N);
+    - conflict-a / conflict-b: one IPv4 (192.0.2.210), two different IPv6 (a reverse proxy);
+    - v4-1..v4-60: IPv4-only (203.0.113.124-183): unbound's DNS64 synthesizes their AAAA;
+    - v4cname1..v4cname10 CNAME v4-1..v4-10: IPv4-only behind a CNAME.
+    """
+    zone = Zone("demo.example.")
+    for i in range(1, DEMO_DS + 1):
+        zone.add(f"ds{i}", "A", f"192.0.2.{127 + i}").add(f"ds{i}", "AAAA", f"2001:db8:d::{i:x}")
+    for k in range(1, DEMO_ALIASES + 1):
+        zone.add(f"alias{k}.cdn", "CNAME", f"ds{k}.demo.example.")
+    for i in range(1, DEMO_WWW + 1):
+        zone.add(f"www{i}", "CNAME", f"alias{(i - 1) % DEMO_ALIASES + 1}.cdn.demo.example.")
+    for m in range(1, DEMO_MULTI + 1):
+        base = 176 + 3 * (m - 1)
+        zone.add(f"multi{m}", "A", *[f"192.0.2.{base + j}" for j in range(3)])
+        zone.add(f"multi{m}", "AAAA", f"2001:db8:d::1:{2 * m - 1:x}", f"2001:db8:d::1:{2 * m:x}")
+    for i in range(1, DEMO_SHORT + 1):
+        zone.add(f"short{i}", "A", f"192.0.2.{193 + i}", ttl=SHORT_TTL)
+        zone.add(f"short{i}", "AAAA", f"2001:db8:d::2:{i:x}", ttl=SHORT_TTL)
+    zone.add("conflict-a", "A", "192.0.2.210").add("conflict-a", "AAAA", "2001:db8:d::3:a")
+    zone.add("conflict-b", "A", "192.0.2.210").add("conflict-b", "AAAA", "2001:db8:d::3:b")
+    for i in range(1, DEMO_V4 + 1):
+        zone.add(f"v4-{i}", "A", f"203.0.113.{123 + i}")
+    for i in range(1, DEMO_V4CNAME + 1):
+        zone.add(f"v4cname{i}", "CNAME", f"v4-{i}.demo.example.")
+    return zone
+
+
 LAB = lab_zone()
 SLOW = slow_zone()
 IPV4ONLY = ipv4only_zone()
+DEMO = demo_zone()
 
 
 def all_zones() -> list[Zone]:
-    return [LAB, SLOW, IPV4ONLY]
+    return [LAB, SLOW, IPV4ONLY, DEMO]
 
 
 def find_zone(name: str) -> Zone:
