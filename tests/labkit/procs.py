@@ -228,7 +228,8 @@ class ProcessGroup(contextlib.AbstractContextManager["ProcessGroup"]):
             raise errors[0]
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc is not None and self.procs:
+        # Logs help after a failure; after Ctrl-C they only bury what the user was reading.
+        if exc is not None and not isinstance(exc, KeyboardInterrupt) and self.procs:
             print(f"labkit: processes at failure:\n{self.logs()}", file=sys.stderr)
         self.stop_all()
 
