@@ -236,8 +236,7 @@ class Facts:
     dns_times: list[float]
     dns_failures: list[str]
     mappings: list[dict[str, Any]]
-    status: dict[str, Any]
-    status_text: str | None  # what `clat-eamt status` prints, when the daemon has the CLI
+    status_text: str  # what `clat-eamt status` prints
     notes: list[str]
     timings: dict[str, float]
 
@@ -266,16 +265,7 @@ def render(flows: Sequence[FlowRecord], facts: Facts) -> tuple[list[str], Summar
     out += [f"   daemon: {note}" for note in facts.notes]
 
     out.append(f"-- the daemon at the end ({facts.commands['status']}):")
-    if facts.status_text:
-        out += [f"   {line}" for line in facts.status_text.rstrip().splitlines()]
-    else:
-        st = facts.status
-        counters = st.get("counters", {})
-        out.append(
-            f"   mappings {st.get('mappings')}, hosts {st.get('hosts')}, "
-            f"dataplane error {st.get('dataplane', {}).get('error')}"
-        )
-        out.append("   counters: " + ", ".join(f"{k} {v}" for k, v in counters.items() if v))
+    out += [f"   {line}" for line in facts.status_text.rstrip().splitlines()]
     out.append(f"   mapping table ({facts.commands['mappings']}):")
     out += [f"   {row}" for row in mapping_table(facts.mappings)]
 

@@ -30,7 +30,7 @@ from tests.labkit.zone import DEMO
 
 from .plan import Plan, catalogue, roles
 from .report import Facts, classify, render
-from .state import DaemonState, has_control_api
+from .state import DaemonState
 from .workload import Workload
 
 HOST_OBSERVE = 3  # seconds a client must be seen with IPv4 only before it counts as IPv4-only
@@ -44,7 +44,7 @@ RATE = "10000"  # creation limits far above what the workload needs: nothing is 
 APPLY_TIMEOUT_MS = "500"
 
 
-def demo_options(socket: Path | None) -> dict[str, str | list[str]]:
+def demo_options(socket: Path) -> dict[str, str | list[str]]:
     """The UCI options the demo sets on top of what the lab's router needs (routerkit)."""
     options: dict[str, str | list[str]] = {
         "host_mode": "ipv4-only",  # the product default: the daemon classifies the LAN hosts
@@ -57,9 +57,8 @@ def demo_options(socket: Path | None) -> dict[str, str | list[str]]:
         "create_burst": RATE,
         "host_create_rate": RATE,
         "host_create_burst": RATE,
+        "control_socket": str(socket),  # where `clat-eamt status` and friends find the daemon
     }
-    if socket is not None:
-        options["control_socket"] = str(socket)
     return options
 
 
@@ -103,23 +102,21 @@ def our_pids(router: Router) -> list[int]:
 
 def host_lines(router: Router, state: DaemonState) -> list[str]:
     lab = router.lab
-    known = {str(h.get("mac", "")).lower(): h for h in state.hosts() or []}
+    known = {str(h.get("mac", "")).lower(): h for h in state.hosts()}
     clients = [(c.tag, *lab.client_identity(c)) for c in lab.clients]
     clients.append(("lan6", f"{lab.LAN6_ADDR4} {lab.LAN6_ADDR6}", lab.LAN6_MAC))
     lines = []
     for tag, addr, mac in clients:
         host = known.get(mac)
-        verdict = f"{host.get('class')}: {host.get('why')}" if host else "(see status: hosts)"
+        verdict = f"{host.get('class')}: {host.get('why')}" if host else "not in its host table"
         lines.append(f"{tag:<5} {addr:<32} {mac}  {verdict}")
-    if not known:
-        lines.append(f"status hosts: {state.status().get('hosts')}")
     return lines
 
 
 def demo(workdir: Path, plan: Plan, *, keep: bool = False) -> tuple[list[str], bool]:
     """Build the lab, run the workload, tear down; the report's lines (last: the verdict) and
     whether everything held."""
-    socket = workdir / "state" / "control.sock" if has_control_api() else None
+    socket = workdir / "state" / "control.sock"
     options = demo_options(socket)
     the_roles = roles(catalogue(DEMO), plan)
     start = time.monotonic()
@@ -130,8 +127,7 @@ def demo(workdir: Path, plan: Plan, *, keep: bool = False) -> tuple[list[str], b
         try:
             built = time.monotonic() - start
             print(f"demo: lab and router up in {built:.1f} s (workdir {workdir})", flush=True)
-            state = DaemonState(router, socket)
-            state.wait_cli()
+            state = DaemonState(socket)
             workload = Workload(router, state, plan, the_roles)
             try:
                 workload.run()
@@ -146,7 +142,6 @@ def demo(workdir: Path, plan: Plan, *, keep: bool = False) -> tuple[list[str], b
                 dns_times=workload.dns_times,
                 dns_failures=workload.dns_failures,
                 mappings=state.mappings(),
-                status=state.status(),
                 status_text=state.text("status"),
                 notes=workload.notes,
                 timings=workload.timings,
@@ -179,9 +174,8 @@ def explore(router: Router, state: DaemonState, workdir: Path) -> None:
     for role, name in spaces.items():
         print(f"   {role:<5} {name}")
     print("   try:")
-    if state.via_cli:
-        for what in ("status", "mappings", "hosts"):
-            print(f"   {cli} {what} --socket {state.socket}")
+    for what in ("status", "mappings", "hosts"):
+        print(f"   {cli} {what} --socket {state.socket}")
     print(f"   ip netns exec {lan} dig @198.51.100.1 ds1.demo.example")
     if not shutil.which("dig"):
         print("      (dig is in Debian's bind9-dnsutils: apt-get install bind9-dnsutils)")

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 
 from tests.integration.routerkit import Router
 from tests.labkit.client import answers, query, rcode
@@ -175,8 +176,8 @@ class Workload:
             query(self.lab.CE_LAN_ADDR4, 53, soa, "SOA", netns=client, timeout=DNS_TIMEOUT)
         plain = self.roles.pinned
         self.fetch(self.lab.lan6, plain, plain.aaaa[0], note="warm-up: IPv6 from lan6")
-        ipv4_only = {self.lab.client_identity(c)[1]: c.tag for c in self.clients}
-        dual = {self.lab.LAN6_MAC: "lan6"}
+        ipv4_only = {self.lab.client_identity(c)[1] for c in self.clients}
+        dual = {self.lab.LAN6_MAC}
         took = self.state.wait(
             lambda: self.state.classified(ipv4_only, dual), "the daemon to classify the clients"
         )
@@ -219,10 +220,9 @@ class Workload:
         jobs: list[Callable[[], None]] = []
         for index, target in self.roles.sweep:
             if index < 0:
-                jobs.append(lambda t=target: self.visit_dual_stack(t))
+                jobs.append(partial(self.visit_dual_stack, target))
             else:
-                client = self.clients[index]
-                jobs.append(lambda c=client, t=target: self.resolve_and_fetch(c, t))
+                jobs.append(partial(self.resolve_and_fetch, self.clients[index], target))
         jobs.insert(len(jobs) // 3, self.conflict)
 
         def guarded(job: Callable[[], None]) -> None:
