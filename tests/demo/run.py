@@ -179,10 +179,11 @@ def explore(router: Router, state: DaemonState, workdir: Path) -> None:
     print(f"   ip netns exec {lan} dig @198.51.100.1 ds1.demo.example")
     if not shutil.which("dig"):
         print("      (dig is in Debian's bind9-dnsutils: apt-get install bind9-dnsutils)")
-    # The echo server answers a line; its log says who it saw: the CLAT's IPv6 (native) or
-    # the NAT64's 203.0.113.1.
     tcp = "exec 3<>/dev/tcp/192.0.2.128/8080; echo hello >&3; head -1 <&3"
     print(f"   ip netns exec {lan} bash -c '{tcp}'; tail -3 {router.lab.events_path}")
+    lab = router.lab
+    print(f"      (the echo server's log names the peer: {lab.CLAT_ADDR6} is native through the")
+    print(f"      CLAT, {lab.NAT64_PUBLIC4} is through the NAT64; 203.0.113.124 is IPv4-only)")
     print(f"   ip netns exec {ce} nft list table ip clat_eamt")
     print(f"   ip netns exec {ce} conntrack -L")
     print(f"   cat {router.options['state_dir']}/tayga.conf")

@@ -63,7 +63,7 @@ class DaemonState:
             try:
                 if predicate():
                     return time.monotonic() - start
-            except (RuntimeError, ValueError, subprocess.TimeoutExpired) as error:
+            except (RuntimeError, ValueError, subprocess.TimeoutExpired) as error:  # not up yet
                 last = error
             if time.monotonic() - start > timeout:
                 detail = f" (last error: {last})" if last else ""

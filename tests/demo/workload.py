@@ -24,10 +24,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
+from ipaddress import IPv4Address
 
+from clat_eamt.dataplane import nft
 from tests.integration.routerkit import Router
 from tests.labkit.client import answers, query, rcode
-from tests.labkit.netns import Netns
+from tests.labkit.netns import Netns, run
 from tests.labkit.tcpflow import Flow
 from tests.labkit.zone import DEMO
 
@@ -181,7 +183,16 @@ class Workload:
         took = self.state.wait(
             lambda: self.state.classified(ipv4_only, dual), "the daemon to classify the clients"
         )
+        # The daemon tells its host table first and then fills the nft set that lets a client's
+        # flows be DNATed: a flow in between would take the NAT64 although the host is known.
+        addresses = {IPv4Address(self.lab.client_identity(c)[0]) for c in self.clients}
+        took += self.state.wait(lambda: self.steered() >= addresses, "the nft host set")
         self.notes.append(f"clients classified {took:.1f} s after they first talked")
+
+    def steered(self) -> set[IPv4Address]:
+        """The hosts whose flows the router's nft table may DNAT (host_mode ipv4-only)."""
+        argv = ["nft", "-j", "list", "set", "ip", nft.TABLE, nft.IPV4_ONLY]
+        return nft.parse_set(run(self.lab.ce, argv).stdout)
 
     def start_long(self) -> None:
         for client, target in zip(self.clients, self.roles.long, strict=False):
