@@ -202,7 +202,7 @@ def mapping_table(mappings: Sequence[dict[str, Any]]) -> list[str]:
                 str(m.get("ipv6", "")),
                 str(m.get("pool") or "-"),
                 str(state),
-                "-" if expires is None else f"{max(float(expires), 0.0):.0f}s",
+                "-" if expires is None else f"{max(round(float(expires)), 0)}s",
                 _count(m.get("flows")),
                 f"{str(names[0]).rstrip('.')}{more}",
             )
