@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run the daemon (the DNS proxy behind dnsmasq)",
         description="Run the daemon in the foreground (procd supervises it on OpenWrt). "
-        "SIGTERM stops it; SIGUSR1 writes the status and the mapping table to the log.",
+        "SIGTERM stops it; SIGHUP reads the configuration again (mappings stay); SIGUSR1 "
+        "writes the status and the mapping table to the log.",
     )
     run.add_argument(
         "--config", type=Path, default=Path(CONFIG_PATH), help=f"UCI file (default {CONFIG_PATH})"
@@ -234,7 +235,7 @@ def _run(args: argparse.Namespace) -> int:
 
     logs.setup(args.log_level, args.log_format)
     cfg = apply_overrides(load_file(args.config), args)
-    daemon = Daemon(cfg)
+    daemon = Daemon(cfg, load=lambda: apply_overrides(load_file(args.config), args))
     daemon.clean_on_stop = args.clean_stop
     try:
         asyncio.run(daemon.run_until_signalled())

@@ -18,18 +18,25 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv6Network, ip_network
 from typing import Any
 
 from clat_eamt import __version__
-from clat_eamt.apply import Applier, Dataplane, percentiles
-from clat_eamt.assemble import engine_from_config
-from clat_eamt.config import ConfigError, EffectiveConfig, StaticEntry, schema, with_static
-from clat_eamt.control.methods import JSON, MethodError, problems_text
+from clat_eamt.apply import Applier, Dataplane
+from clat_eamt.assemble import (
+    engine_from_config,
+    limiter_from_config,
+    policy_from_config,
+    static_specs,
+)
+from clat_eamt.config import ConfigError, EffectiveConfig, schema
+from clat_eamt.config.reload import plan_reload
 from clat_eamt.control.server import ControlServer
+from clat_eamt.control.target import DaemonTarget
+from clat_eamt.control.ubus_object import UbusObject
 from clat_eamt.core.dataplane import desired_state, diff, left_behind
 from clat_eamt.core.engine import Outcome
-from clat_eamt.core.model import FlowCensus, Host, IPNetwork, Observation, Origin
+from clat_eamt.core.model import Host, IPNetwork, Observation
 from clat_eamt.core.pool import pool_problems
 from clat_eamt.core.pref64 import Pref64Set
 from clat_eamt.dataplane.build import build_dataplane
@@ -42,7 +49,6 @@ from clat_eamt.dns.resolvconf import ResolvConf
 from clat_eamt.dns.server import DnsServer
 from clat_eamt.dns.upstream import Upstreams
 from clat_eamt.present import (
-    counters_summary,
     entries_text,
     entry_json,
     observation_json,
@@ -60,6 +66,14 @@ REPAIR_FIRST, REPAIR_MAX = 5.0, 300.0  # back-off of dataplane repairs
 STARTING = "starting"  # dataplane.error until the first start finished (status, tests)
 
 
+def proxy_settings(cfg: EffectiveConfig) -> ProxySettings:
+    return ProxySettings(
+        enabled=cfg[schema.ENABLED],
+        hold=cfg[schema.HOLD_MS] / 1000,
+        require_dnssec=cfg[schema.REQUIRE_DNSSEC],
+    )
+
+
 class StartError(Exception):
     """The daemon cannot start (its DNS port or control socket is taken): the message says why."""
 
@@ -70,8 +84,11 @@ class Daemon:
         cfg: EffectiveConfig,
         dataplane: Dataplane | None = None,
         clock: Callable[[], float] = time.monotonic,
+        load: Callable[[], EffectiveConfig] | None = None,
     ) -> None:
-        self.cfg, self.clock, self.started = cfg, clock, clock()
+        """``load`` reads the configuration again (SIGHUP); without it a reload keeps it."""
+        self.cfg, self.clock, self.started, self.load = cfg, clock, clock(), load
+        self.restart_needed: tuple[str, ...] = ()
         # SPEC section 4: never map the router's own resolver addresses.
         local = tuple(
             ip_network(a) for a in (cfg[schema.LISTEN], *(s.address for s in cfg[schema.UPSTREAM]))
@@ -87,24 +104,21 @@ class Daemon:
         self.resolv = None if cfg[schema.UPSTREAM] else ResolvConf(cfg[schema.RESOLV_FILE], clock)
         servers = self.resolv.servers if self.resolv else (lambda: cfg[schema.UPSTREAM])
         self.upstreams = Upstreams(servers, cfg[schema.UPSTREAM_TIMEOUT_MS] / 1000, clock)
-        settings = ProxySettings(
-            enabled=cfg[schema.ENABLED],
-            hold=cfg[schema.HOLD_MS] / 1000,
-            require_dnssec=cfg[schema.REQUIRE_DNSSEC],
-        )
+        settings = proxy_settings(cfg)
         self.hosts = NeighbourWatcher(
             cfg[schema.LAN_INTERFACES] or None, clock=clock, observe=cfg[schema.HOST_OBSERVE]
         )
         self.proxy = Proxy(self.upstreams, self.map, settings, self._classify)
         self.server = DnsServer(self.proxy.handle, str(cfg[schema.LISTEN]), cfg[schema.PORT])
         self.discovery: Pref64Discovery | None = None
-        if cfg[schema.ENABLED] and not cfg[schema.PREF64]:
-            self.discovery = Pref64Discovery(self.upstreams, self._pref64_found, clock)
-        self.control = ControlServer(cfg[schema.CONTROL_SOCKET], self)
+        self._discovery_task: asyncio.Task[None] | None = None
+        self.control = ControlServer(cfg[schema.CONTROL_SOCKET], DaemonTarget(self))
+        self.ubus: UbusObject | None = None
         self.control_error: str | None = None
         self.local_prefixes: tuple[IPNetwork, ...] = local
         self.counters: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[None]] = []
+        self._reloads: set[asyncio.Task[bool]] = set()
 
     # --- life ----------------------------------------------------------------------------------
 
@@ -119,8 +133,10 @@ class Daemon:
         await self._start_control()
         await self._reconcile()  # never raises: DNS must run even when the dataplane cannot
         self._tasks.append(asyncio.create_task(self._ticker(), name="tick"))
-        if self.discovery is not None:
-            self._tasks.append(asyncio.create_task(self.discovery.run(), name="pref64"))
+        self._follow_pref64_config()
+        self.ubus = UbusObject(DaemonTarget(self), asyncio.get_running_loop())
+        if not self.ubus.start():
+            log.info("ubus: %s; `clat-eamt status` works without it", self.ubus.state)
         log.info(
             "clat-eamt %s listening on %s#%d (dataplane %s)",
             __version__,
@@ -130,9 +146,12 @@ class Daemon:
         )
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        if self.ubus is not None:
+            await asyncio.to_thread(self.ubus.stop)
+        tasks = [*self._tasks, *([self._discovery_task] if self._discovery_task else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.control.close()
         await self.server.close()
         try:
@@ -149,6 +168,7 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
         loop.add_signal_handler(signal.SIGUSR1, self.dump)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
         await self.start()
         try:
             await stopping.wait()
@@ -169,6 +189,7 @@ class Daemon:
             data = {"observation": observation_json(obs), "outcome": outcome_json(outcome, now)}
             text = outcome_text(outcome)
             decisions.log(level, "%s: %s", observation_text(obs), text, extra={"data": data})
+        self.publish(outcome)
         if not outcome.ops and not (outcome.decision and outcome.decision.changes):
             return  # touched no entry: nothing of ours to wait for
         # A refresh has no ops but may concern a mapping still being installed: wait for it too.
@@ -249,11 +270,7 @@ class Daemon:
             try:
                 live = await self.dataplane.live_flows()
                 now = self.clock()
-                outcome = self.engine.tick(now, live)
-                if outcome.events:
-                    decisions.info("tick: %s", outcome_text(outcome))
-                if outcome.ops:
-                    await self.applier.apply(outcome.ops)
+                await self.enact(self.engine.tick(now, live), "tick")
             except Exception:  # the clock must keep running whatever one tick hit
                 log.exception("tick failed")
 
@@ -280,6 +297,16 @@ class Daemon:
         await self.hosts.refresh()
         await self.dataplane.set_hosts(self.hosts.dual_stack_ipv4s(), self.hosts.ipv4_only_ipv4s())
 
+    def _follow_pref64_config(self) -> None:
+        """RFC 7050 discovery runs while the optimization is on and no Pref64 is configured."""
+        wanted = self.cfg[schema.ENABLED] and not self.cfg[schema.PREF64]
+        if wanted and self._discovery_task is None:
+            self.discovery = Pref64Discovery(self.upstreams, self._pref64_found, self.clock)
+            self._discovery_task = asyncio.create_task(self.discovery.run(), name="pref64")
+        elif not wanted and self._discovery_task is not None:
+            self._discovery_task.cancel()
+            self.discovery = self._discovery_task = None
+
     def _pref64_found(self, prefixes: tuple[IPv6Network, ...], source: str) -> None:
         policy = self.engine.policy
         self.engine.policy = replace(policy, pref64=Pref64Set(prefixes, source))
@@ -287,41 +314,7 @@ class Daemon:
     # --- status --------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        now = self.clock()
-        pref64 = self.engine.policy.pref64
-        counters = self.proxy.counters + self.engine.counters + self.applier.counters
-        return {
-            "version": __version__,
-            "uptime": round(now - self.started, 1),
-            "enabled": self.cfg[schema.ENABLED],
-            "listen": f"{self.cfg[schema.LISTEN]}#{self.server.port}",
-            "upstreams": {
-                "source": "config" if self.resolv is None else self.resolv.path,
-                "problem": None if self.resolv is None else self.resolv.problem,
-                "servers": self.upstreams.status(),
-            },
-            "pref64": {
-                "prefixes": [str(p) for p in pref64.extra],
-                "source": pref64.source,
-                "discovery": self.discovery.status() if self.discovery else None,
-            },
-            "dataplane": {
-                "name": self.dataplane.name,
-                "error": self.dataplane_error,
-                "last_error": self.applier.last_error,
-                "install": percentiles(self.applier.install_times),
-                "mode": sorted(getattr(self.dataplane, "capabilities", ())),
-            },
-            "mappings": len(self.engine.table),
-            "hosts": {
-                "ipv4_only": len(self.hosts.ipv4_only_ipv4s()),
-                "dual_stack": len(self.hosts.dual_stack_ipv4s()),
-                "unsure": self.hosts.unsure,
-                "error": self.hosts.last_error,
-            },
-            "control": {"socket": str(self.control.path), "error": self.control_error},
-            "counters": dict(sorted((counters + self.counters).items())),
-        }
+        return DaemonTarget(self).status()
 
     def mappings(self) -> list[dict[str, Any]]:
         now = self.clock()
@@ -332,59 +325,72 @@ class Daemon:
         log.info("mappings:\n%s", entries_text(self.engine.table, self.clock()))
         log.debug("mappings-json %s", json.dumps(self.mappings()))
 
-    # --- the control API (control.methods.ControlTarget) ---------------------------------------
+    # --- changes not from DNS: the clock, the operator, a reload ---------------------------------
 
-    async def status_report(self) -> JSON:
-        """``status`` plus the summary counters and the live flows, native vs NAT64."""
-        census = await self.dataplane.flow_census()
-        report = self.status()
-        report["summary"] = counters_summary(report["counters"])
-        report["flows"] = None if census is None else census.totals(self.local_prefixes)
-        return report
-
-    async def mapping_rows(self) -> list[JSON]:
-        census = await self.dataplane.flow_census() or FlowCensus()
-        now = self.clock()
-        entries = sorted(self.engine.table, key=lambda e: e.key)
-        return [entry_json(e, now) | {"flows": census.flows_of(e)} for e in entries]
-
-    def host_rows(self) -> list[JSON]:
-        return self.hosts.table()
-
-    def effective_config(self) -> JSON:
-        return self.cfg.to_json()
-
-    async def add_static(self, entry: StaticEntry) -> JSON:
-        """Validated like a static section (pool, Pref64, overlaps); MethodError otherwise, and
-        then nothing changed."""
-        try:
-            cfg = with_static(self.cfg, (*self.cfg.static, entry), "add")
-        except ConfigError as error:
-            raise MethodError(problems_text(error)) from None
-        now = self.clock()
-        outcome = self.engine.add_static(entry.ipv4, entry.ipv6, now, entry.comment)
-        if outcome.refusals:
-            raise MethodError("; ".join(r.detail for r in outcome.refusals))
-        self.cfg = cfg
-        added = [entry_json(e.entry, now) for e in outcome.events]
-        return {"added": added, "dataplane": await self._operator(outcome, "add")}
-
-    async def delete_static(self, ipv4: IPv4Network) -> JSON:
-        kept = tuple(s for s in self.cfg.static if s.ipv4 != ipv4)
-        if len(kept) == len(self.cfg.static):
-            listed = ", ".join(str(s.ipv4) for s in self.cfg.static) or "none"
-            raise MethodError(f"no static entry for {ipv4} (static entries: {listed})")
-        self.cfg = with_static(self.cfg, kept, "del")
-        now = self.clock()
-        outcome = self.engine.delete(ipv4, now, Origin.STATIC)
-        deleted = [entry_json(e.entry, now) for e in outcome.events]
-        return {"deleted": deleted, "dataplane": await self._operator(outcome, "del")}
-
-    async def flush_dns(self) -> JSON:
-        outcome = self.engine.flush(self.clock())
-        return {"flushed": len(outcome.events), "dataplane": await self._operator(outcome, "flush")}
-
-    async def _operator(self, outcome: Outcome, action: str) -> str:
+    async def enact(self, outcome: Outcome, action: str) -> str:
+        """Log an outcome's entry events, publish them (ubus) and install its operations."""
         if outcome.events:
             decisions.info("%s: %s", action, outcome_text(outcome))
+            self.publish(outcome)
         return await self.applier.apply(outcome.ops) if outcome.ops else "none"
+
+    def publish(self, outcome: Outcome) -> None:
+        """Entry events to the ubus object (clat-eamt.mapping events), if there is one."""
+        if self.ubus is not None and outcome.events:
+            now = self.clock()
+            for event in outcome.events:
+                self.ubus.publish(event.kind, entry_json(event.entry, now))
+
+    # --- reload (SIGHUP: procd's reload on a config commit or a WAN event) ----------------------
+
+    def _reload_soon(self) -> None:
+        task = asyncio.create_task(self.reload(), name="reload")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def reload(self) -> bool:
+        """Read the configuration again and apply what can change in place, without dropping a
+        mapping (config.reload); a configuration with problems is refused and the running one
+        kept.  The static entries become those of the file (run-time `add`s go)."""
+        if self.load is None:
+            log.warning("reload: no configuration file to read again")
+            return False
+        try:
+            new = self.load()
+        except ConfigError as error:
+            self.counters["reload.refused"] += 1
+            log.error("reload refused, the running configuration stays:\n%s", error)
+            return False
+        plan = plan_reload(self.cfg, new)
+        was_enabled, self.cfg, cfg = self.cfg[schema.ENABLED], plan.config, plan.config
+        self.restart_needed = plan.restart_needed
+        policy = policy_from_config(cfg, self.local_prefixes)
+        if not cfg[schema.PREF64] and self.discovery is not None:
+            policy = replace(policy, pref64=self.engine.policy.pref64)  # keep what was found
+        self.engine.policy, self.engine.limiter = policy, limiter_from_config(cfg)
+        self.proxy.settings = proxy_settings(cfg)
+        self.hosts.observe = cfg[schema.HOST_OBSERVE]
+        self.applier.deadline = cfg[schema.APPLY_TIMEOUT_MS] / 1000
+        self.upstreams.timeout = cfg[schema.UPSTREAM_TIMEOUT_MS] / 1000
+        if "upstream" in plan.changed or "resolv_file" in plan.changed:
+            self.resolv = (
+                None if cfg[schema.UPSTREAM] else ResolvConf(cfg[schema.RESOLV_FILE], self.clock)
+            )
+            static = cfg[schema.UPSTREAM]
+            self.upstreams.servers = self.resolv.servers if self.resolv else (lambda: static)
+        self._follow_pref64_config()
+        now = self.clock()
+        outcome = self.engine.sync_static(static_specs(cfg), now)
+        for refusal in outcome.refusals:
+            log.warning("static entry not installed: %s", refusal.detail)
+        if was_enabled and not cfg[schema.ENABLED]:  # switched off: learned entries retire
+            flushed = self.engine.flush(now)
+            outcome = replace(outcome, events=outcome.events + flushed.events,
+                              ops=outcome.ops + flushed.ops)  # fmt: skip
+        await self.enact(outcome, "reload")
+        self.counters["reload.done"] += 1
+        log.info(
+            "reloaded %s: changed %s%s", new.source, ", ".join(plan.changed) or "nothing",
+            f"; takes a restart: {', '.join(plan.restart_needed)}" if plan.restart_needed else "",
+        )  # fmt: skip
+        return True

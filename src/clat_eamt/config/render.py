@@ -39,7 +39,7 @@ def _default_cell(option: Option[Any]) -> str:
 def _table(options: tuple[Option[Any], ...]) -> list[str]:
     rows = ["| option | type | default | description |", "|---|---|---|---|"]
     for option in options:
-        cells = (f"`{option.name}`", option.type_name, _default_cell(option), option.help)
+        cells = (f"`{option.name}`", option.type_name, _default_cell(option), option.full_help)
         rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return rows
 
@@ -87,7 +87,7 @@ def uci_defaults() -> str:
     for index, option in enumerate(GLOBAL_OPTIONS):
         if index:
             lines.append("")
-        lines += _comment(option.help, "\t")
+        lines += _comment(option.full_help, "\t")
         statements = option.uci_lines(option.default)
         if not statements and option.example is not None:
             statements = [f"# {option.uci_lines((option.type.parse(option.example),))[0]}"]
@@ -96,7 +96,7 @@ def uci_defaults() -> str:
     lines += _comment("Replace the example addresses with real ones before enabling it.")
     for option in STATIC_OPTIONS:
         note = " (required)" if option.required else ""
-        lines += _comment(f"{option.name}{note}: {option.help}", hanging="  ")
+        lines += _comment(f"{option.name}{note}: {option.full_help}", hanging="  ")
     lines.append(f"#config {STATIC} 'example'")
     for option in STATIC_OPTIONS:
         if option.example is not None:

@@ -56,6 +56,16 @@ class Option(Generic[T_co]):
     required: bool = False
     # shown commented out in the default config when the default is empty
     example: str | None = None
+    # a reload (SIGHUP, `service clat-eamt reload`) cannot change it: it shapes the sockets, the
+    # pool or the translator the running daemon was built with
+    restart: bool = False
+
+    @property
+    def full_help(self) -> str:
+        """The help as the docs, the default config and the LuCI form show it."""
+        if self.restart:
+            return self.help + " Takes effect on restart (`service clat-eamt restart`), not reload."
+        return self.help
 
     @property
     def flag(self) -> str:
@@ -92,17 +102,20 @@ def scalar(
     *,
     section: str = GLOBALS,
     example: str | None = None,
+    restart: bool = False,
 ) -> Option[V]:
-    return Option(name, type_, default, help, section, example=example)
+    return Option(name, type_, default, help, section, example=example, restart=restart)
 
 
 def required(name: str, type_: ValueType[V], help: str, example: str) -> Option[V]:
     return Option(name, type_, None, help, STATIC, required=True, example=example)
 
 
-def listed(name: str, type_: ValueType[V], help: str, example: str) -> Option[tuple[V, ...]]:
+def listed(
+    name: str, type_: ValueType[V], help: str, example: str, *, restart: bool = False
+) -> Option[tuple[V, ...]]:
     # List defaults are always empty: UCI cannot write "an empty list" to override a non-empty one.
-    return Option(name, type_, (), help, GLOBALS, is_list=True, example=example)
+    return Option(name, type_, (), help, GLOBALS, is_list=True, example=example, restart=restart)
 
 
 _PREF64 = Checked(IPv6Prefix(), pref64_problem, "NAT64 prefix", "NAT64 prefixes")
@@ -117,9 +130,11 @@ ENABLED = scalar("enabled", Bool(), True,
 LISTEN = scalar("listen", Address(), IPv4Address("127.0.0.1"),
     "Address the DNS proxy listens on. dnsmasq forwards to it: in /etc/config/dhcp, "
     "'list server' ADDRESS#PORT with 'option noresolv 1' and 'option addmac 1'.",
+    restart=True,
 )
 PORT = scalar("port", BoundedInt(1, 65535), 5353,
     "UDP and TCP port the DNS proxy listens on.",
+    restart=True,
 )
 UPSTREAM = listed("upstream", DnsServer(),
     "Resolvers the proxy forwards to, in order of preference, IPv6 or IPv4 (ADDRESS or "
@@ -140,6 +155,7 @@ POOL = scalar("pool", IPv4Prefix(), IPv4Network("100.127.0.0/16"),
     "Private IPv4 range the router uses internally for mappings; these addresses never leave "
     "the router. Change it only if something on the router already uses it (for example a VPN "
     "in 100.64.0.0/10).",
+    restart=True,
 )
 TTL_MIN = scalar("ttl_min", BoundedInt(0, 86400, "seconds"), 30,
     "Shortest lifetime of a learned mapping. Applied to the smaller of the A and AAAA TTLs, so "
@@ -173,35 +189,45 @@ UPSTREAM_TIMEOUT_MS = scalar("upstream_timeout_ms", BoundedInt(50, 30000, "milli
 TRANSLATOR = scalar("translator", Choice(("none", "tayga", "jool")), "none",
     "What installs the mappings: 'tayga' (clat-eamt runs tayga as the router's CLAT), 'jool' "
     "(a Jool SIIT instance set up by its own package), or 'none' (decide and log only).",
+    restart=True,
 )
 STATE_DIR = scalar("state_dir", FilePath(), "/var/run/clat-eamt",
     "Directory for the files clat-eamt keeps at run time (tayga's configuration and pid).",
+    restart=True,
 )
 CONTROL_SOCKET = scalar("control_socket", FilePath(), "/var/run/clat-eamt/control.sock",
     "Unix socket of the local control API (`clat-eamt status` and the other commands use it); "
     "only root may connect.",
+    restart=True,
 )
 TUN = scalar("tun", Name("interface"), "clat",
     "The tun device of the CLAT (tayga).",
+    restart=True,
 )
 CLAT_IPV4 = scalar("clat_ipv4", FamilyAddress(4), IPv4Address("192.0.0.1"),
     "The IPv4 address the LAN is NAT44ed to before the CLAT (RFC 7335 suggests 192.0.0.1).",
+    restart=True,
 )
 CLAT_IPV6 = scalar("clat_ipv6", FamilyAddress(6, optional=True), None,
     "The CLAT's IPv6 source address, from the prefix the ISP delegated to the router "
     "(required with translator tayga).",
+    restart=True,
 )
 TAYGA_IPV4 = scalar("tayga_ipv4", FamilyAddress(4), IPv4Address("192.0.0.2"),
     "The IPv4 address of tayga itself (the source of the ICMP errors it sends).",
+    restart=True,
 )
 TAYGA_IPV6 = scalar("tayga_ipv6", FamilyAddress(6, optional=True), None,
     "The IPv6 address of tayga itself; empty lets tayga derive it from the Pref64.",
+    restart=True,
 )
 JOOL_INSTANCE = scalar("jool_instance", Name("Jool instance"), "clat-eamt",
     "The Jool SIIT instance whose EAM table clat-eamt manages (translator jool).",
+    restart=True,
 )
 JOOL_NETNS = scalar("jool_netns", Name("network namespace", optional=True), "",
     "The network namespace Jool runs in, if not the router's own.",
+    restart=True,
 )
 HOST_OBSERVE = scalar("host_observe", BoundedInt(0, 86400, "seconds"), 60,
     "How long a LAN host must be seen in the neighbour tables with IPv4 and no IPv6 before "
@@ -210,11 +236,13 @@ HOST_OBSERVE = scalar("host_observe", BoundedInt(0, 86400, "seconds"), 60,
 LAN_INTERFACES = listed("lan_interface", Name("interface"),
     "Interfaces whose neighbour tables classify the LAN hosts; empty means all.",
     "br-lan",
+    restart=True,
 )
 HOST_MODE = scalar("host_mode", Choice(("ipv4-only", "all")), "ipv4-only",
     "Which LAN hosts get mappings: 'ipv4-only' only hosts detected as IPv4-only (when unsure, "
     "nothing changes for a host); 'all' every IPv4 client, for networks where the detection "
     "cannot work.",
+    restart=True,
 )
 MAX_ENTRIES = scalar("max_entries", BoundedInt(1, 1000000), 4096,
     "Most mappings learned from DNS kept at once (static ones do not count). Caps memory use "

@@ -1,0 +1,177 @@
+"""The ubus object ``clat-eamt``: the control API's method table on OpenWrt's bus.
+
+``ubus call clat-eamt status``, the LuCI pages and scripts get the same answers as
+``clat-eamt status`` (the handlers are ``methods.dispatch``).  Mapping changes go out as
+``clat-eamt.mapping`` events ({"event": "added"|"stale"|"removed", ...the mapping}), at most
+``EVENT_RATE`` per second after a burst of ``EVENT_BURST``; the rest are counted as dropped.
+
+What this relies on of python-ubus (package python3-ubus; its README and ubus.c):
+
+- one global connection: ``connect(socket_path=None)``, ``disconnect()``;
+- ``add(name, {method: {"method": callback, "signature": {arg: BLOBMSG_TYPE_*}}})``;
+  ``callback(handler, data)`` runs inside ``loop()`` and must call ``handler.reply(dict)``
+  before it returns; its return value is ignored; an exception becomes UBUS_STATUS_UNKNOWN_ERROR;
+- a call is refused with UBUS_STATUS_INVALID_ARGUMENT unless it carries exactly the signature's
+  arguments with their types, so over ubus every argument is required (``add`` takes
+  ``comment``, which may be "");
+- a reply is a JSON object: list results are wrapped as ``{"mappings": [...]}``;
+- ``loop(timeout=ms)`` runs libubus' uloop for that long (releasing the GIL); ``send(event,
+  data)`` sends an event.
+
+So the object lives in a thread of its own: a callback hands the call to the daemon's asyncio
+loop and waits for the result there, so a slow or stuck bus never holds up a DNS answer, and
+daemon state is only touched by the loop.  libubus is not thread-safe: events are queued and sent
+from the ubus thread between short ``loop()`` slices.  Errors come back as
+``{"error": {"code", "message"}}``, the codes of the control socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from clat_eamt.control.methods import METHODS, ControlTarget, MethodError, dispatch
+from clat_eamt.dns.ratelog import RateLimitedLog
+
+log = logging.getLogger(__name__)
+OBJECT, EVENT = "clat-eamt", "clat-eamt.mapping"
+EVENT_RATE, EVENT_BURST = 10.0, 50
+SLICE_MS = 200  # how long one loop() runs before queued events are sent
+CALL_TIMEOUT = 10.0  # seconds a call may take in the daemon before the bus gets an error
+RETRY_FIRST, RETRY_MAX = 1.0, 60.0  # reconnecting to ubusd (it restarts, or is not up yet)
+EVENT_KINDS = {"added": "added", "revived": "added", "stale": "stale", "removed": "removed"}
+
+
+class UbusObject:
+    def __init__(
+        self,
+        target: ControlTarget,
+        loop: asyncio.AbstractEventLoop,
+        bus: Any = None,
+        *,
+        socket_path: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``bus`` is the python-ubus module (imported when None)."""
+        self.target, self.loop, self.bus, self.socket_path = target, loop, bus, socket_path
+        self.clock = clock
+        self.state = "not started"
+        self.sent = self.dropped = 0
+        self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENT_BURST)
+        self._tokens, self._refilled = float(EVENT_BURST), clock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._errors = RateLimitedLog(log, logging.WARNING)
+
+    def start(self) -> bool:
+        """Serve in a thread; False (and why in ``state``) without python-ubus."""
+        if self.bus is None:
+            try:
+                import ubus  # type: ignore[import-not-found]  # noqa: PLC0415  # on OpenWrt only
+            except ImportError:
+                self.state = "unavailable: python3-ubus is not installed"
+                return False
+            self.bus = ubus
+        self._thread = threading.Thread(target=self._run, name="ubus", daemon=True)
+        self._thread.start()
+        return True
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2 * SLICE_MS / 1000 + 1)
+
+    def publish(self, kind: str, mapping: dict[str, Any]) -> None:
+        """Queue a mapping event (from the daemon's loop); over the rate it is dropped."""
+        event = EVENT_KINDS.get(kind)
+        if event is None or self._thread is None:
+            return
+        now = self.clock()
+        self._tokens = min(EVENT_BURST, self._tokens + (now - self._refilled) * EVENT_RATE)
+        self._refilled = now
+        if self._tokens < 1:
+            self.dropped += 1
+            return
+        self._tokens -= 1
+        self._events.append({"event": event, **mapping})
+
+    def status(self) -> dict[str, Any]:
+        return {"state": self.state, "events_sent": self.sent, "events_dropped": self.dropped}
+
+    # --- the ubus thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        delay = RETRY_FIRST
+        while not self._stopping.is_set():
+            try:
+                self._serve()
+                return
+            except Exception as error:  # ubusd gone or not up yet: DNS goes on, retry later
+                self.state = f"error: {error}"
+                self._errors.note(
+                    "ubus", "ubus object %s: %s (retry in %.0f s)", OBJECT, error, delay
+                )
+                self._disconnect()
+            self._stopping.wait(delay)
+            delay = min(delay * 2, RETRY_MAX)
+
+    def _serve(self) -> None:
+        if self.socket_path is None:
+            self.bus.connect()
+        else:
+            self.bus.connect(socket_path=self.socket_path)
+        string = self.bus.BLOBMSG_TYPE_STRING
+        self.bus.add(
+            OBJECT,
+            {
+                name: {
+                    "method": self._callback(name),
+                    "signature": {arg.name: string for arg in method.args},
+                }
+                for name, method in METHODS.items()
+            },
+        )
+        self.state = "connected"
+        try:
+            while not self._stopping.is_set():
+                self.bus.loop(SLICE_MS)
+                while self._events:
+                    self.bus.send(EVENT, self._events.popleft())
+                    self.sent += 1
+        finally:
+            self._disconnect()
+            self.state = "stopped" if self._stopping.is_set() else self.state
+
+    def _disconnect(self) -> None:
+        try:
+            if self.bus.get_connected():
+                self.bus.disconnect()
+        except Exception as error:  # nothing more to lose
+            log.debug("ubus disconnect: %s", error)
+
+    def _callback(self, name: str) -> Callable[[Any, Any], None]:
+        def callback(handler: Any, data: Any) -> None:
+            handler.reply(self.call(name, data))
+
+        return callback
+
+    def call(self, name: str, data: Any) -> dict[str, Any]:
+        """One method call, run on the daemon's loop; the reply object."""
+        work: Coroutine[Any, Any, Any] = dispatch(self.target, name, data or {})
+        future = asyncio.run_coroutine_threadsafe(work, self.loop)
+        try:
+            result = future.result(timeout=CALL_TIMEOUT)
+        except MethodError as error:
+            return {"error": {"code": "invalid-argument", "message": str(error)}}
+        except TimeoutError:
+            future.cancel()
+            return {"error": {"code": "failed", "message": f"no result in {CALL_TIMEOUT:.0f} s"}}
+        except Exception as error:  # a handler bug must not take the bus thread down
+            log.exception("ubus method %s failed", name)
+            return {"error": {"code": "failed", "message": f"{type(error).__name__}: {error}"}}
+        return result if isinstance(result, dict) else {name: result}
