@@ -85,8 +85,11 @@ class Daemon:
         dataplane: Dataplane | None = None,
         clock: Callable[[], float] = time.monotonic,
         load: Callable[[], EffectiveConfig] | None = None,
+        bus: Any = None,
     ) -> None:
-        """``load`` reads the configuration again (SIGHUP); without it a reload keeps it."""
+        """``load`` reads the configuration again (SIGHUP); without it a reload keeps it.
+        ``bus``: the python-ubus module (imported at start when None)."""
+        self.bus = bus
         self.cfg, self.clock, self.started, self.load = cfg, clock, clock(), load
         self.restart_needed: tuple[str, ...] = ()
         # SPEC section 4: never map the router's own resolver addresses.
@@ -134,7 +137,7 @@ class Daemon:
         await self._reconcile()  # never raises: DNS must run even when the dataplane cannot
         self._tasks.append(asyncio.create_task(self._ticker(), name="tick"))
         self._follow_pref64_config()
-        self.ubus = UbusObject(DaemonTarget(self), asyncio.get_running_loop())
+        self.ubus = UbusObject(DaemonTarget(self), asyncio.get_running_loop(), self.bus)
         if not self.ubus.start():
             log.info("ubus: %s; `clat-eamt status` works without it", self.ubus.state)
         log.info(

@@ -1,0 +1,182 @@
+"""The ubus object against a recording stand-in of python-ubus (tests/unit/fakeubus.py: ubusd
+and libubus do not run here; the stand-in follows python-ubus's documented interface).  The
+daemon is real (DNS on loopback, a scripted dataplane), and the method handlers are the ones
+the control-socket tests exercise (tests/unit/test_control.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from dnslib import DNSRecord
+
+from clat_eamt.config import load_text
+from clat_eamt.control.methods import METHODS
+from clat_eamt.control.ubus_object import EVENT, EVENT_BURST, OBJECT
+from clat_eamt.daemon import Daemon
+from tests.unit.fakeubus import BLOBMSG_TYPE_STRING, UBUS_STATUS_INVALID_ARGUMENT, FakeUbus
+from tests.unit.standins import ScriptedDataplane
+
+CONFIG = """config globals 'globals'
+\toption allow_documentation '1'
+\toption pool '198.51.100.128/25'
+\tlist pref64 '2001:db8:64::/96'
+\toption listen '127.0.0.1'
+\toption port '{port}'
+\tlist upstream '127.0.0.1#9'
+\tlist lan_interface 'lo'
+\toption control_socket '{dir}/control.sock'
+"""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def with_bus(tmp_path: Path, bus: FakeUbus, scenario: Callable[[Daemon], Awaitable[None]]) -> None:
+    cfg = load_text(CONFIG.format(port=free_port(), dir=tmp_path))
+
+    async def main() -> None:
+        daemon = Daemon(cfg, ScriptedDataplane(), bus=bus)
+        await daemon.start()
+        try:
+            await scenario(daemon)
+        finally:
+            await daemon.stop()
+
+    asyncio.run(main())
+
+
+async def ubus_call(bus: FakeUbus, method: str, **args: Any) -> Any:
+    """`ubus call clat-eamt METHOD ARGS` from another process's point of view."""
+    return await asyncio.to_thread(bus.call, OBJECT, method, args)
+
+
+async def until(predicate: Callable[[], bool], what: str) -> None:
+    for _ in range(200):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_the_object_offers_the_control_method_table_with_string_arguments(tmp_path):
+    bus = FakeUbus()
+
+    async def scenario(daemon: Daemon) -> None:
+        await until(lambda: OBJECT in bus.objects, "the object on the bus")
+        methods = bus.objects[OBJECT]
+        assert set(methods) == set(METHODS)
+        for name, method in METHODS.items():
+            expected = {arg.name: BLOBMSG_TYPE_STRING for arg in method.args}
+            assert methods[name]["signature"] == expected
+        assert daemon.status()["ubus"]["state"] == "connected"
+
+    with_bus(tmp_path, bus, scenario)
+    assert not bus.connected  # stop disconnected
+
+
+def test_calls_run_on_the_daemon_loop_and_reply_from_the_ubus_thread(tmp_path):
+    bus = FakeUbus()
+
+    async def scenario(daemon: Daemon) -> None:
+        await until(lambda: OBJECT in bus.objects, "the object on the bus")
+        status = await ubus_call(bus, "status")
+        assert status.reply["version"] and status.thread == "ubus"
+        mappings = await ubus_call(bus, "mappings")
+        assert mappings.reply == {"mappings": []}  # lists are wrapped: replies are objects
+        config = await ubus_call(bus, "config")
+        assert config.reply["globals"]["pool"] == "198.51.100.128/25"
+
+    with_bus(tmp_path, bus, scenario)
+
+
+def test_add_and_del_over_ubus_validate_like_the_config_and_send_events(tmp_path):
+    bus = FakeUbus()
+
+    async def scenario(daemon: Daemon) -> None:
+        await until(lambda: OBJECT in bus.objects, "the object on the bus")
+        # python-ubus requires every declared argument: a call without comment never arrives.
+        partial = await ubus_call(bus, "add", ipv4="192.0.2.20", ipv6="2001:db8:1::20")
+        assert partial.status == UBUS_STATUS_INVALID_ARGUMENT
+        bad = await ubus_call(bus, "add", ipv4="192.0.2.20", ipv6="2001:db8:64::1", comment="")
+        assert bad.reply["error"]["code"] == "invalid-argument"
+        assert "NAT64 prefix" in bad.reply["error"]["message"]
+        assert len(daemon.engine.table) == 0
+        added = await ubus_call(bus, "add", ipv4="192.0.2.20", ipv6="2001:db8:1::20", comment="")
+        assert added.reply["dataplane"] == "done"
+        await until(lambda: any(e[1]["event"] == "added" for e in bus.events), "an added event")
+        deleted = await ubus_call(bus, "del", ipv4="192.0.2.20")
+        assert deleted.reply["deleted"][0]["state"] == "stale"
+        await until(lambda: any(e[1]["event"] == "stale" for e in bus.events), "a stale event")
+        for event, data, thread in bus.events:
+            assert (event, thread, data["ipv4"]) == (EVENT, "ubus", "192.0.2.20")
+
+    with_bus(tmp_path, bus, scenario)
+
+
+def test_events_are_bounded_and_the_excess_is_counted(tmp_path):
+    bus = FakeUbus()
+
+    async def scenario(daemon: Daemon) -> None:
+        await until(lambda: OBJECT in bus.objects, "the object on the bus")
+        assert daemon.ubus is not None
+        mapping = {"ipv4": "192.0.2.1"}
+        for _ in range(EVENT_BURST * 4):  # a burst far above the budget, all at once
+            daemon.ubus.publish("added", mapping)
+        await until(lambda: len(bus.events) >= EVENT_BURST, "the burst to be sent")
+        status = daemon.status()["ubus"]
+        assert EVENT_BURST <= status["events_sent"] <= EVENT_BURST + 5
+        assert status["events_dropped"] >= EVENT_BURST * 3 - 5
+        daemon.ubus.publish("refreshed", mapping)  # not an event kind of the interface
+        await asyncio.sleep(0.3)
+        assert all(e[1]["event"] == "added" for e in bus.events)
+
+    with_bus(tmp_path, bus, scenario)
+
+
+def test_a_stuck_bus_does_not_hold_up_dns(tmp_path):
+    bus = FakeUbus(stall=3.0)  # the first loop() blocks 3 s, as a wedged ubusd would
+
+    async def scenario(daemon: Daemon) -> None:
+        await until(lambda: OBJECT in bus.objects, "the object on the bus")
+        query = DNSRecord.question("lab.example", "SOA").pack()
+        loop = asyncio.get_running_loop()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.setblocking(False)
+            client.connect(("127.0.0.1", daemon.server.port))
+            begin = time.monotonic()
+            await loop.sock_sendall(client, query)
+            reply = await asyncio.wait_for(loop.sock_recv(client, 4096), 2.0)
+        assert DNSRecord.parse(reply).header.id == DNSRecord.parse(query).header.id
+        assert time.monotonic() - begin < 2.0  # answered (SERVFAIL: no resolver) meanwhile
+
+    with_bus(tmp_path, bus, scenario)
+
+
+def test_no_ubusd_is_retried_and_dns_goes_on(tmp_path):
+    bus = FakeUbus(reachable=False)
+
+    async def scenario(daemon: Daemon) -> None:
+        await until(lambda: bus.connects >= 1, "a connection attempt")
+        assert daemon.status()["ubus"]["state"].startswith("error: Failed to connect")
+        bus.reachable = True  # ubusd came up: the next attempt (after 1 s) registers
+        await until(lambda: OBJECT in bus.objects, "the object after the retry")
+
+    with_bus(tmp_path, bus, scenario)
+
+
+def test_without_python_ubus_the_daemon_says_so(tmp_path):
+    """On Debian there is no python-ubus: the real import fails, as on a router without the
+    package."""
+
+    async def scenario(daemon: Daemon) -> None:
+        assert daemon.status()["ubus"]["state"] == "unavailable: python3-ubus is not installed"
+
+    with_bus(tmp_path, None, scenario)  # type: ignore[arg-type]
