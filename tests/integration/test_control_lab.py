@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.proxykit import uci
 from tests.integration.routerkit import CLAT_IPV6, NAT64_PEER, Router, lab_router
 
 
@@ -176,6 +177,34 @@ def test_a_killed_tayga_shows_in_status_and_is_restarted_with_its_maps(router: R
     router.wait(lambda: ask(router, "status")["dataplane"]["error"] is None, "a healthy status")
     with lab.flow(lab.lan, address) as flow:  # the mapping made before the crash works again
         assert lab.accepted(flow.tag)["peer"] == CLAT_IPV6
+
+
+@pytest.mark.lab
+def test_sighup_reload_keeps_mappings_and_flows_and_applies_the_file(router: Router):
+    """What `service clat-eamt reload` (procd: SIGHUP) does after a UCI commit."""
+    lab = router.lab
+    [address] = router.resolve(lab.lan, "ds7.lab.example")
+    before = row(router, address)
+    with lab.flow(lab.lan, address) as flow:
+        options = {**router.options, "ttl_min": "120", "port": "5400"}
+        router.config.write_text(
+            uci(options)
+            + "\nconfig static 'office'\n\toption ipv4 '192.0.2.20'\n"
+            + "\toption ipv6 '2001:db8:1::108'\n"
+        )
+        try:
+            os.kill(router.proc.pid, signal.SIGHUP)
+            router.wait(lambda: "192.0.2.20" in router.dnat_elements(), "the static entry")
+            status = ask(router, "status")
+            assert status["restart_needed"] == ["port"]  # still answering on its old port
+            assert status["counters"]["reload.done"] == 1
+            after = row(router, address)
+            assert (after["pool"], after["state"]) == (before["pool"], "valid")  # not dropped
+            flow.roundtrip("across the reload")
+            assert router.proc.alive()
+        finally:
+            router.config.write_text(uci(router.options))
+            os.kill(router.proc.pid, signal.SIGHUP)  # back to the module's configuration
 
 
 def test_cli_says_clearly_when_the_daemon_is_not_running(tmp_path: Path):
