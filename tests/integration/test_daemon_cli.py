@@ -88,14 +88,14 @@ def test_daemon_reads_an_openwrt_uci_file_and_reports_the_config_the_cli_checks(
     try:
         cli = [sys.executable, "-m", "clat_eamt"]
         for _ in range(100):
-            asked = subprocess.run([*cli, "config", "--json", "--socket", sock],
-                                   capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+            ask = [*cli, "config", "--json", "--socket", sock]
+            asked = subprocess.run(ask, capture_output=True, text=True, timeout=30, check=False)
             if asked.returncode != 3:
                 break
             time.sleep(0.1)
         assert asked.returncode == 0, asked.stderr
-        checked = subprocess.run([*cli, "config", "check", str(config), "--json"],
-                                 capture_output=True, text=True, timeout=30, check=True)  # fmt: skip
+        check = [*cli, "config", "check", str(config), "--json"]
+        checked = subprocess.run(check, capture_output=True, text=True, timeout=30, check=True)
         running, file = json.loads(asked.stdout), json.loads(checked.stdout)
         assert running == file
         assert file["globals"]["ttl_min"] == 45 and len(file["static"]) == 2
