@@ -9,7 +9,7 @@ TOX    := $(VENV)/bin/tox
 HOST_TOOLS := python3:python3 dnsmasq:dnsmasq-base unbound:unbound knotd:knot tayga:tayga \
 	dnsperf:dnsperf nft:nftables conntrack:conntrack ip:iproute2
 
-.PHONY: all test lint demo docs bench host-deps clean
+.PHONY: all test lint demo docs bench ipk host-deps clean
 
 all: test
 
@@ -55,6 +55,11 @@ bench: $(TOX)
 	@$(TOX) -q -e tests --notest >/dev/null
 	.tox/tests/bin/python -m tests.bench.dns_bench
 	.tox/tests/bin/python -m tests.bench.dataplane_bench
+
+# The OpenWrt packages (clat-eamt, python3-dnslib, luci-app-clat-eamt) as .ipk files in build/ipk/,
+# built from the feed's Makefiles without the SDK (openwrt/ipkg.py; dnslib comes from PyPI).
+ipk: $(TOX)
+	$(VENV)/bin/python openwrt/ipkg.py --out build/ipk
 
 clean:
 	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist src/*.egg-info
