@@ -1,0 +1,257 @@
+"""The package's OpenWrt scripts in a throwaway root file system (tests/openwrtkit).
+
+Real: /etc/init.d/clat-eamt, /usr/libexec/clat-eamt/run, /usr/lib/clat-eamt/dnsmasq.sh and
+/etc/uci-defaults/90-clat-eamt from files/, run by Debian's /bin/sh (dash: POSIX, close to
+busybox ash), and the real daemon (`python -m clat_eamt` of this venv) as /usr/bin/clat-eamt.
+Emulated, because they cannot run on Debian: `uci` (libuci; tests/openwrtkit/uci.py writes the
+format `uci commit` writes), /etc/rc.common and procd.sh (they record what the init script asks
+procd for; the kit starts the recorded instance as procd would, and procd_kill /
+procd_send_signal signal it), `logger` (to a file) and /etc/init.d/dnsmasq (records restarts).
+Every test uses loopback and documentation addresses, a free port, and its own root, removed
+with every process it started, also when it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from tests.openwrtkit import (
+    DEFAULT_DHCP,
+    FILES,
+    FakeRoot,
+    daemon_config,
+    fake_root,
+    free_port,
+)
+
+HOOKED_LINES = (
+    "\tlist server '127.0.0.1#{port}'\n\toption noresolv '1'\n\toption addmac '1'\n"
+    "\toption addsubnet '32,128'\n"
+)
+
+
+@pytest.fixture
+def root() -> Iterator[FakeRoot]:
+    with fake_root() as r:
+        yield r
+
+
+@pytest.fixture
+def port(root: FakeRoot) -> int:
+    port = free_port()
+    root.write("etc/config/clat-eamt", daemon_config(root.path, port))
+    return port
+
+
+def start(root: FakeRoot, port: int) -> subprocess.Popen[bytes]:
+    """/etc/init.d/clat-eamt start, procd starts the instance, the wrapper hooks dnsmasq."""
+    assert root.init("start").returncode == 0
+    proc = root.start_instance()
+    root.wait_for("dnsmasq hooked", lambda: f"#{port}'".encode() in root.dhcp())
+    return proc
+
+
+def exit_status(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
+    return proc.wait(timeout=timeout)
+
+
+def daemon_pid(root: FakeRoot) -> int:
+    (line,) = [m for m in root.messages().splitlines() if "daemon started (pid" in m]
+    return int(line.split("pid ")[1].rstrip(")"))
+
+
+def test_start_registers_the_procd_instance_and_triggers(root: FakeRoot) -> None:
+    """procd is asked for the wrapper with respawn, stdout/stderr to the log, a stop timeout,
+    a reload on config change and on events of every interface of the wan firewall zone."""
+    root.write(
+        "etc/config/firewall",
+        "\nconfig zone\n\toption name 'lan'\n\tlist network 'lan'\n"
+        "\nconfig zone\n\toption name 'wan'\n\tlist network 'wan'\n\tlist network 'wan6'\n"
+        "\tlist network 'wwan'\n\n",
+    )
+    assert root.init("start").returncode == 0
+    service = root.service()
+    assert service.instances == {
+        "instance1": {
+            "command": [str(root.path / "usr/libexec/clat-eamt/run")],
+            "respawn": [],
+            "stdout": ["1"],
+            "stderr": ["1"],
+            "term_timeout": ["15"],
+        }
+    }
+    script = "/etc/init.d/clat-eamt"
+    assert service.triggers == [
+        ["config.change", "clat-eamt", script, "reload"],
+        ["interface.*", "wan", script, "reload"],
+        ["interface.*", "wan6", script, "reload"],
+        ["interface.*", "wwan", script, "reload"],
+    ]
+
+
+def test_wan_interfaces_default_without_a_firewall_config(root: FakeRoot) -> None:
+    assert root.init("start").returncode == 0
+    ifaces = [t[1] for t in root.service().triggers if t[0] == "interface.*"]
+    assert ifaces == ["wan", "wan6"]
+
+
+def test_start_writes_exactly_the_options_and_stop_restores_the_bytes(
+    root: FakeRoot, port: int
+) -> None:
+    """The dnsmasq section gains exactly server, noresolv, addmac, addsubnet (at its end, as
+    uci adds them), dnsmasq restarts reading that; stop gives back the original bytes."""
+    original = root.dhcp()
+    proc = start(root, port)
+    expected = DEFAULT_DHCP.replace(
+        "\toption ednspacket_max '1232'\n",
+        "\toption ednspacket_max '1232'\n" + HOOKED_LINES.format(port=port),
+    )
+    assert root.dhcp().decode() == expected
+    assert root.dnsmasq_actions() == ["restart"]
+    assert root.read("var/log/dnsmasq/dhcp.1") == expected  # what dnsmasq read on restart
+
+    result = root.init("stop")
+    assert result.returncode == 0, result.stderr
+    assert exit_status(proc) == 0
+    assert root.dhcp() == original
+    assert root.dnsmasq_actions() == ["restart", "restart"]
+    assert not (root.path / "etc/clat-eamt").exists()
+    assert ["delete", "clat-eamt", "*"] in root.procd_log()
+    assert "ended: exit status 0" in root.messages()
+
+
+def test_sigterm_to_the_wrapper_stops_the_daemon_and_restores(root: FakeRoot, port: int) -> None:
+    """procd stopping the instance on its own (no stop_service first): the wrapper passes
+    SIGTERM on, waits for the daemon and restores dnsmasq itself."""
+    original = root.dhcp()
+    proc = start(root, port)
+    daemon = daemon_pid(root)
+    proc.send_signal(signal.SIGTERM)
+    assert exit_status(proc) == 0
+    assert root.dhcp() == original
+    with pytest.raises(ProcessLookupError):
+        os.kill(daemon, 0)
+    assert "stopping" in root.instance_output()  # the daemon's own clean stop
+
+
+def test_daemon_killed_makes_the_wrapper_restore(root: FakeRoot, port: int) -> None:
+    """A crash (SIGKILL to the daemon): the wrapper restores dnsmasq, logs why, and exits
+    with the daemon's status so that procd respawns it."""
+    original = root.dhcp()
+    proc = start(root, port)
+    os.kill(daemon_pid(root), signal.SIGKILL)
+    assert exit_status(proc) == 128 + signal.SIGKILL
+    assert root.dhcp() == original
+    assert "ended: killed by signal 9 (KILL); dnsmasq restored" in root.messages()
+    assert not (root.path / "etc/clat-eamt").exists()
+
+
+def test_failed_start_never_hooks_and_restores_a_left_over_hook(root: FakeRoot) -> None:
+    """A bad config file: the daemon exits 1 before it answers.  dnsmasq was hooked by an
+    earlier run that lost power (its state file is on flash): the failed start restores it,
+    and the log says why the daemon ended."""
+    original = root.dhcp()
+    assert root.hook("apply", "5353").returncode == 0  # the earlier run, then a power cut
+    root.write("etc/config/clat-eamt", "\nconfig globals 'globals'\n\toption port '70000'\n\n")
+    assert root.init("start").returncode == 0
+    proc = root.start_instance()
+    assert exit_status(proc) == 1
+    assert root.dhcp() == original
+    assert "ended: exit status 1" in root.messages()
+    assert "option 'port'" in root.instance_output()  # the daemon's reason, in the log
+
+
+def test_uninstall_restores_the_bytes(root: FakeRoot, port: int) -> None:
+    """opkg remove: the package's prerm runs `dnsmasq.sh restore`, then default_prerm
+    disables and stops the service (emulated here in that order)."""
+    original = root.dhcp()
+    assert root.init("enable").returncode == 0
+    proc = start(root, port)
+    result = root.sh(str(root.path / "usr/lib/clat-eamt/dnsmasq.sh"), "restore")
+    assert result.returncode == 0, result.stderr
+    assert root.dhcp() == original
+    assert root.init("disable").returncode == 0
+    assert root.init("stop").returncode == 0
+    assert exit_status(proc) == 0
+    assert root.dhcp() == original
+    assert not (root.path / "etc/clat-eamt").exists()
+    assert list((root.path / "etc/rc.d").iterdir()) == []
+
+
+def test_reload_sends_sighup_and_keeps_dnsmasq(root: FakeRoot, port: int) -> None:
+    """reload: SIGHUP through procd to the wrapper, which passes it to the daemon; the daemon
+    re-reads its file, keeps its static mapping, and dnsmasq is not touched."""
+    proc = start(root, port)
+    hooked = root.dhcp()
+    socket = str(root.path / "var/run/clat-eamt/control.sock")
+    added = root.sh("clat-eamt", "add", "192.0.2.10", "2001:db8::10", "--socket", socket)
+    assert added.returncode == 0, added.stderr
+    assert root.init("reload").returncode == 0
+    assert root.procd_log()[-1] == ["signal", "clat-eamt", "*", "HUP"]
+    root.wait_for("the daemon's reload", lambda: "reloaded" in root.instance_output())
+    assert proc.poll() is None
+    assert root.dhcp() == hooked and root.dnsmasq_actions() == ["restart"]
+    mappings = root.sh("clat-eamt", "mappings", "--socket", socket)
+    assert "192.0.2.10" in mappings.stdout
+
+
+def test_reload_with_a_new_port_restarts_and_moves_dnsmasq(root: FakeRoot, port: int) -> None:
+    """A new listen port cannot be taken over by SIGHUP without leaving dnsmasq on the old
+    one: reload restarts (stop, start) and the new instance hooks the new port."""
+    original = root.dhcp()
+    proc = start(root, port)
+    new_port = free_port()
+    root.write("etc/config/clat-eamt", daemon_config(root.path, new_port))
+    assert root.init("reload").returncode == 0
+    assert root.procd_log()[-2:] == [["delete", "clat-eamt", "*"], ["set", "clat-eamt"]]
+    assert exit_status(proc) == 0
+    assert root.dhcp() == original
+    start(root, new_port)  # procd starts the re-registered instance
+    assert f"127.0.0.1#{new_port}" in root.read("etc/clat-eamt/dnsmasq.state")
+    assert root.init("stop").returncode == 0
+    assert root.dhcp() == original
+
+
+def test_uci_defaults_writes_the_defaults_once(root: FakeRoot) -> None:
+    """No /etc/config/clat-eamt: the schema's defaults are written; run again (OpenWrt deletes
+    the script after exit 0, but a second run must be harmless) nothing changes."""
+    script = str(root.path / "etc/uci-defaults/90-clat-eamt")
+    for _ in range(2):
+        result = root.sh("/bin/sh", "-c", f'. "{script}"')  # OpenWrt sources it
+        assert result.returncode == 0, result.stderr
+        assert root.read("etc/config/clat-eamt") == (FILES / "etc/config/clat-eamt").read_text()
+    assert root.messages().count("wrote the default") == 1
+
+
+def test_uci_defaults_keeps_an_existing_config(root: FakeRoot) -> None:
+    config = root.write("etc/config/clat-eamt", daemon_config(root.path, 5353))
+    before = config.read_bytes()
+    result = root.sh(str(root.path / "etc/uci-defaults/90-clat-eamt"))
+    assert result.returncode == 0
+    assert config.read_bytes() == before
+
+
+def test_uci_defaults_rename_mechanism_with_an_example_table(root: FakeRoot) -> None:
+    """EXAMPLE ONLY: no option has been renamed yet, so the shipped table is empty.  This
+    test fills it with a made-up rename (hold_time -> hold_ms) to show the mechanism: the old
+    name becomes the new one in place, an old name next to a set new one is dropped."""
+    script = root.path / "etc/uci-defaults/90-clat-eamt"
+    text = script.read_text()
+    assert "CLAT_EAMT_RENAMED=''" in text
+    script.write_text(text.replace("CLAT_EAMT_RENAMED=''", "CLAT_EAMT_RENAMED='hold_time:hold_ms'"))
+    root.write(
+        "etc/config/clat-eamt",
+        "\nconfig globals 'globals'\n\toption port '5353'\n\toption hold_time '80'\n"
+        "\toption ttl_min '30'\n\n",
+    )
+    for _ in range(2):
+        assert root.sh(str(script)).returncode == 0
+        assert root.read("etc/config/clat-eamt") == (
+            "\nconfig globals 'globals'\n\toption port '5353'\n\toption hold_ms '80'\n"
+            "\toption ttl_min '30'\n\n"
+        )
