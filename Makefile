@@ -7,7 +7,7 @@ TOX    := $(VENV)/bin/tox
 # Debian packages the tests and the lab need, as "command:package" (installed only if missing).
 # dnsmasq-base, not dnsmasq: the latter starts a system dnsmasq on port 53.
 HOST_TOOLS := python3:python3 dnsmasq:dnsmasq-base unbound:unbound knotd:knot tayga:tayga \
-	dnsperf:dnsperf nft:nftables conntrack:conntrack ip:iproute2
+	dnsperf:dnsperf nft:nftables conntrack:conntrack ip:iproute2 shellcheck:shellcheck
 
 .PHONY: all test lint demo docs bench ipk host-deps clean
 
