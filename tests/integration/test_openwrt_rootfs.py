@@ -139,6 +139,18 @@ def test_sigterm_to_the_wrapper_stops_the_daemon_and_restores(root: FakeRoot, po
     assert "stopping" in root.instance_output()  # the daemon's own clean stop
 
 
+def test_enabled_0_still_runs_the_daemon_as_a_plain_forwarder(root: FakeRoot) -> None:
+    """`option enabled 0` is the daemon's switch (schema: DNS still forwarded unchanged), not
+    the service's: the service starts and dnsmasq forwards to it; the daemon says it is off."""
+    port = free_port()
+    root.write("etc/config/clat-eamt", daemon_config(root.path, port, enabled="0"))
+    start(root, port)
+    socket = str(root.path / "var/run/clat-eamt/control.sock")
+    status = root.sh("clat-eamt", "status", "--json", "--socket", socket)
+    assert status.returncode == 0 and '"enabled": false' in status.stdout
+    assert root.init("stop").returncode == 0
+
+
 def test_daemon_killed_makes_the_wrapper_restore(root: FakeRoot, port: int) -> None:
     """A crash (SIGKILL to the daemon): the wrapper restores dnsmasq, logs why, and exits
     with the daemon's status so that procd respawns it."""

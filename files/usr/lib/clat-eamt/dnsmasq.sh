@@ -223,6 +223,7 @@ clat_dnsmasq_apply() {
 	fi
 	_changed=
 	_count="$(clat_dnsmasq_count)"
+	[ "$_count" -gt 0 ] || clat_log "dnsmasq hook: no dnsmasq section in /etc/config/dhcp"
 	_i=0
 	while [ "$_i" -lt "$_count" ]; do
 		# Only sections the state file knows (one added since an earlier apply is left alone:
