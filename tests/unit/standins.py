@@ -4,6 +4,7 @@ deadline contract (the real nftables + translator backends run in tests/integrat
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Sequence
 from ipaddress import IPv4Address
 
@@ -48,3 +49,23 @@ class ScriptedDataplane:
 
     async def stop(self, clean: bool) -> None:
         return None
+
+
+def free_port() -> int:
+    """A UDP port on loopback that nothing uses now (the daemon binds UDP and TCP on it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def loopback_config(port: int | str, control_socket: str, extra: str = "", static: str = "") -> str:
+    """A UCI file for a daemon on loopback in a unit test: documentation addresses allowed, the
+    lab's pool and Pref64, an upstream that refuses (port 9), this machine's own prefixes not
+    its LAN.  ``extra``: more globals lines; ``static``: sections after it."""
+    return (
+        "config globals 'globals'\n"
+        "\toption allow_documentation '1'\n\toption pool '198.51.100.128/25'\n"
+        "\tlist pref64 '2001:db8:64::/96'\n\toption listen '127.0.0.1'\n"
+        f"\toption port '{port}'\n\tlist upstream '127.0.0.1#9'\n\tlist lan_interface 'lo'\n"
+        f"\toption control_socket '{control_socket}'\n{extra}\n{static}"
+    )

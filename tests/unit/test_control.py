@@ -20,29 +20,14 @@ from clat_eamt.config import load_text
 from clat_eamt.control.client import CallFailedError, DaemonNotRunningError, call
 from clat_eamt.control.methods import METHODS
 from clat_eamt.daemon import Daemon, StartError
-from tests.unit.standins import ScriptedDataplane
+from tests.unit.standins import ScriptedDataplane, free_port, loopback_config
 
-CONFIG = """config globals 'globals'
-\toption allow_documentation '1'
-\toption pool '198.51.100.128/25'
-\toption pref64 '2001:db8:64::/96'
-\toption listen '127.0.0.1'
-\toption port '{port}'
-\tlist upstream '127.0.0.1#9'
-\tlist lan_interface 'lo'
-\toption control_socket '{socket}'
-
-config static 'office'
-\toption ipv4 '192.0.2.10'
-\toption ipv6 '2001:db8:1::10'
-\toption comment 'printer'
-"""
+OFFICE = "config static 'office'\n\toption ipv4 '192.0.2.10'\n\toption ipv6 '2001:db8:1::10'\n"
+OFFICE += "\toption comment 'printer'\n"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def config_text(port: int, socket: str) -> str:
+    return loopback_config(port, socket, static=OFFICE)
 
 
 Scenario = Callable[[Daemon, Callable[..., Awaitable[Any]]], Awaitable[None]]
@@ -50,7 +35,7 @@ Scenario = Callable[[Daemon, Callable[..., Awaitable[Any]]], Awaitable[None]]
 
 def with_daemon(tmp_path: Path, scenario: Scenario) -> None:
     path = str(tmp_path / "control.sock")
-    cfg = load_text(CONFIG.format(port=free_port(), socket=path))
+    cfg = load_text(config_text(free_port(), path))
 
     async def main() -> None:
         daemon = Daemon(cfg, ScriptedDataplane())
@@ -188,7 +173,7 @@ def test_socket_protocol_errors_do_not_hurt_the_daemon(tmp_path):
 
 def test_a_second_daemon_on_the_same_socket_refuses_to_start(tmp_path):
     async def scenario(daemon: Daemon, ask: Callable[..., Awaitable[Any]]) -> None:
-        cfg = load_text(CONFIG.format(port=free_port(), socket=daemon.control.path))
+        cfg = load_text(config_text(free_port(), str(daemon.control.path)))
         second = Daemon(cfg, ScriptedDataplane())
         with pytest.raises(StartError, match="another clat-eamt answers"):
             await second.start()

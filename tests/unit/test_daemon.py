@@ -15,7 +15,7 @@ from dnslib import DNSRecord
 from clat_eamt.config import load_text
 from clat_eamt.daemon import Daemon
 from tests.unit.dnspeer import ScriptedPeer, zone_answer
-from tests.unit.standins import ScriptedDataplane
+from tests.unit.standins import ScriptedDataplane, free_port
 
 ZONE = {
     ("ds.lab.example", "A"): ["192.0.2.10"],
@@ -24,12 +24,6 @@ ZONE = {
 
 
 FAILURE = "translator is not running"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run_daemon(dataplane: ScriptedDataplane, apply_timeout_ms: int = 30):

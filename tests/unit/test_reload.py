@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -12,33 +11,14 @@ from clat_eamt.config import load_file, load_text, schema
 from clat_eamt.config.reload import plan_reload
 from clat_eamt.core.model import Origin, State
 from clat_eamt.daemon import Daemon
-from tests.unit.standins import ScriptedDataplane
+from tests.unit.standins import ScriptedDataplane, free_port, loopback_config
 
-BASE = """config globals 'globals'
-\toption allow_documentation '1'
-\toption pool '198.51.100.128/25'
-\tlist pref64 '2001:db8:64::/96'
-\toption listen '127.0.0.1'
-\toption port '{port}'
-\tlist upstream '127.0.0.1#9'
-\tlist lan_interface 'lo'
-\toption control_socket '{dir}/control.sock'
-\toption ttl_min '{ttl_min}'
-{extra}
-config static 'office'
-\toption ipv4 '192.0.2.10'
-\toption ipv6 '2001:db8:1::10'
-"""
+OFFICE = "config static 'office'\n\toption ipv4 '192.0.2.10'\n\toption ipv6 '2001:db8:1::10'\n"
 
 
-def text(tmp_path: Path, port: int, ttl_min: int = 30, extra: str = "") -> str:
-    return BASE.format(port=port, dir=tmp_path, ttl_min=ttl_min, extra=extra)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def text(tmp_path: Path, port: int | str, ttl_min: int = 30, extra: str = "") -> str:
+    extra = f"\toption ttl_min '{ttl_min}'\n{extra}"
+    return loopback_config(port, f"{tmp_path}/control.sock", extra, OFFICE)
 
 
 def test_plan_applies_live_options_and_keeps_restart_options(tmp_path):
@@ -96,7 +76,7 @@ def keys(daemon: Daemon) -> dict[str, State]:
 
 
 def test_reload_applies_ttl_and_static_entries_and_keeps_the_port(tmp_path):
-    new = BASE.format(port="PORT", dir=tmp_path, ttl_min=120, extra="\toption hold_ms '80'\n")
+    new = text(tmp_path, "PORT", ttl_min=120, extra="\toption hold_ms '80'\n")
     new = new.replace("\toption port 'PORT'", "\toption port '5999'")
     new += "\nconfig static 'tv'\n\toption ipv4 '192.0.2.20'\n\toption ipv6 '2001:db8:1::20'\n"
     done, daemon, status = run_reload(tmp_path, new)
@@ -113,7 +93,7 @@ def test_reload_applies_ttl_and_static_entries_and_keeps_the_port(tmp_path):
 
 
 def test_reload_of_a_static_entry_removed_from_the_file_retires_it(tmp_path):
-    without_static = text(tmp_path, 0).split("config static")[0].replace("'0'", "'PORT'")
+    without_static = text(tmp_path, "PORT").split("config static")[0]
     done, daemon, _ = run_reload(tmp_path, without_static)
     assert done
     [entry] = list(daemon.engine.table)

@@ -19,28 +19,11 @@ from clat_eamt.control.methods import METHODS
 from clat_eamt.control.ubus_object import EVENT, EVENT_BURST, OBJECT
 from clat_eamt.daemon import Daemon
 from tests.unit.fakeubus import BLOBMSG_TYPE_STRING, UBUS_STATUS_INVALID_ARGUMENT, FakeUbus
-from tests.unit.standins import ScriptedDataplane
-
-CONFIG = """config globals 'globals'
-\toption allow_documentation '1'
-\toption pool '198.51.100.128/25'
-\tlist pref64 '2001:db8:64::/96'
-\toption listen '127.0.0.1'
-\toption port '{port}'
-\tlist upstream '127.0.0.1#9'
-\tlist lan_interface 'lo'
-\toption control_socket '{dir}/control.sock'
-"""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.unit.standins import ScriptedDataplane, free_port, loopback_config
 
 
 def with_bus(tmp_path: Path, bus: FakeUbus, scenario: Callable[[Daemon], Awaitable[None]]) -> None:
-    cfg = load_text(CONFIG.format(port=free_port(), dir=tmp_path))
+    cfg = load_text(loopback_config(free_port(), f"{tmp_path}/control.sock"))
 
     async def main() -> None:
         daemon = Daemon(cfg, ScriptedDataplane(), bus=bus)
