@@ -48,6 +48,7 @@ from clat_eamt.dns.proxy import Proxy, ProxySettings, unknown_class
 from clat_eamt.dns.resolvconf import ResolvConf
 from clat_eamt.dns.server import DnsServer
 from clat_eamt.dns.upstream import Upstreams
+from clat_eamt.history import FlowHistory
 from clat_eamt.present import (
     entries_text,
     entry_json,
@@ -120,6 +121,7 @@ class Daemon:
         self.control_error: str | None = None
         self.local_prefixes: tuple[IPNetwork, ...] = local
         self.counters: Counter[str] = Counter()
+        self.history = FlowHistory()
         self._tasks: list[asyncio.Task[None]] = []
         self._reloads: set[asyncio.Task[bool]] = set()
 
@@ -274,8 +276,18 @@ class Daemon:
                 live = await self.dataplane.live_flows()
                 now = self.clock()
                 await self.enact(self.engine.tick(now, live), "tick")
+                if self.history.due(now):
+                    await self._sample_flows(now)
             except Exception:  # the clock must keep running whatever one tick hit
                 log.exception("tick failed")
+
+    async def _sample_flows(self, now: float) -> None:
+        census = await self.dataplane.flow_census()
+        if census is None:
+            self.history.skip(now)
+            return
+        totals = census.totals(self.local_prefixes)
+        self.history.add(now, totals["native"], totals["nat64"])
 
     def _check_health(self) -> None:
         """A translator that died (tayga crashed or was killed) is restarted by the repair at

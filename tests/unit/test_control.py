@@ -72,6 +72,7 @@ def test_every_method_answers_with_the_shape_it_promises(tmp_path):
         assert await ask("hosts") == daemon.hosts.table()
         config = await ask("config")
         assert config["static"][0]["ipv4"] == "192.0.2.10/32"
+        assert await ask("history") == {"interval": 30.0, "points": []}  # no conntrack here
         assert config["globals"]["pool"] == "198.51.100.128/25"
 
     with_daemon(tmp_path, scenario)
@@ -201,3 +202,19 @@ def test_client_says_when_no_daemon_runs(tmp_path):
     dead.close()
     with pytest.raises(DaemonNotRunningError, match="not running"):
         call(str(tmp_path / "dead.sock"), "status")
+
+
+def test_history_holds_flow_samples_with_wall_clock_times():
+    from clat_eamt.history import FlowHistory  # noqa: PLC0415
+
+    history = FlowHistory(interval=30, span=90, wall=lambda: 1_800_000_000.5)
+    assert history.due(0.0)
+    history.add(0.0, 3, 1)
+    assert not history.due(29.0) and history.due(30.0)
+    history.skip(30.0)  # conntrack unreadable: no point, the next try a whole interval later
+    assert not history.due(59.0)
+    for t in (60.0, 90.0, 120.0):
+        history.add(t, 4, 2)
+    points = history.json()["points"]
+    assert len(points) == 3  # an hour's worth (here 90 s / 30 s): the oldest fell out
+    assert points[-1] == {"time": 1_800_000_000, "native": 4, "nat64": 2}

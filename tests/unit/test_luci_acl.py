@@ -28,7 +28,7 @@ def test_ubus_methods_are_the_daemons_split_by_writes() -> None:
     writes = {name for name, m in METHODS.items() if m.writes}
     assert set(acl["read"]["ubus"]["clat-eamt"]) == reads
     assert set(acl["write"]["ubus"]["clat-eamt"]) == writes
-    assert reads == {"status", "mappings", "hosts", "config"}  # what the status page shows
+    assert reads == {"status", "mappings", "hosts", "config", "history"}  # the status page
     assert writes == {"add", "del", "flush"}
 
 

@@ -47,6 +47,8 @@ class ControlTarget(Protocol):
 
     def effective_config(self) -> JSON: ...
 
+    def flow_history(self) -> JSON: ...
+
 
 Handler = Callable[[ControlTarget, Mapping[str, str]], Awaitable[Any]]
 
@@ -104,6 +106,10 @@ async def _config(target: ControlTarget, args: Mapping[str, str]) -> JSON:
     return target.effective_config()
 
 
+async def _history(target: ControlTarget, args: Mapping[str, str]) -> JSON:
+    return target.flow_history()
+
+
 _IPV4 = Arg("ipv4", schema.STATIC_IPV4.help)
 METHODS: dict[str, Method] = {
     m.name: m
@@ -157,6 +163,12 @@ METHODS: dict[str, Method] = {
             "The effective configuration, run-time static entries included.",
             "{globals: {option: value}, static: [{name, ipv4, ipv6, comment}]}",
             _config,
+        ),
+        Method(
+            "history",
+            "Live IPv4 flows, native vs through the NAT64, sampled over the last hour.",
+            "{interval: seconds, points: [{time: unix seconds, native, nat64}]}",
+            _history,
         ),
     )
 }

@@ -85,6 +85,9 @@ class DaemonTarget:
     def effective_config(self) -> JSON:
         return self.daemon.cfg.to_json()
 
+    def flow_history(self) -> JSON:
+        return self.daemon.history.json()
+
     async def add_static(self, entry: StaticEntry) -> JSON:
         """Validated like a static section (pool, Pref64, overlaps); MethodError otherwise, and
         then nothing changed.  Lasts until a restart or reload (the UCI file is not written)."""
