@@ -1,7 +1,7 @@
 """The ``clat-eamt`` command.
 
     clat-eamt run [--config FILE]   the daemon: the DNS proxy dnsmasq forwards to
-    clat-eamt status|mappings|hosts|config [--json]
+    clat-eamt status|mappings|hosts|history|config [--json]
                                     ask the running daemon (its control socket)
     clat-eamt add IPV4 IPV6 [--comment TEXT] | del IPV4 | flush
                                     change the running daemon's table
@@ -105,8 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(run)
 
-    for name in ("status", "mappings", "hosts", "add", "del", "flush"):
-        method = METHODS[name]
+    for name, method in METHODS.items():
+        if name == "config":  # `config` also has the offline subcommands above
+            continue
         sub = commands.add_parser(name, help=method.help, description=method.help)
         for arg in method.args:
             if arg.required:
@@ -166,6 +167,7 @@ _VIEWS: dict[str, Callable[[Any], str]] = {
     "mappings": views.mappings_text,
     "hosts": views.hosts_text,
     "config": views.config_text,
+    "history": views.history_text,
 }
 
 

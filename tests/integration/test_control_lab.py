@@ -70,8 +70,9 @@ def test_status_and_mappings_show_the_native_flow_and_its_mapping(router: Router
             assert mapping["fqdn"] == "ds3.lab.example" and mapping["origin"] == "dns"
             assert mapping["state"] == "valid" and mapping["expires_in"] > 0
             assert mapping["flows"] == 1  # this connection, counted from conntrack
-    history = ask(router, "history")  # sampled from the first tick on
-    assert history["interval"] == 30 and history["points"]
+    router.wait(lambda: bool(ask(router, "history")["points"]), "a sample (from the first tick)")
+    history = ask(router, "history")
+    assert history["interval"] == 30
     assert {"time", "native", "nat64"} == set(history["points"][0])
     text = cli(router, "mappings").stdout
     assert text.splitlines()[0].split()[:3] == ["IPV4", "IPV6", "POOL"]

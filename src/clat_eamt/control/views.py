@@ -5,6 +5,7 @@ Views read only the JSON (never daemon objects), so the CLI shows exactly what u
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from clat_eamt.present import table_text
@@ -94,6 +95,18 @@ def hosts_text(rows: list[JSON]) -> str:
         for r in rows
     ]
     return table_text(table, ["ipv4", "mac", "class", "seen", "why"])
+
+
+def history_text(history: JSON) -> str:
+    """The flow samples of the last hour, oldest first, local time."""
+    points = history["points"]
+    if not points:
+        return f"(no samples yet: one every {history['interval']:.0f} s)"
+    rows = [
+        [time.strftime("%H:%M:%S", time.localtime(p["time"])), str(p["native"]), str(p["nat64"])]
+        for p in points
+    ]
+    return table_text(rows, ["time", "native", "nat64"])
 
 
 def config_text(cfg: JSON) -> str:
