@@ -5,11 +5,13 @@ PYTHON ?= python3
 VENV   := .venv
 TOX    := $(VENV)/bin/tox
 # Debian packages the tests and the lab need, as "command:package" (installed only if missing).
-# dnsmasq-base, not dnsmasq: the latter starts a system dnsmasq on port 53.
+# dnsmasq-base, not dnsmasq: the latter starts a system dnsmasq on port 53.  chromium renders
+# the LuCI pages headless (tests/browser, `make screenshots`).
 HOST_TOOLS := python3:python3 dnsmasq:dnsmasq-base unbound:unbound knotd:knot tayga:tayga \
-	dnsperf:dnsperf nft:nftables conntrack:conntrack ip:iproute2 shellcheck:shellcheck
+	dnsperf:dnsperf nft:nftables conntrack:conntrack ip:iproute2 shellcheck:shellcheck \
+	chromium:chromium
 
-.PHONY: all test lint demo docs bench ipk host-deps clean
+.PHONY: all test lint demo docs bench ipk screenshots host-deps clean
 
 all: test
 
@@ -60,6 +62,13 @@ bench: $(TOX)
 # built from the feed's Makefiles without the SDK (openwrt/ipkg.py; dnslib comes from PyPI).
 ipk: $(TOX)
 	$(VENV)/bin/python openwrt/ipkg.py --out build/ipk
+
+# The LuCI status page in headless Chromium against the daemon in the lab (root), as
+# luci-app/screenshots/status.png (the README's picture).  The page around the view is the
+# browser test's stand-in for LuCI, not a LuCI theme.
+screenshots: $(TOX)
+	@$(TOX) -q -e tests --notest >/dev/null
+	.tox/tests/bin/python -m tests.browser.screenshots luci-app/screenshots
 
 clean:
 	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist src/*.egg-info

@@ -356,13 +356,18 @@ def test_shell_scripts_parse(ipks: dict[str, Ipk], dnslib: Ipk, tmp_path: Path) 
         subprocess.run(["shellcheck", "-s", "sh", *map(str, own)], check=True)
 
 
-def test_luci_package_carries_the_acl_only(ipks: dict[str, Ipk]) -> None:
-    files = sorted(n for n, m in ipks["luci-app-clat-eamt"].data().items() if m.isfile())
-    assert files == ["./usr/share/rpcd/acl.d/luci-app-clat-eamt.json"]
-    acl = (
-        REPO / "luci-app" / "root" / "usr" / "share" / "rpcd" / "acl.d" / "luci-app-clat-eamt.json"
-    )
-    assert ipks["luci-app-clat-eamt"].data_file(files[0]) == acl.read_bytes()
+def test_luci_package_carries_its_root_and_htdocs(ipks: dict[str, Ipk]) -> None:
+    """luci.mk's layout: luci-app/root/ at /, luci-app/htdocs/ under /www, byte for byte."""
+    luci = ipks["luci-app-clat-eamt"]
+    files = sorted(n for n, m in luci.data().items() if m.isfile())
+    app = REPO / "luci-app"
+    sources = {f"./{f.relative_to(app / 'root')}": f for f in (app / "root").rglob("*")}
+    sources |= {f"./www/{f.relative_to(app / 'htdocs')}": f for f in (app / "htdocs").rglob("*")}
+    sources = {name: f for name, f in sources.items() if f.is_file()}
+    assert "./usr/share/rpcd/acl.d/luci-app-clat-eamt.json" in files
+    assert files == sorted(sources)
+    for name in files:
+        assert luci.data_file(name) == sources[name].read_bytes(), name
 
 
 def test_dnslib_is_the_release(dnslib: Ipk, tmp_path: Path) -> None:

@@ -167,11 +167,23 @@ class UbusObject:
         try:
             result = future.result(timeout=CALL_TIMEOUT)
         except MethodError as error:
-            return {"error": {"code": "invalid-argument", "message": str(error)}}
+            return error_reply("invalid-argument", str(error))
         except TimeoutError:
             future.cancel()
-            return {"error": {"code": "failed", "message": f"no result in {CALL_TIMEOUT:.0f} s"}}
+            return error_reply("failed", f"no result in {CALL_TIMEOUT:.0f} s")
         except Exception as error:  # a handler bug must not take the bus thread down
             log.exception("ubus method %s failed", name)
-            return {"error": {"code": "failed", "message": f"{type(error).__name__}: {error}"}}
-        return result if isinstance(result, dict) else {name: result}
+            return error_reply("failed", f"{type(error).__name__}: {error}")
+        return reply(name, result)
+
+
+def reply(name: str, result: Any) -> dict[str, Any]:
+    """A method's result as the object a ubus reply must be: a list result is wrapped under the
+    method's name (``{"mappings": [...]}``).  Pure, so a stand-in bus (the LuCI page's browser
+    test) answers exactly as this object does."""
+    return result if isinstance(result, dict) else {name: result}
+
+
+def error_reply(code: str, message: str) -> dict[str, Any]:
+    """A refused or failed call, with the control socket's error codes."""
+    return {"error": {"code": code, "message": message}}

@@ -1,0 +1,334 @@
+'use strict';
+'require view';
+'require rpc';
+'require poll';
+'require ui';
+
+/*
+ * Services > CLAT EAMT > Status: a thin client of the daemon's ubus object `clat-eamt`.
+ * Every figure on the page comes from its methods (status, mappings, hosts, history), so the
+ * page shows what `clat-eamt status` shows on the router's shell; nothing is computed here
+ * beyond formatting, sorting and filtering.
+ */
+
+var callStatus = rpc.declare({ object: 'clat-eamt', method: 'status' });
+// List results come wrapped in an object (ubus replies are objects): {"mappings": [...]}.
+var callMappings = rpc.declare({ object: 'clat-eamt', method: 'mappings', expect: { mappings: [] } });
+var callHosts = rpc.declare({ object: 'clat-eamt', method: 'hosts', expect: { hosts: [] } });
+var callHistory = rpc.declare({ object: 'clat-eamt', method: 'history', expect: { '': {} } });
+var callDel = rpc.declare({ object: 'clat-eamt', method: 'del', params: [ 'ipv4' ] });
+var callFlush = rpc.declare({ object: 'clat-eamt', method: 'flush' });
+var callRcList = rpc.declare({ object: 'rc', method: 'list', params: [ 'name' ], expect: { '': {} } });
+var callRcInit = rpc.declare({ object: 'rc', method: 'init', params: [ 'name', 'action' ] });
+
+var POLL_SECONDS = 5;
+var CHART_W = 1000, CHART_H = 180, PAD_L = 36, PAD_B = 20, SPAN = 3600;
+
+// The columns of the mappings table: the row field each sorts on, and how a row shows it.
+var COLUMNS = [
+	{ key: 'fqdn', title: _('FQDN'), show: function(r) { return r.fqdns.length ? r.fqdns.join(', ') : (r.comment || '-'); } },
+	{ key: 'ipv4', title: _('IPv4'), addr: true },
+	{ key: 'ipv6', title: _('IPv6'), addr: true },
+	{ key: 'state', title: _('State'), show: function(r) { return r.stale_reason ? '%s (%s)'.format(r.state, r.stale_reason) : r.state; } },
+	{ key: 'origin', title: _('Origin') },
+	{ key: 'expires_in', title: _('TTL left'), num: true, show: function(r) { return r.expires_in == null ? '-' : _('%d s').format(Math.round(r.expires_in)); } },
+	{ key: 'flows', title: _('Live flows'), num: true }
+];
+
+function duration(seconds) {
+	var s = Math.floor(seconds), d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
+	if (d)
+		return _('%dd %dh').format(d, h);
+	if (h)
+		return _('%dh %dm').format(h, m);
+	return m ? _('%dm %ds').format(m, s % 60) : _('%ds').format(s);
+}
+
+// Addresses sort by their numbers, not as text (192.0.2.9 before 192.0.2.10).
+function addrKey(a) {
+	return String(a || '').replace(/(?:^|[.:])([0-9a-fA-F]{1,4})/g, function(m0, m1) {
+		return ('000' + m1.toLowerCase()).substr(-4);
+	});
+}
+
+// Everything one refresh needs.  A failed `status` call means no ubus object `clat-eamt`
+// (the daemon is stopped) or no access; rc tells whether the service exists and is enabled.
+function fetchAll() {
+	return callStatus().then(function(status) {
+		return Promise.all([
+			L.resolveDefault(callMappings(), []),
+			L.resolveDefault(callHosts(), []),
+			L.resolveDefault(callHistory(), {})
+		]).then(function(r) {
+			return { status: status, mappings: r[0], hosts: r[1], history: r[2] };
+		});
+	}, function(err) {
+		return L.resolveDefault(callRcList('clat-eamt'), {}).then(function(rc) {
+			return { error: String(err && err.message || err), service: rc['clat-eamt'] || null };
+		});
+	});
+}
+
+function note(kind, children) {
+	return E('div', { 'class': 'alert-message ' + kind }, children);
+}
+
+function keyValueTable(rows) {
+	return E('table', { 'class': 'table' }, rows.map(function(row) {
+		// Values go in as text nodes (arrays): names and messages come from DNS and the daemon.
+		return E('tr', { 'class': 'tr' }, [
+			E('td', { 'class': 'td left', 'width': '33%' }, [ row[0] ]),
+			E('td', { 'class': 'td left' }, [ row[1] ])
+		]);
+	}));
+}
+
+return view.extend({
+	sortKey: 'ipv4',
+	sortDesc: false,
+	filterText: '',
+	data: null,
+
+	load: function() {
+		return fetchAll();
+	},
+
+	handleServiceAction: function(action) {
+		return callRcInit('clat-eamt', action).then(L.bind(function() {
+			// procd starts the daemon in the background: give it a moment to register on ubus.
+			return new Promise(function(resolve) { window.setTimeout(resolve, 2000); });
+		}, this)).then(L.bind(this.refresh, this)).catch(function(err) {
+			ui.addNotification(null, E('p', [ _('Could not %s clat-eamt: %s').format(action, err.message || err) ]), 'error');
+		});
+	},
+
+	handleDelete: function(ipv4) {
+		return callDel(ipv4).then(L.bind(function(res) {
+			if (res && res.error)
+				ui.addNotification(null, E('p', [ _('Not deleted: %s').format(res.error.message) ]), 'error');
+			return this.refresh();
+		}, this));
+	},
+
+	handleFlush: function() {
+		return callFlush().then(L.bind(function(res) {
+			if (res && res.error)
+				ui.addNotification(null, E('p', [ _('Not flushed: %s').format(res.error.message) ]), 'error');
+			else
+				ui.addNotification(null, E('p', [ _('%d learned entries retired; running connections keep their path.').format(res.flushed) ]), 'info');
+			return this.refresh();
+		}, this));
+	},
+
+	handleSort: function(key) {
+		this.sortDesc = (this.sortKey == key) ? !this.sortDesc : false;
+		this.sortKey = key;
+		this.renderMappings();
+	},
+
+	refresh: function() {
+		return fetchAll().then(L.bind(this.update, this));
+	},
+
+	renderNotes: function(data) {
+		var notes = [];
+		if (data.error) {
+			if (/not found/i.test(data.error))
+				notes.push(note('warning', [
+					E('p', [ _('The clat-eamt daemon is not running: its ubus object is missing, so there is nothing to show.') ]),
+					(data.service && !data.service.enabled) ? E('p', [ _('It is also disabled at boot: enable it on System > Startup.') ]) : '',
+					E('button', { 'class': 'btn cbi-button cbi-button-apply', 'data-action': 'start',
+						'click': ui.createHandlerFn(this, 'handleServiceAction', 'start') }, [ _('Start clat-eamt') ])
+				]));
+			else
+				notes.push(note('error', [ E('p', [ _('Cannot ask the clat-eamt daemon: %s').format(data.error) ]) ]));
+			return notes;
+		}
+		var st = data.status, dpError = st.dataplane.error;
+		if (dpError) {
+			var fix = /tayga is not installed/.test(dpError) ? 'opkg install tayga'
+				: /jool/i.test(dpError) && /not installed|kmod/.test(dpError) ? 'opkg install jool-tools-netfilter kmod-jool-netfilter' : null;
+			notes.push(note('error', [
+				E('p', [ _('The translator is not working: %s').format(dpError) ]),
+				E('p', [ fix ? _('Install it on the router, then restart clat-eamt: %s').format(fix)
+					: _('The system log says more: logread -e clat-eamt') ])
+			]));
+		}
+		if (st.restart_needed && st.restart_needed.length)
+			notes.push(note('warning', [
+				E('p', [ _('Saved options that take effect only after a restart: %s').format(st.restart_needed.join(', ')) ]),
+				E('button', { 'class': 'btn cbi-button cbi-button-apply', 'data-action': 'restart',
+					'click': ui.createHandlerFn(this, 'handleServiceAction', 'restart') }, [ _('Restart clat-eamt') ])
+			]));
+		if (!st.enabled)
+			notes.push(note('notice', [ E('p', [ _('Optimization is disabled (option enabled 0): the daemon forwards DNS and maps nothing.') ]) ]));
+		return notes;
+	},
+
+	renderHealth: function(st) {
+		var dp = st.dataplane, up = st.upstreams;
+		var servers = up.servers.map(function(u) {
+			return u.server + ' ' + u.state + (u.preferred ? ' ' + _('(preferred)') : '');
+		}).join(', ') || _('none');
+		var flows = st.flows ? _('%d native (EAM), %d through the NAT64').format(st.flows.native, st.flows.nat64)
+			: _('unknown (conntrack unreadable)');
+		return keyValueTable([
+			[ _('Daemon'), _('clat-eamt %s, up %s, DNS on %s').format(st.version, duration(st.uptime), st.listen) ],
+			[ _('Translator'), '%s: %s'.format(dp.name, dp.error || dp.last_error || _('ok')) ],
+			[ _('Pref64'), _('%s (source: %s)').format(st.pref64.prefixes.join(', ') || _('none yet: nothing is mapped until one is known'), st.pref64.source) ],
+			[ _('Upstreams'), _('%s (from %s)').format(servers, up.source) + (up.problem ? '; ' + up.problem : '') ],
+			[ _('LAN hosts'), _('%d IPv4-only, %d dual-stack').format(st.hosts.ipv4_only, st.hosts.dual_stack) ],
+			[ _('Live flows'), flows ]
+		]);
+	},
+
+	renderCounters: function(st) {
+		var sum = st.summary || {}, maps = sum.mappings || {}, refused = maps.refused || {};
+		var refusedText = Object.keys(refused).map(function(k) { return k + ' ' + refused[k]; }).join(', ') || _('none');
+		return keyValueTable([
+			[ _('DNS queries'), _('%d queries, %d A, %d A with AAAA').format(sum.queries || 0, sum.a_queries || 0, sum.a_with_aaaa || 0) ],
+			[ _('Mappings'), _('%d now; created %d, refreshed %d, stale %d (expired %d), deleted %d').format(
+				st.mappings, maps.created || 0, maps.refreshed || 0, maps.stale || 0, maps.expired || 0, maps.deleted || 0) ],
+			[ _('Refused'), refusedText ],
+			[ _('Dataplane'), _('%d apply failures, %d answers released unmapped').format(sum.apply_failures || 0, sum.released_unmapped || 0) ]
+		]);
+	},
+
+	// The last hour of flows as two lines.  Built as SVG markup from numbers only (E() parses
+	// a string starting with '<' as HTML, which puts <svg> in the SVG namespace).
+	renderChart: function(history) {
+		var points = (history && history.points) || [];
+		if (!points.length)
+			return E('p', { 'class': 'clat-eamt-chart-empty' }, [ _('No samples yet: the daemon counts live flows every %d s.').format(history && history.interval || 30) ]);
+		var end = Math.max.apply(null, points.map(function(p) { return p.time; }));
+		var top = Math.max(1, Math.max.apply(null, points.map(function(p) { return Math.max(p.native, p.nat64); })));
+		var x = function(t) { return (PAD_L + (CHART_W - PAD_L - 4) * (1 - (end - t) / SPAN)).toFixed(1); };
+		var y = function(v) { return (4 + (CHART_H - PAD_B - 8) * (1 - v / top)).toFixed(1); };
+		var series = function(field, color) {
+			var xy = points.map(function(p) { return x(p.time) + ',' + y(p[field]); });
+			var last = xy[xy.length - 1].split(',');
+			return '<polyline class="%s" fill="none" stroke="%s" stroke-width="2" points="%s"/>'.format(field, color, xy.join(' '))
+				+ '<circle class="%s" cx="%s" cy="%s" r="3" fill="%s"/>'.format(field, last[0], last[1], color);
+		};
+		var base = CHART_H - PAD_B - 4;
+		return E('<svg class="clat-eamt-chart" xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 ' + CHART_W + ' ' + CHART_H + '">'
+			+ '<g font-size="11" fill="#666">'
+			+ '<line x1="%d" y1="%s" x2="%d" y2="%s" stroke="#ccc"/>'.format(PAD_L, base, CHART_W - 4, base)
+			+ '<line x1="%d" y1="4" x2="%d" y2="4" stroke="#eee"/>'.format(PAD_L, CHART_W - 4)
+			+ '<text x="%d" y="12" text-anchor="end">%d</text>'.format(PAD_L - 4, top)
+			+ '<text x="%d" y="%s" text-anchor="end">0</text>'.format(PAD_L - 4, base)
+			+ '<text x="%d" y="%d">-60 min</text>'.format(PAD_L, CHART_H - 4)
+			+ '<text x="%d" y="%d" text-anchor="middle">-30 min</text>'.format((PAD_L + CHART_W) / 2, CHART_H - 4)
+			+ '<text x="%d" y="%d" text-anchor="end">now</text>'.format(CHART_W - 4, CHART_H - 4)
+			+ '</g>' + series('nat64', '#e08a00') + series('native', '#2a8c3c') + '</svg>');
+	},
+
+	renderMappings: function() {
+		var rows = (this.data && this.data.mappings) || [], filter = this.filterText.toLowerCase();
+		var col = COLUMNS.filter(L.bind(function(c) { return c.key == this.sortKey; }, this))[0] || COLUMNS[1];
+		var value = function(r) { return col.num ? (r[col.key] == null ? Infinity : +r[col.key]) : col.addr ? addrKey(r[col.key]) : String(col.show ? col.show(r) : r[col.key]); };
+		var sign = this.sortDesc ? -1 : 1;
+		rows = rows.filter(function(r) {
+			return !filter || [ r.fqdns.join(' '), r.ipv4, r.ipv6, r.state, r.origin, r.comment ].join(' ').toLowerCase().indexOf(filter) != -1;
+		}).sort(function(a, b) { var va = value(a), vb = value(b); return va < vb ? -sign : va > vb ? sign : 0; });
+
+		var head = E('tr', { 'class': 'tr table-titles' }, COLUMNS.map(L.bind(function(c) {
+			var mark = (c.key == this.sortKey) ? (this.sortDesc ? ' \u25bc' : ' \u25b2') : '';
+			return E('th', { 'class': 'th', 'style': 'cursor:pointer', 'title': _('Sort by this column'),
+				'data-sort': c.key, 'click': L.bind(this.handleSort, this, c.key) }, [ c.title + mark ]);
+		}, this)).concat([ E('th', { 'class': 'th' }, [ _('Action') ]) ]));
+
+		var body = rows.map(L.bind(function(r) {
+			return E('tr', { 'class': 'tr', 'data-ipv4': r.ipv4 }, COLUMNS.map(function(c) {
+				return E('td', { 'class': 'td', 'data-title': c.title }, [ String(c.show ? c.show(r) : r[c.key]) ]);
+			}).concat([ E('td', { 'class': 'td' }, r.origin == 'static' ? [
+				E('button', { 'class': 'btn cbi-button cbi-button-remove', 'data-action': 'del',
+					'click': ui.createHandlerFn(this, 'handleDelete', r.ipv4) }, [ _('Delete') ])
+			] : []) ]));
+		}, this));
+		if (!body.length)
+			body = [ E('tr', { 'class': 'tr placeholder' }, [ E('td', { 'class': 'td', 'colspan': COLUMNS.length + 1 }, [
+				this.data && this.data.mappings && this.data.mappings.length ? _('No mapping matches the filter.')
+					: _('No mappings yet: they appear when an IPv4-only LAN host asks DNS for a name that also has an IPv6 address.') ]) ]) ];
+		L.dom.content(this.mappingsNode, E('table', { 'class': 'table', 'id': 'clat-eamt-mappings' }, [ head ].concat(body)));
+	},
+
+	renderHosts: function(hosts) {
+		var rows = hosts.map(function(h) {
+			return E('tr', { 'class': 'tr', 'data-mac': h.mac }, [ h.ipv4 || '-', h.mac,
+				{ 'ipv4-only': _('IPv4-only'), 'dual-stack': _('dual-stack') }[h['class']] || _('unknown'),
+				h.why, _('%ds ago').format(Math.round(h.last_seen)) ].map(function(text) {
+				return E('td', { 'class': 'td' }, [ text ]);
+			}));
+		});
+		if (!rows.length)
+			rows = [ E('tr', { 'class': 'tr placeholder' }, [ E('td', { 'class': 'td', 'colspan': 5 }, [ _('No LAN hosts seen yet in the neighbour tables.') ]) ]) ];
+		return E('table', { 'class': 'table', 'id': 'clat-eamt-hosts' }, [
+			E('tr', { 'class': 'tr table-titles' }, [ _('IPv4'), _('MAC'), _('Class'), _('Why'), _('Last seen') ].map(function(t) {
+				return E('th', { 'class': 'th' }, [ t ]);
+			}))
+		].concat(rows));
+	},
+
+	update: function(data) {
+		this.data = data;
+		L.dom.content(this.notesNode, this.renderNotes(data));
+		// Without a daemon there is nothing to show below the note that says how to start it.
+		this.liveNode.style.display = data.error ? 'none' : '';
+		if (data.error)
+			return;
+		L.dom.content(this.healthNode, this.renderHealth(data.status));
+		L.dom.content(this.countersNode, this.renderCounters(data.status));
+		L.dom.content(this.chartNode, this.renderChart(data.history));
+		L.dom.content(this.hostsNode, this.renderHosts(data.hosts));
+		this.renderMappings();
+	},
+
+	render: function(data) {
+		this.notesNode = E('div', { 'id': 'clat-eamt-notes' });
+		this.healthNode = E('div', { 'id': 'clat-eamt-health' });
+		this.countersNode = E('div', { 'id': 'clat-eamt-counters' });
+		this.chartNode = E('div', { 'id': 'clat-eamt-chart' });
+		this.mappingsNode = E('div');
+		this.hostsNode = E('div');
+		var filter = E('input', { 'type': 'search', 'class': 'cbi-input-text', 'id': 'clat-eamt-filter',
+			'placeholder': _('Filter: name, address, state'),
+			'input': L.bind(function(ev) { this.filterText = ev.target.value; this.renderMappings(); }, this) });
+
+		this.liveNode = E('div', [
+			E('h3', [ _('Health') ]), this.healthNode,
+			E('h3', [ _('Counters') ]), this.countersNode,
+			E('h3', [ _('Live flows, last hour') ]),
+			E('p', { 'class': 'cbi-section-descr' }, [
+				E('span', { 'style': 'color:#2a8c3c' }, [ '\u25a0 ' + _('native (EAM)') ]), '   ',
+				E('span', { 'style': 'color:#e08a00' }, [ '\u25a0 ' + _('through the NAT64') ])
+			]),
+			this.chartNode,
+			E('h3', [ _('Mappings') ]),
+			E('div', { 'class': 'cbi-section-actions', 'style': 'display:flex;gap:1em;margin-bottom:.5em' }, [
+				filter,
+				E('button', { 'class': 'btn cbi-button cbi-button-reset', 'data-action': 'flush',
+					'title': _('Retire every entry learned from DNS; static entries stay and running connections keep their path'),
+					'click': ui.createHandlerFn(this, 'handleFlush') }, [ _('Flush learned entries') ])
+			]),
+			this.mappingsNode,
+			E('h3', [ _('LAN hosts') ]),
+			E('p', { 'class': 'cbi-section-descr' }, [ _('Only IPv4-only hosts get mapped answers; dual-stack hosts reach IPv6 servers directly.') ]),
+			this.hostsNode
+		]);
+		this.update(data);
+		poll.add(L.bind(this.refresh, this), POLL_SECONDS);
+
+		// No 'cbi-map' class: that would give the page LuCI's Save/Apply footer, and there is no form.
+		return E('div', { 'id': 'clat-eamt-status' }, [
+			E('h2', [ _('CLAT EAMT: status') ]),
+			E('div', { 'class': 'cbi-map-descr' }, [ _('What the daemon reports now, refreshed every %d seconds.').format(POLL_SECONDS) ]),
+			this.notesNode,
+			this.liveNode
+		]);
+	},
+
+	handleSave: null,
+	handleSaveApply: null,
+	handleReset: null
+});

@@ -1,0 +1,111 @@
+"""The browser test's web server: the stand-in page (standin/), the LuCI app's files as uhttpd
+serves them under /luci-static/, and /ubus, which answers the page's JSON-RPC calls to the ubus
+object ``clat-eamt`` from a real daemon's control socket.
+
+/ubus answers as uhttpd-mod-ubus and rpcd would for a logged-in admin with the app's ACL: a
+reply is ``[0, object]`` with the object the daemon's ubus object sends (``ubus_object.reply``
+and ``error_reply``, the same functions); a call that does not carry exactly the method's
+arguments gets ubus' INVALID_ARGUMENT (2), as ubus checks the signature; no answer on the socket
+(daemon stopped) and any other object give JSON-RPC error -32000 "Object not found".  It binds
+127.0.0.1 on a free port and serves from a thread until the context exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from clat_eamt.control.client import CallFailedError, DaemonNotRunningError, call
+from clat_eamt.control.methods import METHODS
+from clat_eamt.control.ubus_object import OBJECT, error_reply, reply
+
+ROOT = Path(__file__).resolve().parents[2]
+HTDOCS = ROOT / "luci-app" / "htdocs"
+STANDIN = Path(__file__).resolve().parent / "standin"
+UBUS_INVALID_ARGUMENT = 2
+TYPES = {".js": "text/javascript", ".html": "text/html", ".css": "text/css"}
+
+
+def ubus_answer(socket: str, request: Any) -> dict[str, Any]:
+    """One JSON-RPC request of LuCI's rpc.js: {"method": "call", "params": [sid, object,
+    method, args]}."""
+    base = {"jsonrpc": "2.0", "id": request.get("id")}
+    _sid, obj, name, args = request["params"]
+    method = METHODS.get(name)
+    if obj != OBJECT or method is None:
+        return base | {"error": {"code": -32000, "message": "Object not found"}}
+    if set(args) != {a.name for a in method.args} or not all(
+        isinstance(v, str) for v in args.values()
+    ):
+        return base | {"result": [UBUS_INVALID_ARGUMENT]}
+    try:
+        result = reply(name, call(socket, name, args))
+    except DaemonNotRunningError:
+        return base | {"error": {"code": -32000, "message": "Object not found"}}
+    except CallFailedError as error:
+        result = error_reply(error.code, str(error))
+    return base | {"result": [0, result]}
+
+
+class Bridge:
+    """Serves the stand-in page and bridges /ubus to ``socket`` (see the module doc)."""
+
+    def __init__(self, socket: str) -> None:
+        self.socket = socket
+        self.calls: list[tuple[str, str]] = []  # (object, method) as the page asked
+
+    def url(self, module: str) -> str:
+        return f"http://127.0.0.1:{self.port}/page.html?module={module}"
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[Bridge]:
+        bridge = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+            def do_GET(self) -> None:  # http.server's name
+                path = self.path.split("?")[0]
+                if path in ("/page.html", "/luci-standin.js"):
+                    file = STANDIN / path.lstrip("/")
+                elif path.startswith("/luci-static/"):
+                    file = (HTDOCS / path.lstrip("/")).resolve()
+                    if HTDOCS.resolve() not in file.parents:
+                        file = HTDOCS / "missing"
+                else:
+                    file = HTDOCS / "missing"
+                if not file.is_file():
+                    self.send_error(404)
+                    return
+                self.answer(file.read_bytes(), TYPES.get(file.suffix, "text/plain"))
+
+            def do_POST(self) -> None:
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                bridge.calls.append((request["params"][1], request["params"][2]))
+                body = json.dumps(ubus_answer(bridge.socket, request)).encode()
+                self.answer(body, "application/json")
+
+            def answer(self, body: bytes, ctype: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = server.server_address[1]
+        thread = threading.Thread(target=server.serve_forever, name="luci-bridge", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)

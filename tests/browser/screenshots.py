@@ -1,0 +1,40 @@
+"""`make screenshots`: the LuCI status page rendered in headless Chromium against the daemon on
+the lab's home router (tests.browser.scene; needs root), written as status.png to the folder
+given (the README shows luci-app/screenshots/status.png).  The page around the view is the
+browser test's stand-in for LuCI (tests/browser/standin/), not a LuCI theme.
+
+It waits for a few flow-history samples (one every 30 s) so the chart has a line to draw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.browser.chromium import screenshot
+from tests.browser.scene import OVERVIEW_WIDGET, STATUS_VIEW, live_scene
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="folder for status.png")
+    parser.add_argument("--samples", type=int, default=3, help="flow-history samples to wait for")
+    parser.add_argument("--all", action="store_true", help="also overview.png (the widget)")
+    args = parser.parse_args(argv)
+    with (
+        tempfile.TemporaryDirectory(prefix="clat-eamt-shots-") as workdir,
+        live_scene(Path(workdir), samples=args.samples) as scene,
+    ):
+        shots = [screenshot(scene.bridge.url(STATUS_VIEW), args.out / "status.png")]
+        if args.all:
+            url = scene.bridge.url(OVERVIEW_WIDGET)
+            shots.append(screenshot(url, args.out / "overview.png", size="1280,400"))
+    for shot in shots:
+        print(f"{shot} ({shot.stat().st_size // 1024} KiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

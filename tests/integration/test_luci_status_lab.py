@@ -1,0 +1,119 @@
+"""The LuCI status page (luci-app/.../view/clat-eamt/status.js) and the overview widget, rendered
+in headless Chromium against the real daemon on the lab's home router (tayga, real flows).
+
+The page around the view is a STAND-IN, not LuCI: the LuCI runtime (luci.js, rpc.js, ui.js
+behind uhttpd and rpcd) is not available here.  tests/browser/standin/ supplies the small part
+of LuCI's JavaScript API the views use (L, view, baseclass, rpc, poll, ui, E, _), loads the real
+view file unchanged and runs its load() and render(); tests/browser/bridge.py answers its ubus
+calls from the daemon's control socket, wrapped as the daemon's ubus object wraps them.  So what
+is checked is what the view makes of the daemon's real answers: the mappings table lists the
+daemon's live mappings, the chart draws its flow history, the poll refreshes without errors, and
+a stopped daemon gets a note with a start button.  Screenshots land in the test's tmp_path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.browser.bridge import Bridge
+from tests.browser.chromium import Node, chromium, dump_dom, parse, screenshot
+from tests.browser.scene import OVERVIEW_WIDGET, STATIC, STATUS_VIEW, Scene, live_scene
+from tests.labkit.require import LAB_TOOLS, SERVER_TOOLS, require_root, require_tools
+
+POINT = re.compile(r"^\d+(\.\d+)?,\d+(\.\d+)?$")
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
+    require_root()
+    require_tools(*SERVER_TOOLS, *LAB_TOOLS)
+    chromium()
+    with live_scene(tmp_path_factory.mktemp("luci")) as live:
+        yield live
+
+
+def rendered(html: str) -> Node:
+    """The page's tree, once the stand-in says the view rendered and nothing failed."""
+    page = parse(html)
+    [root] = page.find("html")
+    [errors] = page.find("pre", id="standin-errors")
+    assert root.attrs.get("data_standin") == "rendered", errors.text()
+    assert not errors.text().strip()
+    return page
+
+
+def by_id(page: Node, id_: str) -> Node:
+    [node] = page.find(id=id_)
+    return node
+
+
+@pytest.mark.lab
+def test_status_view_shows_the_daemons_mappings_health_and_chart(scene: Scene, tmp_path: Path):
+    page = rendered(dump_dom(scene.bridge.url(STATUS_VIEW)))
+    table = by_id(page, "clat-eamt-mappings")
+    rows = {r.attrs["data_ipv4"]: r for r in table.find("tr", data_ipv4="")}
+    mappings = scene.ask("mappings")
+    assert set(rows) == {m["ipv4"] for m in mappings}
+    for name, ipv4 in scene.mapped.items():
+        assert name in rows[ipv4].text()
+        assert not rows[ipv4].find("button")  # learned entries go by flush, not one by one
+    static = rows[STATIC["ipv4"]]
+    assert STATIC["comment"] in static.text() and STATIC["ipv6"] in static.text()
+    assert static.find("button", data_action="del")
+
+    health = by_id(page, "clat-eamt-health").text()
+    status = scene.ask("status")
+    assert "nftables + tayga: ok" in health
+    assert f"{status['pref64']['prefixes'][0]} (source: config)" in health
+    assert status["flows"]["native"] >= 1 and status["flows"]["nat64"] >= 1
+    native, nat64 = status["flows"]["native"], status["flows"]["nat64"]
+    assert f"{native} native (EAM), {nat64} through the NAT64" in health
+    assert f"{status['mappings']} now; created" in by_id(page, "clat-eamt-counters").text()
+
+    chart = by_id(page, "clat-eamt-chart")
+    samples = len(scene.ask("history")["points"])
+    for series in ("native", "nat64"):
+        [line] = chart.find("polyline", **{"class": series})
+        points = line.attrs["points"].split()
+        assert points and all(POINT.match(p) for p in points)
+        assert len(points) <= samples
+
+    lan_macs = {h.attrs["data_mac"] for h in by_id(page, "clat-eamt-hosts").find("tr", data_mac="")}
+    assert scene.router.lab.LAN_MAC in lan_macs
+    [html] = page.find("html")
+    assert int(html.attrs.get("data_polls", "0")) >= 1  # the 5 s refresh ran (virtual time)
+    assert {method for obj, method in scene.bridge.calls if obj == "clat-eamt"} >= {
+        "status", "mappings", "hosts", "history"
+    }  # fmt: skip
+    screenshot(scene.bridge.url(STATUS_VIEW), tmp_path / "status.png")
+
+
+@pytest.mark.lab
+def test_overview_widget_shows_daemon_mappings_and_flows(scene: Scene, tmp_path: Path):
+    page = rendered(dump_dom(scene.bridge.url(OVERVIEW_WIDGET), budget_ms=2000))
+    text = by_id(page, "clat-eamt-overview").text()
+    status = scene.ask("status")
+    assert "running, translator nftables + tayga ok" in text
+    assert f"Mappings{status['mappings']}" in text
+    assert f"{status['flows']['native']} native (EAM)" in text
+    screenshot(scene.bridge.url(OVERVIEW_WIDGET), tmp_path / "overview.png", size="1280,400")
+
+
+def test_a_stopped_daemon_gets_a_note_and_a_start_button(tmp_path: Path):
+    """No lab: nothing answers on the socket, so /ubus says "Object not found" as ubus does
+    when the daemon's object is missing."""
+    chromium()
+    with Bridge(str(tmp_path / "nothing.sock")).serving() as bridge:
+        page = rendered(dump_dom(bridge.url(STATUS_VIEW), budget_ms=2000))
+        notes = by_id(page, "clat-eamt-notes")
+        assert "daemon is not running" in notes.text()
+        assert notes.find("button", data_action="start")
+        assert not page.find(id="clat-eamt-mappings")
+        assert ("rc", "list") in bridge.calls
+        widget = rendered(dump_dom(bridge.url(OVERVIEW_WIDGET), budget_ms=2000))
+        assert "not running" in by_id(widget, "clat-eamt-overview").text()
+        screenshot(bridge.url(STATUS_VIEW), tmp_path / "stopped.png", size="1280,400")
