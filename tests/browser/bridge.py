@@ -2,12 +2,13 @@
 serves them under /luci-static/, and /ubus, which answers the page's JSON-RPC calls to the ubus
 object ``clat-eamt`` from a real daemon's control socket.
 
-/ubus answers as uhttpd-mod-ubus and rpcd would for a logged-in admin with the app's ACL: a
-reply is ``[0, object]`` with the object the daemon's ubus object sends (``ubus_object.reply``
-and ``error_reply``, the same functions); a call that does not carry exactly the method's
-arguments gets ubus' INVALID_ARGUMENT (2), as ubus checks the signature; no answer on the socket
-(daemon stopped) and any other object give JSON-RPC error -32000 "Object not found".  It binds
-127.0.0.1 on a free port and serves from a thread until the context exits.
+/ubus answers as uhttpd-mod-ubus and rpcd would for a user with the app's rpcd ACL: a method
+the ACL does not grant gets JSON-RPC error -32002 "Access denied"; a reply is ``[0, object]``
+with the object the daemon's ubus object sends (``ubus_object.reply`` and ``error_reply``, the
+same functions); a call that does not carry exactly the method's arguments gets ubus'
+INVALID_ARGUMENT (2), as ubus checks the signature; no answer on the socket (daemon stopped) and
+any other object (the stand-in has no ``rc``) give JSON-RPC error -32000 "Object not found".
+It binds 127.0.0.1 on a free port and serves from a thread until the context exits.
 """
 
 from __future__ import annotations
@@ -27,8 +28,19 @@ from clat_eamt.control.ubus_object import OBJECT, error_reply, reply
 ROOT = Path(__file__).resolve().parents[2]
 HTDOCS = ROOT / "luci-app" / "htdocs"
 STANDIN = Path(__file__).resolve().parent / "standin"
+ACL = ROOT / "luci-app" / "root" / "usr" / "share" / "rpcd" / "acl.d" / "luci-app-clat-eamt.json"
 UBUS_INVALID_ARGUMENT = 2
 TYPES = {".js": "text/javascript", ".html": "text/html", ".css": "text/css"}
+
+
+def granted() -> dict[str, set[str]]:
+    """The ubus methods the app's rpcd ACL grants (read and write), per object."""
+    acl = json.loads(ACL.read_text())["luci-app-clat-eamt"]
+    methods: dict[str, set[str]] = {}
+    for part in ("read", "write"):
+        for obj, names in acl.get(part, {}).get("ubus", {}).items():
+            methods.setdefault(obj, set()).update(names)
+    return methods
 
 
 def ubus_answer(socket: str, request: Any) -> dict[str, Any]:
@@ -36,6 +48,8 @@ def ubus_answer(socket: str, request: Any) -> dict[str, Any]:
     method, args]}."""
     base = {"jsonrpc": "2.0", "id": request.get("id")}
     _sid, obj, name, args = request["params"]
+    if name not in granted().get(obj, set()):
+        return base | {"error": {"code": -32002, "message": "Access denied"}}
     method = METHODS.get(name)
     if obj != OBJECT or method is None:
         return base | {"error": {"code": -32000, "message": "Object not found"}}

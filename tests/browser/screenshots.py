@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="clat-eamt-shots-") as workdir,
         live_scene(Path(workdir), samples=args.samples) as scene,
     ):
-        shots = [screenshot(scene.bridge.url(STATUS_VIEW), args.out / "status.png")]
+        url = scene.bridge.url(STATUS_VIEW)
+        shots = [screenshot(url, args.out / "status.png", size="1280,1300")]
         if args.all:
             url = scene.bridge.url(OVERVIEW_WIDGET)
             shots.append(screenshot(url, args.out / "overview.png", size="1280,400"))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.bridge import Bridge
+from tests.browser.bridge import Bridge, ubus_answer
 from tests.browser.chromium import Node, chromium, dump_dom, parse, screenshot
 from tests.browser.scene import OVERVIEW_WIDGET, STATIC, STATUS_VIEW, Scene, live_scene
 from tests.labkit.require import LAB_TOOLS, SERVER_TOOLS, require_root, require_tools
@@ -117,3 +117,15 @@ def test_a_stopped_daemon_gets_a_note_and_a_start_button(tmp_path: Path):
         widget = rendered(dump_dom(bridge.url(OVERVIEW_WIDGET), budget_ms=2000))
         assert "not running" in by_id(widget, "clat-eamt-overview").text()
         screenshot(bridge.url(STATUS_VIEW), tmp_path / "stopped.png", size="1280,400")
+
+
+def test_the_bridge_answers_as_rpcd_and_ubus_do(tmp_path: Path):
+    def ask(method: str, args: dict[str, str]) -> dict[str, object]:
+        request = {"id": 7, "params": ["0" * 32, "clat-eamt", method, args]}
+        return ubus_answer(str(tmp_path / "nothing.sock"), request)
+
+    denied = {"code": -32002, "message": "Access denied"}
+    assert ask("reboot", {})["error"] == denied  # not in the app's ACL
+    assert ask("del", {})["result"] == [2]  # ubus: every declared argument, exactly
+    assert ask("del", {"ipv4": "192.0.2.1", "x": "1"})["result"] == [2]
+    assert ask("status", {})["error"] == {"code": -32000, "message": "Object not found"}

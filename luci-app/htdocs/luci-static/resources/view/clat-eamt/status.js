@@ -204,11 +204,12 @@ return view.extend({
 		var top = Math.max(1, Math.max.apply(null, points.map(function(p) { return Math.max(p.native, p.nat64); })));
 		var x = function(t) { return (PAD_L + (CHART_W - PAD_L - 4) * (1 - (end - t) / SPAN)).toFixed(1); };
 		var y = function(v) { return (4 + (CHART_H - PAD_B - 8) * (1 - v / top)).toFixed(1); };
-		var series = function(field, color) {
+		// NAT64 is drawn first and wider, so equal counts still show both lines.
+		var series = function(field, color, width) {
 			var xy = points.map(function(p) { return x(p.time) + ',' + y(p[field]); });
 			var last = xy[xy.length - 1].split(',');
-			return '<polyline class="%s" fill="none" stroke="%s" stroke-width="2" points="%s"/>'.format(field, color, xy.join(' '))
-				+ '<circle class="%s" cx="%s" cy="%s" r="3" fill="%s"/>'.format(field, last[0], last[1], color);
+			return '<polyline class="%s" fill="none" stroke="%s" stroke-width="%d" points="%s"/>'.format(field, color, width, xy.join(' '))
+				+ '<circle class="%s" cx="%s" cy="%s" r="%d" fill="%s"/>'.format(field, last[0], last[1], width + 1, color);
 		};
 		var base = CHART_H - PAD_B - 4;
 		return E('<svg class="clat-eamt-chart" xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 ' + CHART_W + ' ' + CHART_H + '">'
@@ -220,7 +221,7 @@ return view.extend({
 			+ '<text x="%d" y="%d">-60 min</text>'.format(PAD_L, CHART_H - 4)
 			+ '<text x="%d" y="%d" text-anchor="middle">-30 min</text>'.format((PAD_L + CHART_W) / 2, CHART_H - 4)
 			+ '<text x="%d" y="%d" text-anchor="end">now</text>'.format(CHART_W - 4, CHART_H - 4)
-			+ '</g>' + series('nat64', '#e08a00') + series('native', '#2a8c3c') + '</svg>');
+			+ '</g>' + series('nat64', '#e08a00', 5) + series('native', '#2a8c3c', 2) + '</svg>');
 	},
 
 	renderMappings: function() {
