@@ -6,10 +6,11 @@ VENV   := .venv
 TOX    := $(VENV)/bin/tox
 # Debian packages the tests and the lab need, as "command:package" (installed only if missing).
 # dnsmasq-base, not dnsmasq: the latter starts a system dnsmasq on port 53.  chromium renders
-# the LuCI pages headless (tests/browser, `make screenshots`).
+# the LuCI pages headless (tests/browser, `make screenshots`); node checks the LuCI JavaScript
+# and runs the settings view against a stand-in of LuCI's form (tests/unit/test_luci_*.py).
 HOST_TOOLS := python3:python3 dnsmasq:dnsmasq-base unbound:unbound knotd:knot tayga:tayga \
 	dnsperf:dnsperf nft:nftables conntrack:conntrack ip:iproute2 shellcheck:shellcheck \
-	chromium:chromium
+	chromium:chromium node:nodejs
 
 .PHONY: all test lint demo docs bench ipk screenshots host-deps clean
 
@@ -40,10 +41,12 @@ test: $(TOX)
 lint: $(TOX)
 	$(TOX) -e lint
 
-# Regenerate the files derived from the config schema (README options table, default UCI file).
+# Regenerate the files derived from the config schema (README options table, default UCI file,
+# the LuCI form's schema.js), then the LuCI i18n template from the app's sources.
 docs: $(TOX)
 	$(TOX) -e tests --notest
 	.tox/tests/bin/clat-eamt config docs --write
+	.tox/tests/bin/python openwrt/i18n_pot.py --write
 
 # The 464XLAT lab (namespaces, knot, unbound DNS64, NAT64, tayga as the CLAT) with clat-eamt and
 # dnsmasq on its router, real traffic from IPv4-only and dual-stack clients, a report; torn down

@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument(
         "--write",
         action="store_true",
-        help="rewrite README.md and files/etc/config/clat-eamt in a source checkout",
+        help="rewrite README.md, files/etc/config/clat-eamt and the LuCI form's schema.js in a "
+        "source checkout",
     )
 
     exp = commands.add_parser(
@@ -209,9 +210,12 @@ def _write_docs() -> int:
     if not readme.exists() or not uci.parent.is_dir():
         print("clat-eamt config docs --write: run it from a source checkout", file=sys.stderr)
         return 1
+    luci = REPO_ROOT / render.LUCI_SCHEMA_JS
     readme.write_text(render.readme_with_options(readme.read_text()))
     uci.write_text(render.uci_defaults())
-    print(f"wrote {readme.name} and files/etc/config/{uci.name}")
+    luci.parent.mkdir(parents=True, exist_ok=True)
+    luci.write_text(render.luci_schema_js())
+    print(f"wrote {readme.name}, files/etc/config/{uci.name} and {render.LUCI_SCHEMA_JS}")
     return 0
 
 

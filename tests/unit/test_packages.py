@@ -365,6 +365,10 @@ def test_luci_package_carries_its_root_and_htdocs(ipks: dict[str, Ipk]) -> None:
     sources |= {f"./www/{f.relative_to(app / 'htdocs')}": f for f in (app / "htdocs").rglob("*")}
     sources = {name: f for name, f in sources.items() if f.is_file()}
     assert "./usr/share/rpcd/acl.d/luci-app-clat-eamt.json" in files
+    assert "./usr/share/luci/menu.d/luci-app-clat-eamt.json" in files
+    assert "./www/luci-static/resources/view/clat-eamt/settings.js" in files
+    assert "./www/luci-static/resources/clat-eamt/schema.js" in files
+    assert not [f for f in files if "/po/" in f or f.endswith(".pot")]  # translations: luci-i18n-*
     assert files == sorted(sources)
     for name in files:
         assert luci.data_file(name) == sources[name].read_bytes(), name
