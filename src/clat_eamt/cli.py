@@ -204,13 +204,23 @@ def _socket_path() -> str:
     return str(schema.CONTROL_SOCKET.default)
 
 
+def _checkout() -> Path | None:
+    """The source checkout to write into: the one this module lies in, or else the current
+    directory (`make docs` runs the command installed in .tox, not the one under src/)."""
+    for root in (REPO_ROOT, Path.cwd()):
+        if (root / "src" / "clat_eamt").is_dir() and (root / "files" / "etc" / "config").is_dir():
+            return root
+    return None
+
+
 def _write_docs() -> int:
-    readme = REPO_ROOT / "README.md"
-    uci = REPO_ROOT / "files" / "etc" / "config" / "clat-eamt"
-    if not readme.exists() or not uci.parent.is_dir():
+    root = _checkout()
+    if root is None:
         print("clat-eamt config docs --write: run it from a source checkout", file=sys.stderr)
         return 1
-    luci = REPO_ROOT / render.LUCI_SCHEMA_JS
+    readme = root / "README.md"
+    uci = root / "files" / "etc" / "config" / "clat-eamt"
+    luci = root / render.LUCI_SCHEMA_JS
     readme.write_text(render.readme_with_options(readme.read_text()))
     uci.write_text(render.uci_defaults())
     luci.parent.mkdir(parents=True, exist_ok=True)

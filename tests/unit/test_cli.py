@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from clat_eamt import cli
 from clat_eamt.cli import main
+from clat_eamt.config import render, uci_defaults
 
 LAB = ["--allow-documentation", "--pref64", "2001:db8:64::/96"]
 
@@ -192,3 +194,21 @@ def test_readme_explain_example_is_real_output(capsys):
     assert argv[0] == "clat-eamt"
     assert main(argv[1:]) == 0
     assert capsys.readouterr().out == expected
+
+
+def test_config_docs_write_finds_the_checkout_it_runs_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make docs` runs the clat-eamt installed in .tox (not under src/): it writes into the
+    checkout it is run from, and refuses anywhere else."""
+    monkeypatch.setattr(cli, "REPO_ROOT", tmp_path / "site-packages")
+    monkeypatch.chdir(tmp_path)
+    assert main(["config", "docs", "--write"]) == 1
+    assert "source checkout" in capsys.readouterr().err
+    (tmp_path / "src" / "clat_eamt").mkdir(parents=True)
+    (tmp_path / "files" / "etc" / "config").mkdir(parents=True)
+    (tmp_path / "README.md").write_text("<!-- BEGIN options -->\n<!-- END options -->\n")
+    assert main(["config", "docs", "--write"]) == 0
+    assert (tmp_path / "files" / "etc" / "config" / "clat-eamt").read_text() == uci_defaults()
+    assert (tmp_path / render.LUCI_SCHEMA_JS).read_text() == render.luci_schema_js()
+    assert "| `ttl_min` |" in (tmp_path / "README.md").read_text()
