@@ -66,9 +66,9 @@ bench: $(TOX)
 ipk: $(TOX)
 	$(VENV)/bin/python openwrt/ipkg.py --out build/ipk
 
-# The LuCI status page in headless Chromium against the daemon in the lab (root), as
-# luci-app/screenshots/status.png (the README's picture).  The page around the view is the
-# browser test's stand-in for LuCI, not a LuCI theme.
+# The LuCI status and settings pages in headless Chromium against the daemon in the lab (root),
+# as luci-app/screenshots/status.png (the README's picture) and settings.png.  The page around
+# the views is the browser test's stand-in for LuCI, not a LuCI theme.
 screenshots: $(TOX)
 	@$(TOX) -q -e tests --notest >/dev/null
 	.tox/tests/bin/python -m tests.browser.screenshots luci-app/screenshots

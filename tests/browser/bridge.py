@@ -8,6 +8,12 @@ with the object the daemon's ubus object sends (``ubus_object.reply`` and ``erro
 same functions); a call that does not carry exactly the method's arguments gets ubus'
 INVALID_ARGUMENT (2), as ubus checks the signature; no answer on the socket (daemon stopped) and
 any other object (the stand-in has no ``rc``) give JSON-RPC error -32000 "Object not found".
+/uci?config=clat-eamt answers the settings view's uci.load (tests/browser/standin/
+luci-form-standin.js) with the config file given as ``uci_file``, parsed by the daemon's own
+parser (``clat_eamt.config.uci.parse_uci``) into the shape LuCI's uci.js holds (``uci_sections``);
+any other config, or no file, gets 404, as rpcd's uci object answers a missing config with an
+error.
+
 It binds 127.0.0.1 on a free port and serves from a thread until the context exits.
 """
 
@@ -20,7 +26,9 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
+from clat_eamt.config.uci import parse_uci
 from clat_eamt.control.client import CallFailedError, DaemonNotRunningError, call
 from clat_eamt.control.methods import METHODS
 from clat_eamt.control.ubus_object import OBJECT, error_reply, reply
@@ -30,6 +38,7 @@ HTDOCS = ROOT / "luci-app" / "htdocs"
 STANDIN = Path(__file__).resolve().parent / "standin"
 ACL = ROOT / "luci-app" / "root" / "usr" / "share" / "rpcd" / "acl.d" / "luci-app-clat-eamt.json"
 UBUS_INVALID_ARGUMENT = 2
+UCI_CONFIG = "clat-eamt"
 TYPES = {".js": "text/javascript", ".html": "text/html", ".css": "text/css"}
 
 
@@ -66,11 +75,33 @@ def ubus_answer(socket: str, request: Any) -> dict[str, Any]:
     return base | {"result": [0, result]}
 
 
-class Bridge:
-    """Serves the stand-in page and bridges /ubus to ``socket`` (see the module doc)."""
+def uci_sections(text: str) -> dict[str, dict[str, Any]]:
+    """A UCI file as LuCI's uci.js holds a loaded config: section id -> {".name", ".type",
+    ".anonymous", ".index", option: value, or a list of values for a list}.  Anonymous
+    sections get ids as ``cfg`` + hex, as libuci names them."""
+    sections: dict[str, dict[str, Any]] = {}
+    for index, section in enumerate(parse_uci(text)):
+        sid = section.name or f"cfg{index:06x}"
+        values: dict[str, Any] = {
+            ".name": sid,
+            ".type": section.type,
+            ".anonymous": section.name is None,
+            ".index": index,
+        }
+        for option in section.options:
+            words = [v.text for v in option.values]
+            values[option.name] = words if option.is_list else words[-1]
+        sections[sid] = values
+    return sections
 
-    def __init__(self, socket: str) -> None:
+
+class Bridge:
+    """Serves the stand-in page, bridges /ubus to ``socket`` and /uci to ``uci_file`` (see
+    the module doc)."""
+
+    def __init__(self, socket: str, uci_file: Path | None = None) -> None:
         self.socket = socket
+        self.uci_file = uci_file
         self.calls: list[tuple[str, str]] = []  # (object, method) as the page asked
 
     def url(self, module: str) -> str:
@@ -85,8 +116,11 @@ class Bridge:
                 pass
 
             def do_GET(self) -> None:  # http.server's name
-                path = self.path.split("?")[0]
-                if path in ("/page.html", "/luci-standin.js"):
+                path, _, query = self.path.partition("?")
+                if path == "/uci":
+                    self.uci(query)
+                    return
+                if path in ("/page.html", "/luci-standin.js", "/luci-form-standin.js"):
                     file = STANDIN / path.lstrip("/")
                 elif path.startswith("/luci-static/"):
                     file = (HTDOCS / path.lstrip("/")).resolve()
@@ -98,6 +132,15 @@ class Bridge:
                     self.send_error(404)
                     return
                 self.answer(file.read_bytes(), TYPES.get(file.suffix, "text/plain"))
+
+            def uci(self, query: str) -> None:
+                config = parse_qs(query).get("config", [""])[0]
+                file = bridge.uci_file
+                if config != UCI_CONFIG or file is None or not file.is_file():
+                    self.send_error(404)
+                    return
+                body = json.dumps(uci_sections(file.read_text())).encode()
+                self.answer(body, "application/json")
 
             def do_POST(self) -> None:
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))

@@ -1,6 +1,7 @@
 """What the browser test and `make screenshots` show: the daemon on the lab's home router
 (tests.integration.routerkit) with live mappings, a static entry and open flows, native and
-through the NAT64, and the bridge serving the stand-in page for it.  Everything is stopped and
+through the NAT64, and the bridge serving the stand-in page for it (/ubus from the daemon's
+socket, /uci from the config file it runs with).  Everything is stopped and
 removed on exit, also on failure."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ NAMES = ("ds1.lab.example", "ds2.lab.example", "cname.lab.example")  # dual-stac
 IPV4_ONLY_SERVER = "192.0.2.20"  # no AAAA: its flow goes through the NAT64
 STATIC = {"ipv4": "192.0.2.99", "ipv6": "2001:db8:1::99", "comment": "office NAS"}
 STATUS_VIEW, OVERVIEW_WIDGET = "view/clat-eamt/status", "view/status/include/90_clat-eamt"
+SETTINGS_VIEW = "view/clat-eamt/settings"
 
 
 @dataclass
@@ -51,5 +53,5 @@ def live_scene(workdir: Path, samples: int = 1) -> Iterator[Scene]:
                 return len(call(socket, "history")["points"]) >= samples
 
             router.wait(sampled, f"{samples} flow-history samples", timeout=30 * samples + 15)
-            with Bridge(socket).serving() as bridge:
+            with Bridge(socket, uci_file=router.config).serving() as bridge:
                 yield Scene(router, bridge, mapped)

@@ -16,8 +16,15 @@
  * - rpc.declare: a JSON-RPC 'call' to /ubus as LuCI sends it, and the reply handling of
  *   rpc.js: a JSON-RPC error rejects (no object: "Object not found"), otherwise the reply
  *   object goes through `expect` (default when missing or of another type) and `filter`;
+ * - a 'require NAME' that is not one of the stand-in's modules loads the app's own file
+ *   (clat-eamt.schema: /luci-static/resources/clat-eamt/schema.js) the same way, and a class
+ *   derived from baseclass that it returns is instantiated, as LuCI's require() does;
  * - poll.add(fn, seconds) on a timer; ui.addNotification, ui.createHandlerFn;
- *   L.bind, L.resolveDefault; _() returns its argument; String.prototype.format for %s %d %%.
+ *   L.bind, L.resolveDefault, L.toArray, L.url; _() returns its argument;
+ *   String.prototype.format for %s %d %%.
+ *
+ * LuCI's form and uci (the settings view) are in luci-form-standin.js, which registers them
+ * in L.standin.modules.
  *
  * The page records its outcome on <html>: data-standin="rendered" or "failed", and
  * data-polls (refreshes that ran); errors (also unhandled rejections) go to #standin-errors.
@@ -120,6 +127,12 @@
 		},
 		resolveDefault: function(p, def) {
 			return Promise.resolve(p).catch(function() { return def; });
+		},
+		toArray: function(v) {
+			return v == null ? [] : Array.isArray(v) ? v : [ v ];
+		},
+		url: function() {
+			return '/cgi-bin/luci/' + Array.prototype.slice.call(arguments).join('/');
 		}
 	};
 
@@ -195,6 +208,23 @@
 		render: function() {}
 	});
 	var modules = { baseclass: baseclass, view: view, rpc: rpc, poll: poll, ui: ui };
+	L.standin = { modules: modules, fail: fail };
+
+	// A required module: the stand-in's, or the app's file (an instance if it is a class).
+	function require(name) {
+		if (modules[name])
+			return Promise.resolve(modules[name]);
+		return load(name.replace(/\./g, '/')).then(function(Cls) {
+			modules[name] = (typeof Cls == 'function' && Cls.prototype instanceof baseclass) ? new Cls() : Cls;
+			return modules[name];
+		});
+	}
+
+	function requireFor(dep, name) {
+		return require(dep).catch(function(err) {
+			throw new Error('the stand-in has no module "' + dep + '" (required by ' + name + '): ' + err.message);
+		});
+	}
 
 	// Load one module file as luci.js does: its leading 'require X [as Y]' strings name the
 	// modules passed to the body.
@@ -208,15 +238,15 @@
 			var names = [], deps = [], re = /^\s*(?:\/\*[\s\S]*?\*\/\s*|\/\/[^\n]*\n\s*)*'(use strict|require\s+(\S+?)(?:\s+as\s+(\w+))?)';/, m, rest = source;
 			while ((m = re.exec(rest)) != null) {
 				if (m[2]) {
-					if (!modules[m[2]])
-						throw new Error('the stand-in has no module "' + m[2] + '" (required by ' + name + ')');
 					names.push(m[3] || m[2].replace(/[^a-zA-Z0-9_]/g, '_'));
-					deps.push(modules[m[2]]);
+					deps.push(requireFor(m[2], name));
 				}
 				rest = rest.substr(m[0].length);
 			}
-			var factory = new Function([ 'window', 'document', 'L' ].concat(names).join(', '), source + '\n//# sourceURL=' + url);
-			return factory.apply(null, [ window, document, L ].concat(deps));
+			return Promise.all(deps).then(function(values) {
+				var factory = new Function([ 'window', 'document', 'L' ].concat(names).join(', '), source + '\n//# sourceURL=' + url);
+				return factory.apply(null, [ window, document, L ].concat(values));
+			});
 		});
 	}
 
