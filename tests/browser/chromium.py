@@ -124,3 +124,13 @@ def parse(html: str) -> Node:
     parser.feed(html)
     parser.close()
     return parser.root
+
+
+def rendered(html: str) -> Node:
+    """The page's tree, once the stand-in says the view rendered and nothing failed."""
+    page = parse(html)
+    [root] = page.find("html")
+    [errors] = page.find("pre", id="standin-errors")
+    assert root.attrs.get("data_standin") == "rendered", errors.text()
+    assert not errors.text().strip()
+    return page

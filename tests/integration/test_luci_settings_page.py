@@ -18,7 +18,7 @@ from pathlib import Path
 
 from clat_eamt.config import schema
 from tests.browser.bridge import Bridge, uci_sections
-from tests.browser.chromium import Node, chromium, dump_dom, parse, screenshot
+from tests.browser.chromium import Node, chromium, dump_dom, parse, rendered, screenshot
 from tests.browser.scene import SETTINGS_VIEW
 
 CONFIG = """\
@@ -42,15 +42,6 @@ config static
 \toption ipv6 '2001:db8:1::100/127'
 """
 TABS = ["General", "Translator", "DNS", "Hosts", "Limits", "Names and prefixes"]
-
-
-def rendered(html: str) -> Node:
-    page = parse(html)
-    [root] = page.find("html")
-    [errors] = page.find("pre", id="standin-errors")
-    assert root.attrs.get("data_standin") == "rendered", errors.text()
-    assert not errors.text().strip()
-    return page
 
 
 def field(section: Node, name: str) -> Node:

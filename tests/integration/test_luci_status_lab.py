@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser.bridge import Bridge, ubus_answer
-from tests.browser.chromium import Node, chromium, dump_dom, parse, screenshot
+from tests.browser.chromium import Node, chromium, dump_dom, rendered, screenshot
 from tests.browser.scene import OVERVIEW_WIDGET, STATIC, STATUS_VIEW, Scene, live_scene
 from tests.labkit.require import LAB_TOOLS, SERVER_TOOLS, require_root, require_tools
 
@@ -34,16 +34,6 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     chromium()
     with live_scene(tmp_path_factory.mktemp("luci")) as live:
         yield live
-
-
-def rendered(html: str) -> Node:
-    """The page's tree, once the stand-in says the view rendered and nothing failed."""
-    page = parse(html)
-    [root] = page.find("html")
-    [errors] = page.find("pre", id="standin-errors")
-    assert root.attrs.get("data_standin") == "rendered", errors.text()
-    assert not errors.text().strip()
-    return page
 
 
 def by_id(page: Node, id_: str) -> Node:
