@@ -50,9 +50,14 @@ def port(root: FakeRoot) -> int:
 
 def start(root: FakeRoot, port: int) -> subprocess.Popen[bytes]:
     """/etc/init.d/clat-eamt start, procd starts the instance, the wrapper hooks dnsmasq."""
+    restarts = len(root.dnsmasq_actions())
     assert root.init("start").returncode == 0
     proc = root.start_instance()
-    root.wait_for("dnsmasq hooked", lambda: f"#{port}'".encode() in root.dhcp())
+
+    def hooked() -> bool:  # the hook commits dhcp, then restarts dnsmasq: wait for both
+        return f"#{port}'".encode() in root.dhcp() and len(root.dnsmasq_actions()) > restarts
+
+    root.wait_for("dnsmasq hooked and restarted", hooked)
     return proc
 
 
