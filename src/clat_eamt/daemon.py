@@ -16,7 +16,7 @@ import logging
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from ipaddress import IPv6Network, ip_network
 from typing import Any
@@ -30,6 +30,7 @@ from clat_eamt.assemble import (
     static_specs,
 )
 from clat_eamt.config import ConfigError, EffectiveConfig, schema
+from clat_eamt.config.nettypes import ServerAddress
 from clat_eamt.config.reload import plan_reload
 from clat_eamt.control.server import ControlServer
 from clat_eamt.control.target import DaemonTarget
@@ -75,6 +76,17 @@ def proxy_settings(cfg: EffectiveConfig) -> ProxySettings:
     )
 
 
+def upstream_source(
+    cfg: EffectiveConfig, clock: Callable[[], float]
+) -> tuple[ResolvConf | None, Callable[[], Sequence[ServerAddress]]]:
+    """The configured resolvers, or else the WAN's from resolv_file (followed as it changes)."""
+    configured = cfg[schema.UPSTREAM]
+    if configured:
+        return None, lambda: configured
+    resolv = ResolvConf(cfg[schema.RESOLV_FILE], clock)
+    return resolv, resolv.servers
+
+
 class StartError(Exception):
     """The daemon cannot start (its DNS port or control socket is taken): the message says why."""
 
@@ -105,8 +117,7 @@ class Daemon:
         self.clean_on_stop = False
         self._repair_at, self._repair_delay = 0.0, REPAIR_FIRST
         self.applier = Applier(self.dataplane, cfg[schema.APPLY_TIMEOUT_MS] / 1000)
-        self.resolv = None if cfg[schema.UPSTREAM] else ResolvConf(cfg[schema.RESOLV_FILE], clock)
-        servers = self.resolv.servers if self.resolv else (lambda: cfg[schema.UPSTREAM])
+        self.resolv, servers = upstream_source(cfg, clock)
         self.upstreams = Upstreams(servers, cfg[schema.UPSTREAM_TIMEOUT_MS] / 1000, clock)
         settings = proxy_settings(cfg)
         self.hosts = NeighbourWatcher(
@@ -116,7 +127,8 @@ class Daemon:
         self.server = DnsServer(self.proxy.handle, str(cfg[schema.LISTEN]), cfg[schema.PORT])
         self.discovery: Pref64Discovery | None = None
         self._discovery_task: asyncio.Task[None] | None = None
-        self.control = ControlServer(cfg[schema.CONTROL_SOCKET], DaemonTarget(self))
+        self.target = DaemonTarget(self)  # what the control socket and ubus serve
+        self.control = ControlServer(cfg[schema.CONTROL_SOCKET], self.target)
         self.ubus: UbusObject | None = None
         self.control_error: str | None = None
         self.local_prefixes: tuple[IPNetwork, ...] = local
@@ -139,7 +151,7 @@ class Daemon:
         await self._reconcile()  # never raises: DNS must run even when the dataplane cannot
         self._tasks.append(asyncio.create_task(self._ticker(), name="tick"))
         self._follow_pref64_config()
-        self.ubus = UbusObject(DaemonTarget(self), asyncio.get_running_loop(), self.bus)
+        self.ubus = UbusObject(self.target, asyncio.get_running_loop(), self.bus)
         if not self.ubus.start():
             log.info("ubus: %s; `clat-eamt status` works without it", self.ubus.state)
         log.info(
@@ -329,7 +341,7 @@ class Daemon:
     # --- status --------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        return DaemonTarget(self).status()
+        return self.target.status()
 
     def mappings(self) -> list[dict[str, Any]]:
         now = self.clock()
@@ -388,11 +400,7 @@ class Daemon:
         self.applier.deadline = cfg[schema.APPLY_TIMEOUT_MS] / 1000
         self.upstreams.timeout = cfg[schema.UPSTREAM_TIMEOUT_MS] / 1000
         if "upstream" in plan.changed or "resolv_file" in plan.changed:
-            self.resolv = (
-                None if cfg[schema.UPSTREAM] else ResolvConf(cfg[schema.RESOLV_FILE], self.clock)
-            )
-            static = cfg[schema.UPSTREAM]
-            self.upstreams.servers = self.resolv.servers if self.resolv else (lambda: static)
+            self.resolv, self.upstreams.servers = upstream_source(cfg, self.clock)
         self._follow_pref64_config()
         now = self.clock()
         outcome = self.engine.sync_static(static_specs(cfg), now)

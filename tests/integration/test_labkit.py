@@ -43,12 +43,7 @@ from tests.labkit.netns import PREFIX, ip, list_lab_namespaces, netns_id
 from tests.labkit.procs import process_gone as gone
 from tests.labkit.procs import tool, wait_ready
 from tests.labkit.require import LAB_TOOLS, SERVER_TOOLS, require_tools
-from tests.labkit.zone import NEGATIVE_TTL, all_zones
-
-DOC_NETS = [
-    ipaddress.ip_network(n)
-    for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
-]
+from tests.labkit.zone import DOCUMENTATION_NETS, NEGATIVE_TTL, all_zones
 
 
 # -- pure helpers (no servers) ------------------------------------------------------------------
@@ -61,7 +56,7 @@ def test_zone_addresses_are_documentation_addresses_only() -> None:
             if zone is IPV4ONLY:
                 assert rec.rdata in WKA
             else:
-                assert any(addr in net for net in DOC_NETS), (zone.origin, rec)
+                assert any(addr in net for net in DOCUMENTATION_NETS), (zone.origin, rec)
 
 
 def test_qtype_offset_points_at_qtype_in_udp_and_tcp() -> None:

@@ -36,12 +36,8 @@ from .xlatnet import (
     LAN_PORT,
     WAN_PLEN,
 )
-from .zone import all_zones
+from .zone import DOCUMENTATION_NETS, all_zones
 
-_DOCUMENTATION = [
-    ipaddress.ip_network(n)
-    for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
-]
 _NOT_IN_INET = {ISP_INET_ADDR4, INET_ISP_ADDR4}  # isp's; inet's own veth address
 
 
@@ -57,7 +53,7 @@ def server_addresses() -> list[str]:
             if rec.rtype not in ("A", "AAAA"):
                 continue
             addr = ipaddress.ip_address(rec.rdata)
-            if any(addr in net for net in _DOCUMENTATION) and str(addr) not in _NOT_IN_INET:
+            if any(addr in net for net in DOCUMENTATION_NETS) and str(addr) not in _NOT_IN_INET:
                 found.add(str(addr))
     found.add(KNOT_ADDR)
     return sorted(found, key=lambda a: (":" in a, ipaddress.ip_address(a).packed))

@@ -19,6 +19,11 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+# The only addresses tests may use (the project's rule; RFC 5737 and RFC 3849).
+DOCUMENTATION_NETS = [
+    ipaddress.ip_network(n)
+    for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+]
 DEFAULT_TTL = 300
 SHORT_TTL = 2
 NEGATIVE_TTL = 60  # SOA minimum: how long resolvers cache NODATA / NXDOMAIN

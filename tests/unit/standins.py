@@ -58,14 +58,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def loopback_config(port: int | str, control_socket: str, extra: str = "", static: str = "") -> str:
+def loopback_config(
+    port: int | str,
+    control_socket: str,
+    extra: str = "",
+    static: str = "",
+    upstream: str = "127.0.0.1#9",
+) -> str:
     """A UCI file for a daemon on loopback in a unit test: documentation addresses allowed, the
-    lab's pool and Pref64, an upstream that refuses (port 9), this machine's own prefixes not
+    lab's pool and Pref64, an upstream (by default one that refuses: port 9), this machine's own
+    prefixes not
     its LAN.  ``extra``: more globals lines; ``static``: sections after it."""
     return (
         "config globals 'globals'\n"
         "\toption allow_documentation '1'\n\toption pool '198.51.100.128/25'\n"
         "\tlist pref64 '2001:db8:64::/96'\n\toption listen '127.0.0.1'\n"
-        f"\toption port '{port}'\n\tlist upstream '127.0.0.1#9'\n\tlist lan_interface 'lo'\n"
+        f"\toption port '{port}'\n\tlist upstream '{upstream}'\n\tlist lan_interface 'lo'\n"
         f"\toption control_socket '{control_socket}'\n{extra}\n{static}"
     )

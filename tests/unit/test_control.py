@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 
 from clat_eamt.config import load_text
+from clat_eamt.control import views
 from clat_eamt.control.client import CallFailedError, DaemonNotRunningError, call
 from clat_eamt.control.methods import METHODS
 from clat_eamt.daemon import Daemon, StartError
+from clat_eamt.history import FlowHistory
 from tests.unit.standins import ScriptedDataplane, free_port, loopback_config
 
 OFFICE = "config static 'office'\n\toption ipv4 '192.0.2.10'\n\toption ipv6 '2001:db8:1::10'\n"
@@ -205,8 +207,6 @@ def test_client_says_when_no_daemon_runs(tmp_path):
 
 
 def test_history_holds_flow_samples_with_wall_clock_times():
-    from clat_eamt.history import FlowHistory  # noqa: PLC0415
-
     history = FlowHistory(interval=30, span=90, wall=lambda: 1_800_000_000.5)
     assert history.due(0.0)
     history.add(0.0, 3, 1)
@@ -218,3 +218,15 @@ def test_history_holds_flow_samples_with_wall_clock_times():
     points = history.json()["points"]
     assert len(points) == 3  # an hour's worth (here 90 s / 30 s): the oldest fell out
     assert points[-1] == {"time": 1_800_000_000, "native": 4, "nat64": 2}
+
+
+def test_config_view_is_a_uci_file_that_reads_back_as_the_same_configuration(tmp_path):
+    cfg = load_text(config_text_of(tmp_path))
+    assert load_text(views.config_text(cfg.to_json())) == cfg
+
+
+def config_text_of(tmp_path: Path) -> str:
+    extra = "\toption translator 'jool'\n\tlist allow_name 'example.net'\n"
+    extra += "\toption require_dnssec '1'\n"
+    static = OFFICE.replace("'printer'", "'printer in the \"back\" room, it'\\''s old'")
+    return loopback_config(5353, f"{tmp_path}/control.sock", extra, static)

@@ -15,7 +15,7 @@ from dnslib import DNSRecord
 from clat_eamt.config import load_text
 from clat_eamt.daemon import Daemon
 from tests.unit.dnspeer import ScriptedPeer, zone_answer
-from tests.unit.standins import ScriptedDataplane, free_port
+from tests.unit.standins import ScriptedDataplane, free_port, loopback_config
 
 ZONE = {
     ("ds.lab.example", "A"): ["192.0.2.10"],
@@ -31,15 +31,10 @@ def run_daemon(dataplane: ScriptedDataplane, apply_timeout_ms: int = 30):
 
     async def scenario():
         async with ScriptedPeer(zone_answer(ZONE)) as peer:
-            cfg = load_text(
-                "config globals 'globals'\n"
-                "\toption allow_documentation '1'\n\toption host_mode 'all'\n"
-                "\toption pool '198.51.100.128/25'\n\toption pref64 '2001:db8:64::/96'\n"
-                f"\toption port '{free_port()}'\n\tlist upstream '127.0.0.1#{peer.port}'\n"
-                f"\toption apply_timeout_ms '{apply_timeout_ms}'\n"
-                "\tlist lan_interface 'lo'\n"  # this machine's own prefixes are not our LAN
-                f"\toption control_socket '{workdir}/control.sock'\n"
-            )
+            extra = f"\toption host_mode 'all'\n\toption apply_timeout_ms '{apply_timeout_ms}'\n"
+            control = f"{workdir}/control.sock"
+            upstream = f"127.0.0.1#{peer.port}"
+            cfg = load_text(loopback_config(free_port(), control, extra, upstream=upstream))
             daemon = Daemon(cfg, dataplane)
             await daemon.start()
             try:
@@ -90,12 +85,7 @@ def test_a_dead_translator_is_noticed_and_restarted_by_the_tick(tmp_path, caplog
     dataplane = ScriptedDataplane()
 
     async def scenario() -> tuple[int, str | None]:
-        cfg = load_text(
-            "config globals 'globals'\n\toption allow_documentation '1'\n"
-            f"\toption port '{free_port()}'\n\tlist upstream '127.0.0.1#9'\n"
-            "\tlist lan_interface 'lo'\n"
-            f"\toption control_socket '{tmp_path}/control.sock'\n"
-        )
+        cfg = load_text(loopback_config(free_port(), f"{tmp_path}/control.sock"))
         daemon = Daemon(cfg, dataplane)
         await daemon.start()
         try:

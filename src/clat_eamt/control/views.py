@@ -8,6 +8,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from clat_eamt.config.schema import GLOBALS, SECTION_SYNTAX, STATIC, STATIC_OPTIONS
+from clat_eamt.config.uci import quote, statement
 from clat_eamt.present import table_text
 
 JSON = dict[str, Any]
@@ -111,27 +113,26 @@ def history_text(history: JSON) -> str:
 
 def config_text(cfg: JSON) -> str:
     """The effective configuration in UCI syntax (values as the daemon holds them)."""
-    lines = ["config globals 'globals'"]
+    lines = [SECTION_SYNTAX[GLOBALS]]
     for name, value in cfg["globals"].items():
         lines += _option_lines(name, value)
     for entry in cfg["static"]:
-        lines += ["", "config static" + (f" '{entry['name']}'" if entry.get("name") else "")]
-        for name in ("ipv4", "ipv6", "comment"):
-            if entry.get(name):
-                lines += _option_lines(name, entry[name])
+        lines += [
+            "",
+            f"config {STATIC}" + (f" {quote(entry['name'])}" if entry.get("name") else ""),
+        ]
+        for option in STATIC_OPTIONS:
+            if entry.get(option.name):
+                lines += _option_lines(option.name, entry[option.name])
     return "\n".join(lines)
 
 
 def _option_lines(name: str, value: Any) -> list[str]:
-    def word(v: Any) -> str:
-        text = ("1" if v else "0") if isinstance(v, bool) else str(v)
-        return "'" + text.replace("'", "'\\''") + "'"
-
-    if isinstance(value, list):
-        return [f"\tlist {name} {word(v)}" for v in value]
-    if value is None:
-        return []
-    return [f"\toption {name} {word(value)}"]
+    """JSON values back to UCI words (booleans are 1/0 in UCI)."""
+    values = value if isinstance(value, list) else [] if value is None else [value]
+    keyword = "list" if isinstance(value, list) else "option"
+    words = [("1" if v else "0") if isinstance(v, bool) else str(v) for v in values]
+    return ["\t" + statement(keyword, name, w) for w in words]
 
 
 def change_text(method: str, result: JSON) -> str:
