@@ -35,7 +35,7 @@ from clat_eamt.config.reload import plan_reload
 from clat_eamt.control.server import ControlServer
 from clat_eamt.control.target import DaemonTarget
 from clat_eamt.control.ubus_object import UbusObject
-from clat_eamt.core.dataplane import desired_state, diff, left_behind
+from clat_eamt.core.dataplane import desired_state, diff, left_behind, note_of
 from clat_eamt.core.engine import Outcome
 from clat_eamt.core.model import Host, IPNetwork, Observation
 from clat_eamt.core.pool import pool_problems
@@ -112,7 +112,9 @@ class Daemon:
         self.engine, installed = engine_from_config(cfg, self.started, local)
         for refusal in installed.refusals:
             log.warning("static entry not installed: %s", refusal.detail)
-        self.dataplane = dataplane or build_dataplane(cfg)
+        self.dataplane = dataplane or build_dataplane(cfg, self._known_pref64)
+        if hasattr(self.dataplane, "describe"):  # what its elements record for adoption
+            self.dataplane.describe = lambda ipv4: note_of(self.engine.table, ipv4)
         self.dataplane_error: str | None = STARTING
         self.clean_on_stop = False
         self._repair_at, self._repair_delay = 0.0, REPAIR_FIRST
@@ -229,14 +231,16 @@ class Daemon:
 
     async def _reconcile(self) -> bool:
         """Start or adopt the dataplane and make it hold exactly what the table wants: what a
-        crashed run left is adopted as Stale (its flows keep going), orphans are removed, and
+        crashed run left is adopted (Valid until the expiry its elements recorded, else Stale
+        with its flows going on), orphans are removed, and
         what was decided while the dataplane was down is installed."""
         try:
             async with self.applier.lock:  # answers decided meanwhile are applied after it
                 await self._check_local_prefixes()
                 actual = await self.dataplane.start()
                 live = await self.dataplane.live_flows()
-                adopted = self.engine.adopt(left_behind(actual, live), self.clock())
+                found = left_behind(actual, live)
+                adopted = self.engine.adopt(found, self.clock(), actual.notes)
                 ops = diff(actual, desired_state(self.engine.table))
                 if ops:
                     await self.dataplane.apply(ops)
@@ -334,9 +338,16 @@ class Daemon:
             self._discovery_task.cancel()
             self.discovery = self._discovery_task = None
 
+    def _known_pref64(self) -> IPv6Network | None:
+        """The Pref64 for a CLAT whose own cannot be read: configured, else discovered."""
+        extra = self.engine.policy.pref64.extra
+        return extra[0] if extra else None
+
     def _pref64_found(self, prefixes: tuple[IPv6Network, ...], source: str) -> None:
         policy = self.engine.policy
         self.engine.policy = replace(policy, pref64=Pref64Set(prefixes, source))
+        if self.dataplane_error:  # a CLAT may have waited for it: try again at the next tick
+            self._repair_at = self.clock()
 
     # --- status --------------------------------------------------------------------------------
 

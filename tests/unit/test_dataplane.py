@@ -84,21 +84,3 @@ def test_incremental_operations_add_up_to_the_desired_state():
         apply(step().ops)
         want = desired_state(eng.table)
         assert dnat == dict(want.dnat) and translator == dict(want.translator)
-
-
-def test_staged_keeps_one_stage_when_no_target_moves():
-    from clat_eamt.core.dataplane import NetEffect, staged  # noqa: PLC0415
-
-    effect = NetEffect(translator_set={P2: X2}, dnat_set={D2: P2})
-    assert staged(effect, {}) == [effect]
-
-
-def test_staged_adds_a_moving_target_after_its_old_entry_is_gone():
-    from clat_eamt.core.dataplane import NetEffect, staged  # noqa: PLC0415
-
-    effect = NetEffect(
-        translator_set={P2: X1}, translator_remove={P1}, dnat_set={D2: P2}, dnat_remove={D1}
-    )
-    first, second = staged(effect, {P1: X1})
-    assert first == NetEffect(translator_remove={P1}, dnat_remove={D1})
-    assert second == NetEffect(translator_set={P2: X1}, dnat_set={D2: P2})

@@ -1,27 +1,60 @@
-"""The order the kernel dataplane applies a batch in (SPEC 5): translator entries before the
-DNAT elements that use them, removals after; an IPv6 target that moves to a new pool address
-is added only after its old entry is gone (Jool and tayga hold a target once).  The nft table
-and the translator are recording stand-ins here; tests/integration runs the real ones."""
+"""What one batch becomes in the kernel (SPEC 5, dataplane v2).
+
+On a CLAT that translates by prefix, every batch is exactly one nftables transaction holding both
+legs (the IPv4 leg D -> P with its note, the IPv6 leg T(P) -> X) and the CLAT is not touched.
+With Jool in netfilter mode the IPv6 leg is Jool's stateless EAM entry, so the IPv4 legs that go
+are removed before Jool's entries change and the new ones added after (a DNAT element never
+points at a pool address Jool does not map).  The nft context and Jool are recording stand-ins
+here; tests/integration runs nft, conntrack and tayga for real."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Network, IPv6Network
 
+from clat_eamt.core.dataplane import Note
 from clat_eamt.core.model import EnsureDnat, EnsureTranslator, RemoveDnat, RemoveTranslator
-from clat_eamt.dataplane.kernel import KernelDataplane
-from clat_eamt.dataplane.translator import CommandResult
+from clat_eamt.core.translation import PoolTranslation
+from clat_eamt.dataplane.kernel import ClatLeg, JoolEamClat, KernelDataplane
+from clat_eamt.dataplane.nft import NftTable
 
 D1, D2 = IPv4Network("192.0.2.10/32"), IPv4Network("192.0.2.11/32")
 P1, P2 = IPv4Network("198.51.100.129/32"), IPv4Network("198.51.100.130/32")
-X1 = IPv6Network("2001:db8:1::10/128")
+X1, X2 = IPv6Network("2001:db8:1::10/128"), IPv6Network("2001:db8:1::11/128")
+POOL = IPv4Network("198.51.100.128/25")
+PREF64 = IPv6Network("2001:db8:64::/96")
 LOG: list[str] = []
 
 
-class Translator:
-    name = "recording"
-    capabilities = frozenset({"live-update"})
+class RecordingNft:
+    """Stands in for ``nftlib.Nft``: records each transaction, answers listings empty."""
+
+    via = "recording"
+
+    async def run(self, text: str, json: bool = False) -> str:
+        if text.startswith("list "):
+            return '{"nftables": []}'
+        if "add element" in text or "delete element" in text:
+            LOG.append(text)
+        return ""
+
+
+class Clat:
+    kind = "recording"
+
+    async def start(self) -> ClatLeg:
+        return ClatLeg("clat", PoolTranslation(PREF64))
+
+    def problem(self) -> str | None:
+        return None
+
+    async def stop(self, clean: bool) -> None:
+        LOG.append("clat stop")
+
+
+class Jool:
+    instance, netns = "clat", None
 
     def __init__(self, held: dict[IPv4Network, IPv6Network]) -> None:
         self.held = dict(held)
@@ -36,50 +69,59 @@ class Translator:
     ) -> None:
         for p in remove:
             del self.held[p]
-            LOG.append(f"translator del {p}")
+            LOG.append(f"jool del {p}")
         for p, x in ensure.items():
-            assert x not in self.held.values(), f"{x} held twice"
             self.held[p] = x
-            LOG.append(f"translator add {p}")
+            LOG.append(f"jool add {p}")
+
+    def problem(self) -> str | None:
+        return None
 
     async def stop(self, clean: bool) -> None: ...
 
 
-async def nft_runner(argv: Sequence[str], input: str | None = None) -> CommandResult:
-    if input:
-        LOG.extend(line for line in input.splitlines() if line.startswith(("add el", "delete el")))
-    return CommandResult(0, '{"nftables": []}', "")
-
-
-def run(ops, held):
-    from clat_eamt.dataplane.nft import NftTable  # noqa: PLC0415
-
+def run(ops, clat) -> list[str]:
     LOG.clear()
-    plane = KernelDataplane(NftTable(runner=nft_runner), Translator(held), None, True)
+    plane = KernelDataplane(NftTable(RecordingNft()), clat, None, True, POOL)  # type: ignore[arg-type]
+    plane.describe = lambda d: Note("dns", 1234.5, ("ds.example",)) if d == D2 else None
 
     async def scenario() -> None:
         await plane.start()
-        plane.nft.current = {D1: P1}
+        plane.nft.dnat4 = {D1: P1}
+        plane.nft.dnat6 = {IPv6Network("2001:db8:64::c633:6481/128"): X1}
         await plane.apply(ops)
 
     asyncio.run(scenario())
-    return [
-        line.split(" {")[0] + (" " + line.split("{ ")[1].split(" ")[0] if "{" in line else "")
-        for line in LOG
+    return LOG
+
+
+def test_a_new_mapping_is_one_transaction_with_both_legs_and_its_note():
+    log = run([EnsureTranslator(P2, X2), EnsureDnat(D2, P2)], Clat())
+    assert log == [
+        "add element inet clat_eamt dnat6 { 2001:db8:64::c633:6482 : 2001:db8:1::11/128 }\n"
+        'add element inet clat_eamt dnat4 { 192.0.2.11 comment "dns 1234.5 ds.example" '
+        ": 198.51.100.130/32 }\n"
     ]
 
 
-def test_new_mapping_translator_first_then_dnat():
-    log = run([EnsureTranslator(P2, IPv6Network("2001:db8:1::11/128")), EnsureDnat(D2, P2)], {})
-    assert log == [f"translator add {P2}", "add element ip clat_eamt mapped 192.0.2.11"]
-
-
-def test_a_target_moving_to_a_new_pool_address_waits_for_its_old_entry():
+def test_a_target_moving_to_a_new_pool_address_is_still_one_transaction():
     ops = [RemoveDnat(D1), RemoveTranslator(P1, X1), EnsureTranslator(P2, X1), EnsureDnat(D2, P2)]
-    log = run(ops, {P1: X1})
-    assert log == [
-        "delete element ip clat_eamt mapped 192.0.2.10",
-        f"translator del {P1}",
-        f"translator add {P2}",
-        "add element ip clat_eamt mapped 192.0.2.11",
+    [batch] = run(ops, Clat())
+    assert batch.splitlines() == [
+        "delete element inet clat_eamt dnat4 { 192.0.2.10 }",
+        "delete element inet clat_eamt dnat6 { 2001:db8:64::c633:6481 }",
+        "add element inet clat_eamt dnat6 { 2001:db8:64::c633:6482 : 2001:db8:1::10/128 }",
+        'add element inet clat_eamt dnat4 { 192.0.2.11 comment "dns 1234.5 ds.example" '
+        ": 198.51.100.130/32 }",
+    ]
+
+
+def test_with_jool_the_ipv4_legs_go_before_and_come_after_its_eam_entries():
+    ops = [RemoveDnat(D1), RemoveTranslator(P1, X1), EnsureTranslator(P2, X1), EnsureDnat(D2, P2)]
+    log = run(ops, JoolEamClat(Jool({P1: X1})))  # type: ignore[arg-type]
+    assert [line.split(" : ")[0].strip() for line in log] == [
+        "delete element inet clat_eamt dnat4 { 192.0.2.10 }",
+        f"jool del {P1}",
+        f"jool add {P2}",
+        'add element inet clat_eamt dnat4 { 192.0.2.11 comment "dns 1234.5 ds.example"',
     ]

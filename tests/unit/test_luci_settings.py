@@ -21,8 +21,9 @@ from tests.unit.lucikit import REPO, node, run_harness
 ALL_OPTIONS = schema.GLOBAL_OPTIONS + schema.STATIC_OPTIONS
 WIDGET_CLASS = {"flag": "Flag", "choice": "ListValue", "list": "DynamicList", "value": "Value"}
 TRANSLATOR_ONLY = {
-    "tayga": {"tun", "clat_ipv4", "clat_ipv6", "tayga_ipv4", "tayga_ipv6"},
-    "jool": {"jool_instance", "jool_netns"},
+    ("auto", "external"): {"clat_device"},
+    ("tayga",): {"tun", "clat_ipv4", "clat_ipv6", "tayga_ipv4", "tayga_ipv6"},
+    ("jool",): {"jool_instance", "jool_netns"},
 }
 
 
@@ -140,9 +141,9 @@ def test_static_grid(form: dict[str, Any]) -> None:
 
 def test_translator_options_depend_on_their_translator(form: dict[str, Any]) -> None:
     shown = {o["name"]: o for o in options_of(form, "globals")}
-    for translator, names in TRANSLATOR_ONLY.items():
+    for translators, names in TRANSLATOR_ONLY.items():
         for name in names:
-            assert shown[name]["depends_on"] == [{"translator": translator}], name
+            assert shown[name]["depends_on"] == [{"translator": t} for t in translators], name
             assert shown[name]["retain"] is True, name
     only = set().union(*TRANSLATOR_ONLY.values()) | {"pref64"}
     assert all(not o["depends_on"] for n, o in shown.items() if n not in only | {"_pref64_mode"})

@@ -42,7 +42,8 @@ def test_every_restart_option_shapes_sockets_pool_or_translator():
     """The schema's restart flags, spelled out once here so a change to them is deliberate."""
     restart = {o.name for o in schema.GLOBAL_OPTIONS if o.restart}
     assert restart == {
-        "listen", "port", "control_socket", "pool", "translator", "state_dir", "tun",
+        "listen", "port", "control_socket", "pool", "translator", "clat_device", "state_dir",
+        "tun",
         "clat_ipv4", "clat_ipv6", "tayga_ipv4", "tayga_ipv6", "jool_instance", "jool_netns",
         "host_mode", "lan_interface",
     }  # fmt: skip

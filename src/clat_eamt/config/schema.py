@@ -186,9 +186,19 @@ UPSTREAM_TIMEOUT_MS = scalar("upstream_timeout_ms", BoundedInt(50, 30000, "milli
     1500,
     "How long the proxy waits for one resolver before it tries the next one.",
 )
-TRANSLATOR = scalar("translator", Choice(("none", "tayga", "jool")), "none",
-    "What installs the mappings: 'tayga' (clat-eamt runs tayga as the router's CLAT), 'jool' "
-    "(a Jool SIIT instance set up by its own package), or 'none' (decide and log only).",
+TRANSLATOR = scalar("translator", Choice(("auto", "external", "tayga", "jool", "none")),
+    "auto",
+    "Which CLAT the mappings steer on. 'auto': the router's own (OpenWrt's 464xlat interface, "
+    "or a tun or nat46 device holding the IPv4 default route); if none is found, decide and "
+    "log only. 'external': a CLAT someone else runs (464xlat/nat46, clatd, Jool in its own "
+    "namespace, a tayga of its own package), on clat_device; it is never changed. 'tayga': "
+    "clat-eamt runs tayga as the router's CLAT. 'jool': a Jool SIIT instance in netfilter mode "
+    "set up by its own package (mappings become its EAM entries). 'none': decide and log only.",
+    restart=True,
+)
+CLAT_DEVICE = scalar("clat_device", Name("interface", optional=True), "",
+    "The CLAT's network device for translator auto or external (OpenWrt's 464xlat names it "
+    "464-<interface>); empty finds it.",
     restart=True,
 )
 STATE_DIR = scalar("state_dir", FilePath(), "/var/run/clat-eamt",
@@ -305,8 +315,8 @@ STATIC_COMMENT = scalar("comment", Text(), "",
 GLOBAL_OPTIONS: tuple[Option[Any], ...] = (
     ENABLED, LISTEN, PORT, UPSTREAM, RESOLV_FILE, PREF64, POOL, TTL_MIN, TTL_MAX,
     STALE_LINGER, REQUIRE_DNSSEC, HOLD_MS, APPLY_TIMEOUT_MS, UPSTREAM_TIMEOUT_MS,
-    TRANSLATOR, STATE_DIR, CONTROL_SOCKET, TUN, CLAT_IPV4, CLAT_IPV6, TAYGA_IPV4, TAYGA_IPV6,
-    JOOL_INSTANCE, JOOL_NETNS, HOST_MODE, HOST_OBSERVE, LAN_INTERFACES,
+    TRANSLATOR, CLAT_DEVICE, STATE_DIR, CONTROL_SOCKET, TUN, CLAT_IPV4, CLAT_IPV6, TAYGA_IPV4,
+    TAYGA_IPV6, JOOL_INSTANCE, JOOL_NETNS, HOST_MODE, HOST_OBSERVE, LAN_INTERFACES,
     MAX_ENTRIES, CREATE_RATE, CREATE_BURST, HOST_CREATE_RATE, HOST_CREATE_BURST,
     ALLOW_NAME, DENY_NAME, ALLOW_PREFIX, DENY_PREFIX, ALLOW_DOCUMENTATION,
 )

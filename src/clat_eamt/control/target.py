@@ -48,7 +48,7 @@ class DaemonTarget:
                 "error": d.dataplane_error,
                 "last_error": d.applier.last_error,
                 "install": percentiles(d.applier.install_times),
-                "mode": sorted(getattr(d.dataplane, "capabilities", ())),
+                **(d.dataplane.facts() if hasattr(d.dataplane, "facts") else {}),
             },
             "mappings": len(d.engine.table),
             "hosts": {

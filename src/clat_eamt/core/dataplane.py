@@ -1,12 +1,17 @@
 """What the dataplane should hold for a table, and the operations that turn one state into another.
 
-SPEC section 5: a Valid entry D -> X is realised as an nftables DNAT element D -> P and a
-translator EAMT entry P <-> X (RFC 7757).  Stale entries lose their DNAT element (no new flows)
-but keep P <-> X while the pool lease lives, i.e. until the last entry using X is deleted after
-its flows ended (conntrack pins every running flow to the P it started with).
+SPEC section 5: a Valid entry D -> X is realised as two legs through a pool address P: the IPv4
+leg D -> P (an nftables ``ip`` DNAT element, for the LAN's IPv4-only hosts) and the IPv6 leg
+P -> X (an ``ip6`` DNAT element T(P) -> X on what the CLAT emits, ``core.translation``; or, for
+Jool in netfilter mode, a translator EAM entry P <-> X, RFC 7757).  Stale entries lose their
+IPv4 leg (no new flows) but keep P -> X while the pool lease lives, i.e. until the last entry
+using X is deleted after its flows ended (conntrack pins every running flow to the P it started
+with, and in nft mode to its X too).  The ops keep their historical names: ``*Translator`` is
+the IPv6 leg, ``*Dnat`` the IPv4 leg.
 
 The desired state is therefore: DNAT = {ipv4: pool} of Valid entries; translator = every pool
-lease.  Shells apply ``diff(before, after)``; nothing is ever flushed and rebuilt.
+lease.  Shells apply ``diff(before, after)``; nothing is ever flushed and rebuilt.  ``Note`` is
+what the IPv4 leg's element records about its entry so that a restarted daemon can adopt it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from clat_eamt.core.table import MappingTable
 class DataplaneState:
     dnat: Mapping[IPv4Network, IPv4Network] = field(default_factory=dict)  # D -> P
     translator: Mapping[IPv4Network, IPv6Network] = field(default_factory=dict)  # P -> X
+    notes: Mapping[IPv4Network, Note] = field(default_factory=dict)  # D -> Note (adoption)
 
 
 def desired_state(table: MappingTable) -> DataplaneState:
@@ -130,26 +136,42 @@ def net_effect(ops: Iterable[DataplaneOp]) -> NetEffect:
     return effect
 
 
-def staged(effect: NetEffect, held: Mapping[IPv4Network, IPv6Network]) -> list[NetEffect]:
-    """``effect`` in stages a translator can take, given the entries it ``held`` before.
+@dataclass(frozen=True)
+class Note:
+    """What the kernel keeps beside an IPv4 leg about its entry (an nft element comment), so a
+    restarted daemon adopts a Valid mapping as Valid until it expires: the origin, the expiry on
+    the daemon's clock (CLOCK_MONOTONIC: one per boot, and the kernel table does not outlive a
+    boot) and every name; ``complete`` False when the names did not fit."""
 
-    Jool and tayga hold an IPv6 target in one entry only, so a target moving to a new pool
-    address (its old entry removed in the same batch) can be added only after that removal,
-    and the DNAT elements pointing at the new address only after that: a second stage.  Each
-    stage is applied in the safe order of ``diff``: translator sets, DNAT, translator removals.
-    """
-    leaving = {held[p] for p in effect.translator_remove if p in held}
-    later = {p: x for p, x in effect.translator_set.items() if x in leaving}
-    if not later:
-        return [effect]
-    first = NetEffect(
-        translator_set={p: x for p, x in effect.translator_set.items() if p not in later},
-        translator_remove=set(effect.translator_remove),
-        dnat_set={d: p for d, p in effect.dnat_set.items() if p not in later},
-        dnat_remove=set(effect.dnat_remove),
-    )
-    second = NetEffect(
-        translator_set=later,
-        dnat_set={d: p for d, p in effect.dnat_set.items() if p in later},
-    )
-    return [first, second]
+    origin: str
+    expires: float | None = None
+    names: tuple[str, ...] = ()
+    complete: bool = True
+
+    def text(self, limit: int) -> str:
+        """One line of at most ``limit`` characters (nft's comment limit is 128)."""
+        words = [self.origin, "-" if self.expires is None else f"{self.expires:.1f}"]
+        text = " ".join([*words, *self.names])
+        if len(text) > limit:  # keep what fits, and say that it is not everything
+            text = " ".join(["~" + self.origin, words[1]])
+        return text
+
+    @classmethod
+    def parse(cls, text: str) -> Note | None:
+        words = text.split()
+        if len(words) < 2:
+            return None
+        origin, complete = words[0].lstrip("~"), not words[0].startswith("~")
+        try:
+            expires = None if words[1] == "-" else float(words[1])
+        except ValueError:
+            return None
+        return cls(origin, expires, tuple(words[2:]), complete)
+
+
+def note_of(table: MappingTable, ipv4: IPv4Network) -> Note | None:
+    """The Note for the Valid entry whose IPv4 leg is ``ipv4`` (None if there is none)."""
+    for entry in table.covering(ipv4.network_address):
+        if entry.state is State.VALID and entry.ipv4 == ipv4:
+            return Note(str(entry.origin), entry.expires, entry.fqdns)
+    return None

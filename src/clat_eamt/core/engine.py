@@ -14,11 +14,11 @@ It is still pure: the shells decide when to call it and apply what it returns.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Network, IPv6Network
 
-from clat_eamt.core.dataplane import diff, partial_state
+from clat_eamt.core.dataplane import Note, diff, partial_state
 from clat_eamt.core.decide import (
     Change,
     Create,
@@ -175,13 +175,18 @@ class Engine:
         return self._commit(changes, now)
 
     def adopt(
-        self, found: Iterable[tuple[IPv4Network, IPv4Network, IPv6Network]], now: float
+        self,
+        found: Iterable[tuple[IPv4Network, IPv4Network, IPv6Network]],
+        now: float,
+        notes: Mapping[IPv4Network, Note] | None = None,
     ) -> list[Entry]:
         """Mappings (D, P, X) found in the kernel at start, left by a run that ended without
-        cleaning up (a crash, SIGKILL).  Each becomes a Stale dns entry ("restarted"): its
-        running flows keep P <-> X, new flows take the NAT64 until DNS proves it again, and it
-        goes when its flows are gone.  Ones that clash with the table are not adopted (the
-        reconciling diff then removes them from the kernel)."""
+        cleaning up (a crash, SIGKILL, a restart).  One whose element recorded a dns entry with
+        its names and an expiry still ahead (``notes``) is Valid again until that expiry: a
+        device that cached the answer keeps going native.  Any other becomes a Stale dns entry
+        ("restarted"): its running flows keep their path, new flows take the NAT64 until DNS
+        proves it again, and it goes when its flows are gone.  Ones that clash with the table
+        are not adopted (the reconciling diff then removes them from the kernel)."""
         adopted: list[Entry] = []
         for ipv4, pool, ipv6 in found:
             if ipv4.prefixlen != 32 or ipv6.prefixlen != 128 or (ipv4, ipv6) in self.table:
@@ -190,13 +195,26 @@ class Engine:
                 self.table.pool.adopt(ipv6, pool)
             except ValueError:
                 continue
-            entry = Entry(
-                ipv4, ipv6, pool, Origin.DNS, State.STALE, now, now, now,
-                stale_reason=StaleReason.RESTARTED, stale_since=now,
+            note = (notes or {}).get(ipv4)
+            valid = (
+                note is not None and note.origin == Origin.DNS and note.complete
+                and bool(note.names) and note.expires is not None and note.expires > now
+                and not any(True for _ in self.table.covering(ipv4.network_address))
             )  # fmt: skip
+            if valid:
+                assert note is not None and note.expires is not None
+                entry = Entry(
+                    ipv4, ipv6, pool, Origin.DNS, State.VALID, now, now, note.expires,
+                    fqdns=note.names,
+                )  # fmt: skip
+            else:
+                entry = Entry(
+                    ipv4, ipv6, pool, Origin.DNS, State.STALE, now, now, now,
+                    stale_reason=StaleReason.RESTARTED, stale_since=now,
+                )  # fmt: skip
             self.table.add(entry)
             adopted.append(entry)
-        self.counters["adopted"] += len(adopted)
+            self.counters["adopted.valid" if valid else "adopted"] += 1
         return adopted
 
     def flush(self, now: float) -> Outcome:

@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv6Address
+from collections.abc import Callable
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 from clat_eamt.apply import Dataplane, DisabledDataplane
 from clat_eamt.config import EffectiveConfig, schema
 from clat_eamt.dataplane.conntrack import FlowOracle
 from clat_eamt.dataplane.jool import JoolSiit
-from clat_eamt.dataplane.kernel import KernelDataplane
+from clat_eamt.dataplane.kernel import (
+    ClatSource,
+    ExternalClat,
+    JoolEamClat,
+    KernelDataplane,
+    TaygaClat,
+)
 from clat_eamt.dataplane.nft import NftTable
+from clat_eamt.dataplane.nftlib import Nft
 from clat_eamt.dataplane.tayga import Tayga, TaygaSettings
-from clat_eamt.dataplane.translator import Translator
 
 
-def build_dataplane(cfg: EffectiveConfig) -> Dataplane:
+def build_dataplane(
+    cfg: EffectiveConfig, pref64: Callable[[], IPv6Network | None] = lambda: None
+) -> Dataplane:
+    """``pref64``: the Pref64 the daemon knows now (configured or discovered), for a CLAT
+    whose own cannot be read."""
     kind = cfg[schema.TRANSLATOR]
     if kind == "none":
         return DisabledDataplane()
     pool = cfg[schema.POOL]
-    translator: Translator
+    clat: ClatSource
     if kind == "tayga":
         clat_ipv6, tayga_ipv6 = cfg[schema.CLAT_IPV6], cfg[schema.TAYGA_IPV6]
         assert isinstance(clat_ipv6, IPv6Address)  # the config rules demand it with tayga
@@ -29,10 +40,14 @@ def build_dataplane(cfg: EffectiveConfig) -> Dataplane:
             prefix=cfg[schema.PREF64][0],
             clat_ipv4=IPv4Address(cfg[schema.CLAT_IPV4]),
             clat_ipv6=clat_ipv6,
+            pool=pool,
             tayga_ipv6=tayga_ipv6 if isinstance(tayga_ipv6, IPv6Address) else None,
         )
-        translator = Tayga(settings, pool, cfg[schema.STATE_DIR])
-    else:
-        translator = JoolSiit(cfg[schema.JOOL_INSTANCE], pool, netns=cfg[schema.JOOL_NETNS] or None)
+        clat = TaygaClat(Tayga(settings, cfg[schema.STATE_DIR]))
+    elif kind == "jool":
+        netns = cfg[schema.JOOL_NETNS] or None
+        clat = JoolEamClat(JoolSiit(cfg[schema.JOOL_INSTANCE], pool, netns=netns))
+    else:  # external, auto
+        clat = ExternalClat(kind, cfg[schema.CLAT_DEVICE] or None, pref64)
     only_ipv4_only = cfg[schema.HOST_MODE] == "ipv4-only"
-    return KernelDataplane(NftTable(), translator, FlowOracle(pool), only_ipv4_only)
+    return KernelDataplane(NftTable(Nft()), clat, FlowOracle(pool), only_ipv4_only, pool)

@@ -59,10 +59,6 @@ class JoolSiit:
         self.instance, self.pool, self.netns = instance, pool, netns
         self.runner, self.binary = runner, binary
 
-    @property
-    def capabilities(self) -> frozenset[str]:
-        return frozenset({"live-update", "own-namespace"} if self.netns else {"live-update"})
-
     async def start(self) -> None:
         await self._jool("global", "display", "--csv", what="checking the Jool instance")
 

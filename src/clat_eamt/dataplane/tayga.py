@@ -1,18 +1,19 @@
-"""tayga as the CLAT, run by the daemon (SPEC sections 5 and 7).
+"""tayga as the CLAT, run by the daemon (translator tayga; SPEC sections 5 and 7).
 
-tayga is a user-space SIIT: the LAN's IPv4 is NAT44ed to ``clat_ipv4`` and routed into the tun,
-where tayga turns it into IPv6 from ``clat_ipv6`` to Pref64::D, or, for a destination DNATed to
-a pool address P, to the real X of its ``map P X`` line (an RFC 7757 EAM entry; tayga looks maps
-up before the prefix).  Facts measured on tayga 0.9.2 (SPEC 7) shape this module:
+tayga is a user-space SIIT: the LAN's IPv4 is NAT44ed to ``clat_ipv4`` (the daemon's nft table
+does it, ``nft.Steering.nat44``) and routed into the tun, where tayga turns it into IPv6 from
+``clat_ipv6`` to Pref64::D.  Its configuration never changes per mapping (dataplane v2): the
+pool has one static prefix ``map`` line, ``map POOL 64:ff9b:1::POOL/(96+len)`` (RFC 7757 EAM),
+because tayga refuses non-global IPv4 such as the private pool under 64:ff9b::/96 (RFC 6052
+section 3.1, SPEC 7); every mapping is then nft elements only (``core.translation``).
 
-- maps change only by a restart (SIGHUP makes 0.9.2 exit).  With the persistent tun made by
-  ``--mktun`` a restart takes 10-16 ms and established TCP survives it.  Whether the installed
-  tayga instead reloads its configuration on SIGHUP is detected once, by sending one and seeing
-  whether it survives; it is never assumed.
+- tayga runs in a session of its own with a pid file, so a crashed or restarted daemon finds it
+  running with the same configuration and adopts it (flows keep going); a different
+  configuration (options changed) restarts it once.
 - the tun must carry all IPv4 and the CLAT's own IPv6 addresses; a mapped destination IPv6 must
   never be routed into it (it would loop).
-- tayga runs in a session of its own with a pid file, so a crashed or restarted daemon finds it
-  running (flows keep going) and adopts it and its maps from the configuration file.
+- on stop it keeps running: it is the LAN's CLAT, and every IPv4 flow of the LAN goes through
+  it; ``--clean-stop`` stops it and removes its tun and routes.
 """
 
 from __future__ import annotations
@@ -23,16 +24,15 @@ import logging
 import os
 import shutil
 import signal
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 
-from clat_eamt.dataplane.translator import EamTable, TranslatorError, run_command
+from clat_eamt.core.translation import TAYGA_POOL_PREFIX, PoolTranslation
+from clat_eamt.dataplane.translator import TranslatorError, run_command
 
 log = logging.getLogger(__name__)
 _STOP_WAIT = 2.0
-_SIGHUP_PROBE = 0.2
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,18 @@ class TaygaSettings:
     prefix: IPv6Network  # the Pref64
     clat_ipv4: IPv4Address
     clat_ipv6: IPv6Address
+    pool: IPv4Network
     tayga_ipv6: IPv6Address | None = None
 
+    @property
+    def translation(self) -> PoolTranslation:
+        """T(P) for this tayga: the pool under its static map (module doc)."""
+        return PoolTranslation(TAYGA_POOL_PREFIX)
 
-def render_config(settings: TaygaSettings, maps: Mapping[IPv4Network, IPv6Network]) -> str:
+
+def render_config(settings: TaygaSettings) -> str:
+    """tayga's whole configuration: the same for the daemon's whole life."""
+    [pool6] = settings.translation.of(settings.pool)
     lines = [
         "# written by clat-eamt; changes are overwritten",
         f"tun-device {settings.tun}",
@@ -55,88 +63,53 @@ def render_config(settings: TaygaSettings, maps: Mapping[IPv4Network, IPv6Networ
     if settings.tayga_ipv6 is not None:
         lines.append(f"ipv6-addr {settings.tayga_ipv6}")
     lines.append(f"map {settings.clat_ipv4} {settings.clat_ipv6}")
-    for pool, ipv6 in sorted(maps.items()):
-        for p, x in zip(pool, ipv6, strict=False):  # tayga maps single addresses
-            lines.append(f"map {p} {x}")
+    lines.append(f"map {settings.pool} {pool6}")  # the pool, once (RFC 7757 prefix EAM)
     return "\n".join(lines) + "\n"
-
-
-def parse_maps(text: str, pool: IPv4Network) -> EamTable:
-    """The ``map`` lines of a tayga configuration that lie in ``pool`` (ours), as /32 -> /128."""
-    found: EamTable = {}
-    for line in text.splitlines():
-        words = line.split("#", 1)[0].split()
-        if len(words) == 3 and words[0] == "map":
-            try:
-                p, x = IPv4Network(words[1]), IPv6Network(words[2])
-            except ValueError:
-                continue
-            if p.subnet_of(pool):
-                found[p] = x
-    return found
 
 
 class Tayga:
     name = "tayga"
 
-    def __init__(self, settings: TaygaSettings, pool: IPv4Network, state_dir: str) -> None:
-        self.settings, self.pool = settings, pool
+    def __init__(self, settings: TaygaSettings, state_dir: str) -> None:
+        self.settings = settings
         self.dir = Path(state_dir)
         self.config = self.dir / "tayga.conf"
         self.pidfile = self.dir / "tayga.pid"
-        self.maps: EamTable = {}
-        self.reloads_on_sighup: bool | None = None  # None: not probed yet
         self.restarts = 0
-
-    @property
-    def capabilities(self) -> frozenset[str]:
-        return frozenset({"live-update" if self.reloads_on_sighup else "restart"})
 
     # --- life ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Run tayga, or adopt the one a previous run left with this same configuration."""
         if shutil.which("tayga") is None and not Path("/usr/sbin/tayga").exists():
             raise TranslatorError("tayga is not installed (opkg install tayga)")
         self.dir.mkdir(parents=True, exist_ok=True)
-        if self._running_pid() is not None and self.config.exists():
-            self.maps = parse_maps(self.config.read_text(), self.pool)
-            log.info("adopted running tayga with %d maps", len(self.maps))
+        wanted = render_config(self.settings)
+        running = self._running_pid() is not None
+        if running and self.config.exists() and self.config.read_text() == wanted:
+            log.info("adopted the running tayga (pid %s)", self._running_pid())
         else:
-            self._write()
+            if running:
+                log.info("restarting tayga: its configuration changed")
+                await self._kill()
+            self._write(wanted)
             await self._tun()
             await self._spawn()
         await self._routes()
-        if self.reloads_on_sighup is None:
-            await self._probe_sighup()
-
-    async def entries(self) -> EamTable:
-        return dict(self.maps)
-
-    async def apply(
-        self, ensure: Mapping[IPv4Network, IPv6Network], remove: Iterable[IPv4Network]
-    ) -> None:
-        maps = dict(self.maps)
-        for pool in remove:
-            maps.pop(pool, None)
-        for pool, ipv6 in ensure.items():
-            if not pool.subnet_of(self.pool):
-                raise ValueError(f"{pool} is outside the pool {self.pool}")
-            maps[pool] = ipv6
-        if maps == self.maps:
-            return
-        self.maps = maps
-        self._write()
-        await self._reload()
 
     async def stop(self, clean: bool) -> None:
-        """Without ``clean`` tayga keeps running (it is the LAN's CLAT and running flows need
-        their maps); with it, tayga, its tun and its routes go."""
+        """Without ``clean`` tayga keeps running: it is the LAN's CLAT (every IPv4 flow goes
+        through it, native or not).  With it, tayga, its tun and its routes go."""
         if not clean:
+            pid = self._running_pid()
+            if pid is not None:
+                log.info("tayga (pid %d) keeps running as the LAN's CLAT", pid)
             return
         await self._kill()
         await self._ip("link", "delete", self.settings.tun, check=False)
         with contextlib.suppress(FileNotFoundError):
             self.config.unlink()
+        log.info("tayga stopped, its tun %s removed", self.settings.tun)
 
     def problem(self) -> str | None:
         if self._running_pid() is None:
@@ -145,9 +118,9 @@ class Tayga:
 
     # --- the process ---------------------------------------------------------------------------
 
-    def _write(self) -> None:
+    def _write(self, text: str) -> None:
         temporary = self.config.with_suffix(".new")
-        temporary.write_text(render_config(self.settings, self.maps))
+        temporary.write_text(text)
         os.replace(temporary, self.config)  # never a half-written file for tayga to read
 
     def _running_pid(self) -> int | None:
@@ -184,27 +157,6 @@ class Tayga:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
             await asyncio.sleep(0.005)
-
-    async def _reload(self) -> None:
-        pid = self._running_pid()
-        if self.reloads_on_sighup and pid is not None:
-            os.kill(pid, signal.SIGHUP)
-            return
-        await self._kill()
-        await self._spawn()
-
-    async def _probe_sighup(self) -> None:
-        pid = self._running_pid()
-        if pid is None:
-            return
-        os.kill(pid, signal.SIGHUP)
-        await asyncio.sleep(_SIGHUP_PROBE)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        self.reloads_on_sighup = self._running_pid() is not None and Path(f"/proc/{pid}").exists()
-        log.info("tayga %s on SIGHUP", "reloads" if self.reloads_on_sighup else "exits")
-        if not self.reloads_on_sighup:
-            await self._spawn()
 
     # --- the tun and its routes ----------------------------------------------------------------
 

@@ -1,9 +1,9 @@
-"""The one small interface of a translator backend (tayga, Jool SIIT, ...).
+"""Running the tools the dataplane drives, and the interface of an EAM translator (Jool).
 
-A backend holds EAM entries P <-> X (RFC 7757): P a pool prefix of the router, X the real
-IPv6 prefix, of equal suffix length.  The daemon owns exactly the entries whose IPv4 side lies
-in its pool; a backend never touches entries outside it (someone else's).  Changes come in
-batches, so a backend that must restart to change its maps restarts once per batch.
+An EAM translator holds entries P <-> X (RFC 7757): P a pool prefix of the router, X the real
+IPv6 prefix, of equal suffix length.  Only Jool in netfilter mode is driven that way (the IPv6
+leg of a mapping cannot be an nft element there, ``kernel``); the daemon owns exactly the
+entries whose IPv4 side lies in its pool and never touches entries outside it.
 """
 
 from __future__ import annotations
@@ -64,11 +64,6 @@ async def run_command(
 
 class Translator(Protocol):
     name: str
-
-    @property
-    def capabilities(self) -> frozenset[str]:
-        """What it can do: "live-update" (maps change without a restart), "restart" (maps
-        change by restarting it), "own-namespace" (runs in a network namespace of its own)."""
 
     async def start(self) -> None:
         """Make the translator run (or find it running); TranslatorError if it cannot."""

@@ -34,6 +34,7 @@ var TABS = [
 	} ],
 	[ 'translator', _('Translator'), {
 		translator: _('Translator'),
+		clat_device: _('CLAT device'),
 		pref64: _('Pref64 prefixes'),
 		pool: _('Mapping pool'),
 		tun: _('tayga tun device'),
@@ -83,9 +84,10 @@ var STATIC_COLUMNS = {
 	comment: _('Comment')
 };
 
-// Options that only matter for one translator: hidden for the others, but kept in the file
+// Options that only matter for some translators: hidden for the others, but kept in the file
 // (retain), so that trying another translator loses nothing.
 var TRANSLATOR_ONLY = {
+	clat_device: [ 'auto', 'external' ],
 	tun: 'tayga', clat_ipv4: 'tayga', clat_ipv6: 'tayga', tayga_ipv4: 'tayga', tayga_ipv6: 'tayga',
 	jool_instance: 'jool', jool_netns: 'jool'
 };
@@ -197,7 +199,9 @@ return view.extend({
 					o.depends('_pref64_mode', 'manual');
 
 				if (TRANSLATOR_ONLY[name]) {
-					o.depends('translator', TRANSLATOR_ONLY[name]);
+					[].concat(TRANSLATOR_ONLY[name]).forEach(function(t) {
+						o.depends('translator', t);  // several depends: any of them
+					});
 					o.retain = true;
 				}
 			});
