@@ -1,6 +1,12 @@
-"""The product on the lab's home router: clat-eamt (`python -m clat_eamt run`, running tayga as
-the CLAT) and dnsmasq forwarding to it, in the `ce` namespace of the 464XLAT lab (labkit.xlat),
-configured from the lab's own constants, as a user would on OpenWrt."""
+"""The product on the lab's home router: clat-eamt (`python -m clat_eamt run`) and dnsmasq
+forwarding to it, in the `ce` namespace of the 464XLAT lab (labkit.xlat), configured from the
+lab's own constants, as a user would on OpenWrt.
+
+Two ways the router gets its CLAT (the daemon's `translator`):
+- "external" (the default here): the lab runs its CLAT as OpenWrt's 464xlat runs nat46: tayga
+  in plain RFC 6052 mode with no map lines, the LAN SNATed to one IPv4 before it, the IPv4
+  default route into its device; the daemon finds it by that route and never touches it.
+- "tayga": the daemon runs tayga itself (the lab builds everything but the CLAT)."""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +25,7 @@ import pytest
 from clat_eamt.control.client import DaemonNotRunningError, call
 from clat_eamt.core.model import show
 from clat_eamt.daemon import STARTING
-from clat_eamt.dataplane.nft import parse_map
+from clat_eamt.dataplane.nft import parse_elements
 from tests.integration.proxykit import DaemonLog, uci
 from tests.labkit import Xlat
 from tests.labkit.client import answers, query
@@ -35,7 +42,7 @@ CLAT_IPV6 = Xlat.CLAT_ADDR6  # ... and for a native flow (the CLAT's IPv6 source
 def router_options(lab: Xlat, state_dir: Path, **extra: str | Iterable[str]) -> dict[str, Any]:
     s = lab.settings()
     options: dict[str, Any] = {
-        "translator": "tayga",
+        "translator": "external",
         "tun": s["tun"],
         "tayga_ipv4": s["tayga_ipv4"],
         "tayga_ipv6": s["tayga_ipv6"],
@@ -94,15 +101,21 @@ class Router(DaemonLog):
         reply = query(self.lab.CE_LAN_ADDR4, 53, name, "A", netns=client, timeout=5)
         return answers(reply, "A")
 
-    def dnat_elements(self) -> dict[str, str]:
-        """The DNAT map D -> P of the daemon's nft table in ce."""
-        out = run(self.lab.ce, ["nft", "-j", "list", "map", "ip", "clat_eamt", "mapped"]).stdout
-        found = parse_map(out)
-        return {show(d): show(p) for d, p in found.items()}
+    def _elements(self, name: str) -> list[tuple[str, str, str | None]]:
+        out = run(self.lab.ce, ["nft", "-j", "list", "map", "inet", "clat_eamt", name]).stdout
+        return parse_elements(out)
 
-    def tayga_maps(self) -> list[str]:
-        conf = Path(self.options["state_dir"]) / "tayga.conf"
-        return [line for line in conf.read_text().splitlines() if line.startswith("map ")]
+    def dnat_elements(self) -> dict[str, str]:
+        """The IPv4 legs D -> P of the daemon's nft table in ce."""
+        return {show(ip_network(d)): show(ip_network(p)) for d, p, _ in self._elements("dnat4")}
+
+    def ipv6_legs(self) -> dict[str, str]:
+        """The IPv6 legs T(P) -> X of the daemon's nft table in ce."""
+        return {show(ip_network(t)): show(ip_network(x)) for t, x, _ in self._elements("dnat6")}
+
+    def translated(self, ipv6: str) -> bool:
+        """Whether some pool address still leads to ``ipv6`` (its IPv6 leg is there)."""
+        return ipv6 in self.ipv6_legs().values()
 
     def wait(self, predicate: Any, what: str, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -125,10 +138,17 @@ def lab_router(
 
 @contextlib.contextmanager
 def home_router(
-    workdir: Path, clat: str = "none", *, ipv4_clients: int = 1, **extra: str | Iterable[str]
+    workdir: Path,
+    clat: str | None = None,
+    *,
+    ipv4_clients: int = 1,
+    **extra: str | Iterable[str],
 ) -> Iterator[Router]:
     """The lab (with `ipv4_clients` IPv4-only clients: Xlat) with clat-eamt and dnsmasq running
-    on its router; `extra` are UCI options; all gone on exit."""
+    on its router; `extra` are UCI options; all gone on exit.  `clat`: whether the lab runs
+    its own CLAT ("lab") or not ("none"); by default it does unless the daemon runs tayga."""
+    if clat is None:
+        clat = "none" if extra.get("translator") == "tayga" else "lab"
     with Xlat(workdir, clat=clat, ipv4_clients=ipv4_clients) as lab:  # type: ignore[arg-type]
         router = Router(lab, router_options(lab, workdir / "state", **extra))
         router.start()

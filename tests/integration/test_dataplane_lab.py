@@ -1,5 +1,8 @@
-"""The dataplane issue's lab tests: the daemon on the lab's home router runs tayga as the CLAT,
-DNATs mapped destinations into its pool, and every connection keeps the path it started on."""
+"""The dataplane's lab tests (SPEC 5, dataplane v2), each on both ways the router gets its CLAT:
+"external" (the lab runs its CLAT as OpenWrt's 464xlat runs nat46: plain RFC 6052, no maps, the
+LAN SNATed before it; the daemon finds it by the IPv4 default route and never touches it) and
+"tayga" (the daemon runs tayga with one fixed configuration).  Every mapping is two nft
+elements; every connection keeps the path it started on."""
 
 from __future__ import annotations
 
@@ -10,17 +13,42 @@ from pathlib import Path
 
 import pytest
 
+from clat_eamt.control.client import call
 from tests.integration.routerkit import CLAT_IPV6, NAT64_PEER, Router, home_router, lab_router
+from tests.labkit.netns import run
 from tests.labkit.require import LAB_TOOLS, SERVER_TOOLS, require_root, require_tools
 
+MODES = ("external", "tayga")
 
-@pytest.fixture(scope="module")
-def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
-    yield from lab_router(tmp_path_factory, "router", ttl_min="0", stale_linger="1")
+
+@pytest.fixture(scope="module", params=MODES)
+def router(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Router]:
+    mode = request.param
+    yield from lab_router(
+        tmp_path_factory, f"router-{mode}", translator=mode, ttl_min="0", stale_linger="1"
+    )
 
 
 def peer(router: Router, flow) -> str:
     return str(router.lab.accepted(flow.tag)["peer"])
+
+
+def clat_pid(router: Router) -> int:
+    """The CLAT's tayga: the lab's own (external) or the daemon's (from its pid file)."""
+    if router.options["translator"] == "tayga":
+        return int((Path(router.options["state_dir"]) / "tayga.pid").read_text())
+    return router.lab.procs["clat"].pid
+
+
+def consistent(router: Router) -> None:
+    """The kernel holds exactly what the daemon's table wants: an IPv4 leg per Valid entry and
+    an IPv6 leg per pool address in use (nothing orphaned)."""
+    mappings = router.mappings()
+    valid = {(m["ipv4"], m["pool"]) for m in mappings if m["state"] == "valid"}
+    assert set(router.dnat_elements().items()) == valid
+    assert set(router.ipv6_legs().values()) == {m["ipv6"] for m in mappings}
 
 
 @pytest.mark.lab
@@ -33,14 +61,19 @@ def test_ipv4_only_server_through_clat_and_nat64(router: Router):
 
 
 @pytest.mark.lab
-def test_dual_stack_name_goes_native_from_the_clat_ipv6(router: Router):
+def test_dual_stack_name_goes_native_and_the_clat_is_never_changed(router: Router):
     lab = router.lab
+    before = clat_pid(router)
     [address] = router.resolve(lab.lan, "ds1.lab.example")
     with lab.flow(lab.lan, address) as flow:
         flow.roundtrip("hello")
         assert peer(router, flow) == CLAT_IPV6
-    [mapping] = [line for line in router.tayga_maps() if line.endswith(" 2001:db8:1::101")]
-    assert mapping.split()[1] in {str(a) for a in ip_network(router.options["pool"])}
+    pool = router.dnat_elements()[address]
+    assert pool in {str(a) for a in ip_network(router.options["pool"])}
+    assert router.translated("2001:db8:1::101")
+    assert clat_pid(router) == before  # no restart, no reload: the mapping is nft only
+    status = router.status()["dataplane"]
+    assert status["nft"] == "libnftables" and status["clat"]["device"] == "clat"
 
 
 @pytest.mark.lab
@@ -54,7 +87,7 @@ def test_a_nat64_flow_survives_its_destination_being_mapped(router: Router):
             assert peer(router, new) == CLAT_IPV6
         time.sleep(0.3)
         old.stop_ticker()
-        old.roundtrip("still there")  # no reset through the tayga restart
+        old.roundtrip("still there")
         assert old.max_stall() < 3.0
 
 
@@ -67,12 +100,14 @@ def test_several_a_records_go_native_through_one_pool_address(router: Router):
         with lab.flow(lab.lan, address) as flow:
             assert peer(router, flow) == CLAT_IPV6
             assert router.lab.accepted(flow.tag)["local"] == "2001:db8:1::40"
-    maps = [line for line in router.tayga_maps() if line.endswith(" 2001:db8:1::40")]
-    assert len(maps) == 1
+    assert list(router.ipv6_legs().values()).count("2001:db8:1::40") == 1
+    assert len({router.dnat_elements()[a] for a in addresses}) == 1
 
 
 @pytest.mark.lab
-def test_sigkill_mid_flow_then_restart_keeps_the_flow_and_leaves_no_orphan(router: Router):
+def test_sigkill_then_restart_adopts_valid_mappings_both_legs_and_leaves_no_orphan(
+    router: Router,
+):
     lab = router.lab
     assert router.resolve(lab.lan, "ds3.lab.example") == ["192.0.2.103"]
     with lab.flow(lab.lan, "192.0.2.103") as flow:
@@ -86,36 +121,13 @@ def test_sigkill_mid_flow_then_restart_keeps_the_flow_and_leaves_no_orphan(route
         flow.roundtrip("after the restart")
         status = router.status()
         assert status["dataplane"]["error"] is None
-        assert status["counters"].get("adopted", 0) >= 1
-        # A new flow to the same name: DNS again, and it goes native again.
-        assert router.resolve(lab.lan, "ds3.lab.example") == ["192.0.2.103"]
+        assert status["counters"].get("adopted.valid", 0) >= 1
+        row = next(m for m in router.mappings() if m["ipv4"] == "192.0.2.103")
+        assert row["state"] == "valid" and row["fqdns"] == ["ds3.lab.example"]
+        # A device that cached the answer connects again without asking DNS: still native.
         with lab.flow(lab.lan, "192.0.2.103") as again:
             assert peer(router, again) == CLAT_IPV6
-    # Nothing orphaned: the kernel holds exactly what the restarted daemon's table wants.
-    mappings = router.mappings()
-    valid = {(m["ipv4"], m["pool"]) for m in mappings if m["state"] == "valid"}
-    assert set(router.dnat_elements().items()) == valid
-    pools = {m["pool"] for m in mappings}
-    assert {line.split()[1] for line in router.tayga_maps()[1:]} == pools
-
-
-@pytest.mark.lab
-def test_missing_translator_keeps_dns_and_nat64_working(tmp_path: Path):
-    require_root()
-    require_tools(*SERVER_TOOLS, *LAB_TOOLS)
-    # The lab runs its own CLAT; the daemon is told to drive a Jool that is not installed.
-    with home_router(tmp_path, clat="lab", translator="jool") as router:
-        lab = router.lab
-        assert router.resolve(lab.lan, "ds4.lab.example") == ["192.0.2.104"]
-        with lab.flow(lab.lan, "192.0.2.104") as flow:
-            assert peer(router, flow) == NAT64_PEER
-        status = router.status()
-        assert "jool" in (status["dataplane"]["error"] or "")
-        assert status["counters"]["answers.apply_failed"] >= 1
-
-
-def translated(router: Router, ipv6: str) -> bool:
-    return any(line.endswith(" " + ipv6) for line in router.tayga_maps())
+    consistent(router)
 
 
 @pytest.mark.lab
@@ -128,9 +140,8 @@ def test_native_flow_outlives_expiry_then_its_entry_goes_with_it(router: Router)
         with lab.flow(lab.lan, "192.0.2.60") as later:
             assert peer(router, later) == NAT64_PEER  # new flows: NAT64 again
         native.roundtrip("still native")
-        assert translated(router, "2001:db8:1::60")  # kept while the native flow lives
-    # The flow ended: the entry goes, and so do its pool address and tayga map.
-    router.wait(lambda: not translated(router, "2001:db8:1::60"), "the tayga map to go", 15)
+        assert router.translated("2001:db8:1::60")  # kept while the native flow lives
+    router.wait(lambda: not router.translated("2001:db8:1::60"), "the IPv6 leg to go", 15)
 
 
 @pytest.mark.lab
@@ -143,8 +154,131 @@ def test_native_flow_outlives_a_conflicting_answer(router: Router):
         with lab.flow(lab.lan, "192.0.2.71") as later:
             assert peer(router, later) == NAT64_PEER  # Stale by conflict: no new native flow
         native.roundtrip("still native")
-        assert translated(router, "2001:db8:1::71")
-    router.wait(lambda: not translated(router, "2001:db8:1::71"), "the tayga map to go", 15)
+        assert router.translated("2001:db8:1::71")
+    router.wait(lambda: not router.translated("2001:db8:1::71"), "the IPv6 leg to go", 15)
+
+
+@pytest.mark.lab
+def test_a_flow_picked_up_mid_stream_is_never_steered(router: Router):
+    """conntrack forgets every flow (`conntrack -F`, as a firewall script may do) while a NAT64
+    flow runs to a destination that is mapped meanwhile: its next packet is picked up as a new
+    connection, and only a SYN may be steered, so it goes on through the NAT64 unharmed."""
+    lab = router.lab
+    with lab.flow(lab.lan, "192.0.2.104") as old:
+        old.start_ticker(0.05)
+        assert peer(router, old) == NAT64_PEER
+        assert router.resolve(lab.lan, "ds4.lab.example") == ["192.0.2.104"]
+        run(lab.ce, ["conntrack", "-F"])
+        time.sleep(0.3)
+        old.stop_ticker()
+        old.roundtrip("still there after the flush")
+        with lab.flow(lab.lan, "192.0.2.104") as new:
+            assert peer(router, new) == CLAT_IPV6
+    assert old.max_stall() < 3.0
+
+
+@pytest.mark.lab
+def test_a_pool_address_is_reused_for_another_target_only_when_its_flows_are_gone(
+    router: Router,
+):
+    """P stays with X while a flow may use it (core.pool); once the flows are gone P goes to
+    another X, and a new flow through P reaches the new X."""
+    lab = router.lab
+    socket = router.options["control_socket"]
+    call(socket, "flush")  # earlier tests' entries go, so that pool addresses come in order
+    router.wait(lambda: not router.ipv6_legs(), "the pool to be empty", 15)
+    assert router.resolve(lab.lan, "ds5.lab.example") == ["192.0.2.105"]
+    pool = router.dnat_elements()["192.0.2.105"]
+    with lab.flow(lab.lan, "192.0.2.105") as running:
+        assert lab.accepted(running.tag)["local"] == "2001:db8:1::105"
+        call(
+            router.options["control_socket"], "flush"
+        )  # ds5's entry goes Stale; its flow keeps P and X
+        assert router.resolve(lab.lan, "ds6.lab.example") == ["192.0.2.106"]
+        assert router.dnat_elements()["192.0.2.106"] != pool  # P is still X's
+        with lab.flow(lab.lan, "192.0.2.106") as other:
+            assert lab.accepted(other.tag)["local"] == "2001:db8:1::106"
+        running.roundtrip("still on its own target")
+    router.wait(lambda: not router.translated("2001:db8:1::105"), "P to be free", 15)
+    assert router.resolve(lab.lan, "ds7.lab.example") == ["192.0.2.107"]
+    assert router.dnat_elements()["192.0.2.107"] == pool  # reused, for another target
+    with lab.flow(lab.lan, "192.0.2.107") as reused:
+        assert lab.accepted(reused.tag)["local"] == "2001:db8:1::107"
+
+
+@pytest.mark.lab
+def test_legs_rewritten_under_a_running_flow_do_not_move_it(router: Router):
+    """Both legs are pinned by conntrack: P re-pointed at another X by hand while a flow runs
+    through it moves only the flows that start afterwards (why the v2 dataplane needs no
+    translator entry for running flows)."""
+    lab = router.lab
+    assert router.resolve(lab.lan, "ds8.lab.example") == ["192.0.2.108"]
+    pool = router.dnat_elements()["192.0.2.108"]
+    [key] = [t for t, x in router.ipv6_legs().items() if x == "2001:db8:1::108"]
+    with lab.flow(lab.lan, "192.0.2.108") as running:
+        assert lab.accepted(running.tag)["local"] == "2001:db8:1::108"
+        edit = (
+            f"delete element inet clat_eamt dnat6 {{ {key} }}\n"
+            f"add element inet clat_eamt dnat6 {{ {key} : 2001:db8:1::109/128 }}\n"
+        )
+        run(lab.ce, ["nft", "-f", "-"], input=edit)
+        with lab.flow(lab.lan, "192.0.2.108") as new:
+            assert lab.accepted(new.tag)["local"] == "2001:db8:1::109"
+        running.roundtrip("still on its target")
+        assert lab.accepted(running.tag)["local"] == "2001:db8:1::108"
+    restore = (
+        f"delete element inet clat_eamt dnat6 {{ {key} }}\n"
+        f"add element inet clat_eamt dnat6 {{ {key} : 2001:db8:1::108/128 }}\n"
+    )
+    run(lab.ce, ["nft", "-f", "-"], input=restore)
+    assert router.dnat_elements()["192.0.2.108"] == pool
+
+
+@pytest.mark.lab
+def test_a_missing_clat_device_keeps_dns_and_nat64_working_and_says_why(tmp_path: Path):
+    require_root()
+    require_tools(*SERVER_TOOLS, *LAB_TOOLS)
+    with home_router(tmp_path, translator="external", clat_device="nosuch0") as router:
+        lab = router.lab
+        assert router.resolve(lab.lan, "ds9.lab.example") == ["192.0.2.109"]
+        with lab.flow(lab.lan, "192.0.2.109") as flow:
+            assert peer(router, flow) == NAT64_PEER
+        error = router.status()["dataplane"]["error"] or ""
+        assert "nosuch0" in error and "does not exist" in error
+        # The CLAT going down is noticed too (nothing is steered into a dead device).
+        run(lab.ce, ["ip", "link", "add", "nosuch0", "type", "veth", "peer", "name", "nosuch1"])
+        run(lab.ce, ["ip", "link", "set", "nosuch0", "up"])
+        router.wait(lambda: router.status()["dataplane"]["error"] is None, "the device", 20)
+        run(lab.ce, ["ip", "link", "set", "nosuch0", "down"])
+        router.wait(
+            lambda: "down" in (router.status()["dataplane"]["error"] or ""), "it to go down", 10
+        )
+        assert router.resolve(lab.lan, "ds10.lab.example") == ["192.0.2.110"]
+
+
+@pytest.mark.lab
+def test_no_clat_at_all_means_decide_and_log_only(tmp_path: Path):
+    require_root()
+    require_tools(*SERVER_TOOLS, *LAB_TOOLS)
+    with home_router(tmp_path, clat="none", translator="auto") as router:
+        lab = router.lab
+        assert router.resolve(lab.lan, "ds11.lab.example") == ["192.0.2.111"]
+        error = router.status()["dataplane"]["error"] or ""
+        assert error.startswith("ClatNotFoundError: no CLAT found"), error
+
+
+@pytest.mark.lab
+def test_missing_jool_keeps_dns_and_nat64_working(tmp_path: Path):
+    require_root()
+    require_tools(*SERVER_TOOLS, *LAB_TOOLS)
+    with home_router(tmp_path, clat="lab", translator="jool") as router:
+        lab = router.lab
+        assert router.resolve(lab.lan, "ds12.lab.example") == ["192.0.2.112"]
+        with lab.flow(lab.lan, "192.0.2.112") as flow:
+            assert peer(router, flow) == NAT64_PEER
+        status = router.status()
+        assert "jool" in (status["dataplane"]["error"] or "")
+        assert status["counters"]["answers.apply_failed"] >= 1
 
 
 @pytest.mark.lab
@@ -178,7 +312,7 @@ def test_a_pool_overlapping_the_lan_is_refused_and_dns_goes_on(tmp_path: Path):
     require_root()
     require_tools(*SERVER_TOOLS, *LAB_TOOLS)
     # 198.51.100.0/25 holds the LAN's 198.51.100.0/26: found on the router's own interfaces.
-    with home_router(tmp_path, clat="lab", translator="jool", pool="198.51.100.0/25") as router:
+    with home_router(tmp_path, pool="198.51.100.0/25") as router:
         lab = router.lab
         assert router.resolve(lab.lan, "ds6.lab.example") == ["192.0.2.106"]
         with lab.flow(lab.lan, "192.0.2.106") as flow:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from ipaddress import IPv6Address
 from typing import Protocol, TypeVar
 
 from clat_eamt.config.schema import (
@@ -22,6 +23,7 @@ from clat_eamt.config.schema import (
     STATIC_IPV4,
     STATIC_IPV6,
     TAYGA_IPV4,
+    TAYGA_IPV6,
     TRANSLATOR,
     TTL_MAX,
     TTL_MIN,
@@ -33,6 +35,7 @@ from clat_eamt.config.types import show_prefix
 from clat_eamt.core.addresses import AddressPolicy, special_block
 from clat_eamt.core.pool import pool_problems
 from clat_eamt.core.pref64 import ALWAYS_KNOWN
+from clat_eamt.core.translation import tayga_pool_prefix
 
 T = TypeVar("T")
 
@@ -76,6 +79,17 @@ def globals_violations(cfg: Values, label: Label) -> list[Violation]:
                         (TRANSLATOR.name, option.name),
                     )
                 )
+        if cfg[CLAT_IPV6]:  # the pool's map (core.translation) must not hold tayga's own
+            pool6 = tayga_pool_prefix(IPv6Address(cfg[CLAT_IPV6]))
+            for option in (CLAT_IPV6, TAYGA_IPV6):
+                if cfg[option] and cfg[option] in pool6:
+                    found.append(
+                        Violation(
+                            f"{label(option.name)} {cfg[option]} lies inside {pool6}, where "
+                            f"tayga maps {label(POOL.name)}",
+                            (option.name,),
+                        )
+                    )
         for option in (CLAT_IPV4, TAYGA_IPV4):
             if cfg[option] in cfg[POOL]:
                 found.append(

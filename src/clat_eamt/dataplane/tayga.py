@@ -3,7 +3,7 @@
 tayga is a user-space SIIT: the LAN's IPv4 is NAT44ed to ``clat_ipv4`` (the daemon's nft table
 does it, ``nft.Steering.nat44``) and routed into the tun, where tayga turns it into IPv6 from
 ``clat_ipv6`` to Pref64::D.  Its configuration never changes per mapping (dataplane v2): the
-pool has one static prefix ``map`` line, ``map POOL 64:ff9b:1::POOL/(96+len)`` (RFC 7757 EAM),
+pool has one static prefix ``map`` line into a /96 of the CLAT's /64 (RFC 7757 EAM),
 because tayga refuses non-global IPv4 such as the private pool under 64:ff9b::/96 (RFC 6052
 section 3.1, SPEC 7); every mapping is then nft elements only (``core.translation``).
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 
-from clat_eamt.core.translation import TAYGA_POOL_PREFIX, PoolTranslation
+from clat_eamt.core.translation import PoolTranslation, tayga_pool_prefix
 from clat_eamt.dataplane.translator import TranslatorError, run_command
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class TaygaSettings:
     @property
     def translation(self) -> PoolTranslation:
         """T(P) for this tayga: the pool under its static map (module doc)."""
-        return PoolTranslation(TAYGA_POOL_PREFIX)
+        return PoolTranslation(tayga_pool_prefix(self.clat_ipv6))
 
 
 def render_config(settings: TaygaSettings) -> str:
