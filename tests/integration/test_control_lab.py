@@ -1,4 +1,4 @@
-"""The control API and the CLI against the daemon on the lab's home router (nftables + tayga,
+"""The control API and the CLI against the daemon on the lab's home router (nftables on tayga,
 real flows, real conntrack): what `clat-eamt status|mappings|hosts|add|del|flush|config` show
 and do, as a user types them on the router."""
 
@@ -22,7 +22,9 @@ from tests.integration.routerkit import CLAT_IPV6, NAT64_PEER, Router, lab_route
 
 @pytest.fixture(scope="module")
 def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
-    yield from lab_router(tmp_path_factory, "control", ttl_min="0", stale_linger="1")
+    yield from lab_router(
+        tmp_path_factory, "control", translator="tayga", ttl_min="0", stale_linger="1"
+    )
 
 
 def cli(router: Router, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -60,7 +62,7 @@ def test_status_and_mappings_show_the_native_flow_and_its_mapping(router: Router
         with lab.flow(lab.lan, "192.0.2.20") as nat64:  # IPv4-only server: the NAT64 path
             assert lab.accepted(nat64.tag)["peer"] == NAT64_PEER
             status = ask(router, "status")
-            assert status["dataplane"]["name"] == "nftables + tayga"
+            assert status["dataplane"]["name"] == "nftables on tayga"
             assert status["dataplane"]["error"] is None
             assert status["pref64"]["source"] == "config"
             assert status["summary"]["a_with_aaaa"] >= 1
@@ -78,7 +80,8 @@ def test_status_and_mappings_show_the_native_flow_and_its_mapping(router: Router
     assert text.splitlines()[0].split()[:3] == ["IPV4", "IPV6", "POOL"]
     assert "ds3.lab.example" in text
     status_text = cli(router, "status").stdout
-    assert "nftables + tayga: ok" in status_text and "(source: config)" in status_text
+    assert "nftables on tayga: ok" in status_text and "(source: config)" in status_text
+    assert "clat (tun (tayga run by clat-eamt), config), Pref64 2001:db8:64::/96" in status_text
 
 
 @pytest.mark.lab

@@ -57,7 +57,7 @@ def test_status_view_shows_the_daemons_mappings_health_and_chart(scene: Scene, t
 
     health = by_id(page, "clat-eamt-health").text()
     status = scene.ask("status")
-    assert "nftables + tayga: ok" in health
+    assert "nftables on external: ok" in health
     assert f"{status['pref64']['prefixes'][0]} (source: config)" in health
     assert status["flows"]["native"] >= 1 and status["flows"]["nat64"] >= 1
     native, nat64 = status["flows"]["native"], status["flows"]["nat64"]
@@ -87,7 +87,7 @@ def test_overview_widget_shows_daemon_mappings_and_flows(scene: Scene, tmp_path:
     page = rendered(dump_dom(scene.bridge.url(OVERVIEW_WIDGET), budget_ms=2000))
     text = by_id(page, "clat-eamt-overview").text()
     status = scene.ask("status")
-    assert "running, translator nftables + tayga ok" in text
+    assert "running, translator nftables on external ok" in text
     assert f"Mappings{status['mappings']}" in text
     assert f"{status['flows']['native']} native (EAM)" in text
     screenshot(scene.bridge.url(OVERVIEW_WIDGET), tmp_path / "overview.png", size="1280,400")

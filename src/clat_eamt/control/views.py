@@ -29,6 +29,17 @@ def _pairs(counts: dict[str, int]) -> str:
     return ", ".join(f"{name} {n}" for name, n in counts.items()) or "none"
 
 
+def _clat_text(dp: JSON) -> str:
+    """The CLAT the mappings steer on (dataplane v2) and how nft is driven."""
+    clat = dp.get("clat")
+    if not clat:
+        return "none in use" + (f" (nft via {dp['nft']})" if dp.get("nft") else "")
+    if "device" not in clat:  # Jool's EAM table
+        return f"Jool instance {clat.get('instance')} (EAM), nft via {dp.get('nft')}"
+    pref64 = f", Pref64 {clat['pref64']}" if clat.get("pref64") else ""
+    return f"{clat['device']} ({clat['kind']}, {clat['found_by']}){pref64}, nft via {dp.get('nft')}"
+
+
 def status_text(s: JSON) -> str:
     dp, pref64, up, hosts = s["dataplane"], s["pref64"], s["upstreams"], s["hosts"]
     summary = s.get("summary") or {}
@@ -48,6 +59,7 @@ def status_text(s: JSON) -> str:
         ("daemon", f"clat-eamt {s['version']}, up {_duration(s['uptime'])}, DNS on {s['listen']}"
          + ("" if s["enabled"] else ", optimization DISABLED")),
         ("translator", f"{dp['name']}: {health}"),
+        ("clat", _clat_text(dp)),
         ("pref64", f"{prefixes} (source: {pref64['source']})"),
         ("upstreams", f"{servers or 'none'} (from {up['source']})"
          + (f"; {up['problem']}" if up["problem"] else "")),

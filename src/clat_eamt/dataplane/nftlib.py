@@ -123,9 +123,12 @@ class Nft:
             return ""
         if self._lib is not None:
             return self._lib.run(text, json)  # ~0.1 ms: no reason to leave the loop
-        argv = [*self._argv, *(["-j"] if json else []), "-f", "-"]
+        if json:  # nft 1.0.6 prints no JSON for commands read with -f: one command as words
+            argv, stdin = [*self._argv, "-j", *text.split()], None
+        else:
+            argv, stdin = [*self._argv, "-f", "-"], text
         try:
-            result = await run_command(argv, text)
+            result = await run_command(argv, stdin)
         except Exception as error:  # the binary missing, or stuck
             raise NftError(f"nft: {error}") from None
         if result.returncode != 0:
