@@ -2,7 +2,10 @@
 
 The lab is tests/labkit's 464XLAT lab (namespaces inet, isp with NAT64 and DNS64, ce the home
 router, IPv4-only clients lan, lan2, ... and the dual-stack lan6).  On ce runs what an OpenWrt
-router runs: `python -m clat_eamt run --config FILE.uci` (tayga as the CLAT translator) and
+router runs: a CLAT the way OpenWrt's 464xlat runs nat46 (plain RFC 6052 translation with no
+per-address rules, the LAN SNATed to one IPv4 before it, the IPv4 default route into it; here
+tayga plays nat46, since the nat46 module cannot load on these machines), `python -m clat_eamt
+run --config FILE.uci` with `translator external` (it finds that CLAT and never changes it) and
 dnsmasq forwarding to it (tests/integration/routerkit.py `home_router`).  Everything is torn down
 at the end, also on Ctrl-C or a failure; the last line says whether the optimization worked.
 """
@@ -37,11 +40,6 @@ HOST_OBSERVE = 3  # seconds a client must be seen with IPv4 only before it count
 TTL_MIN = 2  # the zone's short TTLs (2 s) are kept as they are, so they expire during the run
 STALE_LINGER = 2
 RATE = "10000"  # creation limits far above what the workload needs: nothing is throttled
-# An answer whose mapping is not installed within apply_timeout_ms goes out unmapped (README: the
-# connection takes the NAT64).  Twelve clients at once make tayga restart back to back; on a
-# slow machine one install can pass the 50 ms default, and the report could not tell that flow
-# from a bug.  A router's few devices never make such bursts.
-APPLY_TIMEOUT_MS = "500"
 
 
 def demo_options(socket: Path) -> dict[str, str | list[str]]:
@@ -50,7 +48,7 @@ def demo_options(socket: Path) -> dict[str, str | list[str]]:
         "host_mode": "ipv4-only",  # the product default: the daemon classifies the LAN hosts
         "host_observe": str(HOST_OBSERVE),
         "lan_interface": ["br-lan"],  # the lab's LAN bridge (Xlat.settings()["lan_bridge"])
-        "apply_timeout_ms": APPLY_TIMEOUT_MS,
+        "translator": "external",  # the lab's CLAT, found by its IPv4 default route
         "ttl_min": str(TTL_MIN),
         "stale_linger": str(STALE_LINGER),
         "create_rate": RATE,
@@ -184,9 +182,9 @@ def explore(router: Router, state: DaemonState, workdir: Path) -> None:
     lab = router.lab
     print(f"      (the echo server's log names the peer: {lab.CLAT_ADDR6} is native through the")
     print(f"      CLAT, {lab.NAT64_PUBLIC4} is through the NAT64; 203.0.113.124 is IPv4-only)")
-    print(f"   ip netns exec {ce} nft list table ip clat_eamt")
+    print(f"   ip netns exec {ce} nft list table inet clat_eamt")
     print(f"   ip netns exec {ce} conntrack -L")
-    print(f"   cat {router.options['state_dir']}/tayga.conf")
+    print(f"   clat-eamt status --socket {router.options['control_socket']}")
     print(f"   logs: {workdir / 'logs'} (clat-eamt-1.log is the daemon's)")
     print("Press Enter (or Ctrl-C) to tear the lab down.", flush=True)
     with contextlib.suppress(KeyboardInterrupt):

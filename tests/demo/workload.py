@@ -46,7 +46,7 @@ from .report import (
 from .state import DaemonState
 
 DNS_TIMEOUT = 5.0
-FLOW_TIMEOUT = 8.0  # a SYN lost in a tayga restart is sent again after 1 s, then 3 s
+FLOW_TIMEOUT = 8.0  # a lost SYN is sent again after 1 s, then 3 s
 TICK_INTERVAL = 0.1
 STALL_LIMIT = 5.0  # a long flow whose round trip took longer is counted as failed
 PAYLOAD = "clat-eamt demo " * 8
@@ -191,7 +191,7 @@ class Workload:
 
     def steered(self) -> set[IPv4Address]:
         """The hosts whose flows the router's nft table may DNAT (host_mode ipv4-only)."""
-        argv = ["nft", "-j", "list", "set", "ip", nft.TABLE, nft.IPV4_ONLY]
+        argv = ["nft", "-j", "list", "set", "inet", nft.TABLE, nft.IPV4_ONLY]
         return nft.parse_set(run(self.lab.ce, argv).stdout)
 
     def start_long(self) -> None:
