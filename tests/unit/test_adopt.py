@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
-from clat_eamt.core.dataplane import DataplaneState, desired_state, diff, left_behind
+from clat_eamt.core.dataplane import DataplaneState, Note, desired_state, diff, left_behind
 from clat_eamt.core.model import LiveFlows, RemoveDnat, RemoveTranslator, StaleReason, State
 from tests.unit.corekit import engine, obs
 
@@ -60,3 +60,37 @@ def test_clashing_finds_are_not_adopted():
     twice = (D2, P2, X1)  # X1 already holds P1 below
     adopted = e.adopt([(D1, P1, X1), outside, twice], now=1.0)
     assert [a.ipv4 for a in adopted] == [D1]
+
+
+def test_a_note_with_names_and_a_future_expiry_is_adopted_valid_until_then():
+    e = engine(pool=POOL)
+    notes = {
+        D1: Note("dns", 160.0, ("video.example",)),  # Valid again until 160
+        D2: Note("dns", 90.0, ("old.example",)),  # expired before the restart: Stale
+    }
+    adopted = e.adopt(left_behind(kernel(), FLOW_D2), 100.0, notes)
+    valid, stale = adopted
+    assert (valid.state, valid.expires, valid.fqdns) == (State.VALID, 160.0, ("video.example",))
+    assert stale.state is State.STALE and stale.stale_reason is StaleReason.RESTARTED
+    assert diff(kernel(), desired_state(e.table)) == (RemoveTranslator(P9, X9),)  # D1 stays
+    e.table.check_invariants()
+    assert e.tick(161.0, FLOW_D2).events[0].entry.state is State.STALE  # expires as noted
+
+
+def test_notes_that_cannot_vouch_give_stale():
+    for note in (
+        Note("~dns", 160.0, (), complete=False),  # names did not fit the comment
+        Note("static", None, ()),  # static entries come from the configuration
+        Note("dns", 160.0, ()),  # no name
+    ):
+        e = engine(pool=POOL)
+        [entry] = e.adopt([(D1, P1, X1)], 100.0, {D1: note})
+        assert entry.state is State.STALE, note
+
+
+def test_a_note_round_trips_through_its_comment_text():
+    note = Note("dns", 1234.5, ("a.example", "b.example"))
+    assert Note.parse(note.text(128)) == note
+    long = Note("dns", 1.0, ("x" * 200 + ".example",))
+    assert Note.parse(long.text(128)) == Note("dns", 1.0, (), complete=False)
+    assert len(long.text(128)) <= 128 and Note.parse("garbage") is None
