@@ -150,6 +150,8 @@ def home_router(
     if clat is None:
         clat = "none" if extra.get("translator") == "tayga" else "lab"
     with Xlat(workdir, clat=clat, ipv4_clients=ipv4_clients) as lab:  # type: ignore[arg-type]
+        if extra.get("translator") == "tayga":  # the daemon's own NAT44 must do the work
+            run(lab.ce, ["nft", "delete", "table", "ip", lab.NAT44_TABLE])
         router = Router(lab, router_options(lab, workdir / "state", **extra))
         router.start()
         dm = Dnsmasq(

@@ -6,6 +6,8 @@ elements; every connection keeps the path it started on."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from ipaddress import ip_network
@@ -127,6 +129,24 @@ def test_sigkill_then_restart_adopts_valid_mappings_both_legs_and_leaves_no_orph
         # A device that cached the answer connects again without asking DNS: still native.
         with lab.flow(lab.lan, "192.0.2.103") as again:
             assert peer(router, again) == CLAT_IPV6
+    consistent(router)
+
+
+@pytest.mark.lab
+def test_a_service_restart_keeps_valid_mappings_valid(router: Router):
+    """`service clat-eamt restart`: SIGTERM (the IPv4 legs go, handed over with their notes in
+    the state directory), then a start that adopts them."""
+    lab = router.lab
+    assert router.resolve(lab.lan, "ds13.lab.example") == ["192.0.2.113"]
+    os.kill(router.proc.pid, signal.SIGTERM)
+    router.proc.popen.wait(10)
+    assert "192.0.2.113" not in router.dnat_elements()  # nothing steered while it is down
+    router.start()
+    row = next(m for m in router.mappings() if m["ipv4"] == "192.0.2.113")
+    assert row["state"] == "valid" and row["fqdns"] == ["ds13.lab.example"]
+    with lab.flow(lab.lan, "192.0.2.113") as flow:  # no DNS asked again
+        assert peer(router, flow) == CLAT_IPV6
+    assert not (Path(router.options["state_dir"]) / "handover.json").exists()
     consistent(router)
 
 

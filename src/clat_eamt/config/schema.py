@@ -202,7 +202,8 @@ CLAT_DEVICE = scalar("clat_device", Name("interface", optional=True), "",
     restart=True,
 )
 STATE_DIR = scalar("state_dir", FilePath(), "/var/run/clat-eamt",
-    "Directory for the files clat-eamt keeps at run time (tayga's configuration and pid).",
+    "Directory for the files clat-eamt keeps at run time (tayga's configuration and pid, the "
+    "mappings a stop hands over to the next start).",
     restart=True,
 )
 CONTROL_SOCKET = scalar("control_socket", FilePath(), "/var/run/clat-eamt/control.sock",

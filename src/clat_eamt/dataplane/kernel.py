@@ -17,10 +17,13 @@ is a ``ClatSource``:
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from pathlib import Path
 from typing import Any, Protocol
 
 from clat_eamt.core.dataplane import DataplaneState, Note, net_effect
@@ -28,7 +31,7 @@ from clat_eamt.core.model import DataplaneOp, FlowCensus, LiveFlows
 from clat_eamt.core.translation import PoolTranslation
 from clat_eamt.dataplane.clat import ClatNotFoundError, device_kind, device_up, find_clat
 from clat_eamt.dataplane.jool import JoolSiit
-from clat_eamt.dataplane.nft import NftTable, Steering
+from clat_eamt.dataplane.nft import COMMENT_MAX, NftTable, Steering
 from clat_eamt.dataplane.tayga import Tayga
 from clat_eamt.dataplane.translator import TranslatorError
 
@@ -144,8 +147,13 @@ class KernelDataplane:
         oracle: Any,
         only_ipv4_only_hosts: bool,
         pool: IPv4Network,
+        *,
+        handover: Path | None = None,
     ) -> None:
+        """``handover``: where a stop leaves the IPv4 legs it removed, with their notes, for
+        the next start to adopt (``service clat-eamt restart`` keeps Valid mappings Valid)."""
         self.nft, self.clat, self.oracle, self.pool = nft, clat, oracle, pool
+        self.handover = handover
         self.only_ipv4_only_hosts = only_ipv4_only_hosts
         self.name = f"nftables on {clat.kind}"
         self.leg: ClatLeg | None = None
@@ -176,7 +184,44 @@ class KernelDataplane:
                 if p is not None:
                     legs6[p] = x
         self.leg = leg
+        handed = {
+            d: (p, note)
+            for d, (p, note) in self._take_handover().items()
+            if d not in self.nft.dnat4 and p in legs6  # only where the IPv6 leg is still there
+        }
+        if handed:  # back in the kernel as they were; the reconciling diff judges them next
+            await self.nft.apply(handed, (), {}, ())
         return DataplaneState(dict(self.nft.dnat4), legs6, dict(self.nft.notes))
+
+    def _take_handover(self) -> dict[IPv4Network, tuple[IPv4Network, Note]]:
+        """What the last stop handed over (read once: the file goes)."""
+        if self.handover is None or not self.handover.exists():
+            return {}
+        found: dict[IPv4Network, tuple[IPv4Network, Note]] = {}
+        try:
+            for d, p, text in json.loads(self.handover.read_text()):
+                note = Note.parse(text)
+                if note is not None:
+                    found[IPv4Network(d)] = (IPv4Network(p), note)
+        except (OSError, ValueError, TypeError) as error:
+            log.warning("ignoring %s: %s", self.handover, error)
+        with contextlib.suppress(OSError):
+            self.handover.unlink()
+        return found
+
+    def _give_handover(self) -> None:
+        if self.handover is None:
+            return
+        legs = [
+            [str(d), str(p), self.nft.notes[d].text(COMMENT_MAX)]
+            for d, p in self.nft.dnat4.items()
+            if d in self.nft.notes
+        ]
+        try:
+            self.handover.parent.mkdir(parents=True, exist_ok=True)
+            self.handover.write_text(json.dumps(legs))
+        except OSError as error:
+            log.warning("cannot keep the mappings for the next start: %s", error)
 
     async def apply(self, ops: Sequence[DataplaneOp]) -> None:
         if self.leg is None:
@@ -211,12 +256,14 @@ class KernelDataplane:
 
     async def stop(self, clean: bool) -> None:
         """SPEC 5: on stop the IPv4 legs go (no new flow is steered without the daemon to
-        expire them); running flows keep both legs (conntrack); ``clean`` removes all."""
+        expire them), handed over with their notes to the next start; running flows keep both
+        legs (conntrack); ``clean`` removes all."""
         if self.leg is None:
             return
         if clean:
             await self.nft.remove()
         else:
+            self._give_handover()
             await self.nft.apply({}, list(self.nft.dnat4), {}, ())
         await self.clat.stop(clean)
         self.leg = None

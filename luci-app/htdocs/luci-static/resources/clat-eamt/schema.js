@@ -41,7 +41,7 @@ return baseclass.extend({
 		{ name: 'clat_device', section: 'globals', widget: 'value', values: [], datatype: 'string', default: '', example: '', required: false, restart: true,
 		  help: _('The CLAT\'s network device for translator auto or external (OpenWrt\'s 464xlat names it 464-<interface>); empty finds it. Takes effect on restart (`service clat-eamt restart`), not reload.') },
 		{ name: 'state_dir', section: 'globals', widget: 'value', values: [], datatype: 'string', default: '/var/run/clat-eamt', example: '', required: false, restart: true,
-		  help: _('Directory for the files clat-eamt keeps at run time (tayga\'s configuration and pid). Takes effect on restart (`service clat-eamt restart`), not reload.') },
+		  help: _('Directory for the files clat-eamt keeps at run time (tayga\'s configuration and pid, the mappings a stop hands over to the next start). Takes effect on restart (`service clat-eamt restart`), not reload.') },
 		{ name: 'control_socket', section: 'globals', widget: 'value', values: [], datatype: 'string', default: '/var/run/clat-eamt/control.sock', example: '', required: false, restart: true,
 		  help: _('Unix socket of the local control API (`clat-eamt status` and the other commands use it); only root may connect. Takes effect on restart (`service clat-eamt restart`), not reload.') },
 		{ name: 'tun', section: 'globals', widget: 'value', values: [], datatype: 'string', default: 'clat', example: '', required: false, restart: true,
