@@ -18,8 +18,15 @@ from clat_eamt.config import load_text
 from clat_eamt.control.methods import METHODS
 from clat_eamt.control.ubus_object import EVENT, EVENT_BURST, OBJECT
 from clat_eamt.daemon import Daemon
-from tests.unit.fakeubus import BLOBMSG_TYPE_STRING, UBUS_STATUS_INVALID_ARGUMENT, FakeUbus
+from tests.unit.fakeubus import (
+    BLOBMSG_TYPE_STRING,
+    UBUS_STATUS_INVALID_ARGUMENT,
+    UBUS_STATUS_METHOD_NOT_FOUND,
+    FakeUbus,
+)
 from tests.unit.standins import ScriptedDataplane, free_port, loopback_config
+
+RPCD_PLUGINS = Path(__file__).resolve().parents[2] / "luci-app/root/usr/libexec/rpcd"
 
 
 def with_bus(tmp_path: Path, bus: FakeUbus, scenario: Callable[[Daemon], Awaitable[None]]) -> None:
@@ -163,3 +170,95 @@ def test_without_python_ubus_the_daemon_says_so(tmp_path):
         assert daemon.status()["ubus"]["state"] == "unavailable: python3-ubus is not installed"
 
     with_bus(tmp_path, None, scenario)  # type: ignore[arg-type]
+
+
+# --- the object `clat-eamt` as LuCI and a shell reach it ---------------------------------------
+# uhttpd's ubus module adds "ubus_rpc_session" (a string) to the arguments of every call it
+# forwards (openwrt/uhttpd, ubus.c ``uh_ubus_send_request``); a shell's `ubus call` sends only
+# what it is given.  Whatever serves `clat-eamt` (the daemon's own object, or an rpcd plugin of
+# the LuCI app, luci-app/root/usr/libexec/rpcd/), both must get an answer.
+
+SESSION = {"ubus_rpc_session": "0123456789abcdef0123456789abcdef"}
+
+
+def with_router(
+    tmp_path: Path, scenario: Callable[[Daemon, FakeUbus], Awaitable[None]], *, daemon: bool = True
+) -> None:
+    """The daemon on the stand-in bus, with rpcd's plugins of the LuCI app registered and the
+    `ubus` command's stand-in served, as on a router with both packages installed."""
+    bus = FakeUbus()
+
+    async def run(d: Daemon) -> None:
+        await until(lambda: any(o.startswith(OBJECT) for o in bus.objects), "the object on the bus")
+        await scenario(d, bus)
+
+    with bus.serve_cli(tmp_path / "ubusd.sock"):
+        bus.add_rpcd_plugins(RPCD_PLUGINS)
+        if daemon:
+            with_bus(tmp_path, bus, run)
+        else:
+            asyncio.run(scenario(None, bus))  # type: ignore[arg-type]
+
+
+async def router_call(bus: FakeUbus, method: str, args: dict[str, Any]) -> Any:
+    return await asyncio.to_thread(bus.call, OBJECT, method, args)
+
+
+def test_a_call_through_uhttpd_with_the_session_argument_is_answered(tmp_path):
+    async def scenario(daemon: Daemon, bus: FakeUbus) -> None:
+        status = await router_call(bus, "status", SESSION)
+        assert status.status == 0, f"ubus status {status.status}"
+        assert status.reply["version"] and status.reply["dataplane"]
+        mappings = await router_call(bus, "mappings", SESSION)
+        assert (mappings.status, mappings.reply) == (0, {"mappings": []})
+        await router_call(bus, "add", {"ipv4": "192.0.2.20", "ipv6": "2001:db8:1::20"})
+        deleted = await router_call(bus, "del", {"ipv4": "192.0.2.20", **SESSION})
+        assert deleted.status == 0 and deleted.reply["deleted"][0]["state"] == "stale"
+
+    with_router(tmp_path, scenario)
+
+
+def test_ubus_call_add_without_comment_works_and_with_one_keeps_it(tmp_path):
+    async def scenario(daemon: Daemon, bus: FakeUbus) -> None:
+        bare = await router_call(bus, "add", {"ipv4": "192.0.2.20", "ipv6": "2001:db8:1::20"})
+        assert bare.status == 0, f"ubus status {bare.status}"
+        assert bare.reply["dataplane"] == "done" and bare.reply["added"]["comment"] == ""
+        args = {"ipv4": "192.0.2.21", "ipv6": "2001:db8:1::21", "comment": "it's \"NAS\"\n"}
+        noted = await router_call(bus, "add", args)
+        assert noted.status == 0 and noted.reply["error"]["code"] == "invalid-argument"
+        args["comment"] = 'it\'s "NAS" ü'
+        noted = await router_call(bus, "add", args)
+        assert noted.reply["added"]["comment"] == args["comment"]
+        assert len(daemon.engine.table) == 2
+
+    with_router(tmp_path, scenario)
+
+
+def test_bad_arguments_get_the_daemons_message_and_change_nothing(tmp_path):
+    async def scenario(daemon: Daemon, bus: FakeUbus) -> None:
+        unknown = await router_call(bus, "status", {"verbose": "1"})
+        assert unknown.status == 0
+        assert unknown.reply["error"]["code"] == "invalid-argument"
+        assert "unknown argument 'verbose'" in unknown.reply["error"]["message"]
+        missing = await router_call(bus, "add", {"ipv4": "192.0.2.20", **SESSION})
+        assert "argument 'ipv6' is required" in missing.reply["error"]["message"]
+        typed = await router_call(bus, "del", {"ipv4": 7})
+        assert "must be a string" in typed.reply["error"]["message"]
+        nat64 = await router_call(bus, "add", {"ipv4": "192.0.2.20", "ipv6": "2001:db8:64::1"})
+        assert "NAT64 prefix" in nat64.reply["error"]["message"]
+        assert len(daemon.engine.table) == 0
+        nothing = await router_call(bus, "reboot", {})
+        assert nothing.status == UBUS_STATUS_METHOD_NOT_FOUND
+
+    with_router(tmp_path, scenario)
+
+
+def test_without_the_daemon_the_object_says_it_is_not_running(tmp_path):
+    async def scenario(daemon: None, bus: FakeUbus) -> None:
+        for args in ({}, SESSION):
+            done = await router_call(bus, "status", args)
+            assert done.status == 0
+            assert done.reply["error"]["code"] == "not-running"
+            assert "service clat-eamt start" in done.reply["error"]["message"]
+
+    with_router(tmp_path, scenario, daemon=False)
