@@ -126,8 +126,8 @@ class Router:
     """ubusd (the stand-in bus) with rpcd's plugins of the app and, when the daemon runs, the
     daemon's ubus object; ``answer`` is uhttpd's /ubus."""
 
-    def __init__(self, socket: str, workdir: Path) -> None:
-        self.socket, self.workdir = socket, workdir
+    def __init__(self, socket: str, workdir: Path, plugins: Path = RPCD_PLUGINS) -> None:
+        self.socket, self.workdir, self.plugins = socket, workdir, plugins
         self.bus = FakeUbus()
         self.calls: list[tuple[str, str]] = []
 
@@ -135,7 +135,7 @@ class Router:
     def running(self) -> Iterator[Router]:
         with contextlib.ExitStack() as stack:
             stack.enter_context(self.bus.serve_cli(self.workdir / "ubusd.sock"))
-            self.bus.add_rpcd_plugins(RPCD_PLUGINS)
+            self.bus.add_rpcd_plugins(self.plugins)
             if Path(self.socket).exists():
                 stack.enter_context(self._daemon_object())
             yield self
@@ -200,9 +200,13 @@ class Bridge:
     """Serves the stand-in page, bridges /ubus to ``socket`` and /uci to ``uci_file`` (see
     the module doc)."""
 
-    def __init__(self, socket: str, uci_file: Path | None = None) -> None:
+    def __init__(
+        self, socket: str, uci_file: Path | None = None, rpcd_plugins: Path = RPCD_PLUGINS
+    ) -> None:
+        """``rpcd_plugins``: the folder rpcd finds its plugins in (a test can give its own)."""
         self.socket = socket
         self.uci_file = uci_file
+        self.rpcd_plugins = rpcd_plugins
         self.calls: list[tuple[str, str]] = []  # (object, method) as the page asked
 
     def url(self, module: str) -> str:
@@ -257,7 +261,7 @@ class Bridge:
                 self.wfile.write(body)
 
         workdir = tempfile.TemporaryDirectory(prefix="luci-bridge-")
-        router = Router(self.socket, Path(workdir.name))
+        router = self.router = Router(self.socket, Path(workdir.name), self.rpcd_plugins)
         self.calls = router.calls
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = server.server_address[1]
