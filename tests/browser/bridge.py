@@ -49,11 +49,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from clat_eamt.config import StaticEntry
+from clat_eamt.config.types import show_prefix
 from clat_eamt.config.uci import parse_uci
 from clat_eamt.control.client import CallFailedError, call
 from clat_eamt.control.methods import MethodError
 from clat_eamt.control.ubus_object import UbusObject
-from clat_eamt.config.types import show_prefix
 from tests.unit.fakeubus import FakeUbus
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.bridge import SESSION_ID, Bridge, Router
+from tests.browser.bridge import SESSION_ID, Bridge
 from tests.browser.chromium import Node, chromium, dump_dom, rendered, screenshot
 from tests.browser.scene import OVERVIEW_WIDGET, STATIC, STATUS_VIEW, Scene, live_scene
 from tests.labkit.require import LAB_TOOLS, SERVER_TOOLS, require_root, require_tools
@@ -135,7 +135,7 @@ def test_a_stopped_daemon_gets_a_note_and_a_start_button(tmp_path: Path):
 
 
 PLUGINS = {  # an object clat-eamt that answers a bare status: rpcd's rules (tests/unit/fakeubus.py)
-    5: "#!/bin/sh\n[ \"$1\" = list ] && echo '{\"status\":{}}'\nexit 0\n",  # no output: NO_DATA
+    5: '#!/bin/sh\n[ "$1" = list ] && echo \'{"status":{}}\'\nexit 0\n',  # no output: NO_DATA
     2: "#!/bin/sh\n[ \"$1\" = list ] && echo '{\"status\":{}}' || echo '[]'\n",  # no object
 }
 
@@ -155,7 +155,8 @@ def test_a_status_number_gets_the_cannot_ask_note_not_an_exception(tmp_path: Pat
         assert bridge.router.answer(request)["result"] == [status]
         page = rendered(dump_dom(bridge.url(STATUS_VIEW), budget_ms=2000))
         [cannot] = by_id(page, "clat-eamt-notes").find("p", **{"class": "clat-eamt-cannot-ask"})
-        assert f"Cannot ask the clat-eamt daemon: the ubus object clat-eamt answered with ubus status {status}" in cannot.text()
+        said = "Cannot ask the clat-eamt daemon: the ubus object clat-eamt answered with"
+        assert f"{said} ubus status {status}" in cannot.text()
         assert "logread -e clat-eamt" in by_id(page, "clat-eamt-notes").text()
         assert not page.find(id="clat-eamt-mappings")
         widget = rendered(dump_dom(bridge.url(OVERVIEW_WIDGET), budget_ms=2000))

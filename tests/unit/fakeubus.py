@@ -206,7 +206,7 @@ class FakeUbus:
         finally:
             call.done.set()
 
-    # --- rpcd's exec plugins -----------------------------------------------------------------------
+    # --- rpcd's exec plugins ---------------------------------------------------------------------
 
     def add_rpcd_plugins(self, directory: Path) -> list[str]:
         """Register the plugins of ``directory`` as rpcd does at start; their object names."""
@@ -248,7 +248,7 @@ class FakeUbus:
                 call.status = UBUS_STATUS_NO_DATA if not out else UBUS_STATUS_INVALID_ARGUMENT
         call.done.set()
 
-    # --- the ubus command line's way in ----------------------------------------------------------
+    # --- the ubus command line's way in -----------------------------------------------------------
 
     @contextlib.contextmanager
     def serve_cli(self, path: Path) -> Iterator[Path]:

@@ -39,16 +39,24 @@ TABLE: dict[str, list[str]] = {
     "listen": ["127.0.0.1", "::1", "127.0.0.1/32", "fe80::1%br-lan", "localhost", "01.2.3.4"],
     "port": INTS,
     "upstream": [
-        "2001:db8::53", "192.0.2.53#5353", "192.0.2.53#", "192.0.2.53#0", "192.0.2.53#65536",
-        "[2001:db8::53]:53", "2001:db8::53#53", "whatever", "192.0.2.53:53", " 192.0.2.53 ",
+        "2001:db8::53",
+        "192.0.2.53#5353",
+        "192.0.2.53#",
+        "192.0.2.53#0",
+        "192.0.2.53#65536",
+        "[2001:db8::53]:53",
+        "2001:db8::53#53",
+        "whatever",
+        "192.0.2.53:53",
+        " 192.0.2.53 ",
         "dns.example",
-    ],  # fmt: skip
+    ],
     "resolv_file": ["/tmp/resolv.conf.auto", "tmp/resolv.conf", " /x ", "/a\tb", "/a\x01b"],
     "pref64": V6,
     "pool": V4,
     "ttl_min": INTS,
     "ttl_max": INTS,
-    "hold_ms": INTS + ["1000", "1001"],
+    "hold_ms": [*INTS, "1000", "1001"],
     "state_dir": ["/var/run/clat-eamt", "var/run"],
     "tun": NAMES,
     "clat_ipv4": ["192.0.0.1", "192.0.0.1/32", "2001:db8::1", "", "1.2.3"],
@@ -56,7 +64,7 @@ TABLE: dict[str, list[str]] = {
     "tayga_ipv6": ["2001:db8::67", ""],
     "jool_netns": NAMES,
     "lan_interface": NAMES,
-    "max_entries": INTS + ["1000000", "1000001"],
+    "max_entries": [*INTS, "1000000", "1000001"],
     "allow_name": DNS,
     "deny_name": DNS,
     "allow_prefix": V4 + V6,
@@ -104,7 +112,7 @@ def test_the_form_accepts_exactly_what_the_daemon_accepts(form: dict[str, list[A
     ]
     assert not wrong, f"{name}: the form and the daemon disagree on {wrong}"
     refused = [v for v, verdict in zip(TABLE[name], verdicts, strict=True) if verdict is not True]
-    assert all(isinstance(form_msg, str) and form_msg for form_msg in verdicts if form_msg is not True)
+    assert all(isinstance(m, str) and m for m in verdicts if m is not True)  # a message
     if name in ("port", "pool", "pref64", "upstream", "allow_name"):
         assert refused and len(refused) < len(TABLE[name])  # the table has both kinds
 

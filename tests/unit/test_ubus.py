@@ -234,7 +234,7 @@ def test_ubus_call_add_without_comment_works_and_with_one_keeps_it(tmp_path):
         bare = await router_call(bus, "add", {"ipv4": "192.0.2.20", "ipv6": "2001:db8:1::20"})
         assert bare.status == 0, f"ubus status {bare.status}"
         assert bare.reply["dataplane"] == "done" and bare.reply["added"][0]["comment"] == ""
-        args = {"ipv4": "192.0.2.21", "ipv6": "2001:db8:1::21", "comment": "it's \"NAS\"\n"}
+        args = {"ipv4": "192.0.2.21", "ipv6": "2001:db8:1::21", "comment": 'it\'s "NAS"\n'}
         noted = await router_call(bus, "add", args)
         assert noted.status == 0 and noted.reply["error"]["code"] == "invalid-argument"
         args["comment"] = 'it\'s "NAS" ü'

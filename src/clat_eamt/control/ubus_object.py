@@ -140,11 +140,11 @@ class UbusObject:
             self.bus.connect()
         else:
             self.bus.connect(socket_path=self.socket_path)
-        table = self.bus.BLOBMSG_TYPE_TABLE
-        self.bus.add(
-            DAEMON_OBJECT,
-            {name: {"method": self._callback(name), "signature": {WRAP: table}} for name in METHODS},
-        )
+        signature = {WRAP: self.bus.BLOBMSG_TYPE_TABLE}
+        methods = {
+            name: {"method": self._callback(name), "signature": signature} for name in METHODS
+        }
+        self.bus.add(DAEMON_OBJECT, methods)
         self.state = "connected"
         try:
             while not self._stopping.is_set():
@@ -195,7 +195,7 @@ def call_args(data: Any) -> Any:
     """The arguments of one call of DAEMON_OBJECT: the table under WRAP (python-ubus let only
     that through), without the session id uhttpd added for LuCI."""
     if not isinstance(data, dict) or set(data) != {WRAP}:
-        raise MethodError(f"{DAEMON_OBJECT} takes its arguments as one table: {{{WRAP!r}: {{...}}}}")
+        raise MethodError(f"{DAEMON_OBJECT} takes its arguments as one table {WRAP!r}")
     args = data[WRAP]
     if isinstance(args, dict) and isinstance(args.get(SESSION), str):
         return {key: value for key, value in args.items() if key != SESSION}
