@@ -127,7 +127,7 @@ _PREF64 = Checked(
     pref64_problem,
     "NAT64 prefix",
     "NAT64 prefixes",
-    (("lengths", list(RFC6052_LENGTHS)), ("zero_bits", [64, 72])),  # pref64_problem as data
+    (("lengths", RFC6052_LENGTHS), ("zero_bits", (64, 72))),  # pref64_problem as data
 )
 
 # fmt: off

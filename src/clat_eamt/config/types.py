@@ -301,7 +301,8 @@ class Checked(ValueType[V]):
     check: Callable[[V], str | None]
     name: str  # the narrower type's name for the docs
     plural_name: str
-    rule: tuple[tuple[str, JSONValue], ...] = ()  # ``check`` as data for the form (luci_rule)
+    # ``check`` as data for the form (luci_rule); tuples, so that the type stays hashable
+    rule: tuple[tuple[str, JSONScalar | tuple[int, ...]], ...] = ()
 
     @property
     def metavar(self) -> str:  # type: ignore[override]
@@ -321,7 +322,8 @@ class Checked(ValueType[V]):
 
     @property
     def luci_rule(self) -> dict[str, JSONValue]:
-        return self.inner.luci_rule | dict(self.rule)
+        extra = {k: list(v) if isinstance(v, tuple) else v for k, v in self.rule}
+        return self.inner.luci_rule | extra
 
     def parse(self, text: str) -> V:
         value = self.inner.parse(text)
