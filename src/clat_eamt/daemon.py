@@ -413,6 +413,8 @@ class Daemon:
         if "upstream" in plan.changed or "resolv_file" in plan.changed:
             self.resolv, self.upstreams.servers = upstream_source(cfg, self.clock)
         self._follow_pref64_config()
+        if self.dataplane_error:  # a WAN event (procd reloads on them) may have brought the CLAT
+            self._repair_at = self.clock()
         now = self.clock()
         outcome = self.engine.sync_static(static_specs(cfg), now)
         for refusal in outcome.refusals:

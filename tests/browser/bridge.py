@@ -1,13 +1,30 @@
 """The browser test's web server: the stand-in page (standin/), the LuCI app's files as uhttpd
-serves them under /luci-static/, and /ubus, which answers the page's JSON-RPC calls to the ubus
-object ``clat-eamt`` from a real daemon's control socket.
+serves them under /luci-static/, /uci for the settings view, and /ubus, which answers the page's
+JSON-RPC calls as a router does: uhttpd's ubus module, rpcd and ubusd, here STAND-INS (none of
+them runs on the test machine), with the daemon's real code behind them.
 
-/ubus answers as uhttpd-mod-ubus and rpcd would for a user with the app's rpcd ACL: a method
-the ACL does not grant gets JSON-RPC error -32002 "Access denied"; a reply is ``[0, object]``
-with the object the daemon's ubus object sends (``ubus_object.reply`` and ``error_reply``, the
-same functions); a call that does not carry exactly the method's arguments gets ubus'
-INVALID_ARGUMENT (2), as ubus checks the signature; no answer on the socket (daemon stopped) and
-any other object (the stand-in has no ``rc``) give JSON-RPC error -32000 "Object not found".
+/ubus models, rule by rule:
+
+- uhttpd's ubus module (openwrt/uhttpd, ubus.c, legacy JSON-RPC "call"): a call of an object
+  ubusd does not know is JSON-RPC error -32000 "Object not found" (``ubus_lookup_id`` first);
+  then the session's ACL is asked (``uh_ubus_allowed``): not granted is -32002 "Access denied";
+  arguments that already hold "ubus_rpc_session" are -32602 "Invalid parameters"; otherwise
+  the call goes out with ``"ubus_rpc_session": SID`` added to its arguments
+  (``uh_ubus_send_request``), and the reply is ``{"result": [status]}``, or
+  ``[status, data]`` when the object sent data (``uh_ubus_request_cb``, legacy format);
+- rpcd's ACL by access group (openwrt/rpcd, session.c): a session holds the access groups
+  of its login; a group's "read" and "write" "ubus" lists grant object -> methods.  The
+  stand-in's session is a login given the app's group, luci-app-clat-eamt (``GROUPS``), as
+  rpcd gives a user whose rpcd config lists it (the app's acl.d file, read here);
+- ubusd, rpcd's exec plugins, python-ubus and the `ubus` command: tests/unit/fakeubus.py and
+  tests/unit/standin_bin/ubus (their rules are there).  The object ``clat-eamt`` is served by
+  what serves it on a router: an rpcd plugin of the app (luci-app/root/usr/libexec/rpcd/) if
+  there is one, run as rpcd runs it, and the daemon's own ubus object
+  (``clat_eamt.control.ubus_object.UbusObject``, the real class, on the stand-in bus) when the
+  daemon runs: its method calls go to the daemon's control socket (``SocketTarget``), so the
+  answers are the running daemon's.  No socket file: the daemon is not running, so its object
+  is not on the bus.
+
 /uci?config=clat-eamt answers the settings view's uci.load (tests/browser/standin/
 luci-form-standin.js) with the config file given as ``uci_file``, parsed by the daemon's own
 parser (``clat_eamt.config.uci.parse_uci``) into the shape LuCI's uci.js holds (``uci_sections``);
@@ -19,60 +36,144 @@ It binds 127.0.0.1 on a free port and serves from a thread until the context exi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from clat_eamt.config import StaticEntry
+from clat_eamt.config.types import show_prefix
 from clat_eamt.config.uci import parse_uci
-from clat_eamt.control.client import CallFailedError, DaemonNotRunningError, call
-from clat_eamt.control.methods import METHODS
-from clat_eamt.control.ubus_object import OBJECT, error_reply, reply
+from clat_eamt.control.client import CallFailedError, call
+from clat_eamt.control.methods import MethodError
+from clat_eamt.control.ubus_object import UbusObject
+from tests.unit.fakeubus import FakeUbus
 
 ROOT = Path(__file__).resolve().parents[2]
 HTDOCS = ROOT / "luci-app" / "htdocs"
 STANDIN = Path(__file__).resolve().parent / "standin"
-ACL = ROOT / "luci-app" / "root" / "usr" / "share" / "rpcd" / "acl.d" / "luci-app-clat-eamt.json"
-UBUS_INVALID_ARGUMENT = 2
+ACL_DIR = ROOT / "luci-app" / "root" / "usr" / "share" / "rpcd" / "acl.d"
+RPCD_PLUGINS = ROOT / "luci-app" / "root" / "usr" / "libexec" / "rpcd"
+GROUPS = ("luci-app-clat-eamt",)  # the access groups of the stand-in's login
+SESSION_ID = "0123456789abcdef0123456789abcdef"
 UCI_CONFIG = "clat-eamt"
 TYPES = {".js": "text/javascript", ".html": "text/html", ".css": "text/css"}
 
 
-def granted() -> dict[str, set[str]]:
-    """The ubus methods the app's rpcd ACL grants (read and write), per object."""
-    acl = json.loads(ACL.read_text())["luci-app-clat-eamt"]
+def granted(groups: tuple[str, ...] = GROUPS) -> dict[str, set[str]]:
+    """object -> the ubus methods the access groups grant (read and write), from acl.d."""
     methods: dict[str, set[str]] = {}
-    for part in ("read", "write"):
-        for obj, names in acl.get(part, {}).get("ubus", {}).items():
-            methods.setdefault(obj, set()).update(names)
+    for path in sorted(ACL_DIR.glob("*.json")):
+        for group, acl in json.loads(path.read_text()).items():
+            if group not in groups:
+                continue
+            for part in ("read", "write"):
+                for obj, names in acl.get(part, {}).get("ubus", {}).items():
+                    methods.setdefault(obj, set()).update(names)
     return methods
 
 
-def ubus_answer(socket: str, request: Any) -> dict[str, Any]:
-    """One JSON-RPC request of LuCI's rpc.js: {"method": "call", "params": [sid, object,
-    method, args]}."""
-    base = {"jsonrpc": "2.0", "id": request.get("id")}
-    _sid, obj, name, args = request["params"]
-    if name not in granted().get(obj, set()):
-        return base | {"error": {"code": -32002, "message": "Access denied"}}
-    method = METHODS.get(name)
-    if obj != OBJECT or method is None:
-        return base | {"error": {"code": -32000, "message": "Object not found"}}
-    if set(args) != {a.name for a in method.args} or not all(
-        isinstance(v, str) for v in args.values()
-    ):
-        return base | {"result": [UBUS_INVALID_ARGUMENT]}
-    try:
-        result = reply(name, call(socket, name, args))
-    except DaemonNotRunningError:
-        return base | {"error": {"code": -32000, "message": "Object not found"}}
-    except CallFailedError as error:
-        result = error_reply(error.code, str(error))
-    return base | {"result": [0, result]}
+class SocketTarget:
+    """The daemon as ``control.methods`` sees it (a ``ControlTarget``), answered by the running
+    daemon's control socket: the bridge's ubus object is the daemon's ubus object in another
+    process."""
+
+    def __init__(self, socket: str) -> None:
+        self.socket = socket
+
+    def _call(self, method: str, args: dict[str, str] | None = None) -> Any:
+        try:
+            return call(self.socket, method, args)
+        except CallFailedError as error:
+            if error.code == "invalid-argument":
+                raise MethodError(str(error)) from None
+            raise
+
+    async def status_report(self) -> Any:
+        return self._call("status")
+
+    async def mapping_rows(self) -> Any:
+        return self._call("mappings")
+
+    def host_rows(self) -> Any:
+        return self._call("hosts")
+
+    async def add_static(self, entry: StaticEntry) -> Any:
+        args = {"ipv4": show_prefix(entry.ipv4), "ipv6": show_prefix(entry.ipv6)}
+        return self._call("add", args | {"comment": entry.comment})
+
+    async def delete_static(self, ipv4: IPv4Network) -> Any:
+        return self._call("del", {"ipv4": show_prefix(ipv4)})
+
+    async def flush_dns(self) -> Any:
+        return self._call("flush")
+
+    def effective_config(self) -> Any:
+        return self._call("config")
+
+    def flow_history(self) -> Any:
+        return self._call("history")
+
+
+class Router:
+    """ubusd (the stand-in bus) with rpcd's plugins of the app and, when the daemon runs, the
+    daemon's ubus object; ``answer`` is uhttpd's /ubus."""
+
+    def __init__(self, socket: str, workdir: Path, plugins: Path = RPCD_PLUGINS) -> None:
+        self.socket, self.workdir, self.plugins = socket, workdir, plugins
+        self.bus = FakeUbus()
+        self.calls: list[tuple[str, str]] = []
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Router]:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self.bus.serve_cli(self.workdir / "ubusd.sock"))
+            self.bus.add_rpcd_plugins(self.plugins)
+            if Path(self.socket).exists():
+                stack.enter_context(self._daemon_object())
+            yield self
+
+    @contextlib.contextmanager
+    def _daemon_object(self) -> Iterator[None]:
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="daemon-loop", daemon=True)
+        thread.start()
+        ubus = UbusObject(SocketTarget(self.socket), loop, self.bus)  # type: ignore[arg-type]
+        ubus.start()
+        try:
+            for _ in range(250):
+                if ubus.state == "connected":
+                    break
+                threading.Event().wait(0.02)
+            yield
+        finally:
+            ubus.stop()
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(5)
+            loop.close()
+
+    def answer(self, request: Any) -> dict[str, Any]:
+        """One JSON-RPC request of LuCI's rpc.js: {"method": "call", "params": [sid, object,
+        method, args]}, as uhttpd answers it (module doc)."""
+        base = {"jsonrpc": "2.0", "id": request.get("id")}
+        _sid, obj, name, args = request["params"]
+        self.calls.append((obj, name))
+        if obj not in self.bus.objects and obj not in self.bus.rpcd:
+            return base | {"error": {"code": -32000, "message": "Object not found"}}
+        if name not in granted().get(obj, set()):
+            return base | {"error": {"code": -32002, "message": "Access denied"}}
+        if "ubus_rpc_session" in args:
+            return base | {"error": {"code": -32602, "message": "Invalid parameters"}}
+        done = self.bus.call(obj, name, {**args, "ubus_rpc_session": SESSION_ID})
+        result = [done.status, done.reply] if done.reply else [done.status]
+        return base | {"result": result}
 
 
 def uci_sections(text: str) -> dict[str, dict[str, Any]]:
@@ -99,9 +200,13 @@ class Bridge:
     """Serves the stand-in page, bridges /ubus to ``socket`` and /uci to ``uci_file`` (see
     the module doc)."""
 
-    def __init__(self, socket: str, uci_file: Path | None = None) -> None:
+    def __init__(
+        self, socket: str, uci_file: Path | None = None, rpcd_plugins: Path = RPCD_PLUGINS
+    ) -> None:
+        """``rpcd_plugins``: the folder rpcd finds its plugins in (a test can give its own)."""
         self.socket = socket
         self.uci_file = uci_file
+        self.rpcd_plugins = rpcd_plugins
         self.calls: list[tuple[str, str]] = []  # (object, method) as the page asked
 
     def url(self, module: str) -> str:
@@ -144,8 +249,7 @@ class Bridge:
 
             def do_POST(self) -> None:
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                bridge.calls.append((request["params"][1], request["params"][2]))
-                body = json.dumps(ubus_answer(bridge.socket, request)).encode()
+                body = json.dumps(router.answer(request)).encode()
                 self.answer(body, "application/json")
 
             def answer(self, body: bytes, ctype: str) -> None:
@@ -156,13 +260,18 @@ class Bridge:
                 self.end_headers()
                 self.wfile.write(body)
 
+        workdir = tempfile.TemporaryDirectory(prefix="luci-bridge-")
+        router = self.router = Router(self.socket, Path(workdir.name), self.rpcd_plugins)
+        self.calls = router.calls
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = server.server_address[1]
         thread = threading.Thread(target=server.serve_forever, name="luci-bridge", daemon=True)
         thread.start()
         try:
-            yield self
+            with router.running():
+                yield self
         finally:
             server.shutdown()
             server.server_close()
             thread.join(5)
+            workdir.cleanup()

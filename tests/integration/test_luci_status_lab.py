@@ -3,12 +3,17 @@ in headless Chromium against the real daemon on the lab's home router (tayga, re
 
 The page around the view is a STAND-IN, not LuCI: the LuCI runtime (luci.js, rpc.js, ui.js
 behind uhttpd and rpcd) is not available here.  tests/browser/standin/ supplies the small part
-of LuCI's JavaScript API the views use (L, view, baseclass, rpc, poll, ui, E, _), loads the real
+of LuCI's JavaScript API the views use (L, view, baseclass, rpc, poll, ui, E, _; rpc.declare
+resolving with the bare ubus status number of a failed call, as rpc.js does), loads the real
 view file unchanged and runs its load() and render(); tests/browser/bridge.py answers its ubus
-calls from the daemon's control socket, wrapped as the daemon's ubus object wraps them.  So what
-is checked is what the view makes of the daemon's real answers: the mappings table lists the
-daemon's live mappings, the chart draws its flow history, the poll refreshes without errors, and
-a stopped daemon gets a note with a start button.  Screenshots land in the test's tmp_path.
+calls as uhttpd (which adds ubus_rpc_session), rpcd (the app's ACL, its plugin, run for real)
+and ubusd would, stand-ins too, with the daemon's real ubus object behind them, asking the
+daemon's control socket.  So what is checked is what the view makes of the daemon's real
+answers: the mappings table lists the daemon's live mappings, the chart draws its flow history,
+the poll refreshes without errors, a page load asks once, a stopped daemon gets a note with a
+start button, an object that answers a bare status number gets the "cannot ask" note and no
+exception, and a deleted static entry loses its Delete button.  Screenshots land in the test's
+tmp_path.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.bridge import Bridge, ubus_answer
+from tests.browser.bridge import SESSION_ID, Bridge
 from tests.browser.chromium import Node, chromium, dump_dom, rendered, screenshot
 from tests.browser.scene import OVERVIEW_WIDGET, STATIC, STATUS_VIEW, Scene, live_scene
 from tests.labkit.require import LAB_TOOLS, SERVER_TOOLS, require_root, require_tools
@@ -75,7 +80,7 @@ def test_status_view_shows_the_daemons_mappings_health_and_chart(scene: Scene, t
     lan_macs = {h.attrs["data_mac"] for h in by_id(page, "clat-eamt-hosts").find("tr", data_mac="")}
     assert scene.router.lab.LAN_MAC in lan_macs
     [html] = page.find("html")
-    assert int(html.attrs.get("data_polls", "0")) >= 1  # the 5 s refresh ran (virtual time)
+    assert int(html.attrs.get("data_polls", "0")) >= 2  # the 5 s refresh ran (virtual time)
     assert {method for obj, method in scene.bridge.calls if obj == "clat-eamt"} >= {
         "status", "mappings", "hosts", "history"
     }  # fmt: skip
@@ -93,9 +98,29 @@ def test_overview_widget_shows_daemon_mappings_and_flows(scene: Scene, tmp_path:
     screenshot(scene.bridge.url(OVERVIEW_WIDGET), tmp_path / "overview.png", size="1280,400")
 
 
+@pytest.mark.lab
+def test_a_page_load_asks_once(scene: Scene):
+    before = len(scene.bridge.calls)
+    rendered(dump_dom(scene.bridge.url(STATUS_VIEW), budget_ms=2000))
+    asked = [method for obj, method in scene.bridge.calls[before:] if obj == "clat-eamt"]
+    assert sorted(asked) == ["history", "hosts", "mappings", "status"]
+
+
+@pytest.mark.lab
+def test_a_deleted_static_entry_has_no_delete_button(scene: Scene):
+    """Runs last: it deletes the scene's static entry (as the Delete button does)."""
+    done = scene.bridge.router.answer(
+        {"id": 1, "params": [SESSION_ID, "clat-eamt", "del", {"ipv4": STATIC["ipv4"]}]}
+    )
+    assert done["result"][0] == 0 and done["result"][1]["deleted"][0]["state"] == "stale"
+    page = rendered(dump_dom(scene.bridge.url(STATUS_VIEW), budget_ms=2000))
+    [row] = by_id(page, "clat-eamt-mappings").find("tr", data_ipv4=STATIC["ipv4"])
+    assert "stale" in row.text() and not row.find("button")
+
+
 def test_a_stopped_daemon_gets_a_note_and_a_start_button(tmp_path: Path):
-    """No lab: nothing answers on the socket, so /ubus says "Object not found" as ubus does
-    when the daemon's object is missing."""
+    """No lab: nothing answers on the socket, so the daemon's object is not on the bus and the
+    app's rpcd plugin answers that the daemon is not running."""
     chromium()
     with Bridge(str(tmp_path / "nothing.sock")).serving() as bridge:
         page = rendered(dump_dom(bridge.url(STATUS_VIEW), budget_ms=2000))
@@ -109,13 +134,50 @@ def test_a_stopped_daemon_gets_a_note_and_a_start_button(tmp_path: Path):
         screenshot(bridge.url(STATUS_VIEW), tmp_path / "stopped.png", size="1280,400")
 
 
-def test_the_bridge_answers_as_rpcd_and_ubus_do(tmp_path: Path):
-    def ask(method: str, args: dict[str, str]) -> dict[str, object]:
-        request = {"id": 7, "params": ["0" * 32, "clat-eamt", method, args]}
-        return ubus_answer(str(tmp_path / "nothing.sock"), request)
+PLUGINS = {  # an object clat-eamt that answers a bare status: rpcd's rules (tests/unit/fakeubus.py)
+    5: '#!/bin/sh\n[ "$1" = list ] && echo \'{"status":{}}\'\nexit 0\n',  # no output: NO_DATA
+    2: "#!/bin/sh\n[ \"$1\" = list ] && echo '{\"status\":{}}' || echo '[]'\n",  # no object
+}
 
-    denied = {"code": -32002, "message": "Access denied"}
-    assert ask("reboot", {})["error"] == denied  # not in the app's ACL
-    assert ask("del", {})["result"] == [2]  # ubus: every declared argument, exactly
-    assert ask("del", {"ipv4": "192.0.2.1", "x": "1"})["result"] == [2]
-    assert ask("status", {})["error"] == {"code": -32000, "message": "Object not found"}
+
+@pytest.mark.parametrize("status", sorted(PLUGINS))
+def test_a_status_number_gets_the_cannot_ask_note_not_an_exception(tmp_path: Path, status: int):
+    """rpc.declare resolves with the bare status number when the call fails: the views must say
+    so and what to do, and the overview include must not throw (it would take LuCI's whole
+    Overview page down)."""
+    chromium()
+    plugin = tmp_path / "rpcd" / "clat-eamt"
+    plugin.parent.mkdir()
+    plugin.write_text(PLUGINS[status])
+    plugin.chmod(0o755)
+    with Bridge(str(tmp_path / "nothing.sock"), rpcd_plugins=plugin.parent).serving() as bridge:
+        request = {"id": 1, "params": [SESSION_ID, "clat-eamt", "status", {}]}
+        assert bridge.router.answer(request)["result"] == [status]
+        page = rendered(dump_dom(bridge.url(STATUS_VIEW), budget_ms=2000))
+        [cannot] = by_id(page, "clat-eamt-notes").find("p", **{"class": "clat-eamt-cannot-ask"})
+        said = "Cannot ask the clat-eamt daemon: the ubus object clat-eamt answered with"
+        assert f"{said} ubus status {status}" in cannot.text()
+        assert "logread -e clat-eamt" in by_id(page, "clat-eamt-notes").text()
+        assert not page.find(id="clat-eamt-mappings")
+        widget = rendered(dump_dom(bridge.url(OVERVIEW_WIDGET), budget_ms=2000))
+        text = by_id(widget, "clat-eamt-overview").text()
+        assert f"cannot ask the daemon (ubus status {status})" in text
+        screenshot(bridge.url(STATUS_VIEW), tmp_path / "cannot-ask.png", size="1280,400")
+
+
+def test_the_bridge_answers_as_uhttpd_rpcd_and_ubusd_do(tmp_path: Path):
+    with Bridge(str(tmp_path / "nothing.sock")).serving() as bridge:
+
+        def ask(obj: str, method: str, args: dict[str, str]) -> dict[str, object]:
+            return bridge.router.answer({"id": 7, "params": [SESSION_ID, obj, method, args]})
+
+        assert ask("clat-eamt", "add", {})["error"] == {"code": -32002, "message": "Access denied"}
+        assert ask("clat-eamt", "config", {})["error"]["code"] == -32002  # not in the ACL
+        assert ask("network", "status", {})["error"] == {
+            "code": -32000, "message": "Object not found"
+        }  # fmt: skip
+        assert ask("clat-eamt.daemon", "status", {})["error"]["code"] == -32000  # no daemon
+        session = {"ubus_rpc_session": "x"}
+        assert ask("clat-eamt", "status", session)["error"]["code"] == -32602
+        status, reply = ask("clat-eamt", "status", {})["result"]  # type: ignore[misc]
+        assert status == 0 and reply["error"]["code"] == "not-running"

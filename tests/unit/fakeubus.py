@@ -1,37 +1,74 @@
-"""A recording stand-in for python-ubus (the ``ubus`` module of OpenWrt's python3-ubus).
+"""A recording STAND-IN for ubusd as the daemon and rpcd meet it: python-ubus (the ``ubus``
+module of OpenWrt's python3-ubus 0.1.3), rpcd's exec plugins and the ``ubus`` command line.
 
-ubusd and libubus do not run on these machines, so the daemon's ubus object is tested against
-python-ubus's documented interface (its README and ubus.c), reproduced here where the daemon
-depends on it:
+ubusd, libubus, rpcd and the ``ubus`` tool do not run on these machines, so the daemon's ubus
+object and the app's rpcd plugin are tested against what those parts do, rule by rule, each
+from its source:
+
+python-ubus (CZ-NIC/python-ubus, ubus_python.c and README), where the daemon depends on it:
 
 - one global connection: ``connect(socket_path=...)`` raises when already connected or when
   ubusd is unreachable; ``get_connected()``; ``disconnect()``;
 - ``add(name, methods)`` checks the shape ubus.c checks: each method a dict of exactly
   ``signature`` (name -> BLOBMSG type) and ``method`` (a callable);
 - a call is refused with UBUS_STATUS_INVALID_ARGUMENT unless it carries exactly the signature's
-  arguments with their types (ubus.c ``test_policies``), before the callback runs;
+  arguments with their types, before the callback runs (``test_policies``: an argument whose
+  name the signature lacks fails, and the count of matched names must equal the signature's
+  size, so every declared argument is required; a type other than BLOBMSG_TYPE_UNSPEC must
+  match: a JSON string is STRING, an object TABLE, an array ARRAY, true/false BOOL);
 - the callback ``(handler, data)`` runs inside ``loop()``, on the thread that called it;
   ``handler.reply(data)`` only works during the callback and only with a JSON object
   (blobmsg_add_json_from_string needs one); an exception becomes UBUS_STATUS_UNKNOWN_ERROR;
 - ``send(event, data)`` takes a JSON object; ``loop(timeout)`` returns after ``timeout`` ms.
 
+rpcd's exec plugins (openwrt/rpcd, plugin.c), for ``add_rpcd_plugins(directory)``:
+
+- every regular, executable file of the directory is a plugin (``rpc_plugin_register_library``
+  skips the rest); rpcd runs ``PLUGIN list`` once and registers an object named after the file
+  with the methods of the JSON object it prints (``rpc_plugin_parse_exec``);
+- a call of a method the list does not name is UBUS_STATUS_METHOD_NOT_FOUND (libubus looks the
+  method up in the object's table);
+- a call runs ``PLUGIN call METHOD`` with the call's arguments as JSON on stdin, unchecked
+  (``rpc_plugin_call`` declares the list's signature but does not test the arguments against
+  it); the exit status is ignored; the first JSON value on stdout is the reply when it is an
+  object, no output is UBUS_STATUS_NO_DATA, anything else UBUS_STATUS_INVALID_ARGUMENT
+  (``rpc_plugin_call_finish_cb``);
+- rpcd is a process of its own: a plugin's call is served outside the daemon's ``loop()``.
+
+ubusd routes a call to the process that registered the object; the ``ubus`` command line
+(openwrt/ubus, cli.c) reaches it through ``serve_cli(path)``: see tests/unit/standin_bin/ubus.
+
 Tests drive it like ``ubus call`` does: ``call(object, method, args)`` queues a request that the
-next ``loop()`` serves, and waits for the reply.
+next ``loop()`` serves (or runs the rpcd plugin), and waits for the reply.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socketserver
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 BLOBMSG_TYPE_UNSPEC, BLOBMSG_TYPE_ARRAY, BLOBMSG_TYPE_TABLE, BLOBMSG_TYPE_STRING = 0, 1, 2, 3
 BLOBMSG_TYPE_INT64, BLOBMSG_TYPE_INT32, BLOBMSG_TYPE_BOOL = 4, 5, 7
-UBUS_STATUS_OK, UBUS_STATUS_INVALID_ARGUMENT, UBUS_STATUS_NOT_FOUND = 0, 2, 4
-UBUS_STATUS_UNKNOWN_ERROR = 9
-_TYPES = {str: BLOBMSG_TYPE_STRING, bool: BLOBMSG_TYPE_BOOL, int: BLOBMSG_TYPE_INT32}
+# libubus' ubusmsg.h
+UBUS_STATUS_OK, UBUS_STATUS_INVALID_ARGUMENT, UBUS_STATUS_METHOD_NOT_FOUND = 0, 2, 3
+UBUS_STATUS_NOT_FOUND, UBUS_STATUS_NO_DATA, UBUS_STATUS_UNKNOWN_ERROR = 4, 5, 9
+STANDIN_BIN = Path(__file__).resolve().parent / "standin_bin"  # the `ubus` command's stand-in
+_TYPES = {
+    str: BLOBMSG_TYPE_STRING,
+    bool: BLOBMSG_TYPE_BOOL,
+    int: BLOBMSG_TYPE_INT32,
+    dict: BLOBMSG_TYPE_TABLE,
+    list: BLOBMSG_TYPE_ARRAY,
+}
 
 
 @dataclass
@@ -60,6 +97,7 @@ class Handler:
 
 
 class FakeUbus:
+    BLOBMSG_TYPE_TABLE = BLOBMSG_TYPE_TABLE
     BLOBMSG_TYPE_STRING = BLOBMSG_TYPE_STRING
     BLOBMSG_TYPE_BOOL = BLOBMSG_TYPE_BOOL
     BLOBMSG_TYPE_INT32 = BLOBMSG_TYPE_INT32
@@ -72,6 +110,8 @@ class FakeUbus:
         self.connects = 0
         self._queue: list[Call] = []
         self._lock = threading.Lock()
+        self.rpcd: dict[str, tuple[Path, set[str]]] = {}  # object -> (plugin, its methods)
+        self.env: dict[str, str] = dict(os.environ)  # what rpcd runs its plugins with
 
     # --- python-ubus's interface -----------------------------------------------------------------
 
@@ -127,6 +167,13 @@ class FakeUbus:
 
     def call(self, obj: str, method: str, args: dict[str, Any] | None = None) -> Call:
         call = Call(obj, method, args or {})
+        if obj not in self.objects and obj not in self.rpcd:  # ubusd: no such object
+            call.status = UBUS_STATUS_NOT_FOUND
+            call.done.set()
+            return call
+        if obj in self.rpcd:
+            self._rpcd_call(call)
+            return call
         with self._lock:
             self._queue.append(call)
         if not call.done.wait(10):
@@ -158,6 +205,76 @@ class FakeUbus:
             handler._call = None  # a reply after the callback returned goes nowhere
         finally:
             call.done.set()
+
+    # --- rpcd's exec plugins ---------------------------------------------------------------------
+
+    def add_rpcd_plugins(self, directory: Path) -> list[str]:
+        """Register the plugins of ``directory`` as rpcd does at start; their object names."""
+        names = []
+        for plugin in sorted(directory.iterdir()) if directory.is_dir() else []:
+            if not plugin.is_file() or not os.access(plugin, os.X_OK):
+                continue
+            done = subprocess.run(
+                [str(plugin), "list"], capture_output=True, text=True, env=self.env, check=False
+            )
+            signatures = json.loads(done.stdout)
+            self.rpcd[plugin.name] = (plugin, set(signatures))
+            names.append(plugin.name)
+        return names
+
+    def _rpcd_call(self, call: Call) -> None:
+        plugin, methods = self.rpcd[call.obj]
+        call.thread = "rpcd"
+        if call.method not in methods:
+            call.status = UBUS_STATUS_METHOD_NOT_FOUND
+        else:
+            done = subprocess.run(
+                [str(plugin), "call", call.method],
+                input=json.dumps(call.args),
+                capture_output=True,
+                text=True,
+                env=self.env,
+                timeout=30,
+                check=False,
+            )
+            out = done.stdout.lstrip()
+            try:
+                value = json.JSONDecoder().raw_decode(out)[0] if out else None
+            except ValueError:
+                value = None
+            if isinstance(value, dict):
+                call.status, call.reply = UBUS_STATUS_OK, value
+            else:
+                call.status = UBUS_STATUS_NO_DATA if not out else UBUS_STATUS_INVALID_ARGUMENT
+        call.done.set()
+
+    # --- the ubus command line's way in -----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def serve_cli(self, path: Path) -> Iterator[Path]:
+        """A socket the ``ubus`` stand-in (tests/unit/standin_bin/ubus) sends its calls to: one
+        JSON line {"object", "method", "args"} in, {"status", "reply"} out.  ``env`` points
+        the stand-in here (FAKE_UBUSD), and rpcd's plugins find it on PATH."""
+        bus = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                request = json.loads(self.rfile.readline())
+                done = bus.call(request["object"], request["method"], request["args"])
+                answer = {"status": done.status, "reply": done.reply}
+                self.wfile.write(json.dumps(answer).encode() + b"\n")
+
+        server = socketserver.ThreadingUnixStreamServer(str(path), Handler)
+        thread = threading.Thread(target=server.serve_forever, name="ubusd-cli", daemon=True)
+        thread.start()
+        self.env["FAKE_UBUSD"] = str(path)
+        self.env["PATH"] = f"{STANDIN_BIN}{os.pathsep}{self.env.get('PATH', '')}"
+        try:
+            yield path
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
 
     def _need_connection(self) -> None:
         if not self.connected:

@@ -5,6 +5,11 @@
  *
  *   node luci_harness.js RESOURCES module clat-eamt.schema   the module's exported data
  *   node luci_harness.js RESOURCES view clat-eamt.settings   load() and render(): the form
+ *   node luci_harness.js RESOURCES validate TABLE   the settings form's check of each value:
+ *       TABLE is {option: [value, ...]}; prints {option: [true or the message, ...]}, each
+ *       value checked as LuCI's validation.js does for a form field: an empty value passes
+ *       only when the field is optional (not `required`), any other goes to the option's
+ *       validate() (clat-eamt.validate with the option's rule from clat-eamt.schema)
  *
  * Modules are loaded the way LuCI's require() does: the leading 'require NAME [as ALIAS]'
  * directives become the parameters of a function whose body is the file. Names that are not
@@ -78,7 +83,8 @@ const stubs = {
 	baseclass: { extend: (props) => props },
 	view: { extend: (props) => props },
 	form,
-	uci
+	uci,
+	'clat-eamt.validate': { check: () => true }
 };
 const globals = {
 	_: (text) => text,
@@ -102,11 +108,27 @@ function load(moduleName) {
 }
 
 async function main() {
-	const exported = load(name);
+	const exported = mode == 'validate' ? null : load(name);
+	if (mode == 'validate') {
+		delete stubs['clat-eamt.validate'];  // the real one here; the view's runs stand alone
+		const schema = load('clat-eamt.schema'), validate = load('clat-eamt.validate');
+		const table = JSON.parse(name), out = {};
+		for (const [option, values] of Object.entries(table)) {
+			const opt = schema.options.find((o) => o.name == option);
+			out[option] = values.map((v) => (v.length === 0 ? !opt.required || 'non-empty value'
+				: validate.check(opt.rule, v)));
+		}
+		process.stdout.write(JSON.stringify(out));
+		return;
+	}
 	if (mode == 'view') {
 		await exported.load();
 		const created = JSON.parse(JSON.stringify(uciData));
 		const map = await exported.render();
+		for (const section of map.sections)
+			for (const o of section.options)
+				if (typeof o.validate == 'function')
+					o.validates = o.validate('globals', 'x') !== undefined;
 		// the pseudo option's cfgvalue, with and without a Pref64 list
 		const globalsSection = map.sections.find((s) => s.type == 'globals');
 		const modeOption = globalsSection.options.find((o) => o.name == '_pref64_mode');

@@ -58,6 +58,7 @@ def test_schema_js_holds_every_option_with_its_datatype() -> None:
     for option in ALL_OPTIONS:
         row = by_name[option.name]
         assert row["datatype"] == option.luci_datatype, option.name
+        assert row["rule"] == option.luci_rule, option.name
         assert row["section"] == option.section
         assert row["help"] == option.full_help
         assert row["restart"] is option.restart
@@ -107,7 +108,10 @@ def test_form_options_take_the_schema_datatype_widget_default_and_help(
         for option in options:
             field = shown[option.name]
             row = next(r for r in luci_options() if r["name"] == option.name)
-            assert field["datatype"] == option.luci_datatype, option.name
+            if row["widget"] in ("flag", "choice"):  # the widget offers only the daemon's words
+                assert field["datatype"] == option.luci_datatype, option.name
+            else:  # checked by clat-eamt/validate.js with the rule (test_luci_validate.py)
+                assert "datatype" not in field and field["validates"], option.name
             assert field["kind"] == WIDGET_CLASS[row["widget"]], option.name
             assert field["values"] == row["values"], option.name
             assert field.get("default") == (None if option.is_list else default_word(option))

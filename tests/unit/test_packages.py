@@ -255,7 +255,10 @@ def test_modes_and_owners(ipks: dict[str, Ipk], dnslib: Ipk) -> None:
                 assert m.mode == 0o755, name
             else:
                 assert m.isfile(), name
-                want = 0o755 if ipk is ipks["clat-eamt"] and EXECUTABLE.fullmatch(name) else 0o644
+                executable = (ipk is ipks["clat-eamt"] and EXECUTABLE.fullmatch(name)) or (
+                    ipk is ipks["luci-app-clat-eamt"] and name == "./usr/libexec/rpcd/clat-eamt"
+                )  # the rpcd plugin of the ubus object clat-eamt (rpcd runs only executables)
+                want = 0o755 if executable else 0o644
                 assert m.mode == want, f"{name}: {m.mode:o}"
     data = ipks["clat-eamt"].data()
     for name in (

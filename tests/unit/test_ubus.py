@@ -1,12 +1,16 @@
-"""The ubus object against a recording stand-in of python-ubus (tests/unit/fakeubus.py: ubusd
-and libubus do not run here; the stand-in follows python-ubus's documented interface).  The
-daemon is real (DNS on loopback, a scripted dataplane), and the method handlers are the ones
-the control-socket tests exercise (tests/unit/test_control.py)."""
+"""The daemon's ubus object and the public object ``clat-eamt`` (the LuCI app's rpcd plugin)
+against STAND-INS of python-ubus, ubusd, rpcd's exec plugins and the ``ubus`` command
+(tests/unit/fakeubus.py, tests/unit/standin_bin/ubus: none of them runs here; each rule there
+cites its source).  The daemon is real (DNS on loopback, a scripted dataplane), the plugin is
+the real sh script, and the method handlers are the ones the control-socket tests exercise
+(tests/unit/test_control.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,10 +20,24 @@ from dnslib import DNSRecord
 
 from clat_eamt.config import load_text
 from clat_eamt.control.methods import METHODS
-from clat_eamt.control.ubus_object import EVENT, EVENT_BURST, OBJECT
+from clat_eamt.control.ubus_object import (
+    DAEMON_OBJECT,
+    EVENT,
+    EVENT_BURST,
+    OBJECT,
+    WRAP,
+    plugin_signatures,
+)
 from clat_eamt.daemon import Daemon
-from tests.unit.fakeubus import BLOBMSG_TYPE_STRING, UBUS_STATUS_INVALID_ARGUMENT, FakeUbus
+from tests.unit.fakeubus import (
+    BLOBMSG_TYPE_TABLE,
+    UBUS_STATUS_INVALID_ARGUMENT,
+    UBUS_STATUS_METHOD_NOT_FOUND,
+    FakeUbus,
+)
 from tests.unit.standins import ScriptedDataplane, free_port, loopback_config
+
+RPCD_PLUGINS = Path(__file__).resolve().parents[2] / "luci-app/root/usr/libexec/rpcd"
 
 
 def with_bus(tmp_path: Path, bus: FakeUbus, scenario: Callable[[Daemon], Awaitable[None]]) -> None:
@@ -37,8 +55,9 @@ def with_bus(tmp_path: Path, bus: FakeUbus, scenario: Callable[[Daemon], Awaitab
 
 
 async def ubus_call(bus: FakeUbus, method: str, **args: Any) -> Any:
-    """`ubus call clat-eamt METHOD ARGS` from another process's point of view."""
-    return await asyncio.to_thread(bus.call, OBJECT, method, args)
+    """`ubus call clat-eamt.daemon METHOD '{"args": ARGS}'` from another process (the rpcd
+    plugin's)."""
+    return await asyncio.to_thread(bus.call, DAEMON_OBJECT, method, {WRAP: args})
 
 
 async def until(predicate: Callable[[], bool], what: str) -> None:
@@ -49,16 +68,15 @@ async def until(predicate: Callable[[], bool], what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_the_object_offers_the_control_method_table_with_string_arguments(tmp_path):
+def test_the_object_offers_the_control_method_table_each_taking_one_table(tmp_path):
     bus = FakeUbus()
 
     async def scenario(daemon: Daemon) -> None:
-        await until(lambda: OBJECT in bus.objects, "the object on the bus")
-        methods = bus.objects[OBJECT]
+        await until(lambda: DAEMON_OBJECT in bus.objects, "the object on the bus")
+        methods = bus.objects[DAEMON_OBJECT]
         assert set(methods) == set(METHODS)
-        for name, method in METHODS.items():
-            expected = {arg.name: BLOBMSG_TYPE_STRING for arg in method.args}
-            assert methods[name]["signature"] == expected
+        for name in METHODS:
+            assert methods[name]["signature"] == {WRAP: BLOBMSG_TYPE_TABLE}
         assert daemon.status()["ubus"]["state"] == "connected"
 
     with_bus(tmp_path, bus, scenario)
@@ -69,7 +87,7 @@ def test_calls_run_on_the_daemon_loop_and_reply_from_the_ubus_thread(tmp_path):
     bus = FakeUbus()
 
     async def scenario(daemon: Daemon) -> None:
-        await until(lambda: OBJECT in bus.objects, "the object on the bus")
+        await until(lambda: DAEMON_OBJECT in bus.objects, "the object on the bus")
         status = await ubus_call(bus, "status")
         assert status.reply["version"] and status.thread == "ubus"
         mappings = await ubus_call(bus, "mappings")
@@ -84,10 +102,10 @@ def test_add_and_del_over_ubus_validate_like_the_config_and_send_events(tmp_path
     bus = FakeUbus()
 
     async def scenario(daemon: Daemon) -> None:
-        await until(lambda: OBJECT in bus.objects, "the object on the bus")
-        # python-ubus requires every declared argument: a call without comment never arrives.
-        partial = await ubus_call(bus, "add", ipv4="192.0.2.20", ipv6="2001:db8:1::20")
-        assert partial.status == UBUS_STATUS_INVALID_ARGUMENT
+        await until(lambda: DAEMON_OBJECT in bus.objects, "the object on the bus")
+        # python-ubus lets only the one table through
+        unwrapped = await asyncio.to_thread(bus.call, DAEMON_OBJECT, "status", {})
+        assert unwrapped.status == UBUS_STATUS_INVALID_ARGUMENT
         bad = await ubus_call(bus, "add", ipv4="192.0.2.20", ipv6="2001:db8:64::1", comment="")
         assert bad.reply["error"]["code"] == "invalid-argument"
         assert "NAT64 prefix" in bad.reply["error"]["message"]
@@ -108,7 +126,7 @@ def test_events_are_bounded_and_the_excess_is_counted(tmp_path):
     bus = FakeUbus()
 
     async def scenario(daemon: Daemon) -> None:
-        await until(lambda: OBJECT in bus.objects, "the object on the bus")
+        await until(lambda: DAEMON_OBJECT in bus.objects, "the object on the bus")
         assert daemon.ubus is not None
         mapping = {"ipv4": "192.0.2.1"}
         for _ in range(EVENT_BURST * 4):  # a burst far above the budget, all at once
@@ -128,7 +146,7 @@ def test_a_stuck_bus_does_not_hold_up_dns(tmp_path):
     bus = FakeUbus(stall=3.0)  # the first loop() blocks 3 s, as a wedged ubusd would
 
     async def scenario(daemon: Daemon) -> None:
-        await until(lambda: OBJECT in bus.objects, "the object on the bus")
+        await until(lambda: DAEMON_OBJECT in bus.objects, "the object on the bus")
         query = DNSRecord.question("lab.example", "SOA").pack()
         loop = asyncio.get_running_loop()
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
@@ -150,7 +168,7 @@ def test_no_ubusd_is_retried_and_dns_goes_on(tmp_path):
         await until(lambda: bus.connects >= 1, "a connection attempt")
         assert daemon.status()["ubus"]["state"].startswith("error: Failed to connect")
         bus.reachable = True  # ubusd came up: the next attempt (after 1 s) registers
-        await until(lambda: OBJECT in bus.objects, "the object after the retry")
+        await until(lambda: DAEMON_OBJECT in bus.objects, "the object after the retry")
 
     with_bus(tmp_path, bus, scenario)
 
@@ -163,3 +181,105 @@ def test_without_python_ubus_the_daemon_says_so(tmp_path):
         assert daemon.status()["ubus"]["state"] == "unavailable: python3-ubus is not installed"
 
     with_bus(tmp_path, None, scenario)  # type: ignore[arg-type]
+
+
+# --- the object `clat-eamt` as LuCI and a shell reach it ---------------------------------------
+# uhttpd's ubus module adds "ubus_rpc_session" (a string) to the arguments of every call it
+# forwards (openwrt/uhttpd, ubus.c ``uh_ubus_send_request``); a shell's `ubus call` sends only
+# what it is given.  Whatever serves `clat-eamt` (the daemon's own object, or an rpcd plugin of
+# the LuCI app, luci-app/root/usr/libexec/rpcd/), both must get an answer.
+
+SESSION = {"ubus_rpc_session": "0123456789abcdef0123456789abcdef"}
+
+
+def with_router(
+    tmp_path: Path, scenario: Callable[[Daemon, FakeUbus], Awaitable[None]], *, daemon: bool = True
+) -> None:
+    """The daemon on the stand-in bus, with rpcd's plugins of the LuCI app registered and the
+    `ubus` command's stand-in served, as on a router with both packages installed."""
+    bus = FakeUbus()
+
+    async def run(d: Daemon) -> None:
+        await until(lambda: any(o.startswith(OBJECT) for o in bus.objects), "the object on the bus")
+        await scenario(d, bus)
+
+    with bus.serve_cli(tmp_path / "ubusd.sock"):
+        bus.add_rpcd_plugins(RPCD_PLUGINS)
+        if daemon:
+            with_bus(tmp_path, bus, run)
+        else:
+            asyncio.run(scenario(None, bus))  # type: ignore[arg-type]
+
+
+async def router_call(bus: FakeUbus, method: str, args: dict[str, Any]) -> Any:
+    return await asyncio.to_thread(bus.call, OBJECT, method, args)
+
+
+def test_a_call_through_uhttpd_with_the_session_argument_is_answered(tmp_path):
+    async def scenario(daemon: Daemon, bus: FakeUbus) -> None:
+        status = await router_call(bus, "status", SESSION)
+        assert status.status == 0, f"ubus status {status.status}"
+        assert status.reply["version"] and status.reply["dataplane"]
+        mappings = await router_call(bus, "mappings", SESSION)
+        assert (mappings.status, mappings.reply) == (0, {"mappings": []})
+        await router_call(bus, "add", {"ipv4": "192.0.2.20", "ipv6": "2001:db8:1::20"})
+        deleted = await router_call(bus, "del", {"ipv4": "192.0.2.20", **SESSION})
+        assert deleted.status == 0 and deleted.reply["deleted"][0]["state"] == "stale"
+
+    with_router(tmp_path, scenario)
+
+
+def test_ubus_call_add_without_comment_works_and_with_one_keeps_it(tmp_path):
+    async def scenario(daemon: Daemon, bus: FakeUbus) -> None:
+        bare = await router_call(bus, "add", {"ipv4": "192.0.2.20", "ipv6": "2001:db8:1::20"})
+        assert bare.status == 0, f"ubus status {bare.status}"
+        assert bare.reply["dataplane"] == "done" and bare.reply["added"][0]["comment"] == ""
+        args = {"ipv4": "192.0.2.21", "ipv6": "2001:db8:1::21", "comment": 'it\'s "NAS"\n'}
+        noted = await router_call(bus, "add", args)
+        assert noted.status == 0 and noted.reply["error"]["code"] == "invalid-argument"
+        args["comment"] = 'it\'s "NAS" ü'
+        noted = await router_call(bus, "add", args)
+        assert noted.reply["added"][0]["comment"] == args["comment"]
+        assert len(daemon.engine.table) == 2
+
+    with_router(tmp_path, scenario)
+
+
+def test_bad_arguments_get_the_daemons_message_and_change_nothing(tmp_path):
+    async def scenario(daemon: Daemon, bus: FakeUbus) -> None:
+        unknown = await router_call(bus, "status", {"verbose": "1"})
+        assert unknown.status == 0
+        assert unknown.reply["error"]["code"] == "invalid-argument"
+        assert "unknown argument 'verbose'" in unknown.reply["error"]["message"]
+        missing = await router_call(bus, "add", {"ipv4": "192.0.2.20", **SESSION})
+        assert "argument 'ipv6' is required" in missing.reply["error"]["message"]
+        typed = await router_call(bus, "del", {"ipv4": 7})
+        assert "must be a string" in typed.reply["error"]["message"]
+        nat64 = await router_call(bus, "add", {"ipv4": "192.0.2.20", "ipv6": "2001:db8:64::1"})
+        assert "NAT64 prefix" in nat64.reply["error"]["message"]
+        assert len(daemon.engine.table) == 0
+        nothing = await router_call(bus, "reboot", {})
+        assert nothing.status == UBUS_STATUS_METHOD_NOT_FOUND
+
+    with_router(tmp_path, scenario)
+
+
+def test_without_the_daemon_the_object_says_it_is_not_running(tmp_path):
+    async def scenario(daemon: None, bus: FakeUbus) -> None:
+        for args in ({}, SESSION):
+            done = await router_call(bus, "status", args)
+            assert done.status == 0
+            assert done.reply["error"]["code"] == "not-running"
+            assert "service clat-eamt start" in done.reply["error"]["message"]
+
+    with_router(tmp_path, scenario, daemon=False)
+
+
+def test_the_plugin_lists_the_daemons_methods_and_arguments():
+    """rpcd registers what `PLUGIN list` prints; it must be the daemon's method table."""
+    bus = FakeUbus()
+    assert bus.add_rpcd_plugins(RPCD_PLUGINS) == [OBJECT]
+    plugin, methods = bus.rpcd[OBJECT]
+    listed = json.loads(subprocess.run([plugin, "list"], capture_output=True, check=True).stdout)
+    assert listed == plugin_signatures(), f"update the list line of {plugin}"
+    assert methods == set(METHODS)

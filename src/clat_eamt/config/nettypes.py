@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
-from clat_eamt.config.types import JSONScalar, ValueType
+from clat_eamt.config.types import JSONScalar, JSONValue, ValueType
 
 IPAddress = IPv4Address | IPv6Address
 _PORT = re.compile(r"^[0-9]{1,5}$")
@@ -72,6 +72,10 @@ class Address(ValueType[IPAddress]):
     def luci_datatype(self) -> str:
         return "ipaddr(1)"  # LuCI's ipaddr with nomask=1: no /length
 
+    @property
+    def luci_rule(self) -> dict[str, JSONValue]:
+        return {"kind": "address", "family": 0}
+
     def parse(self, text: str) -> IPAddress:
         return parse_address(text)
 
@@ -92,6 +96,10 @@ class DnsServer(ValueType[ServerAddress]):
     def luci_datatype(self) -> str:
         return "string"  # LuCI has no ADDRESS#PORT datatype; the daemon checks it
 
+    @property
+    def luci_rule(self) -> dict[str, JSONValue]:
+        return {"kind": "server"}
+
     def parse(self, text: str) -> ServerAddress:
         return parse_server(text)
 
@@ -109,6 +117,10 @@ class FilePath(ValueType[str]):
     @property
     def luci_datatype(self) -> str:
         return "string"
+
+    @property
+    def luci_rule(self) -> dict[str, JSONValue]:
+        return {"kind": "path"}
 
     def parse(self, text: str) -> str:
         word = text.strip()
@@ -138,6 +150,10 @@ class FamilyAddress(ValueType[IPAddress | None]):
     @property
     def luci_datatype(self) -> str:
         return f"ip{self.version}addr(1)"
+
+    @property
+    def luci_rule(self) -> dict[str, JSONValue]:
+        return {"kind": "address", "family": self.version, "optional": self.optional}
 
     def parse(self, text: str) -> IPAddress | None:
         if self.optional and not text.strip():
@@ -172,6 +188,10 @@ class Name(ValueType[str]):
     @property
     def luci_datatype(self) -> str:
         return "string"
+
+    @property
+    def luci_rule(self) -> dict[str, JSONValue]:
+        return {"kind": "name", "pattern": _NAME.pattern, "optional": self.optional}
 
     def parse(self, text: str) -> str:
         word = text.strip()

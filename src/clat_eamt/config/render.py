@@ -7,6 +7,7 @@ an option is described.
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from typing import Any
@@ -134,6 +135,8 @@ def luci_options() -> list[dict[str, Any]]:
                 "widget": luci_widget(option),
                 "values": list(choices),
                 "datatype": option.luci_datatype,
+                # the daemon's check as data, for clat-eamt/validate.js
+                "rule": option.luci_rule,
                 # the UCI word, as the form shows and writes it; lists start empty
                 "default": option.words(option.default)[0] if scalar_default else "",
                 "example": option.example or "",
@@ -163,6 +166,8 @@ def _js_value(key: str, value: Any) -> str:
         return f"_({js_string(value)})"  # a literal _() call, so that the .pot picks it up
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
         return "[ " + ", ".join(js_string(v) for v in value) + " ]" if value else "[]"
     return js_string(str(value))

@@ -32,7 +32,7 @@ from clat_eamt.config.types import (
     ValueType,
 )
 from clat_eamt.config.uci import statement
-from clat_eamt.core.pref64 import pref64_problem
+from clat_eamt.core.pref64 import RFC6052_LENGTHS, pref64_problem
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)  # so cfg[PREF64] also reads as an Iterable[IPv6Network]
@@ -74,6 +74,10 @@ class Option(Generic[T_co]):
     @property
     def luci_datatype(self) -> str:
         return self.type.luci_datatype  # for a list: the datatype of each item (DynamicList)
+
+    @property
+    def luci_rule(self) -> dict[str, Any]:
+        return self.type.luci_rule  # for a list: each item's
 
     @property
     def type_name(self) -> str:
@@ -118,7 +122,13 @@ def listed(
     return Option(name, type_, (), help, GLOBALS, is_list=True, example=example, restart=restart)
 
 
-_PREF64 = Checked(IPv6Prefix(), pref64_problem, "NAT64 prefix", "NAT64 prefixes")
+_PREF64 = Checked(
+    IPv6Prefix(),
+    pref64_problem,
+    "NAT64 prefix",
+    "NAT64 prefixes",
+    (("lengths", RFC6052_LENGTHS), ("zero_bits", (64, 72))),  # pref64_problem as data
+)
 
 # fmt: off
 # --- section globals -------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from clat_eamt.core.names import name_problem, normalize
 
 V = TypeVar("V")
 JSONScalar: TypeAlias = bool | int | str | None
+JSONValue: TypeAlias = JSONScalar | list[int] | list[str]
 
 _TRUE = frozenset({"1", "true", "yes", "on", "enabled"})
 _FALSE = frozenset({"0", "false", "no", "off", "disabled"})
@@ -47,6 +48,12 @@ class ValueType(ABC, Generic[V]):
     @abstractmethod
     def luci_datatype(self) -> str: ...
 
+    @property
+    @abstractmethod
+    def luci_rule(self) -> dict[str, JSONValue]:
+        """This type's check as data for the settings form's validator (luci-app's
+        clat-eamt/validate.js applies it as ``parse`` does: the same words pass)."""
+
     @abstractmethod
     def parse(self, text: str) -> V:
         """The typed value of one UCI word; ValueError with a clear message if it is not one."""
@@ -70,6 +77,10 @@ class Bool(ValueType[bool]):
     @property
     def luci_datatype(self) -> str:
         return 'or("0","1")'
+
+    @property
+    def luci_rule(self) -> dict[str, JSONValue]:
+        return {"kind": "bool", "words": sorted(_TRUE | _FALSE)}
 
     def parse(self, text: str) -> bool:
         word = text.strip().lower()
@@ -110,6 +121,10 @@ class BoundedInt(ValueType[int]):
         whole = "uinteger" if self.minimum >= 0 else "integer"
         return f"and({whole},range({self.minimum},{self.maximum}))"
 
+    @property
+    def luci_rule(self) -> dict[str, JSONValue]:
+        return {"kind": "int", "min": self.minimum, "max": self.maximum}
+
     def parse(self, text: str) -> int:
         word = text.strip()
         if _INTEGER.match(word) and self.minimum <= int(word) <= self.maximum:
@@ -132,6 +147,10 @@ class Choice(ValueType[str]):
     @property
     def luci_datatype(self) -> str:
         return "or(" + ",".join(f'"{c}"' for c in self.choices) + ")"
+
+    @property
+    def luci_rule(self) -> dict[str, JSONValue]:
+        return {"kind": "choice", "values": list(self.choices)}
 
     def parse(self, text: str) -> str:
         word = text.strip()
@@ -162,6 +181,10 @@ class IPv4Prefix(ValueType[IPv4Network]):
     def luci_datatype(self) -> str:
         return "ip4addr"  # address or address/length (cidr4 would demand the length)
 
+    @property
+    def luci_rule(self) -> dict[str, JSONValue]:
+        return {"kind": "prefix", "family": 4}
+
     def parse(self, text: str) -> IPv4Network:
         word = text.strip()
         if ":" in word:
@@ -191,6 +214,10 @@ class IPv6Prefix(ValueType[IPv6Network]):
     @property
     def luci_datatype(self) -> str:
         return "ip6addr"
+
+    @property
+    def luci_rule(self) -> dict[str, JSONValue]:
+        return {"kind": "prefix", "family": 6}
 
     def parse(self, text: str) -> IPv6Network:
         word = text.strip()
@@ -253,6 +280,10 @@ class IPPrefix(ValueType[IPv4Network | IPv6Network]):
     def luci_datatype(self) -> str:
         return "ipaddr"
 
+    @property
+    def luci_rule(self) -> dict[str, JSONValue]:
+        return {"kind": "prefix", "family": 0}
+
     def parse(self, text: str) -> IPv4Network | IPv6Network:
         if ":" in text:
             return IPv6Prefix().parse(text)
@@ -270,6 +301,8 @@ class Checked(ValueType[V]):
     check: Callable[[V], str | None]
     name: str  # the narrower type's name for the docs
     plural_name: str
+    # ``check`` as data for the form (luci_rule); tuples, so that the type stays hashable
+    rule: tuple[tuple[str, JSONScalar | tuple[int, ...]], ...] = ()
 
     @property
     def metavar(self) -> str:  # type: ignore[override]
@@ -286,6 +319,11 @@ class Checked(ValueType[V]):
     @property
     def luci_datatype(self) -> str:
         return self.inner.luci_datatype
+
+    @property
+    def luci_rule(self) -> dict[str, JSONValue]:
+        extra = {k: list(v) if isinstance(v, tuple) else v for k, v in self.rule}
+        return self.inner.luci_rule | extra
 
     def parse(self, text: str) -> V:
         value = self.inner.parse(text)
@@ -315,6 +353,10 @@ class DnsName(ValueType[str]):
     def luci_datatype(self) -> str:
         return "hostname"
 
+    @property
+    def luci_rule(self) -> dict[str, JSONValue]:
+        return {"kind": "dnsname"}
+
     def parse(self, text: str) -> str:
         problem = name_problem(text)
         if problem:
@@ -339,6 +381,10 @@ class Text(ValueType[str]):
     @property
     def luci_datatype(self) -> str:
         return "string"
+
+    @property
+    def luci_rule(self) -> dict[str, JSONValue]:
+        return {"kind": "text"}
 
     def parse(self, text: str) -> str:
         if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in text):

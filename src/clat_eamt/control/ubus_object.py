@@ -1,19 +1,31 @@
-"""The ubus object ``clat-eamt``: the control API's method table on OpenWrt's bus.
+"""The daemon's object on OpenWrt's bus, behind the public ubus object ``clat-eamt``.
 
 ``ubus call clat-eamt status``, the LuCI pages and scripts get the same answers as
 ``clat-eamt status`` (the handlers are ``methods.dispatch``).  Mapping changes go out as
 ``clat-eamt.mapping`` events ({"event": "added"|"stale"|"removed", ...the mapping}), at most
 ``EVENT_RATE`` per second after a burst of ``EVENT_BURST``; the rest are counted as dropped.
 
-What this relies on of python-ubus (package python3-ubus; its README and ubus.c):
+Why two objects.  python-ubus (python3-ubus 0.1.3, ubus_python.c ``test_policies``) answers
+UBUS_STATUS_INVALID_ARGUMENT to any call whose arguments are not exactly the method's
+signature: an argument it does not declare fails, and every argument it declares is required.
+uhttpd adds ``ubus_rpc_session`` to every call LuCI makes (uhttpd ubus.c), a shell's
+``ubus call`` does not, and ``add`` takes an optional ``comment``: no one signature serves
+them all.  So the public object ``clat-eamt`` is an rpcd exec plugin of the LuCI app
+(luci-app/root/usr/libexec/rpcd/clat-eamt, a few lines of sh: rpcd hands a plugin the call's
+arguments unchecked) that passes every call on, its arguments wrapped whole as one table
+``{"args": {...}}``, to this object, ``clat-eamt.daemon``, whose methods all take exactly that
+one table, so python-ubus lets every call through; here ``call_args`` drops uhttpd's session id
+and ``methods.checked_args`` checks the rest as the control socket does (unknown names, missing
+required ones, non-strings: a clear ``invalid-argument`` error, nothing changed).  rpcd's ACL
+keeps working on ``clat-eamt``'s method names, and nothing grants ``clat-eamt.daemon``.
+
+What this relies on of python-ubus (its README and ubus.c):
 
 - one global connection: ``connect(socket_path=None)``, ``disconnect()``;
 - ``add(name, {method: {"method": callback, "signature": {arg: BLOBMSG_TYPE_*}}})``;
   ``callback(handler, data)`` runs inside ``loop()`` and must call ``handler.reply(dict)``
   before it returns; its return value is ignored; an exception becomes UBUS_STATUS_UNKNOWN_ERROR;
-- a call is refused with UBUS_STATUS_INVALID_ARGUMENT unless it carries exactly the signature's
-  arguments with their types, so over ubus every argument is required (``add`` takes
-  ``comment``, which may be "");
+- the exact signature check above, with BLOBMSG_TYPE_TABLE matching a JSON object;
 - a reply is a JSON object: list results are wrapped as ``{"mappings": [...]}``;
 - ``loop(timeout=ms)`` runs libubus' uloop for that long (releasing the GIL); ``send(event,
   data)`` sends an event.
@@ -39,7 +51,10 @@ from clat_eamt.control.methods import METHODS, ControlTarget, MethodError, dispa
 from clat_eamt.dns.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
-OBJECT, EVENT = "clat-eamt", "clat-eamt.mapping"
+OBJECT, EVENT = "clat-eamt", "clat-eamt.mapping"  # the public object (rpcd plugin), events
+DAEMON_OBJECT = "clat-eamt.daemon"  # this object: the plugin's calls, wrapped
+WRAP = "args"  # the one argument of DAEMON_OBJECT's methods: the call's arguments, whole
+SESSION = "ubus_rpc_session"  # added by uhttpd to every call from LuCI (uhttpd ubus.c)
 EVENT_RATE, EVENT_BURST = 10.0, 50
 SLICE_MS = 200  # how long one loop() runs before queued events are sent
 CALL_TIMEOUT = 10.0  # seconds a call may take in the daemon before the bus gets an error
@@ -125,17 +140,11 @@ class UbusObject:
             self.bus.connect()
         else:
             self.bus.connect(socket_path=self.socket_path)
-        string = self.bus.BLOBMSG_TYPE_STRING
-        self.bus.add(
-            OBJECT,
-            {
-                name: {
-                    "method": self._callback(name),
-                    "signature": {arg.name: string for arg in method.args},
-                }
-                for name, method in METHODS.items()
-            },
-        )
+        signature = {WRAP: self.bus.BLOBMSG_TYPE_TABLE}
+        methods = {
+            name: {"method": self._callback(name), "signature": signature} for name in METHODS
+        }
+        self.bus.add(DAEMON_OBJECT, methods)
         self.state = "connected"
         try:
             while not self._stopping.is_set():
@@ -161,8 +170,13 @@ class UbusObject:
         return callback
 
     def call(self, name: str, data: Any) -> dict[str, Any]:
-        """One method call, run on the daemon's loop; the reply object."""
-        work: Coroutine[Any, Any, Any] = dispatch(self.target, name, data or {})
+        """One method call (``data`` as the plugin wraps it), run on the daemon's loop; the
+        reply object."""
+        try:
+            args = call_args(data)
+        except MethodError as error:
+            return error_reply("invalid-argument", str(error))
+        work: Coroutine[Any, Any, Any] = dispatch(self.target, name, args)
         future = asyncio.run_coroutine_threadsafe(work, self.loop)
         try:
             result = future.result(timeout=CALL_TIMEOUT)
@@ -175,6 +189,24 @@ class UbusObject:
             log.exception("ubus method %s failed", name)
             return error_reply("failed", f"{type(error).__name__}: {error}")
         return reply(name, result)
+
+
+def call_args(data: Any) -> Any:
+    """The arguments of one call of DAEMON_OBJECT: the table under WRAP (python-ubus let only
+    that through), without the session id uhttpd added for LuCI."""
+    if not isinstance(data, dict) or set(data) != {WRAP}:
+        raise MethodError(f"{DAEMON_OBJECT} takes its arguments as one table {WRAP!r}")
+    args = data[WRAP]
+    if isinstance(args, dict) and isinstance(args.get(SESSION), str):
+        return {key: value for key, value in args.items() if key != SESSION}
+    return args
+
+
+def plugin_signatures() -> dict[str, dict[str, str]]:
+    """What the rpcd plugin's ``list`` declares for ``clat-eamt``: every method and its
+    arguments, all strings (rpcd takes a JSON string's type as BLOBMSG_TYPE_STRING and shows
+    it in ``ubus -v list``; it does not check calls against it)."""
+    return {name: {arg.name: "str" for arg in method.args} for name, method in METHODS.items()}
 
 
 def reply(name: str, result: Any) -> dict[str, Any]:

@@ -14,12 +14,25 @@
  *   are text nodes, a first argument starting with '<' is parsed as HTML (inline <svg>),
  *   function attributes are event listeners;
  * - rpc.declare: a JSON-RPC 'call' to /ubus as LuCI sends it, and the reply handling of
- *   rpc.js: a JSON-RPC error rejects (no object: "Object not found"), otherwise the reply
- *   object goes through `expect` (default when missing or of another type) and `filter`;
+ *   rpc.js (luci-base, rpc.js handleCallReply), rule by rule:
+ *   a JSON-RPC error with a code and a message rejects ("RPC call to OBJ/METHOD failed with
+ *   error CODE: MESSAGE", e.g. -32000 "Object not found", -32002 "Access denied");
+ *   a result array [status] or [status, data]: with `reject: true` a status other than 0
+ *   rejects ("... failed with ubus code N: TEXT"); without it the call RESOLVES with data
+ *   when there is some, else with the bare status number (so a failed call gives a number,
+ *   e.g. 2 for UBUS_STATUS_INVALID_ARGUMENT);
+ *   then `expect` (its one key selects a part, '' the whole; a missing part or one of
+ *   another type is replaced by the expect value) and `filter(ret, params)`;
  * - a 'require NAME' that is not one of the stand-in's modules loads the app's own file
  *   (clat-eamt.schema: /luci-static/resources/clat-eamt/schema.js) the same way, and a class
  *   derived from baseclass that it returns is instantiated, as LuCI's require() does;
- * - poll.add(fn, seconds) on a timer; ui.addNotification, ui.createHandlerFn;
+ * - an overview include (view/status/include/*) is loaded and rendered as LuCI's status index
+ *   does it (luci-mod-status, view/status/index.js), without a guard: an exception in its
+ *   load() or render() fails the whole page, as it takes the router's Overview down;
+ * - poll.add(fn, seconds) as LuCI's Poll (luci.js, Poll.add/start/step): the poll is running
+ *   once the page is set up, so a function added runs at the next step, right away (tick 0
+ *   is a multiple of every interval), then every `seconds`; it is not run again while its
+ *   previous run is still pending; ui.addNotification, ui.createHandlerFn;
  *   L.bind, L.resolveDefault, L.toArray, L.url; _() returns its argument;
  *   String.prototype.format for %s %d %%.
  *
@@ -148,11 +161,14 @@
 					headers: { 'Content-Type': 'application/json' } }).then(function(res) {
 					return res.json();
 				}).then(function(res) {
-					if (res.error)
+					if (res.error && res.error.code && res.error.message)
 						throw new Error('RPC call to %s/%s failed with error %d: %s'.format(opts.object, opts.method, res.error.code, res.error.message));
-					if (opts.reject && res.result[0] !== 0)
-						throw new Error('RPC call to %s/%s failed with ubus code %d'.format(opts.object, opts.method, res.result[0]));
-					var ret = res.result.length > 1 ? res.result[1] : res.result[0];
+					var ret = null;
+					if (Array.isArray(res.result)) {
+						if (opts.reject && res.result[0] !== 0)
+							throw new Error('RPC call to %s/%s failed with ubus code %d'.format(opts.object, opts.method, res.result[0]));
+						ret = res.result.length > 1 ? res.result[1] : res.result[0];
+					}
 					for (var key in opts.expect || {}) {
 						if (ret != null && key != '')
 							ret = ret[key];
@@ -169,11 +185,17 @@
 
 	var poll = {
 		add: function(fn, seconds) {
-			window.setInterval(function() {
+			var pending = false;
+			var step = function() {
+				if (pending)
+					return;
+				pending = true;
 				Promise.resolve(fn()).then(function() {
 					root.setAttribute('data-polls', +(root.getAttribute('data-polls') || 0) + 1);
-				}).catch(fail);
-			}, (seconds || L.env.pollinterval) * 1000);
+				}).catch(fail).finally(function() { pending = false; });
+			};
+			window.setTimeout(step, 0);
+			window.setInterval(step, (seconds || L.env.pollinterval) * 1000);
 			return true;
 		}
 	};

@@ -3,13 +3,17 @@
 'require form';
 'require uci';
 'require clat-eamt.schema as schema';
+'require clat-eamt.validate as validate';
 
 /*
  * Services > CLAT EAMT > Settings: a form.Map on /etc/config/clat-eamt.
  *
  * Every option comes from clat-eamt/schema.js, which `make docs` generates from the daemon's
- * own option schema: its widget, datatype, default and help. The form therefore checks each
- * value the way the daemon parses it and cannot drift from it. This file only says where each
+ * own option schema: its widget, datatype, check, default and help. A flag or a choice takes
+ * its LuCI datatype (the widget offers only words the daemon accepts); every typed field is
+ * checked by clat-eamt/validate.js with the option's rule, which does what the daemon's parser
+ * does, so the form accepts exactly what the daemon accepts and cannot drift from it
+ * (tests/unit/test_luci_validate.py runs one table of values through both). This file only says where each
  * option goes (tab and label) and which options matter for one translator only;
  * tests/unit/test_luci_settings.py runs it against a stand-in of LuCI's form and checks that
  * every schema option appears exactly once, with the schema's datatype.
@@ -112,7 +116,13 @@ function addOption(s, tab, opt, title) {
 	    o = tab ? s.taboption(tab, widget, opt.name, title, help)
 	            : s.option(widget, opt.name, title, help);
 
-	o.datatype = opt.datatype;
+	if (opt.widget == 'flag' || opt.widget == 'choice')
+		o.datatype = opt.datatype;
+	else
+		// LuCI calls it per value (per item of a list) after the empty check
+		o.validate = function(section_id, value) {
+			return validate.check(opt.rule, value);
+		};
 
 	if (opt.widget == 'flag') {
 		o.enabled = '1';

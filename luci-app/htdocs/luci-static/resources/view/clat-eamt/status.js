@@ -9,8 +9,15 @@
  * Every figure on the page comes from its methods (status, mappings, hosts, history), so the
  * page shows what `clat-eamt status` shows on the router's shell; nothing is computed here
  * beyond formatting, sorting and filtering.
+ *
+ * Anything can come back: LuCI's rpc.declare resolves with the bare ubus status number when a
+ * call fails (no `reject`), the object answers {"error": ...} when the daemon refuses or is not
+ * running, and a newer daemon may add or change fields.  So each reply is checked (replyProblem)
+ * before it is used, every field is read with a default (field, text), and what cannot be shown
+ * becomes a note saying what to do, never an exception.
  */
 
+// The ubus object clat-eamt (the rpcd plugin of this app, in front of the daemon).
 var callStatus = rpc.declare({ object: 'clat-eamt', method: 'status' });
 // List results come wrapped in an object (ubus replies are objects): {"mappings": [...]}.
 var callMappings = rpc.declare({ object: 'clat-eamt', method: 'mappings', expect: { mappings: [] } });
@@ -19,14 +26,20 @@ var callHistory = rpc.declare({ object: 'clat-eamt', method: 'history', expect: 
 var callDel = rpc.declare({ object: 'clat-eamt', method: 'del', params: [ 'ipv4' ] });
 var callFlush = rpc.declare({ object: 'clat-eamt', method: 'flush' });
 var callRcList = rpc.declare({ object: 'rc', method: 'list', params: [ 'name' ], expect: { '': {} } });
+// ubus status codes (libubus ubusmsg.h), as rpc.declare resolves them when a call fails
+var UBUS_STATUS = { 1: 'invalid command', 2: 'invalid argument', 3: 'method not found', 4: 'not found',
+	5: 'no data', 6: 'permission denied', 7: 'timeout', 8: 'not supported', 9: 'unknown error', 10: 'connection failed' };
 var callRcInit = rpc.declare({ object: 'rc', method: 'init', params: [ 'name', 'action' ] });
 
 var POLL_SECONDS = 5;
+// The parts of `status` this page shows in their own rows.
+var KNOWN_STATUS = [ 'version', 'uptime', 'listen', 'enabled', 'dataplane', 'pref64', 'upstreams', 'hosts', 'flows',
+	'summary', 'counters', 'mappings', 'restart_needed', 'ubus', 'control' ];
 var CHART_W = 1000, CHART_H = 180, PAD_L = 36, PAD_B = 20, SPAN = 3600;
 
 // The columns of the mappings table: the row field each sorts on, and how a row shows it.
 var COLUMNS = [
-	{ key: 'fqdn', title: _('FQDN'), show: function(r) { return r.fqdns.length ? r.fqdns.join(', ') : (r.comment || '-'); } },
+	{ key: 'fqdn', title: _('FQDN'), show: function(r) { return L.toArray(r.fqdns).length ? L.toArray(r.fqdns).join(', ') : (r.comment || '-'); } },
 	{ key: 'ipv4', title: _('IPv4'), addr: true },
 	{ key: 'ipv6', title: _('IPv6'), addr: true },
 	{ key: 'state', title: _('State'), show: function(r) { return r.stale_reason ? '%s (%s)'.format(r.state, r.stale_reason) : r.state; } },
@@ -51,10 +64,64 @@ function addrKey(a) {
 	});
 }
 
-// Everything one refresh needs.  A failed `status` call means no ubus object `clat-eamt`
-// (the daemon is stopped) or no access; rc tells whether the service exists and is enabled.
+function isObject(v) {
+	return v != null && typeof v == 'object' && !Array.isArray(v);
+}
+
+// obj.a.b..., or `def` when a step is missing or the value is of another type than `def`.
+function field(obj, path, def) {
+	var v = obj;
+	for (var i = 0; i < path.length; i++)
+		v = isObject(v) ? v[path[i]] : undefined;
+	if (v == null || (def != null && typeof v != typeof def) || (Array.isArray(def) && !Array.isArray(v)))
+		return def;
+	return v;
+}
+
+// Any value as a short text: a string or number as it is, an object by its error, reason,
+// state or name, or its fields.
+function text(v) {
+	if (v == null)
+		return '-';
+	if (!isObject(v))
+		return Array.isArray(v) ? v.map(text).join(', ') : String(v);
+	var pick = v.error || v.reason || v.state || v.name;
+	if (pick != null && !isObject(pick))
+		return String(pick);
+	return Object.keys(v).map(function(k) { return k + ': ' + text(v[k]); }).join(', ');
+}
+
+// Why a reply of the object is not an answer, as { kind, message }; null when it is one.
+// kind 'stopped': the daemon is not running (the object says so); 'error': anything else.
+function replyProblem(reply) {
+	if (typeof reply == 'number')
+		return { kind: 'error', message: _('the ubus object clat-eamt answered with ubus status %d (%s)').format(reply, UBUS_STATUS[reply] || _('unknown')) };
+	if (!isObject(reply))
+		return { kind: 'error', message: _('the ubus object clat-eamt gave an answer that is not an object: %s').format(JSON.stringify(reply)) };
+	if (reply.error != null) {
+		var code = field(reply, [ 'error', 'code' ], ''), message = field(reply, [ 'error', 'message' ], text(reply.error));
+		return { kind: code == 'not-running' ? 'stopped' : 'error', message: message };
+	}
+	return null;
+}
+
+// A rejected call: a JSON-RPC error from uhttpd/rpcd, or the network.
+function rejectProblem(err) {
+	var message = String(err && err.message || err);
+	if (/Object not found/.test(message))
+		return { kind: 'error', message: _('there is no ubus object clat-eamt: rpcd has not loaded the plugin of luci-app-clat-eamt (run service rpcd restart, or reinstall the package)') };
+	if (/Access denied/.test(message))
+		return { kind: 'error', message: _('your login may not call clat-eamt (it needs the access group luci-app-clat-eamt)') };
+	return { kind: 'error', message: message };
+}
+
+// Everything one refresh needs: status first; the rest only when status is an answer.  rc
+// tells whether the service exists and is enabled.
 function fetchAll() {
 	return callStatus().then(function(status) {
+		var problem = replyProblem(status);
+		if (problem)
+			return problem;
 		return Promise.all([
 			L.resolveDefault(callMappings(), []),
 			L.resolveDefault(callHosts(), []),
@@ -62,11 +129,19 @@ function fetchAll() {
 		]).then(function(r) {
 			return { status: status, mappings: r[0], hosts: r[1], history: r[2] };
 		});
-	}, function(err) {
+	}, rejectProblem).then(function(data) {
+		if (!data.kind)
+			return data;
 		return L.resolveDefault(callRcList('clat-eamt'), {}).then(function(rc) {
-			return { error: String(err && err.message || err), service: rc['clat-eamt'] || null };
+			return { problem: data, service: isObject(rc) && isObject(rc['clat-eamt']) ? rc['clat-eamt'] : null };
 		});
 	});
+}
+
+// Only a static entry that is still in force can be deleted: a deleted one stays in the table,
+// stale, until its last connection ends, and a second delete would be refused.
+function deletable(row) {
+	return row.origin == 'static' && row.state == 'valid';
 }
 
 function note(kind, children) {
@@ -103,19 +178,21 @@ return view.extend({
 	},
 
 	handleDelete: function(ipv4) {
-		return callDel(ipv4).then(L.bind(function(res) {
-			if (res && res.error)
-				ui.addNotification(null, E('p', [ _('Not deleted: %s').format(res.error.message) ]), 'error');
+		return callDel(ipv4).then(replyProblem, rejectProblem).then(L.bind(function(problem) {
+			if (problem)
+				ui.addNotification(null, E('p', [ _('Not deleted: %s').format(problem.message) ]), 'error');
 			return this.refresh();
 		}, this));
 	},
 
 	handleFlush: function() {
-		return callFlush().then(L.bind(function(res) {
-			if (res && res.error)
-				ui.addNotification(null, E('p', [ _('Not flushed: %s').format(res.error.message) ]), 'error');
+		return callFlush().then(function(res) {
+			return replyProblem(res) || res;
+		}, rejectProblem).then(L.bind(function(res) {
+			if (res.kind)
+				ui.addNotification(null, E('p', [ _('Not flushed: %s').format(res.message) ]), 'error');
 			else
-				ui.addNotification(null, E('p', [ _('%d learned entries retired; running connections keep their path.').format(res.flushed) ]), 'info');
+				ui.addNotification(null, E('p', [ _('%d learned entries retired; running connections keep their path.').format(field(res, [ 'flushed' ], 0)) ]), 'info');
 			return this.refresh();
 		}, this));
 	},
@@ -130,22 +207,38 @@ return view.extend({
 		return fetchAll().then(L.bind(this.update, this));
 	},
 
+	// The poll's first run comes right after render (LuCI's Poll runs a new function at once),
+	// when load() has just fetched: skip it, so a page load asks once.
+	poll: function() {
+		if (this.fresh) {
+			this.fresh = false;
+			return Promise.resolve();
+		}
+		return this.refresh();
+	},
+
 	renderNotes: function(data) {
 		var notes = [];
-		if (data.error) {
-			if (/not found/i.test(data.error))
+		if (data.problem) {
+			if (data.problem.kind == 'stopped')
 				notes.push(note('warning', [
-					E('p', [ _('The clat-eamt daemon is not running: its ubus object is missing, so there is nothing to show.') ]),
+					E('p', [ _('The clat-eamt daemon is not running, so there is nothing to show: %s').format(data.problem.message) ]),
 					(data.service && !data.service.enabled) ? E('p', [ _('It is also disabled at boot: enable it on System > Startup.') ]) : '',
 					E('button', { 'class': 'btn cbi-button cbi-button-apply', 'data-action': 'start',
 						'click': ui.createHandlerFn(this, 'handleServiceAction', 'start') }, [ _('Start clat-eamt') ])
 				]));
 			else
-				notes.push(note('error', [ E('p', [ _('Cannot ask the clat-eamt daemon: %s').format(data.error) ]) ]));
+				notes.push(note('error', [
+					E('p', { 'class': 'clat-eamt-cannot-ask' }, [ _('Cannot ask the clat-eamt daemon: %s').format(data.problem.message) ]),
+					E('p', [ _('On the router, %s shows what the daemon answers and %s why it does not.').format('ubus call clat-eamt status', 'logread -e clat-eamt') ]),
+					(data.service && !data.service.running) ? E('button', { 'class': 'btn cbi-button cbi-button-apply', 'data-action': 'restart',
+						'click': ui.createHandlerFn(this, 'handleServiceAction', 'restart') }, [ _('Restart clat-eamt') ]) : ''
+				]));
 			return notes;
 		}
-		var st = data.status, dpError = st.dataplane.error;
+		var st = data.status, dpError = field(st, [ 'dataplane', 'error' ], null);
 		if (dpError) {
+			dpError = text(dpError);
 			var fix = /tayga is not installed/.test(dpError) ? 'opkg install tayga'
 				: /jool/i.test(dpError) && /not installed|kmod/.test(dpError) ? 'opkg install jool-tools-netfilter kmod-jool-netfilter' : null;
 			notes.push(note('error', [
@@ -154,41 +247,49 @@ return view.extend({
 					: _('The system log says more: logread -e clat-eamt') ])
 			]));
 		}
-		if (st.restart_needed && st.restart_needed.length)
+		var restart = field(st, [ 'restart_needed' ], []);
+		if (restart.length)
 			notes.push(note('warning', [
-				E('p', [ _('Saved options that take effect only after a restart: %s').format(st.restart_needed.join(', ')) ]),
+				E('p', [ _('Saved options that take effect only after a restart: %s').format(restart.map(text).join(', ')) ]),
 				E('button', { 'class': 'btn cbi-button cbi-button-apply', 'data-action': 'restart',
 					'click': ui.createHandlerFn(this, 'handleServiceAction', 'restart') }, [ _('Restart clat-eamt') ])
 			]));
-		if (!st.enabled)
+		if (field(st, [ 'enabled' ], true) === false)
 			notes.push(note('notice', [ E('p', [ _('Optimization is disabled (option enabled 0): the daemon forwards DNS and maps nothing.') ]) ]));
 		return notes;
 	},
 
 	renderHealth: function(st) {
-		var dp = st.dataplane, up = st.upstreams;
-		var servers = up.servers.map(function(u) {
-			return u.server + ' ' + u.state + (u.preferred ? ' ' + _('(preferred)') : '');
+		var dp = field(st, [ 'dataplane' ], {}), up = field(st, [ 'upstreams' ], {});
+		var servers = field(up, [ 'servers' ], []).map(function(u) {
+			return text(field(u, [ 'server' ], '?')) + ' ' + text(field(u, [ 'state' ], '')) + (field(u, [ 'preferred' ], false) ? ' ' + _('(preferred)') : '');
 		}).join(', ') || _('none');
-		var flows = st.flows ? _('%d native (EAM), %d through the NAT64').format(st.flows.native, st.flows.nat64)
+		var flows = isObject(st.flows) ? _('%d native (EAM), %d through the NAT64').format(field(st, [ 'flows', 'native' ], 0), field(st, [ 'flows', 'nat64' ], 0))
 			: _('unknown (conntrack unreadable)');
-		return keyValueTable([
-			[ _('Daemon'), _('clat-eamt %s, up %s, DNS on %s').format(st.version, duration(st.uptime), st.listen) ],
-			[ _('Translator'), '%s: %s'.format(dp.name, dp.error || dp.last_error || _('ok')) ],
-			[ _('Pref64'), _('%s (source: %s)').format(st.pref64.prefixes.join(', ') || _('none yet: nothing is mapped until one is known'), st.pref64.source) ],
-			[ _('Upstreams'), _('%s (from %s)').format(servers, up.source) + (up.problem ? '; ' + up.problem : '') ],
-			[ _('LAN hosts'), _('%d IPv4-only, %d dual-stack').format(st.hosts.ipv4_only, st.hosts.dual_stack) ],
+		var prefixes = field(st, [ 'pref64', 'prefixes' ], []).map(text).join(', ');
+		var rows = [
+			[ _('Daemon'), _('clat-eamt %s, up %s, DNS on %s').format(text(st.version), duration(field(st, [ 'uptime' ], 0)), text(st.listen)) ],
+			[ _('Translator'), '%s: %s'.format(text(dp.name), dp.error ? text(dp.error) : dp.last_error ? text(dp.last_error) : _('ok')) ],
+			[ _('Pref64'), _('%s (source: %s)').format(prefixes || _('none yet: nothing is mapped until one is known'), text(field(st, [ 'pref64', 'source' ], '-'))) ],
+			[ _('Upstreams'), _('%s (from %s)').format(servers, text(up.source)) + (up.problem ? '; ' + text(up.problem) : '') ],
+			[ _('LAN hosts'), _('%d IPv4-only, %d dual-stack').format(field(st, [ 'hosts', 'ipv4_only' ], 0), field(st, [ 'hosts', 'dual_stack' ], 0)) ],
 			[ _('Live flows'), flows ]
-		]);
+		];
+		// Parts a newer daemon reports that this page does not know yet (the CLAT found, or
+		// why none): shown as text, so that they need no change here.
+		Object.keys(st).filter(function(k) { return KNOWN_STATUS.indexOf(k) == -1 && isObject(st[k]); }).forEach(function(k) {
+			rows.push([ k, text(st[k]) ]);
+		});
+		return keyValueTable(rows);
 	},
 
 	renderCounters: function(st) {
-		var sum = st.summary || {}, maps = sum.mappings || {}, refused = maps.refused || {};
-		var refusedText = Object.keys(refused).map(function(k) { return k + ' ' + refused[k]; }).join(', ') || _('none');
+		var sum = field(st, [ 'summary' ], {}), maps = field(sum, [ 'mappings' ], {}), refused = field(maps, [ 'refused' ], {});
+		var refusedText = Object.keys(refused).map(function(k) { return k + ' ' + text(refused[k]); }).join(', ') || _('none');
 		return keyValueTable([
 			[ _('DNS queries'), _('%d queries, %d A, %d A with AAAA').format(sum.queries || 0, sum.a_queries || 0, sum.a_with_aaaa || 0) ],
 			[ _('Mappings'), _('%d now; created %d, refreshed %d, stale %d (expired %d), deleted %d').format(
-				st.mappings, maps.created || 0, maps.refreshed || 0, maps.stale || 0, maps.expired || 0, maps.deleted || 0) ],
+				field(st, [ 'mappings' ], 0), maps.created || 0, maps.refreshed || 0, maps.stale || 0, maps.expired || 0, maps.deleted || 0) ],
 			[ _('Refused'), refusedText ],
 			[ _('Dataplane'), _('%d apply failures, %d answers released unmapped').format(sum.apply_failures || 0, sum.released_unmapped || 0) ]
 		]);
@@ -197,9 +298,11 @@ return view.extend({
 	// The last hour of flows as two lines.  Built as SVG markup from numbers only (E() parses
 	// a string starting with '<' as HTML, which puts <svg> in the SVG namespace).
 	renderChart: function(history) {
-		var points = (history && history.points) || [];
+		var points = field(history, [ 'points' ], []).filter(function(p) {
+			return isObject(p) && typeof p.time == 'number' && typeof p.native == 'number' && typeof p.nat64 == 'number';
+		});
 		if (!points.length)
-			return E('p', { 'class': 'clat-eamt-chart-empty' }, [ _('No samples yet: the daemon counts live flows every %d s.').format(history && history.interval || 30) ]);
+			return E('p', { 'class': 'clat-eamt-chart-empty' }, [ _('No samples yet: the daemon counts live flows every %d s.').format(field(history, [ 'interval' ], 30)) ]);
 		var end = Math.max.apply(null, points.map(function(p) { return p.time; }));
 		var top = Math.max(1, Math.max.apply(null, points.map(function(p) { return Math.max(p.native, p.nat64); })));
 		var x = function(t) { return (PAD_L + (CHART_W - PAD_L - 4) * (1 - (end - t) / SPAN)).toFixed(1); };
@@ -225,12 +328,12 @@ return view.extend({
 	},
 
 	renderMappings: function() {
-		var rows = (this.data && this.data.mappings) || [], filter = this.filterText.toLowerCase();
+		var rows = ((this.data && this.data.mappings) || []).filter(isObject), filter = this.filterText.toLowerCase();
 		var col = COLUMNS.filter(L.bind(function(c) { return c.key == this.sortKey; }, this))[0] || COLUMNS[1];
 		var value = function(r) { return col.num ? (r[col.key] == null ? Infinity : +r[col.key]) : col.addr ? addrKey(r[col.key]) : String(col.show ? col.show(r) : r[col.key]); };
 		var sign = this.sortDesc ? -1 : 1;
 		rows = rows.filter(function(r) {
-			return !filter || [ r.fqdns.join(' '), r.ipv4, r.ipv6, r.state, r.origin, r.comment ].join(' ').toLowerCase().indexOf(filter) != -1;
+			return !filter || [ L.toArray(r.fqdns).join(' '), r.ipv4, r.ipv6, r.state, r.origin, r.comment ].join(' ').toLowerCase().indexOf(filter) != -1;
 		}).sort(function(a, b) { var va = value(a), vb = value(b); return va < vb ? -sign : va > vb ? sign : 0; });
 
 		var head = E('tr', { 'class': 'tr table-titles' }, COLUMNS.map(L.bind(function(c) {
@@ -242,7 +345,7 @@ return view.extend({
 		var body = rows.map(L.bind(function(r) {
 			return E('tr', { 'class': 'tr', 'data-ipv4': r.ipv4 }, COLUMNS.map(function(c) {
 				return E('td', { 'class': 'td', 'data-title': c.title }, [ String(c.show ? c.show(r) : r[c.key]) ]);
-			}).concat([ E('td', { 'class': 'td' }, r.origin == 'static' ? [
+			}).concat([ E('td', { 'class': 'td' }, deletable(r) ? [
 				E('button', { 'class': 'btn cbi-button cbi-button-remove', 'data-action': 'del',
 					'click': ui.createHandlerFn(this, 'handleDelete', r.ipv4) }, [ _('Delete') ])
 			] : []) ]));
@@ -255,11 +358,11 @@ return view.extend({
 	},
 
 	renderHosts: function(hosts) {
-		var rows = hosts.map(function(h) {
+		var rows = L.toArray(hosts).filter(isObject).map(function(h) {
 			return E('tr', { 'class': 'tr', 'data-mac': h.mac }, [ h.ipv4 || '-', h.mac,
 				{ 'ipv4-only': _('IPv4-only'), 'dual-stack': _('dual-stack') }[h['class']] || _('unknown'),
-				h.why, _('%ds ago').format(Math.round(h.last_seen)) ].map(function(text) {
-				return E('td', { 'class': 'td' }, [ text ]);
+				text(h.why), _('%ds ago').format(Math.round(field(h, [ 'last_seen' ], 0))) ].map(function(cell) {
+				return E('td', { 'class': 'td' }, [ cell ]);
 			}));
 		});
 		if (!rows.length)
@@ -274,9 +377,9 @@ return view.extend({
 	update: function(data) {
 		this.data = data;
 		L.dom.content(this.notesNode, this.renderNotes(data));
-		// Without a daemon there is nothing to show below the note that says how to start it.
-		this.liveNode.style.display = data.error ? 'none' : '';
-		if (data.error)
+		// Without an answer there is nothing to show below the note that says what to do.
+		this.liveNode.style.display = data.problem ? 'none' : '';
+		if (data.problem)
 			return;
 		L.dom.content(this.healthNode, this.renderHealth(data.status));
 		L.dom.content(this.countersNode, this.renderCounters(data.status));
@@ -318,7 +421,8 @@ return view.extend({
 			this.hostsNode
 		]);
 		this.update(data);
-		poll.add(L.bind(this.refresh, this), POLL_SECONDS);
+		this.fresh = true;
+		poll.add(L.bind(this.poll, this), POLL_SECONDS);
 
 		// No 'cbi-map' class: that would give the page LuCI's Save/Apply footer, and there is no form.
 		return E('div', { 'id': 'clat-eamt-status' }, [
