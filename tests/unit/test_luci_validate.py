@@ -63,6 +63,7 @@ TABLE: dict[str, list[str]] = {
     "clat_ipv6": ["2001:db8::66", "", " ", "192.0.2.1", "2001:db8::66/128", "2001:db8::66%x"],
     "tayga_ipv6": ["2001:db8::67", ""],
     "jool_netns": NAMES,
+    "clat_device": [*NAMES, "464-wan6_4"],
     "lan_interface": NAMES,
     "max_entries": [*INTS, "1000000", "1000001"],
     "allow_name": DNS,
