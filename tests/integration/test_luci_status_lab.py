@@ -63,6 +63,7 @@ def test_status_view_shows_the_daemons_mappings_health_and_chart(scene: Scene, t
     health = by_id(page, "clat-eamt-health").text()
     status = scene.ask("status")
     assert "nftables on external: ok" in health
+    assert "clat (tun, IPv4 default route), Pref64 2001:db8:64::/96, nft via libnftables" in health
     assert f"{status['pref64']['prefixes'][0]} (source: config)" in health
     assert status["flows"]["native"] >= 1 and status["flows"]["nat64"] >= 1
     native, nat64 = status["flows"]["native"], status["flows"]["nat64"]

@@ -241,11 +241,17 @@ return view.extend({
 			dpError = text(dpError);
 			var fix = /tayga is not installed/.test(dpError) ? 'opkg install tayga'
 				: /jool/i.test(dpError) && /not installed|kmod/.test(dpError) ? 'opkg install jool-tools-netfilter kmod-jool-netfilter' : null;
-			notes.push(note('error', [
-				E('p', [ _('The translator is not working: %s').format(dpError) ]),
-				E('p', [ fix ? _('Install it on the router, then restart clat-eamt: %s').format(fix)
-					: _('The system log says more: logread -e clat-eamt') ])
-			]));
+			if (/ClatNotFound/.test(dpError))  // translator auto/external: nothing to steer on
+				notes.push(note('warning', [
+					E('p', [ _('No CLAT to steer on, so nothing is mapped (DNS works as before): %s').format(dpError) ]),
+					E('p', [ _('clat-eamt uses the CLAT the router runs: an interface with protocol 464xlat (package 464xlat), or the device named in Settings > CLAT device.') ])
+				]));
+			else
+				notes.push(note('error', [
+					E('p', [ _('The translator is not working: %s').format(dpError) ]),
+					E('p', [ fix ? _('Install it on the router, then restart clat-eamt: %s').format(fix)
+						: _('The system log says more: logread -e clat-eamt') ])
+				]));
 		}
 		var restart = field(st, [ 'restart_needed' ], []);
 		if (restart.length)
@@ -270,6 +276,9 @@ return view.extend({
 		var rows = [
 			[ _('Daemon'), _('clat-eamt %s, up %s, DNS on %s').format(text(st.version), duration(field(st, [ 'uptime' ], 0)), text(st.listen)) ],
 			[ _('Translator'), '%s: %s'.format(text(dp.name), dp.error ? text(dp.error) : dp.last_error ? text(dp.last_error) : _('ok')) ],
+			[ _('CLAT'), isObject(dp.clat) && dp.clat.device
+				? _('%s (%s, %s), Pref64 %s, nft via %s').format(text(dp.clat.device), text(dp.clat.kind), text(dp.clat.found_by), text(dp.clat.pref64), text(dp.nft))
+				: isObject(dp.clat) ? _('Jool instance %s (EAM), nft via %s').format(text(dp.clat.instance), text(dp.nft)) : _('none in use') ],
 			[ _('Pref64'), _('%s (source: %s)').format(prefixes || _('none yet: nothing is mapped until one is known'), text(field(st, [ 'pref64', 'source' ], '-'))) ],
 			[ _('Upstreams'), _('%s (from %s)').format(servers, text(up.source)) + (up.problem ? '; ' + text(up.problem) : '') ],
 			[ _('LAN hosts'), _('%d IPv4-only, %d dual-stack').format(field(st, [ 'hosts', 'ipv4_only' ], 0), field(st, [ 'hosts', 'dual_stack' ], 0)) ],
