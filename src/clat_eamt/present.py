@@ -44,16 +44,17 @@ def entry_json(entry: Entry, now: float) -> JSON:
 
 
 def op_text(op: DataplaneOp) -> str:
-    """One line per operation, in the words of SPEC section 5."""
+    """One line per operation, in the words of SPEC section 5 (dataplane v2: the IPv4 leg
+    D -> P and the IPv6 leg P -> X of a mapping)."""
     match op:
         case EnsureTranslator(pool, ipv6):
-            return f"translator add {show(pool)} <-> {show(ipv6)}"
+            return f"ipv6 leg add {show(pool)} -> {show(ipv6)}"
         case EnsureDnat(ipv4, pool):
-            return f"dnat add {show(ipv4)} -> {show(pool)}"
+            return f"ipv4 leg add {show(ipv4)} -> {show(pool)}"
         case RemoveDnat(ipv4):
-            return f"dnat del {show(ipv4)}"
+            return f"ipv4 leg del {show(ipv4)}"
         case RemoveTranslator(pool, ipv6):
-            return f"translator del {show(pool)} <-> {show(ipv6)}"
+            return f"ipv6 leg del {show(pool)} -> {show(ipv6)}"
     raise TypeError(op)  # pragma: no cover - the match is exhaustive
 
 

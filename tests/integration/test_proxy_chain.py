@@ -47,7 +47,7 @@ def test_dual_stack_name_maps_before_the_answer_is_released(daemon, dnsmasq, dns
     decision = daemon.wait_decision("ds1.lab.example")
     assert events(decision) == [("added", "192.0.2.101", "2001:db8:1::101")]
     ops = decision["outcome"]["ops"]
-    assert ops[0].startswith("translator add ") and ops[1].startswith("dnat add 192.0.2.101 -> ")
+    assert ops[0].startswith("ipv6 leg add ") and ops[1].startswith("ipv4 leg add 192.0.2.101 -> ")
     # Released as unbound sent it: the same records as asking unbound directly.
     direct = dns_chain.query("ds1.lab.example")
     assert sorted(answers(reply)) == sorted(answers(direct))

@@ -33,8 +33,8 @@ def test_explain_dual_stack_name_creates_a_mapping(capsys):
     )
     assert entry["fqdn"] == "www.example.com" and entry["expires_in"] == 120
     assert step["ops"] == [
-        f"translator add {entry['pool']} <-> 2001:db8:1::10",
-        f"dnat add 192.0.2.10 -> {entry['pool']}",
+        f"ipv6 leg add {entry['pool']} -> 2001:db8:1::10",
+        f"ipv4 leg add 192.0.2.10 -> {entry['pool']}",
     ]
 
 
@@ -60,7 +60,7 @@ def test_explain_conflicting_second_name_makes_the_entry_stale(capsys):
     second = out["steps"][1]
     assert [e["kind"] for e in second["events"]] == ["stale"]
     assert second["decision"]["refusals"][0]["reason"] == "conflict"
-    assert second["ops"] == ["dnat del 192.0.2.10"]
+    assert second["ops"] == ["ipv4 leg del 192.0.2.10"]
     (entry,) = out["table"]
     assert (entry["state"], entry["stale_reason"], entry["ipv6"]) == (
         "stale",
@@ -81,7 +81,7 @@ def test_explain_text_output_is_readable(capsys):
     assert main(["explain", *LAB, "www.example.com a=192.0.2.10 aaaa=2001:db8:1::10"]) == 0
     text = capsys.readouterr().out
     assert "added: 192.0.2.10 -> 2001:db8:1::10 via pool 100.127.0.1" in text
-    assert "dnat add 192.0.2.10 -> 100.127.0.1" in text and "table at t=0" in text
+    assert "ipv4 leg add 192.0.2.10 -> 100.127.0.1" in text and "table at t=0" in text
 
 
 def test_explain_without_the_lab_switch_refuses_documentation_addresses(capsys):
