@@ -12,9 +12,12 @@ import ctypes
 import os
 import socket
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 NETNS_DIR = "/var/run/netns"  # where `ip netns add` puts named namespaces (iproute2)
 _CLONE_NEWNET = 0x40000000
+T = TypeVar("T")
 
 
 def _setns(fd: int) -> None:
@@ -28,12 +31,13 @@ def _setns(fd: int) -> None:
         raise OSError(err, f"setns: {os.strerror(err)}")
 
 
-def socket_in(netns: str | None, family: int, kind: int, protocol: int = 0) -> socket.socket:
-    """A socket created inside ``netns`` (a name under /var/run/netns, or a path); None: here."""
+def run_in(netns: str | None, make: Callable[[], T]) -> T:
+    """``make()`` run in a short-lived thread that entered ``netns`` first (a name under
+    /var/run/netns, or a path; None: here, in this thread)."""
     if netns is None:
-        return socket.socket(family, kind, protocol)
+        return make()
     path = netns if "/" in netns else os.path.join(NETNS_DIR, netns)
-    result: list[socket.socket | BaseException] = []
+    result: list[T | BaseException] = []
 
     def worker() -> None:
         try:
@@ -42,7 +46,7 @@ def socket_in(netns: str | None, family: int, kind: int, protocol: int = 0) -> s
                 _setns(fd)
             finally:
                 os.close(fd)
-            result.append(socket.socket(family, kind, protocol))
+            result.append(make())
         except BaseException as error:  # handed to the caller's thread
             result.append(error)
 
@@ -52,3 +56,8 @@ def socket_in(netns: str | None, family: int, kind: int, protocol: int = 0) -> s
     if isinstance(result[0], BaseException):
         raise result[0]
     return result[0]
+
+
+def socket_in(netns: str | None, family: int, kind: int, protocol: int = 0) -> socket.socket:
+    """A socket created inside ``netns`` (a name under /var/run/netns, or a path); None: here."""
+    return run_in(netns, lambda: socket.socket(family, kind, protocol))

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 import threading
-from collections.abc import Callable
 from typing import TypeVar
 
-from clat_eamt.dataplane.netns import NETNS_DIR, _setns
+from clat_eamt.dataplane.netns import run_in
 from clat_eamt.dataplane.translator import run_command
 
 _OUTPUT_JSON = 1 << 4  # NFT_CTX_OUTPUT_JSON in libnftables' <nftables/libnftables.h>
@@ -29,32 +27,6 @@ T = TypeVar("T")
 
 class NftError(Exception):
     """nft refused a batch; the message carries nft's own words."""
-
-
-def _in_netns(netns: str | None, make: Callable[[], T]) -> T:
-    """``make()`` run in a thread that entered ``netns`` first (None: here)."""
-    if netns is None:
-        return make()
-    path = netns if "/" in netns else os.path.join(NETNS_DIR, netns)
-    result: list[T | BaseException] = []
-
-    def worker() -> None:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                _setns(fd)
-            finally:
-                os.close(fd)
-            result.append(make())
-        except BaseException as error:  # handed to the caller's thread
-            result.append(error)
-
-    thread = threading.Thread(target=worker, name="setns-nft", daemon=True)
-    thread.start()
-    thread.join()
-    if isinstance(result[0], BaseException):
-        raise result[0]
-    return result[0]
 
 
 class _Library:
@@ -113,7 +85,7 @@ class Nft:
         self, netns: str | None = None, binary: str = "nft", use_library: bool = True
     ) -> None:
         lib = _load_library() if use_library else None
-        self._lib = _in_netns(netns, lambda: _Library(lib)) if lib is not None else None
+        self._lib = run_in(netns, lambda: _Library(lib)) if lib is not None else None
         self._argv = ["ip", "netns", "exec", netns, binary] if netns else [binary]
         self.via = "libnftables" if self._lib is not None else f"{binary} binary"
 
