@@ -6,12 +6,14 @@ elements; every connection keeps the path it started on."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
 from collections.abc import Iterator
 from ipaddress import ip_network
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +33,15 @@ def router(
     yield from lab_router(
         tmp_path_factory, f"router-{mode}", translator=mode, ttl_min="0", stale_linger="1"
     )
+
+
+@contextlib.contextmanager
+def own_router(workdir: Path, **options: Any) -> Iterator[Router]:
+    """A lab and router of the test's own (for options the module's router does not have)."""
+    require_root()
+    require_tools(*SERVER_TOOLS, *LAB_TOOLS)
+    with home_router(workdir, **options) as router:
+        yield router
 
 
 def peer(router: Router, flow) -> str:
@@ -256,9 +267,7 @@ def test_legs_rewritten_under_a_running_flow_do_not_move_it(router: Router):
 
 @pytest.mark.lab
 def test_a_missing_clat_device_keeps_dns_and_nat64_working_and_says_why(tmp_path: Path):
-    require_root()
-    require_tools(*SERVER_TOOLS, *LAB_TOOLS)
-    with home_router(tmp_path, translator="external", clat_device="nosuch0") as router:
+    with own_router(tmp_path, translator="external", clat_device="nosuch0") as router:
         lab = router.lab
         assert router.resolve(lab.lan, "ds9.lab.example") == ["192.0.2.109"]
         with lab.flow(lab.lan, "192.0.2.109") as flow:
@@ -278,9 +287,7 @@ def test_a_missing_clat_device_keeps_dns_and_nat64_working_and_says_why(tmp_path
 
 @pytest.mark.lab
 def test_no_clat_at_all_means_decide_and_log_only(tmp_path: Path):
-    require_root()
-    require_tools(*SERVER_TOOLS, *LAB_TOOLS)
-    with home_router(tmp_path, clat="none", translator="auto") as router:
+    with own_router(tmp_path, clat="none", translator="auto") as router:
         lab = router.lab
         assert router.resolve(lab.lan, "ds11.lab.example") == ["192.0.2.111"]
         error = router.status()["dataplane"]["error"] or ""
@@ -289,9 +296,7 @@ def test_no_clat_at_all_means_decide_and_log_only(tmp_path: Path):
 
 @pytest.mark.lab
 def test_missing_jool_keeps_dns_and_nat64_working(tmp_path: Path):
-    require_root()
-    require_tools(*SERVER_TOOLS, *LAB_TOOLS)
-    with home_router(tmp_path, clat="lab", translator="jool") as router:
+    with own_router(tmp_path, clat="lab", translator="jool") as router:
         lab = router.lab
         assert router.resolve(lab.lan, "ds12.lab.example") == ["192.0.2.112"]
         with lab.flow(lab.lan, "192.0.2.112") as flow:
@@ -303,10 +308,8 @@ def test_missing_jool_keeps_dns_and_nat64_working(tmp_path: Path):
 
 @pytest.mark.lab
 def test_dual_stack_client_is_never_steered_an_ipv4_only_one_is(tmp_path: Path):
-    require_root()
-    require_tools(*SERVER_TOOLS, *LAB_TOOLS)
     options = {"host_mode": "ipv4-only", "host_observe": "0", "lan_interface": ["br-lan"]}
-    with home_router(tmp_path, **options) as router:
+    with own_router(tmp_path, **options) as router:
         lab = router.lab
         # Both clients talk to the router; the dual-stack one also over IPv6.
         router.resolve(lab.lan, "lab.example")
@@ -329,10 +332,8 @@ def test_dual_stack_client_is_never_steered_an_ipv4_only_one_is(tmp_path: Path):
 
 @pytest.mark.lab
 def test_a_pool_overlapping_the_lan_is_refused_and_dns_goes_on(tmp_path: Path):
-    require_root()
-    require_tools(*SERVER_TOOLS, *LAB_TOOLS)
     # 198.51.100.0/25 holds the LAN's 198.51.100.0/26: found on the router's own interfaces.
-    with home_router(tmp_path, pool="198.51.100.0/25") as router:
+    with own_router(tmp_path, pool="198.51.100.0/25") as router:
         lab = router.lab
         assert router.resolve(lab.lan, "ds6.lab.example") == ["192.0.2.106"]
         with lab.flow(lab.lan, "192.0.2.106") as flow:

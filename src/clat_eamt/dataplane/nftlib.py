@@ -16,13 +16,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import threading
-from typing import TypeVar
 
 from clat_eamt.dataplane.netns import run_in
 from clat_eamt.dataplane.translator import run_command
 
 _OUTPUT_JSON = 1 << 4  # NFT_CTX_OUTPUT_JSON in libnftables' <nftables/libnftables.h>
-T = TypeVar("T")
 
 
 class NftError(Exception):
