@@ -5,6 +5,7 @@ The same paths against real dnsmasq, unbound and knot are in tests/integration."
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
@@ -14,6 +15,7 @@ from dnslib import EDNS0, QTYPE, RR, DNSRecord, EDNSOption
 from clat_eamt.config.nettypes import ServerAddress
 from clat_eamt.core.model import AaaaStatus, Observation
 from clat_eamt.dns.proxy import Proxy, ProxySettings
+from clat_eamt.dns.transport import UDP_POOL, UDP_USES
 from clat_eamt.dns.upstream import Upstreams
 from clat_eamt.dns.wire import OPTION_MAC_BINARY
 from tests.unit.dnspeer import ScriptedPeer, zone_answer
@@ -133,12 +135,80 @@ def test_every_upstream_query_has_its_own_random_id_and_source_port():
             proxy, _ = proxy_for(peer.port, enabled=False)
             for _ in range(30):
                 await proxy.handle(ask("ds.lab.example"), PEER, False)
+            proxy.upstreams.close()
             return [DNSRecord.parse(q).header.id for q in peer.received], peer.ports
 
     ids, ports = run(scenario())
-    # RFC 5452 sections 4 and 9.2; 25 of 30 allows for chance collisions in 16-bit spaces.
+    # RFC 5452 section 4: 25 of 30 allows for chance collisions in a 16-bit space.
     assert len(set(ids)) >= 25 and 0x4242 not in ids
-    assert len(set(ports)) >= 25
+    assert len(set(ports)) >= UDP_POOL // 2  # a pool of sockets, not one
+
+
+def test_source_ports_in_a_row_are_not_predictable_from_each_other():
+    """RFC 5452 section 9.2 with a socket pool: each query takes one of UDP_POOL sockets at
+    random, and each socket is replaced by one on a new random port after UDP_USES queries.
+    So the next port is not the last one, nor the one that followed it before, nor the last
+    one plus a constant, and the ports keep changing."""
+    rounds = UDP_POOL * UDP_USES + 100
+
+    async def scenario():
+        async with ScriptedPeer(zone_answer(ZONE)) as peer:
+            proxy, _ = proxy_for(peer.port, enabled=False)
+            for i in range(rounds):
+                await proxy.handle(ask(f"n{i}.lab.example", "TXT"), PEER, False)
+            opened = proxy.upstreams.transport.sockets_opened
+            proxy.upstreams.close()
+            return peer.ports, opened
+
+    ports, opened = run(scenario())
+    pairs = list(itertools.pairwise(ports))
+    assert sum(a == b for a, b in pairs) < len(pairs) / 3  # about 1 in UDP_POOL
+    successors: dict[int, set[int]] = {}
+    for a, b in pairs:
+        successors.setdefault(a, set()).add(b)
+    assert all(len(nexts) > 1 for a, nexts in successors.items() if ports.count(a) > 10)
+    assert len({b - a for a, b in pairs if a != b}) > 10  # no constant step between ports
+    assert opened > UDP_POOL and len(set(ports)) == opened  # retired sockets were replaced
+    assert len(set(ports)) >= rounds // UDP_USES
+
+
+def test_identical_questions_in_flight_become_one_upstream_query():
+    """The client's own AAAA for the name (a dual-stack client asks it beside the A) and the
+    proxy's AAAA beside the A are one upstream exchange; so are clients asking one name."""
+    answer = zone_answer(ZONE)
+
+    def slow(data: bytes) -> list[bytes]:
+        return []  # answered by hand below, after every query arrived
+
+    async def scenario():
+        async with ScriptedPeer(slow) as peer:
+            proxy, seen = proxy_for(peer.port, hold=2.0)
+            a = asyncio.create_task(proxy.handle(ask("ds.lab.example", "A"), PEER, False))
+            aaaa = [
+                asyncio.create_task(proxy.handle(ask("ds.lab.example", "AAAA"), PEER, False))
+                for _ in range(3)
+            ]
+            while len(peer.received) < 2:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+            for data, port in zip(list(peer.received), list(peer.ports), strict=True):
+                for reply in answer(data):
+                    peer.send(reply, port)
+            replies = await asyncio.gather(a, *aaaa)
+            proxy.upstreams.close()
+            return peer.received, replies, seen.seen, proxy.upstreams.counters
+
+    received, replies, seen, counters = run(scenario())
+    types = sorted(DNSRecord.parse(q).q.qtype for q in received)
+    assert types == [QTYPE.A, QTYPE.AAAA]  # 1 A + 4 AAAA asked, 2 sent
+    assert counters["upstream.coalesced"] == 3
+    for reply in replies[1:]:
+        parsed = DNSRecord.parse(reply)
+        assert parsed.header.id == 0x4242 and [str(r.rdata) for r in parsed.rr] == [
+            "2001:db8:1::10"
+        ]
+    [obs] = seen
+    assert obs.aaaa == (IPv6Address("2001:db8:1::10"),)
 
 
 def test_dead_upstream_gives_servfail_at_once_and_the_next_one_is_used():
@@ -277,8 +347,10 @@ def test_require_dnssec_asks_for_ad_on_both_queries():
 
     queries = run(scenario())
     assert len(queries) == 2 and all(q.header.ad for q in queries)
-    aaaa = next(q for q in queries if q.q.qtype == QTYPE.AAAA)
-    assert aaaa.ar[0].ttl & 0x8000  # DO
+    # RFC 6840 section 5.7: AD in the query asks a validating resolver for AD in the answer.
+    # The AAAA is the A query with its type changed (so it can share the client's own AAAA).
+    a, aaaa = sorted(queries, key=lambda q: q.q.qtype)
+    assert aaaa.q.qtype == QTYPE.AAAA and aaaa.ar[0].edns_len == a.ar[0].edns_len
 
 
 def test_ad_asked_for_the_client_is_not_passed_to_it():

@@ -46,6 +46,7 @@ from clat_eamt.core.model import (
     show,
 )
 from clat_eamt.core.pool import Pool
+from clat_eamt.core.seen import AnswersSeen
 from clat_eamt.core.table import MappingTable
 
 
@@ -94,11 +95,13 @@ class Engine:
         self.table = MappingTable(pool)
         self.limiter = limiter
         self.counters: Counter[str] = Counter()
+        self.seen = AnswersSeen()  # every A answer for its TTL (decide's rule 5)
 
     # --- DNS ----------------------------------------------------------------------------------
 
     def observe(self, obs: Observation, now: float) -> Outcome:
-        decision = decide(obs, self.table, self.limiter, self.policy, now)
+        decision = decide(obs, self.table, self.limiter, self.policy, now, seen=self.seen)
+        self.seen.remember(obs, now)  # after deciding: a name does not object to itself
         self.counters["observed"] += 1
         if obs.aaaa:
             self.counters["observed.with_aaaa"] += 1  # A answers whose AAAA had records
@@ -128,6 +131,7 @@ class Engine:
                 if now - stale_since >= self.policy.stale_linger:
                     gone.append(entry)
         self.table.expire_quarantine(now)
+        self.seen.expire(now)
         return self._commit(changes, now, gone=gone)
 
     # --- static, provider, operator ------------------------------------------------------------

@@ -1,0 +1,114 @@
+"""How long an answer may be cached, and which mappings to refresh before they end; pure.
+
+TTL coherence (RFC 2181 section 5.2 for the RRset): an A answer whose addresses have Valid dns
+mappings leaves the proxy with TTLs no longer than the shortest remaining life among them
+(``valid_life``), so neither dnsmasq's cache nor a device keeps an address past its mapping.
+
+Refresh ahead: a device may reuse an address after its TTL (many do, for as long as a stream
+or an app session lasts); once its mapping has gone Stale, its new connections take the NAT64.
+So a Valid dns mapping that is in use (live flows on it, or a client's answer for its name in
+the last ``recent`` seconds) and nears its end has its name asked again by the daemon (A and
+AAAA, through the proxy: the same decision as a client's answer, so a name whose addresses
+moved or lost their AAAA is not kept).  Bounded: a token bucket caps the lookups per second,
+a name is asked at most once per ``lead`` seconds whatever the answer, a mapping that lives
+less than ``min_life`` seconds is not refreshed ahead (ttl_min's 30 s default always exceeds
+it), and a mapping nobody uses is left to expire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from clat_eamt.core.limits import TokenBucket
+from clat_eamt.core.model import Entry, LiveFlows, Origin, State
+from clat_eamt.core.table import MappingTable
+
+
+def valid_life(table: MappingTable, addresses: Iterable[IPv4Address], now: float) -> float | None:
+    """Seconds until the first of the Valid dns mappings of ``addresses`` ends; None when none
+    of them has one (static and provider entries have no end a DNS cache must respect)."""
+    ends = [
+        entry.expires
+        for address in addresses
+        if (entry := table.valid_covering(address)) is not None
+        and entry.origin is Origin.DNS
+        and entry.expires is not None
+    ]
+    return max(0.0, min(ends) - now) if ends else None
+
+
+@dataclass(frozen=True)
+class RefreshSettings:
+    lead: float = 10.0  # ask this many seconds before the end (at most a quarter of the life)
+    min_life: float = 10.0
+    recent: float = 300.0  # a client's answer this recent makes a mapping "in use"
+    rate: float = 2.0  # lookups per second
+    burst: float = 20.0
+    memory: int = 4096  # names remembered (answers seen, asks made); oldest forgotten first
+
+
+class RefreshAhead:
+    """Which names the daemon asks again now (``due``), from the table and the live flows."""
+
+    def __init__(self, settings: RefreshSettings | None = None) -> None:
+        self.settings = settings or RefreshSettings()
+        self.bucket = TokenBucket(self.settings.rate, self.settings.burst)
+        self.answered: dict[str, float] = {}  # name -> last client answer seen for it
+        self.asked: dict[str, float] = {}  # name -> last refresh asked by us
+        self.skipped = 0  # due but over the rate limit (status)
+
+    def client_answer(self, name: str, now: float) -> None:
+        """A client's A answer for ``name`` passed the proxy (not one of our refreshes)."""
+        self._remember(self.answered, name, now)
+
+    def due(self, table: MappingTable, live: LiveFlows | None, now: float) -> list[str]:
+        """The names to ask now, most urgent first; each one is taken from the rate limit."""
+        s = self.settings
+        candidates: list[tuple[float, str]] = []
+        for entry in table:
+            name = self._candidate(entry, live, now)
+            if name is not None:
+                assert entry.expires is not None
+                candidates.append((entry.expires, name))
+        names: list[str] = []
+        for _, name in sorted(candidates):
+            if name in names:
+                continue
+            if self.bucket.available(now) < 1:
+                self.skipped += 1
+                continue
+            self.bucket.take(now)
+            self._remember(self.asked, name, now)
+            names.append(name)
+        for memory in (self.answered, self.asked):
+            for old in [n for n, t in memory.items() if now - t > max(s.recent, s.lead)]:
+                del memory[old]
+        return names
+
+    def _candidate(self, entry: Entry, live: LiveFlows | None, now: float) -> str | None:
+        s = self.settings
+        if entry.origin is not Origin.DNS or entry.state is not State.VALID:
+            return None
+        if entry.expires is None or not entry.fqdns:
+            return None
+        life = entry.expires - entry.refreshed
+        left = entry.expires - now
+        if life < s.min_life or left > min(s.lead, life / 4) or left <= 0:
+            return None
+        name = entry.fqdns[-1]  # the name that vouched for it last
+        asked = self.asked.get(name)
+        if asked is not None and now - asked < s.lead:
+            return None  # asked lately; whatever came of it stands
+        in_use = live is not None and live.uses(entry)
+        answered = self.answered.get(name)
+        if not in_use and (answered is None or now - answered > s.recent):
+            return None
+        return name
+
+    def _remember(self, memory: dict[str, float], name: str, now: float) -> None:
+        memory.pop(name, None)
+        memory[name] = now  # newest last
+        while len(memory) > self.settings.memory:
+            del memory[next(iter(memory))]
