@@ -420,3 +420,67 @@ def test_unreadable_answer_becomes_servfail():
     reply, seen, counters = run(scenario())
     assert DNSRecord.parse(reply).header.rcode == 2 and seen == []
     assert counters["malformed.answers"] == 1
+
+
+class LifeMapper(Recorder):
+    """A mapper whose mapping of the answer lives ``life`` seconds more (None: no mapping)."""
+
+    def __init__(self, life: float | None) -> None:
+        super().__init__()
+        self.life = life
+
+    async def __call__(self, obs: Observation) -> float | None:
+        await super().__call__(obs)
+        return self.life
+
+
+def long_a(data: bytes) -> list[bytes]:
+    """ds.lab.example: A TTL 86400 (two records, one RRset) behind a CNAME, AAAA TTL 60."""
+    query = DNSRecord.parse(data)
+    reply = query.reply()
+    if query.q.qtype == QTYPE.A:
+        reply.add_answer(*RR.fromZone("ds.lab.example. 86400 IN CNAME edge.lab.example."))
+        reply.add_answer(*RR.fromZone("edge.lab.example. 86400 IN A 192.0.2.10"))
+        reply.add_answer(*RR.fromZone("edge.lab.example. 3600 IN A 192.0.2.11"))
+    elif query.q.qtype == QTYPE.AAAA:
+        reply.add_answer(*RR.fromZone("ds.lab.example. 86400 IN CNAME edge.lab.example."))
+        reply.add_answer(*RR.fromZone("edge.lab.example. 60 IN AAAA 2001:db8:1::10"))
+    return [reply.pack()]
+
+
+@pytest.mark.parametrize("life", [42.7, None])
+def test_a_ttls_are_lowered_to_the_mappings_life_rfc2181(life):
+    async def scenario():
+        async with ScriptedPeer(long_a) as peer:
+            proxy, _ = proxy_for(peer.port, mapper=LifeMapper(life))
+            reply = await proxy.handle(ask("ds.lab.example"), PEER, False)
+            proxy.upstreams.close()
+            upstream_a = next(q for q in peer.received if DNSRecord.parse(q).q.qtype == QTYPE.A)
+            return reply, long_a(upstream_a)[0], proxy.counters
+
+    reply, direct, counters = run(scenario())
+    if life is None:  # the addresses map to nothing: released byte for byte
+        assert reply[2:] == direct[2:] and counters["answers.ttl_clamped"] == 0
+        return
+    records = DNSRecord.parse(reply).rr
+    assert [(r.rtype, r.ttl) for r in records] == [
+        (QTYPE.CNAME, 86400),  # the chain is left as it was
+        (QTYPE.A, 42),  # both A records equal (RFC 2181 5.2), never above the mapping's life
+        (QTYPE.A, 42),
+    ]
+    assert [str(r.rdata) for r in records[1:]] == ["192.0.2.10", "192.0.2.11"]
+    assert counters["answers.ttl_clamped"] == 1
+    # Everything but the TTL fields is what the resolver sent.
+    assert len(reply) == len(direct)
+    assert sum(a != b for a, b in zip(reply[2:], direct[2:], strict=True)) <= 8
+
+
+def test_a_ttl_already_within_the_life_is_untouched():
+    async def scenario():
+        async with ScriptedPeer(zone_answer(ZONE, ttl=60)) as peer:
+            proxy, _ = proxy_for(peer.port, mapper=LifeMapper(300.0))
+            reply = await proxy.handle(ask("ds.lab.example"), PEER, False)
+            proxy.upstreams.close()
+            return reply
+
+    assert [r.ttl for r in DNSRecord.parse(run(scenario())).rr] == [60]

@@ -172,7 +172,13 @@ def decide(
         )
         return Decision(name, None, changes, tuple(refusals))
 
-    target = choose_target(name, targets, destinations, table)
+    # Rule 5: among several AAAA, one that no other name's answer objects to.
+    unopposed = [
+        t
+        for t in targets
+        if seen is None or not any(seen.objection(name, d, t, now) for d in destinations)
+    ]
+    target = choose_target(name, unopposed or targets, destinations, table)
     plan = _Plan(name, target, obs, table=table, limiter=limiter, policy=policy, now=now)
     plan.seen = seen
     for destination in destinations:
