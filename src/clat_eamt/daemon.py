@@ -210,7 +210,8 @@ class Daemon:
         life = valid_life(self.engine.table, obs.a, now)
         # Changes at info, the many no-change decisions (refresh, refusal) at debug: a router's
         # log must not fill with one line per DNS answer.
-        level = logging.INFO if outcome.events else logging.DEBUG
+        changed = any(event.kind != "refreshed" for event in outcome.events)
+        level = logging.INFO if changed else logging.DEBUG
         if decisions.isEnabledFor(level):
             data = {"observation": observation_json(obs), "outcome": outcome_json(outcome, now)}
             text = outcome_text(outcome)

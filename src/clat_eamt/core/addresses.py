@@ -114,7 +114,7 @@ class AddressPolicy:
 
     def refusal(self, target: IPAddress | IPNetwork) -> Refusal | None:
         """None if ``target`` may be mapped, else why not (SPEC section 4)."""
-        return _refusal(self, ip_network(target))
+        return _refusal_of(self, target)
 
     def _refusal(self, net: IPNetwork) -> Refusal | None:
         address = net.network_address if net.num_addresses == 1 else None
@@ -141,4 +141,8 @@ class AddressPolicy:
 
 # Bounded memo of the policy's verdicts: a policy is immutable (a reload makes a new one), and
 # the same CDN addresses come back in answer after answer.
+# Keyed by the address as given: making a network of an address costs more than the check.
 _refusal = functools.lru_cache(maxsize=8192)(AddressPolicy._refusal)
+_refusal_of = functools.lru_cache(maxsize=8192)(
+    lambda policy, target: _refusal(policy, ip_network(target))
+)

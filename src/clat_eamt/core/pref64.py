@@ -9,6 +9,7 @@ positions.  64:ff9b::/96 (RFC 6052) and 64:ff9b:1::/48 (RFC 8215) are always kno
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
@@ -94,6 +95,9 @@ class Pref64Set:
 
     def synthesized_reason(self, ipv6: IPv6Address, a_records: Iterable[IPv4Address]) -> str | None:
         """Why ``ipv6`` looks synthesized by DNS64, or None when it looks like a real address."""
+        return _synthesized(self, ipv6, tuple(a_records))
+
+    def _synthesized(self, ipv6: IPv6Address, a_records: tuple[IPv4Address, ...]) -> str | None:
         prefix = self.containing(ipv6)
         if prefix is not None:
             return f"{ipv6} is inside Pref64 {prefix}"
@@ -103,6 +107,10 @@ class Pref64Set:
             if embedded is not None and embedded in wanted:
                 return f"{ipv6} embeds A record {embedded} at the RFC 6052 /{length} position"
         return None
+
+
+# Bounded memo: a Pref64Set is immutable and the same answers come back again and again.
+_synthesized = functools.lru_cache(maxsize=4096)(Pref64Set._synthesized)
 
 
 # RFC 7050 section 2.2: ipv4only.arpa has exactly these two A records, so a DNS64 synthesizes
