@@ -298,9 +298,10 @@ class Daemon:
             try:
                 live = await self.dataplane.live_flows()
                 now = self.clock()
-                await self.enact(self.engine.tick(now, live), "tick")
-                if self.cfg[schema.ENABLED]:
+                if self.cfg[schema.ENABLED]:  # first: an entry being asked again stays Valid
                     self.refresher.run(self.engine.table, live, now)
+                asking = self.refresher.asking
+                await self.enact(self.engine.tick(now, live, asking), "tick")
                 if self.history.due(now):
                     await self._sample_flows(now)
             except Exception:  # the clock must keep running whatever one tick hit

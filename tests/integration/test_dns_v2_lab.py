@@ -34,6 +34,9 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
         lan_interface=["br-lan"],
         ttl_min="0",
         stale_linger="1",
+        # A busy test machine may take longer than the 50 ms default to restart tayga; these
+        # tests are about DNS, so an answer waits for its mapping (as the demo's does).
+        apply_timeout_ms="2000",
     )
 
 
@@ -59,8 +62,10 @@ def classified(router: Router) -> Router:
     with lab.flow(lab.lan6, "2001:db8:1::10"):
         pass
     router.wait(
-        lambda: router.status()["hosts"]
-        == {"ipv4_only": 1, "dual_stack": 1, "unsure": False, "error": None},
+        lambda: (
+            router.status()["hosts"]
+            == {"ipv4_only": 1, "dual_stack": 1, "unsure": False, "error": None}
+        ),
         "both clients classified",
     )
     return router

@@ -44,6 +44,35 @@ def test_a_used_mapping_near_its_end_is_refreshed_once_an_unused_one_never():
     assert refresh.due(eng.table, LiveFlows(), 55) == []
 
 
+def test_a_refresh_that_extended_nothing_is_asked_again_at_the_end_and_held_valid():
+    """A caching resolver answers with its copy's remaining TTL: the ask ahead changed no end.
+    At the end the name is asked once more, and the engine keeps the entry Valid while that
+    ask is in flight (REFRESH_GRACE), then lets it expire if nothing came of it."""
+    eng = engine(ttl_min=0)
+    eng.observe(obs("used.example", "192.0.2.1", "2001:db8:1::1", ttl=60), 0)
+    refresh = RefreshAhead()
+    live = live_on(eng, "192.0.2.1")
+    assert refresh.due(eng.table, live, 51) == ["used.example"]
+    eng.observe(obs("used.example", "192.0.2.1", "2001:db8:1::1", ttl=9), 51)  # same end: 60
+    assert refresh.due(eng.table, live, 59) == []
+    assert refresh.due(eng.table, live, 60.4) == ["used.example"]  # at the end, once more
+    assert not eng.tick(60.4, live, {"used.example"}).events  # held while it is asked
+    assert refresh.due(eng.table, live, 61) == []  # twice for one end is all
+    assert [e.kind for e in eng.tick(61, live, {"used.example"}).events] == []
+    assert [e.kind for e in eng.tick(62, live).events] == ["stale"]  # the ask is over
+    # An answer at the end with a fresh TTL starts a new life, refreshed ahead again later.
+    eng2 = engine(ttl_min=0)
+    eng2.observe(obs("used.example", "192.0.2.1", "2001:db8:1::1", ttl=60), 0)
+    refresh2 = RefreshAhead()
+    live2 = live_on(eng2, "192.0.2.1")
+    assert refresh2.due(eng2.table, live2, 60.2) == ["used.example"]
+    eng2.tick(60.2, live2, {"used.example"})
+    eng2.observe(obs("used.example", "192.0.2.1", "2001:db8:1::1", ttl=60), 60.3)
+    assert refresh2.due(eng2.table, live2, 111) == ["used.example"]
+    assert eng2.tick(65, live2, {"used.example"}).events == ()
+    assert not [e for e in eng2.table if e.state.value != "valid"]
+
+
 def test_a_recent_client_answer_counts_as_use_until_it_is_old():
     eng = engine(ttl_min=0)
     eng.observe(obs("asked.example", "192.0.2.1", "2001:db8:1::1", ttl=60), 0)

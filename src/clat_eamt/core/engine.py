@@ -14,7 +14,7 @@ It is still pure: the shells decide when to call it and apply what it returns.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Network, IPv6Network
 
@@ -46,6 +46,7 @@ from clat_eamt.core.model import (
     show,
 )
 from clat_eamt.core.pool import Pool
+from clat_eamt.core.refresh import REFRESH_GRACE
 from clat_eamt.core.seen import AnswersSeen
 from clat_eamt.core.table import MappingTable
 
@@ -114,16 +115,21 @@ class Engine:
 
     # --- time ---------------------------------------------------------------------------------
 
-    def tick(self, now: float, live: LiveFlows | None) -> Outcome:
+    def tick(self, now: float, live: LiveFlows | None, refreshing: Collection[str] = ()) -> Outcome:
         """Expire Valid entries whose TTL ran out; delete Stale ones whose flows are gone.
 
         ``live`` None means the flow oracle could not answer: nothing is deleted then, since
-        deleting P <-> X under a running flow would break it.
+        deleting P <-> X under a running flow would break it.  ``refreshing``: names the daemon
+        is asking again right now (``core.refresh``); their entries stay Valid for up to
+        ``REFRESH_GRACE`` seconds past their end, until the answer decides.
         """
         changes: list[Change] = []
         gone: list[Entry] = []
         for entry in self.table:
             expired = entry.expires is not None and entry.expires <= now
+            if expired and refreshing and entry.expires is not None:
+                held = now < entry.expires + REFRESH_GRACE
+                expired = not (held and any(name in refreshing for name in entry.fqdns))
             if entry.state is State.VALID and expired and allowed(entry, Event.EXPIRE):
                 changes.append(MarkStale(entry.key, Event.EXPIRE))
             elif entry.state is State.STALE and live is not None and not live.uses(entry):

@@ -9,10 +9,16 @@ or an app session lasts); once its mapping has gone Stale, its new connections t
 So a Valid dns mapping that is in use (live flows on it, or a client's answer for its name in
 the last ``recent`` seconds) and nears its end has its name asked again by the daemon (A and
 AAAA, through the proxy: the same decision as a client's answer, so a name whose addresses
-moved or lost their AAAA is not kept).  Bounded: a token bucket caps the lookups per second,
-a name is asked at most once per ``lead`` seconds whatever the answer, a mapping that lives
-less than ``min_life`` seconds is not refreshed ahead (ttl_min's 30 s default always exceeds
-it), and a mapping nobody uses is left to expire.
+moved or lost their AAAA is not kept).
+
+A caching resolver answers with what is left of its copy's TTL, and the mapping's end is that
+same moment, so an ask ahead of the end often extends nothing (unless the resolver prefetches).
+Then the name is asked once more at the end, when the resolver must fetch it afresh; the
+engine keeps the entry Valid while that ask is in flight (at most ``REFRESH_GRACE`` seconds).
+
+Bounded: a token bucket caps the lookups per second, a name is asked at most twice per life of
+its mapping, a mapping that lives less than ``min_life`` seconds is not refreshed ahead
+(ttl_min's 30 s default always exceeds it), and a mapping nobody uses is left to expire.
 """
 
 from __future__ import annotations
@@ -20,10 +26,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
+from typing import Any
 
 from clat_eamt.core.limits import TokenBucket
 from clat_eamt.core.model import Entry, LiveFlows, Origin, State
 from clat_eamt.core.table import MappingTable
+
+REFRESH_GRACE = 5.0  # seconds an entry outlives its end while its name is being asked again
+_SAME_END = 1.5  # seconds: ends closer than this are one end (TTL rounding)
 
 
 def valid_life(table: MappingTable, addresses: Iterable[IPv4Address], now: float) -> float | None:
@@ -56,7 +66,8 @@ class RefreshAhead:
         self.settings = settings or RefreshSettings()
         self.bucket = TokenBucket(self.settings.rate, self.settings.burst)
         self.answered: dict[str, float] = {}  # name -> last client answer seen for it
-        self.asked: dict[str, float] = {}  # name -> last refresh asked by us
+        # name -> (when, the end of its mapping then, asks for that end)
+        self.asked: dict[str, tuple[float, float, int]] = {}
         self.skipped = 0  # due but over the rate limit (status)
 
     def client_answer(self, name: str, now: float) -> None:
@@ -67,11 +78,13 @@ class RefreshAhead:
         """The names to ask now, most urgent first; each one is taken from the rate limit."""
         s = self.settings
         candidates: list[tuple[float, str]] = []
+        ends: dict[str, float] = {}
         for entry in table:
             name = self._candidate(entry, live, now)
             if name is not None:
                 assert entry.expires is not None
                 candidates.append((entry.expires, name))
+                ends[name] = entry.expires
         names: list[str] = []
         for _, name in sorted(candidates):
             if name in names:
@@ -80,11 +93,18 @@ class RefreshAhead:
                 self.skipped += 1
                 continue
             self.bucket.take(now)
-            self._remember(self.asked, name, now)
+            end = ends[name]
+            _, before, asks = self.asked.get(name, (now, None, 0))
+            again = before is not None and end - before < _SAME_END
+            self._remember(
+                self.asked, name, (now, before if again else end, asks + 1 if again else 1)
+            )
             names.append(name)
-        for memory in (self.answered, self.asked):
-            for old in [n for n, t in memory.items() if now - t > max(s.recent, s.lead)]:
-                del memory[old]
+        horizon = max(s.recent, s.lead)
+        for old in [n for n, t in self.answered.items() if now - t > horizon]:
+            del self.answered[old]
+        for old in [n for n, (t, _, _) in self.asked.items() if now - t > horizon]:
+            del self.asked[old]
         return names
 
     def _candidate(self, entry: Entry, live: LiveFlows | None, now: float) -> str | None:
@@ -95,20 +115,24 @@ class RefreshAhead:
             return None
         life = entry.expires - entry.refreshed
         left = entry.expires - now
-        if life < s.min_life or left > min(s.lead, life / 4) or left <= 0:
+        if left <= -REFRESH_GRACE:
             return None
         name = entry.fqdns[-1]  # the name that vouched for it last
-        asked = self.asked.get(name)
-        if asked is not None and now - asked < s.lead:
-            return None  # asked lately; whatever came of it stands
+        _, end, asks = self.asked.get(name, (0.0, None, 0))
+        # TTLs are whole seconds, so an answer from a cache moves the end by up to a second.
+        if end is not None and entry.expires - end < _SAME_END:  # asked for this end already
+            if asks >= 2 or left > 0:
+                return None
+        elif life < s.min_life or left > min(s.lead, life / 4):
+            return None
         in_use = live is not None and live.uses(entry)
         answered = self.answered.get(name)
         if not in_use and (answered is None or now - answered > s.recent):
             return None
         return name
 
-    def _remember(self, memory: dict[str, float], name: str, now: float) -> None:
+    def _remember(self, memory: dict[str, Any], name: str, value: Any) -> None:
         memory.pop(name, None)
-        memory[name] = now  # newest last
+        memory[name] = value  # newest last
         while len(memory) > self.settings.memory:
             del memory[next(iter(memory))]
