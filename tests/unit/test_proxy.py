@@ -484,3 +484,95 @@ def test_a_ttl_already_within_the_life_is_untouched():
             return reply
 
     assert [r.ttl for r in DNSRecord.parse(run(scenario())).rr] == [60]
+
+
+def test_an_answer_from_another_port_is_ignored_rfc5452():
+    """A spoofer who sees the query (ID and question right) answers first, from another port of
+    the resolver's address: the pool's sockets are connected, so the kernel drops it, and the
+    real answer that comes later is the one used."""
+    real = zone_answer(ZONE)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        spoofer, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+        )
+        pending: list[tuple[bytes, int]] = []
+
+        def respond(data: bytes) -> list[bytes]:
+            fake = DNSRecord.parse(real(data)[0])
+            fake.rr = []
+            fake.add_answer(*RR.fromZone(f"{fake.q.qname} 60 IN A 203.0.113.66"))
+            pending.append((data, 0))
+            spoofer.sendto(fake.pack(), ("127.0.0.1", peer.ports[-1]))
+            return []
+
+        async with ScriptedPeer(respond) as peer:
+            proxy, _ = proxy_for(peer.port, enabled=False)
+            task = asyncio.create_task(proxy.handle(ask("ds.lab.example"), PEER, False))
+            while not pending:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)  # the spoofed answer had every chance to land
+            assert not task.done()
+            peer.send(real(pending[0][0])[0], peer.ports[-1])
+            reply = await task
+            proxy.upstreams.close()
+        spoofer.close()
+        return reply
+
+    reply = run(scenario())
+    assert [str(r.rdata) for r in DNSRecord.parse(reply).rr] == ["192.0.2.10"]
+
+
+class TcpPeer:
+    """A scripted DNS-over-TCP resolver (RFC 7766 framing): answers from ``respond``; counts
+    connections; ``drop_after`` closes a connection after that many answers on it."""
+
+    def __init__(self, respond, drop_after: int | None = None) -> None:
+        self.respond, self.drop_after = respond, drop_after
+        self.connections = 0
+        self.port = 0
+
+    async def __aenter__(self) -> TcpPeer:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.server.close()
+
+    async def _serve(self, reader, writer) -> None:
+        self.connections += 1
+        answered = 0
+        try:
+            while True:
+                size = int.from_bytes(await reader.readexactly(2), "big")
+                data = await reader.readexactly(size)
+                if self.drop_after is not None and answered >= self.drop_after:
+                    break  # the server closes an idle connection just as a query comes
+                for reply in self.respond(data):
+                    writer.write(len(reply).to_bytes(2, "big") + reply)
+                answered += 1
+        except asyncio.IncompleteReadError:
+            pass
+        writer.close()
+
+
+def test_upstream_tcp_connections_are_reused_and_a_closed_one_is_retried_rfc7766():
+    async def scenario(drop_after):
+        async with TcpPeer(zone_answer(ZONE), drop_after) as peer:
+            proxy, _ = proxy_for(peer.port, enabled=False)
+            replies = [
+                await proxy.handle(ask(f"{name}.lab.example"), PEER, True)
+                for name in ("ds", "v4only", "ds")
+            ]
+            proxy.upstreams.close()
+            return [answers_of(r) for r in replies], peer.connections
+
+    expected = [["192.0.2.10"], ["192.0.2.20"], ["192.0.2.10"]]
+    assert run(scenario(None)) == (expected, 1)  # one connection for all three
+    assert run(scenario(1)) == (expected, 3)  # closed under each next query: retried on a new one
+
+
+def answers_of(reply: bytes) -> list[str]:
+    return [str(r.rdata) for r in DNSRecord.parse(reply).rr]
