@@ -207,7 +207,8 @@ class Daemon:
         now = self.clock()
         outcome = self.engine.observe(obs, now)
         self.refresher.client_answer(obs.name, now)
-        life = valid_life(self.engine.table, obs.a, now)
+        set_now = outcome.decision.ends() if outcome.decision else None
+        life = valid_life(self.engine.table, obs.a, now, set_now)
         # Changes at info, the many no-change decisions (refresh, refusal) at debug: a router's
         # log must not fill with one line per DNS answer.
         changed = any(event.kind != "refreshed" for event in outcome.events)

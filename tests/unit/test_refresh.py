@@ -94,3 +94,13 @@ def test_refreshes_are_rate_limited_and_short_lives_are_not_refreshed():
     assert refresh.due(eng.table, None, 1) == []  # 2 s of life: not refreshed ahead
     assert len(refresh.due(eng.table, None, 51)) == 3 and refresh.skipped == 7
     assert len(refresh.due(eng.table, None, 53)) == 2  # 2 s later, 2 more tokens
+
+
+def test_valid_life_from_the_decision_equals_the_tables():
+    eng = engine(ttl_min=0)
+    out = eng.observe(obs("m.example", ["192.0.2.1", "192.0.2.2"], "2001:db8:1::1", ttl=90), 0)
+    addresses = [IPv4Address("192.0.2.1"), IPv4Address("192.0.2.2")]
+    assert out.decision.ends() == {a: 90 for a in addresses}
+    again = eng.observe(obs("m.example", ["192.0.2.1", "192.0.2.2"], "2001:db8:1::1", ttl=40), 5)
+    assert valid_life(eng.table, addresses, 5, again.decision.ends()) == 40
+    assert valid_life(eng.table, addresses, 5) == 40

@@ -23,7 +23,7 @@ its mapping, a mapping that lives less than ``min_life`` seconds is not refreshe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
@@ -36,16 +36,24 @@ REFRESH_GRACE = 5.0  # seconds an entry outlives its end while its name is being
 _SAME_END = 1.5  # seconds: ends closer than this are one end (TTL rounding)
 
 
-def valid_life(table: MappingTable, addresses: Iterable[IPv4Address], now: float) -> float | None:
+def valid_life(
+    table: MappingTable,
+    addresses: Iterable[IPv4Address],
+    now: float,
+    decided: Mapping[IPv4Address, float] | None = None,
+) -> float | None:
     """Seconds until the first of the Valid dns mappings of ``addresses`` ends; None when none
-    of them has one (static and provider entries have no end a DNS cache must respect)."""
-    ends = [
-        entry.expires
-        for address in addresses
-        if (entry := table.valid_covering(address)) is not None
-        and entry.origin is Origin.DNS
-        and entry.expires is not None
-    ]
+    of them has one (static and provider entries have no end a DNS cache must respect).
+    ``decided``: ends the decision on this answer just set, by address (saves table lookups)."""
+    ends: list[float] = []
+    for address in addresses:
+        end = decided.get(address) if decided else None
+        if end is None:
+            entry = table.valid_covering(address)
+            if entry is None or entry.origin is not Origin.DNS or entry.expires is None:
+                continue
+            end = entry.expires
+        ends.append(end)
     return max(0.0, min(ends) - now) if ends else None
 
 
