@@ -40,7 +40,7 @@ from clat_eamt.core.engine import Outcome
 from clat_eamt.core.model import Host, IPNetwork, Observation
 from clat_eamt.core.pool import pool_problems
 from clat_eamt.core.pref64 import Pref64Set
-from clat_eamt.core.refresh import valid_life
+from clat_eamt.core.refresh import decided_ends, valid_life
 from clat_eamt.dataplane.build import build_dataplane
 from clat_eamt.dataplane.interfaces import local_networks
 from clat_eamt.dataplane.neighbours import NeighbourWatcher
@@ -207,8 +207,8 @@ class Daemon:
         now = self.clock()
         outcome = self.engine.observe(obs, now)
         self.refresher.client_answer(obs.name, now)
-        set_now = outcome.decision.ends() if outcome.decision else None
-        life = valid_life(self.engine.table, obs.a, now, set_now)
+        ends = decided_ends(self.engine.table, outcome.decision)
+        life = valid_life(self.engine.table, obs.a, now, ends)
         # Changes at info, the many no-change decisions (refresh, refusal) at debug: a router's
         # log must not fill with one line per DNS answer.
         changed = any(event.kind != "refreshed" for event in outcome.events)

@@ -142,20 +142,6 @@ class Decision:
     def created(self) -> tuple[Entry, ...]:
         return tuple(c.entry for c in self.changes if isinstance(c, Create))
 
-    def ends(self) -> dict[IPv4Address, float]:
-        """The ends this decision gives single-address entries it creates or refreshes."""
-        ends: dict[IPv4Address, float] = {}
-        for change in self.changes:
-            if isinstance(change, Create) and change.entry.expires is not None:
-                ipv4, expires = change.entry.ipv4, change.entry.expires
-            elif isinstance(change, Refresh):
-                ipv4, expires = change.key[0], change.expires
-            else:
-                continue
-            if ipv4.prefixlen == 32:
-                ends[ipv4.network_address] = expires
-        return ends
-
 
 def decide(
     obs: Observation,

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
 
+from clat_eamt.core.decide import Create, Decision, Refresh
 from clat_eamt.core.limits import TokenBucket
 from clat_eamt.core.model import Entry, LiveFlows, Origin, State
 from clat_eamt.core.table import MappingTable
@@ -55,6 +56,23 @@ def valid_life(
             end = entry.expires
         ends.append(end)
     return max(0.0, min(ends) - now) if ends else None
+
+
+def decided_ends(table: MappingTable, decision: Decision | None) -> dict[IPv4Address, float]:
+    """The ends, after the commit, of the single-address entries a decision created or
+    refreshed (a refresh never shortens an entry's life, so its own ``expires`` may not be it)."""
+    ends: dict[IPv4Address, float] = {}
+    for change in decision.changes if decision else ():
+        if isinstance(change, Create):
+            key = change.entry.key
+        elif isinstance(change, Refresh):
+            key = change.key
+        else:
+            continue
+        entry = table.get(key)
+        if entry is not None and entry.expires is not None and entry.ipv4.prefixlen == 32:
+            ends[entry.ipv4.network_address] = entry.expires
+    return ends
 
 
 @dataclass(frozen=True)
