@@ -340,7 +340,9 @@ class _Plan:
             self.refusals.append(Refusal(Reason.CONFLICT, why, ipv4))
             return
         seen = self.seen
-        objection = seen.objection(self.name, ipv4, self.target, self.now) if seen else None
+        objection = (
+            seen.objection(self.name, ipv4, self.target, self.now) if seen is not None else None
+        )
         if objection is not None:
             self.refusals.append(Refusal(Reason.UNVOUCHED, objection, ipv4))
             return

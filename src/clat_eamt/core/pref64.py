@@ -9,9 +9,8 @@ positions.  64:ff9b::/96 (RFC 6052) and 64:ff9b:1::/48 (RFC 8215) are always kno
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 RFC6052_LENGTHS: tuple[int, ...] = (32, 40, 48, 56, 64, 96)
@@ -85,6 +84,10 @@ class Pref64Set:
 
     extra: tuple[IPv6Network, ...] = ()
     source: str = "none"
+    # Verdicts by (AAAA, A records), bounded; kept on the set for the reason addresses.py says.
+    _memo: dict[object, str | None] = field(
+        default_factory=dict, init=False, compare=False, hash=False, repr=False
+    )
 
     @property
     def prefixes(self) -> tuple[IPv6Network, ...]:
@@ -95,7 +98,15 @@ class Pref64Set:
 
     def synthesized_reason(self, ipv6: IPv6Address, a_records: Iterable[IPv4Address]) -> str | None:
         """Why ``ipv6`` looks synthesized by DNS64, or None when it looks like a real address."""
-        return _synthesized(self, ipv6, tuple(a_records))
+        key = (ipv6, tuple(a_records))
+        memo = self._memo
+        if key in memo:
+            return memo[key]
+        verdict = self._synthesized(ipv6, key[1])
+        if len(memo) >= 4096:
+            memo.clear()
+        memo[key] = verdict
+        return verdict
 
     def _synthesized(self, ipv6: IPv6Address, a_records: tuple[IPv4Address, ...]) -> str | None:
         prefix = self.containing(ipv6)
@@ -107,10 +118,6 @@ class Pref64Set:
             if embedded is not None and embedded in wanted:
                 return f"{ipv6} embeds A record {embedded} at the RFC 6052 /{length} position"
         return None
-
-
-# Bounded memo: a Pref64Set is immutable and the same answers come back again and again.
-_synthesized = functools.lru_cache(maxsize=4096)(Pref64Set._synthesized)
 
 
 # RFC 7050 section 2.2: ipv4only.arpa has exactly these two A records, so a DNS64 synthesizes
