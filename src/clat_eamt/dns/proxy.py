@@ -90,7 +90,7 @@ class Proxy:
     ) -> None:
         self.upstreams, self.mapper, self.settings = upstreams, mapper, settings
         self.classify = classify
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[str] = upstreams.counters  # one set: "upstream.*" are its own
         self.badlog = RateLimitedLog(log, logging.WARNING)
 
     async def handle(
