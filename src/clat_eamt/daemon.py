@@ -40,12 +40,14 @@ from clat_eamt.core.engine import Outcome
 from clat_eamt.core.model import Host, IPNetwork, Observation
 from clat_eamt.core.pool import pool_problems
 from clat_eamt.core.pref64 import Pref64Set
+from clat_eamt.core.refresh import decided_ends, valid_life
 from clat_eamt.dataplane.build import build_dataplane
 from clat_eamt.dataplane.interfaces import local_networks
 from clat_eamt.dataplane.neighbours import NeighbourWatcher
 from clat_eamt.dns.discovery import Pref64Discovery
 from clat_eamt.dns.identity import ClientIdentity
 from clat_eamt.dns.proxy import Proxy, ProxySettings, unknown_class
+from clat_eamt.dns.refresher import Refresher
 from clat_eamt.dns.resolvconf import ResolvConf
 from clat_eamt.dns.server import DnsServer
 from clat_eamt.dns.upstream import Upstreams
@@ -138,6 +140,7 @@ class Daemon:
         self.history = FlowHistory()
         self._tasks: list[asyncio.Task[None]] = []
         self._reloads: set[asyncio.Task[bool]] = set()
+        self.refresher = Refresher(self.proxy, self.counters)  # used mappings, before their end
 
     # --- life ----------------------------------------------------------------------------------
 
@@ -171,8 +174,10 @@ class Daemon:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self.refresher.stop()
         await self.control.close()
         await self.server.close()
+        self.upstreams.close()
         try:
             await asyncio.wait_for(self.applier.drain(), 5.0)
             await self.dataplane.stop(self.clean_on_stop)
@@ -197,25 +202,32 @@ class Daemon:
 
     # --- the proxy's mapper --------------------------------------------------------------------
 
-    async def map(self, obs: Observation) -> None:
-        """Decide on one A answer and install what it needs, within the apply deadline."""
+    async def map(self, obs: Observation) -> float | None:
+        """Decide on one A answer and install what it needs, within the apply deadline.
+        Returns the seconds the answer's addresses stay mapped (the proxy lowers the A TTLs
+        to it), None when they map to nothing."""
         now = self.clock()
         outcome = self.engine.observe(obs, now)
+        self.refresher.client_answer(obs.name, now)
+        ends = decided_ends(self.engine.table, outcome.decision)
+        life = valid_life(self.engine.table, obs.a, now, ends)
         # Changes at info, the many no-change decisions (refresh, refusal) at debug: a router's
         # log must not fill with one line per DNS answer.
-        level = logging.INFO if outcome.events else logging.DEBUG
+        changed = any(event.kind != "refreshed" for event in outcome.events)
+        level = logging.INFO if changed else logging.DEBUG
         if decisions.isEnabledFor(level):
             data = {"observation": observation_json(obs), "outcome": outcome_json(outcome, now)}
             text = outcome_text(outcome)
             decisions.log(level, "%s: %s", observation_text(obs), text, extra={"data": data})
         self.publish(outcome)
         if not outcome.ops and not (outcome.decision and outcome.decision.changes):
-            return  # touched no entry: nothing of ours to wait for
+            return life  # touched no entry: nothing of ours to wait for
         # A refresh has no ops but may concern a mapping still being installed: wait for it too.
         result = await self.applier.apply(outcome.ops)
         self.counters[f"answers.apply_{result}"] += 1  # per A answer; batches count apart
         if result in ("late", "failed"):
             log.info("%s released unmapped: dataplane %s", obs.name, result)
+        return life
 
     async def _start_control(self) -> None:
         """The control socket.  Taken by a running daemon: refuse to start (two daemons would
@@ -291,7 +303,10 @@ class Daemon:
             try:
                 live = await self.dataplane.live_flows()
                 now = self.clock()
-                await self.enact(self.engine.tick(now, live), "tick")
+                if self.cfg[schema.ENABLED]:  # first: an entry being asked again stays Valid
+                    self.refresher.run(self.engine.table, live, now)
+                asking = self.refresher.asking
+                await self.enact(self.engine.tick(now, live, asking), "tick")
                 if self.history.due(now):
                     await self._sample_flows(now)
             except Exception:  # the clock must keep running whatever one tick hit
@@ -326,7 +341,10 @@ class Daemon:
 
     async def _refresh_hosts(self) -> None:
         await self.hosts.refresh()
-        await self.dataplane.set_hosts(self.hosts.dual_stack_ipv4s(), self.hosts.ipv4_only_ipv4s())
+        ipv4_only = self.hosts.ipv4_only_ipv4s()
+        await self.dataplane.set_hosts(self.hosts.dual_stack_ipv4s(), ipv4_only)
+        if bool(ipv4_only) != self.engine.policy.ipv4_only_hosts:  # who may create (decide)
+            self.engine.policy = replace(self.engine.policy, ipv4_only_hosts=bool(ipv4_only))
 
     def _follow_pref64_config(self) -> None:
         """RFC 7050 discovery runs while the optimization is on and no Pref64 is configured."""
@@ -403,6 +421,7 @@ class Daemon:
         was_enabled, self.cfg, cfg = self.cfg[schema.ENABLED], plan.config, plan.config
         self.restart_needed = plan.restart_needed
         policy = policy_from_config(cfg, self.local_prefixes)
+        policy = replace(policy, ipv4_only_hosts=self.engine.policy.ipv4_only_hosts)
         if not cfg[schema.PREF64] and self.discovery is not None:
             policy = replace(policy, pref64=self.engine.policy.pref64)  # keep what was found
         self.engine.policy, self.engine.limiter = policy, limiter_from_config(cfg)

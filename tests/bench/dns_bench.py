@@ -1,35 +1,48 @@
 """`make bench` (DNS part): what the proxy costs, measured against a baseline in the same run.
 
-Two dnsmasq instances configured the way OpenWrt does (add-mac, add-subnet=32,128; cache off,
-so every query is forwarded, which is also what dnsmasq does with per-client options, SPEC 7):
-one forwards straight to unbound (the baseline), one through clat-eamt.  dnsperf sends the same
-query mix to both: A queries for dual-stack names (each one also asks AAAA and runs a
-decision) and for IPv4-only names (AAAA answered by DNS64).  Runs alternate between the two
-paths and the medians are compared, so a noisy moment hits both.
+1. The miss path.  Two dnsmasq instances with per-client options (add-mac, add-subnet=32,128)
+   and the cache off, so every query is forwarded (what dnsmasq does with per-client options,
+   SPEC 7): one forwards straight to unbound (the baseline), one through clat-eamt.  dnsperf
+   sends the same query mix to both: A queries for dual-stack names (each one also asks AAAA
+   and runs a decision) and for IPv4-only names (AAAA answered by DNS64).  Runs alternate
+   between the two paths and the medians are compared, so a noisy moment hits both.
+   - throughput: dnsperf with 20 queries outstanding for a few seconds; queries per second.
+   - latency: dnsperf paced at a light load (no queueing) with per-query latencies (-v); the
+     added latency is the proxy path's percentile minus the direct path's.
+   - CPU: the daemon's process CPU time (utime + stime) over the throughput runs, divided by
+     the A queries it answered: the figure a router's slower CPU scales.
+2. The LAN path, as a home has it with clat-eamt's default: dnsmasq with its cache on (default
+   size) and no per-client options, in front of unbound directly or of clat-eamt.  The query
+   mix repeats names as a home does: names drawn from a Zipf distribution (s = 1) over the lab
+   zone (real TTLs: 300 s, and 2 s for short.lab.example), 70 % A and 30 % AAAA.  The cache
+   hit share is the share of dnsperf's queries that never reached clat-eamt.
 
-- throughput: dnsperf with 20 queries outstanding for a few seconds; queries per second.
-- latency: dnsperf paced at a light load (no queueing) with per-query latencies (-v); the
-  added latency is the proxy path's percentile minus the direct path's.
-
-Last line: `dns: proxy/direct qps ratio R, added p50 X ms, added p99 Y ms`.
+Last lines:
+`dns: proxy/direct qps ratio R, added p50 X ms, added p99 Y ms`,
+`dns: proxy cpu per A miss U us`,
+`dns: lan qps ratio R (dnsmasq cache on, H% cache hits)`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import random
 import re
 import statistics
 import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.integration.proxykit import start_daemon
+from tests.integration.proxykit import Daemon, start_daemon
 from tests.labkit import DnsChain
 from tests.labkit.procs import tool
-from tests.labkit.zone import FRESH_NAMES
+from tests.labkit.zone import BENCH_NAMES, FRESH_NAMES
 
 _QPS = re.compile(r"Queries per second:\s+([0-9.]+)")
+_SENT = re.compile(r"Queries sent:\s+([0-9]+)")
 _LATENCY = re.compile(r"^> (\S+) \S+ \S+ ([0-9.]+)$")
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def query_file(path: Path) -> Path:
@@ -42,17 +55,33 @@ def query_file(path: Path) -> Path:
     return path
 
 
+def zipf_file(path: Path, count: int = 20000, seed: int = 13) -> tuple[Path, int]:
+    """Queries a home makes: names by popularity rank r with weight 1/r (Zipf, s = 1), shuffled
+    once with a fixed seed so every run asks the same mix; 70 % A, 30 % AAAA."""
+    names = [f"ds{i}" for i in range(1, FRESH_NAMES + 1)]
+    names += [f"v4only{i}" for i in range(1, FRESH_NAMES + 1)]
+    names += [f"b{i}" for i in range(BENCH_NAMES)] + ["cname", "multi", "short", "ds", "v4only"]
+    rng = random.Random(seed)
+    rng.shuffle(names)
+    weights = [1 / rank for rank in range(1, len(names) + 1)]
+    drawn = rng.choices(names, weights, k=count)
+    lines = [f"{n}.lab.example {'A' if rng.random() < 0.7 else 'AAAA'}" for n in drawn]
+    path.write_text("\n".join(lines) + "\n")
+    return path, len(set(drawn))
+
+
 def dnsperf(port: int, data: Path, *args: str) -> str:
     argv = [tool("dnsperf"), "-s", "127.0.0.1", "-p", str(port), "-d", str(data), *args]
     return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120).stdout
 
 
-def throughput(port: int, data: Path, seconds: float) -> float:
+def throughput(port: int, data: Path, seconds: float) -> tuple[float, int]:
+    """Queries per second and queries sent."""
     out = dnsperf(port, data, "-l", str(seconds), "-q", "20", "-c", "4")
-    match = _QPS.search(out)
-    if match is None:
+    rate, sent = _QPS.search(out), _SENT.search(out)
+    if rate is None or sent is None:
         raise RuntimeError(f"dnsperf printed no rate:\n{out}")
-    return float(match.group(1))
+    return float(rate.group(1)), int(sent.group(1))
 
 
 def latencies(port: int, data: Path, seconds: float, rate: int) -> list[float]:
@@ -69,6 +98,86 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (proc(5): fields 14 and 15 of /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def counter(daemon: Daemon, name: str) -> int:
+    return int(daemon.status()["counters"].get(name, 0))
+
+
+def miss_path(chain: DnsChain, daemon: Daemon, tmp: Path, args: argparse.Namespace) -> None:
+    direct = chain.dnsmasq(chain.unbound_target, name="dnsmasq-direct", cache_size=0)
+    proxied = chain.dnsmasq(daemon.target, name="dnsmasq-proxy", cache_size=0)
+    data = query_file(tmp / "queries.txt")
+    paths = {"direct": direct.port, "proxy": proxied.port}
+    for port in paths.values():  # warm unbound's cache and the mapping table
+        latencies(port, data, 1.0, 100)
+    qps: dict[str, list[float]] = {name: [] for name in paths}
+    lat: dict[str, list[float]] = {name: [] for name in paths}
+    cpu, a_queries = 0.0, 0
+    for _ in range(args.rounds):
+        for name, port in paths.items():
+            if name == "proxy":
+                a_before, cpu_before = counter(daemon, "queries.a"), cpu_seconds(daemon.proc.pid)
+            qps[name].append(throughput(port, data, args.seconds)[0])
+            if name == "proxy":
+                cpu += cpu_seconds(daemon.proc.pid) - cpu_before
+                a_queries += counter(daemon, "queries.a") - a_before
+            lat[name] += latencies(port, data, args.seconds, args.rate)
+    for name in paths:
+        p50, p99 = percentile(lat[name], 0.5) * 1000, percentile(lat[name], 0.99) * 1000
+        print(
+            f"{name:6}  qps {statistics.median(qps[name]):8.0f}  (runs "
+            + ", ".join(f"{q:.0f}" for q in qps[name])
+            + f")  p50 {p50:.2f} ms  p99 {p99:.2f} ms  ({len(lat[name])} queries)"
+        )
+    ratio = statistics.median(qps["proxy"]) / statistics.median(qps["direct"])
+    added50 = (percentile(lat["proxy"], 0.5) - percentile(lat["direct"], 0.5)) * 1000
+    added99 = (percentile(lat["proxy"], 0.99) - percentile(lat["direct"], 0.99)) * 1000
+    status = daemon.status()
+    counters = status["counters"]
+    print(
+        f"proxy counters: {counters.get('queries.a', 0)} A queries, "
+        f"{counters.get('aaaa.timeout', 0)} AAAA past the hold, "
+        f"{counters.get('created', 0)} mappings created, {status['mappings']} in the table, "
+        f"{counters.get('upstream.coalesced', 0)} upstream queries coalesced"
+    )
+    print(
+        f"dns: proxy/direct qps ratio {ratio:.2f}, added p50 {added50:.2f} ms, "
+        f"added p99 {added99:.2f} ms"
+    )
+    print(f"dns: proxy cpu per A miss {cpu / max(1, a_queries) * 1e6:.0f} us")
+
+
+def lan_path(chain: DnsChain, daemon: Daemon, tmp: Path, args: argparse.Namespace) -> None:
+    plain = {"add_mac": None, "add_subnet": None}  # clat-eamt's default: dnsmasq caches
+    direct = chain.dnsmasq(chain.unbound_target, name="dnsmasq-lan-direct", **plain)
+    proxied = chain.dnsmasq(daemon.target, name="dnsmasq-lan-proxy", **plain)
+    data, names = zipf_file(tmp / "zipf.txt")
+    paths = {"direct": direct.port, "proxy": proxied.port}
+    qps: dict[str, list[float]] = {name: [] for name in paths}
+    sent = reached = 0
+    for _ in range(args.rounds):
+        for name, port in paths.items():
+            before = counter(daemon, "queries.udp") + counter(daemon, "queries.tcp")
+            rate, count = throughput(port, data, args.seconds)
+            qps[name].append(rate)
+            if name == "proxy":
+                sent += count
+                after = counter(daemon, "queries.udp") + counter(daemon, "queries.tcp")
+                reached += after - before
+    for name in paths:
+        runs = ", ".join(f"{q:.0f}" for q in qps[name])
+        print(f"lan {name:6}  qps {statistics.median(qps[name]):8.0f}  (runs {runs})")
+    ratio = statistics.median(qps["proxy"]) / statistics.median(qps["direct"])
+    hits = 100 * (1 - reached / max(1, sent))
+    print(f"lan mix: {names} names (Zipf), {sent} queries through clat-eamt, {reached} reached it")
+    print(f"dns: lan qps ratio {ratio:.2f} (dnsmasq cache on, {hits:.0f}% cache hits)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per path")
@@ -80,39 +189,8 @@ def main() -> int:
         DnsChain(Path(tmp)) as chain,
     ):
         daemon = start_daemon(chain, "clat-eamt-bench", log_level="info")
-        direct = chain.dnsmasq(chain.unbound_target, name="dnsmasq-direct", cache_size=0)
-        proxied = chain.dnsmasq(daemon.target, name="dnsmasq-proxy", cache_size=0)
-        data = query_file(Path(tmp) / "queries.txt")
-        paths = {"direct": direct.port, "proxy": proxied.port}
-        for port in paths.values():  # warm unbound's cache and the mapping table
-            latencies(port, data, 1.0, 100)
-        qps: dict[str, list[float]] = {name: [] for name in paths}
-        lat: dict[str, list[float]] = {name: [] for name in paths}
-        for _ in range(args.rounds):
-            for name, port in paths.items():
-                qps[name].append(throughput(port, data, args.seconds))
-                lat[name] += latencies(port, data, args.seconds, args.rate)
-        for name in paths:
-            p50, p99 = percentile(lat[name], 0.5) * 1000, percentile(lat[name], 0.99) * 1000
-            print(
-                f"{name:6}  qps {statistics.median(qps[name]):8.0f}  (runs "
-                + ", ".join(f"{q:.0f}" for q in qps[name])
-                + f")  p50 {p50:.2f} ms  p99 {p99:.2f} ms  ({len(lat[name])} queries)"
-            )
-        ratio = statistics.median(qps["proxy"]) / statistics.median(qps["direct"])
-        added50 = (percentile(lat["proxy"], 0.5) - percentile(lat["direct"], 0.5)) * 1000
-        added99 = (percentile(lat["proxy"], 0.99) - percentile(lat["direct"], 0.99)) * 1000
-        status = daemon.status()
-        counters = status["counters"]
-        print(
-            f"proxy counters: {counters.get('queries.a', 0)} A queries, "
-            f"{counters.get('aaaa.timeout', 0)} AAAA past the hold, "
-            f"{counters.get('created', 0)} mappings created, {status['mappings']} in the table"
-        )
-    print(
-        f"dns: proxy/direct qps ratio {ratio:.2f}, added p50 {added50:.2f} ms, "
-        f"added p99 {added99:.2f} ms"
-    )
+        miss_path(chain, daemon, Path(tmp), args)
+        lan_path(chain, daemon, Path(tmp), args)
     return 0
 
 

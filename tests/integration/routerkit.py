@@ -127,12 +127,16 @@ class Router(DaemonLog):
 
 
 def lab_router(
-    factory: pytest.TempPathFactory, name: str, **options: str | Iterable[str]
+    factory: pytest.TempPathFactory,
+    name: str,
+    *,
+    dnsmasq: dict[str, Any] | None = None,
+    **options: str | Iterable[str],
 ) -> Iterator[Router]:
     """A module-scoped fixture's body: the home router for every test of a module."""
     require_root()
     require_tools(*SERVER_TOOLS, *LAB_TOOLS)
-    with home_router(factory.mktemp(name), **options) as router:
+    with home_router(factory.mktemp(name), dnsmasq=dnsmasq, **options) as router:
         yield router
 
 
@@ -142,11 +146,14 @@ def home_router(
     clat: str | None = None,
     *,
     ipv4_clients: int = 1,
+    dnsmasq: dict[str, Any] | None = None,
     **extra: str | Iterable[str],
 ) -> Iterator[Router]:
     """The lab (with `ipv4_clients` IPv4-only clients: Xlat) with clat-eamt and dnsmasq running
-    on its router; `extra` are UCI options; all gone on exit.  `clat`: whether the lab runs
-    its own CLAT ("lab") or not ("none"); by default it does unless the daemon runs tayga."""
+    on its router; `extra` are UCI options; `dnsmasq` overrides labkit Dnsmasq's arguments
+    (by default its cache is off and it adds the client's MAC and address); all gone on exit.
+    `clat`: whether the lab runs its own CLAT ("lab") or not ("none"); by default it does
+    unless the daemon runs tayga."""
     if clat is None:
         clat = "none" if extra.get("translator") == "tayga" else "lab"
     with Xlat(workdir, clat=clat, ipv4_clients=ipv4_clients) as lab:  # type: ignore[arg-type]
@@ -160,7 +167,7 @@ def home_router(
             addr=lab.CE_LAN_ADDR4,
             port=53,
             netns=lab.ce,
-            cache_size=0,
+            **({"cache_size": 0} | (dnsmasq or {})),
         )
         dm.start(lab.procs, 30)
         try:

@@ -50,17 +50,23 @@ def get(root: FakeRoot, section: int, option: str) -> str:
     return root.uci("-q", "get", f"dhcp.@dnsmasq[{section}].{option}").stdout.strip()
 
 
+def client_options(root: FakeRoot, section: int) -> list[str]:
+    return [get(root, section, o) for o in ("noresolv", "addmac", "addsubnet")]
+
+
 @pytest.mark.parametrize("original", ORIGINALS.values(), ids=ORIGINALS.keys())
 def test_apply_sets_every_section_and_restore_gives_back_the_bytes(
     root: FakeRoot, original: str
 ) -> None:
+    """The default (client_identity off): server and noresolv only; dnsmasq keeps its cache,
+    so addmac and addsubnet stay whatever they were."""
     root.write("etc/config/dhcp", original)
+    before = [client_options(root, i)[1:] for i in range(sections(root))]
     result = root.hook("apply", "5353")
     assert result.returncode == 0, result.stderr
     for i in range(sections(root)):
         assert "127.0.0.1#5353" in get(root, i, "server").split()
-        values = [get(root, i, o) for o in ("noresolv", "addmac", "addsubnet")]
-        assert values == ["1", "1", "32,128"]
+        assert client_options(root, i) == ["1", *before[i]]
 
     result = root.hook("restore")
     assert result.returncode == 0, result.stderr
@@ -68,29 +74,54 @@ def test_apply_sets_every_section_and_restore_gives_back_the_bytes(
     assert not (root.path / "etc/clat-eamt").exists()
 
 
-def test_apply_when_nothing_changes_touches_nothing(root: FakeRoot) -> None:
-    original = (
-        HEAD
-        + (
-            "\tlist server '127.0.0.1#5353'\n\toption noresolv '1'\n\toption addmac '1'\n"
-            "\toption addsubnet '32,128'\n"
-        )
-        + TAIL
-    )
-    dhcp = root.write("etc/config/dhcp", original)
-    mtime = dhcp.stat().st_mtime_ns
-    assert root.hook("apply", "5353").returncode == 0
+@pytest.mark.parametrize("original", ORIGINALS.values(), ids=ORIGINALS.keys())
+def test_client_identity_adds_addmac_and_addsubnet_and_restore_gives_back_the_bytes(
+    root: FakeRoot, original: str
+) -> None:
+    root.write("etc/config/dhcp", original)
+    result = root.hook("apply", "5353", "127.0.0.1", "1")
+    assert result.returncode == 0, result.stderr
+    for i in range(sections(root)):
+        assert "127.0.0.1#5353" in get(root, i, "server").split()
+        assert client_options(root, i) == ["1", "1", "32,128"]
     assert root.hook("restore").returncode == 0
-    assert dhcp.stat().st_mtime_ns == mtime and root.dhcp() == original.encode()
-    assert root.dnsmasq_actions() == []  # no restart when nothing changed
+    assert root.dhcp() == original.encode()
+
+
+def test_switching_client_identity_off_gives_dnsmasq_its_cache_back(root: FakeRoot) -> None:
+    """A restart with client_identity changed: the old hook is undone first, so addmac and
+    addsubnet go back to what they were, and restore still gives back the original bytes."""
+    root.write("etc/config/dhcp", ORIGINALS["other values"])
+    assert root.hook("apply", "5353", "127.0.0.1", "1").returncode == 0
+    assert client_options(root, 0) == ["1", "1", "32,128"]
+    assert root.hook("apply", "5353", "127.0.0.1", "0").returncode == 0
+    assert client_options(root, 0) == ["1", "0", "24,56"]  # the user's own values
+    assert root.hook("apply", "5353", "127.0.0.1", "1").returncode == 0
+    assert client_options(root, 0) == ["1", "1", "32,128"]
+    assert root.hook("restore").returncode == 0
+    assert root.dhcp() == ORIGINALS["other values"].encode()
+
+
+def test_apply_when_nothing_changes_touches_nothing(root: FakeRoot) -> None:
+    plain = "\tlist server '127.0.0.1#5353'\n\toption noresolv '1'\n"
+    for original, identity in (
+        (HEAD + plain + TAIL, "0"),
+        (HEAD + plain + "\toption addmac '1'\n\toption addsubnet '32,128'\n" + TAIL, "1"),
+    ):
+        dhcp = root.write("etc/config/dhcp", original)
+        mtime = dhcp.stat().st_mtime_ns
+        assert root.hook("apply", "5353", "127.0.0.1", identity).returncode == 0
+        assert root.hook("restore").returncode == 0
+        assert dhcp.stat().st_mtime_ns == mtime and root.dhcp() == original.encode()
+        assert root.dnsmasq_actions() == []  # no restart when nothing changed
 
 
 def test_second_apply_keeps_the_first_originals(root: FakeRoot) -> None:
     root.write("etc/config/dhcp", ORIGINALS["other values"])
-    assert root.hook("apply", "5353").returncode == 0
+    assert root.hook("apply", "5353", "127.0.0.1", "1").returncode == 0
     state = root.read("etc/clat-eamt/dnsmasq.state")
     hooked = root.dhcp()
-    assert root.hook("apply", "5353").returncode == 0
+    assert root.hook("apply", "5353", "127.0.0.1", "1").returncode == 0
     assert root.read("etc/clat-eamt/dnsmasq.state") == state
     assert root.dhcp() == hooked and root.dnsmasq_actions() == ["restart"]
     assert "0\taddmac\tset\t0" in state.splitlines()
@@ -151,4 +182,5 @@ def test_usage_errors(root: FakeRoot) -> None:
     assert root.hook().returncode == 2
     assert root.hook("apply").returncode == 2
     assert root.hook("apply", "53a").returncode == 2
+    assert root.hook("apply", "5353", "127.0.0.1", "yes").returncode == 2
     assert root.dhcp() == DEFAULT_DHCP.encode()

@@ -29,10 +29,9 @@ from tests.openwrtkit import (
     free_port,
 )
 
-HOOKED_LINES = (
-    "\tlist server '127.0.0.1#{port}'\n\toption noresolv '1'\n\toption addmac '1'\n"
-    "\toption addsubnet '32,128'\n"
-)
+# The default: dnsmasq keeps its cache (no addmac/addsubnet; client_identity is off).
+HOOKED_LINES = "\tlist server '127.0.0.1#{port}'\n\toption noresolv '1'\n"
+IDENTITY_LINES = "\toption addmac '1'\n\toption addsubnet '32,128'\n"
 
 
 @pytest.fixture
@@ -105,11 +104,28 @@ def test_wan_interfaces_default_without_a_firewall_config(root: FakeRoot) -> Non
     assert ifaces == ["wan", "wan6"]
 
 
+def test_client_identity_on_adds_addmac_and_addsubnet_and_stop_restores_the_bytes(
+    root: FakeRoot,
+) -> None:
+    port = free_port()
+    root.write("etc/config/clat-eamt", daemon_config(root.path, port, client_identity="yes"))
+    original = root.dhcp()
+    proc = start(root, port)
+    expected = DEFAULT_DHCP.replace(
+        "\toption ednspacket_max '1232'\n",
+        "\toption ednspacket_max '1232'\n" + HOOKED_LINES.format(port=port) + IDENTITY_LINES,
+    )
+    assert root.dhcp().decode() == expected
+    assert root.init("stop").returncode == 0
+    assert exit_status(proc) == 0
+    assert root.dhcp() == original
+
+
 def test_start_writes_exactly_the_options_and_stop_restores_the_bytes(
     root: FakeRoot, port: int
 ) -> None:
-    """The dnsmasq section gains exactly server, noresolv, addmac, addsubnet (at its end, as
-    uci adds them), dnsmasq restarts reading that; stop gives back the original bytes."""
+    """The dnsmasq section gains exactly server and noresolv (at its end, as uci adds them),
+    dnsmasq restarts reading that; stop gives back the original bytes."""
     original = root.dhcp()
     proc = start(root, port)
     expected = DEFAULT_DHCP.replace(

@@ -116,6 +116,16 @@ def lab_zone() -> Zone:
     # Two names that map one IPv4 to different IPv6 addresses (a reverse proxy): a conflict.
     zone.add("conflict-a", "A", "192.0.2.71").add("conflict-a", "AAAA", "2001:db8:1::71")
     zone.add("conflict-b", "A", "192.0.2.71").add("conflict-b", "AAAA", "2001:db8:1::72")
+    # Issue 13: a long A TTL with a short AAAA TTL (the mapping lives as long as the AAAA), one
+    # more to reuse past its TTL, and hostile names that claim a victim's IPv4 (v4only's, and
+    # victim's) with an IPv6 of their own (an attacker's host, which the echo server also has).
+    zone.add("longttl", "A", "192.0.2.80", ttl=86400).add(
+        "longttl", "AAAA", "2001:db8:1::80", ttl=60
+    )
+    zone.add("reuse", "A", "192.0.2.81", ttl=86400).add("reuse", "AAAA", "2001:db8:1::81", ttl=12)
+    zone.add("victim", "A", "192.0.2.82").add("victim", "AAAA", "2001:db8:1::82")
+    zone.add("hostile", "A", "192.0.2.20").add("hostile", "AAAA", "2001:db8:1::66")
+    zone.add("hostile2", "A", "192.0.2.82").add("hostile2", "AAAA", "2001:db8:1::67")
     for i in range(1, FRESH_NAMES + 1):
         zone.add(f"ds{i}", "A", f"192.0.2.{100 + i}")
         zone.add(f"ds{i}", "AAAA", f"2001:db8:1::{100 + i}")

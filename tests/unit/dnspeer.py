@@ -47,6 +47,11 @@ class ScriptedPeer:
         self.port = self._transport.get_extra_info("sockname")[1]
         return self
 
+    def send(self, data: bytes, port: int) -> None:
+        """Send ``data`` to ``port`` on the peer's host (an answer given by hand)."""
+        assert self._transport is not None
+        self._transport.sendto(data, (self.host, port))
+
     async def __aexit__(self, *exc: object) -> None:
         assert self._transport is not None
         self._transport.close()

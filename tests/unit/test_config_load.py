@@ -508,6 +508,7 @@ def lab_configs(draw: st.DrawFn) -> tuple[dict[Any, Any], list[StaticEntry]]:
         schema.MAX_ENTRIES: draw(st.integers(1, 1000000)),
         schema.CREATE_RATE: draw(st.integers(1, 100000)),
         schema.CREATE_BURST: draw(st.integers(1, 1000000)),
+        schema.CLIENT_IDENTITY: draw(st.booleans()),
         schema.HOST_CREATE_RATE: draw(st.integers(1, 100000)),
         schema.HOST_CREATE_BURST: draw(st.integers(1, 1000000)),
         schema.ALLOW_NAME: tuple(draw(st.lists(_NAMES, max_size=3))),

@@ -330,3 +330,18 @@ def test_decide_reads_and_never_writes():
         obs("www.example", "192.0.2.10", "2001:db8:1::10"), eng.table, eng.limiter, eng.policy, 0
     )
     assert decision.created and len(eng.table) == 0 and eng.table.pool.free == before
+
+
+def test_without_client_identity_any_answer_creates_when_the_lan_has_ipv4_only_hosts():
+    """Issue 13: dnsmasq's default (no addmac/addsubnet, cache on) names no client; entries
+    are then made from any answer while an IPv4-only host exists (the host sets steer per
+    packet), and none at all without one."""
+    nobody = engine(ipv4_only_hosts=False)
+    out = nobody.observe(obs("www.example", "192.0.2.10", "2001:db8:1::10", host=None), 0)
+    assert reasons(out) == {Reason.HOST_NOT_ELIGIBLE} and len(nobody.table) == 0
+    lan = engine(ipv4_only_hosts=True)
+    lan.observe(obs("www.example", "192.0.2.10", "2001:db8:1::10", host=None), 0)
+    assert len(lan.table) == 1
+    # A known dual-stack client still creates nothing (client identity opted in).
+    out = lan.observe(obs("v.example", "192.0.2.11", "2001:db8:1::11", host=LAPTOP), 0)
+    assert reasons(out) == {Reason.HOST_NOT_ELIGIBLE}

@@ -5,6 +5,7 @@ The same paths against real dnsmasq, unbound and knot are in tests/integration."
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
@@ -14,6 +15,7 @@ from dnslib import EDNS0, QTYPE, RR, DNSRecord, EDNSOption
 from clat_eamt.config.nettypes import ServerAddress
 from clat_eamt.core.model import AaaaStatus, Observation
 from clat_eamt.dns.proxy import Proxy, ProxySettings
+from clat_eamt.dns.transport import UDP_POOL, UDP_USES
 from clat_eamt.dns.upstream import Upstreams
 from clat_eamt.dns.wire import OPTION_MAC_BINARY
 from tests.unit.dnspeer import ScriptedPeer, zone_answer
@@ -133,12 +135,80 @@ def test_every_upstream_query_has_its_own_random_id_and_source_port():
             proxy, _ = proxy_for(peer.port, enabled=False)
             for _ in range(30):
                 await proxy.handle(ask("ds.lab.example"), PEER, False)
+            proxy.upstreams.close()
             return [DNSRecord.parse(q).header.id for q in peer.received], peer.ports
 
     ids, ports = run(scenario())
-    # RFC 5452 sections 4 and 9.2; 25 of 30 allows for chance collisions in 16-bit spaces.
+    # RFC 5452 section 4: 25 of 30 allows for chance collisions in a 16-bit space.
     assert len(set(ids)) >= 25 and 0x4242 not in ids
-    assert len(set(ports)) >= 25
+    assert len(set(ports)) >= UDP_POOL // 2  # a pool of sockets, not one
+
+
+def test_source_ports_in_a_row_are_not_predictable_from_each_other():
+    """RFC 5452 section 9.2 with a socket pool: each query takes one of UDP_POOL sockets at
+    random, and each socket is replaced by one on a new random port after UDP_USES queries.
+    So the next port is not the last one, nor the one that followed it before, nor the last
+    one plus a constant, and the ports keep changing."""
+    rounds = UDP_POOL * UDP_USES + 100
+
+    async def scenario():
+        async with ScriptedPeer(zone_answer(ZONE)) as peer:
+            proxy, _ = proxy_for(peer.port, enabled=False)
+            for i in range(rounds):
+                await proxy.handle(ask(f"n{i}.lab.example", "TXT"), PEER, False)
+            opened = proxy.upstreams.transport.sockets_opened
+            proxy.upstreams.close()
+            return peer.ports, opened
+
+    ports, opened = run(scenario())
+    pairs = list(itertools.pairwise(ports))
+    assert sum(a == b for a, b in pairs) < len(pairs) / 3  # about 1 in UDP_POOL
+    successors: dict[int, set[int]] = {}
+    for a, b in pairs:
+        successors.setdefault(a, set()).add(b)
+    assert all(len(nexts) > 1 for a, nexts in successors.items() if ports.count(a) > 10)
+    assert len({b - a for a, b in pairs if a != b}) > 10  # no constant step between ports
+    assert opened > UDP_POOL and len(set(ports)) == opened  # retired sockets were replaced
+    assert len(set(ports)) >= rounds // UDP_USES
+
+
+def test_identical_questions_in_flight_become_one_upstream_query():
+    """The client's own AAAA for the name (a dual-stack client asks it beside the A) and the
+    proxy's AAAA beside the A are one upstream exchange; so are clients asking one name."""
+    answer = zone_answer(ZONE)
+
+    def slow(data: bytes) -> list[bytes]:
+        return []  # answered by hand below, after every query arrived
+
+    async def scenario():
+        async with ScriptedPeer(slow) as peer:
+            proxy, seen = proxy_for(peer.port, hold=2.0)
+            a = asyncio.create_task(proxy.handle(ask("ds.lab.example", "A"), PEER, False))
+            aaaa = [
+                asyncio.create_task(proxy.handle(ask("ds.lab.example", "AAAA"), PEER, False))
+                for _ in range(3)
+            ]
+            while len(peer.received) < 2:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+            for data, port in zip(list(peer.received), list(peer.ports), strict=True):
+                for reply in answer(data):
+                    peer.send(reply, port)
+            replies = await asyncio.gather(a, *aaaa)
+            proxy.upstreams.close()
+            return peer.received, replies, seen.seen, proxy.upstreams.counters
+
+    received, replies, seen, counters = run(scenario())
+    types = sorted(DNSRecord.parse(q).q.qtype for q in received)
+    assert types == [QTYPE.A, QTYPE.AAAA]  # 1 A + 4 AAAA asked, 2 sent
+    assert counters["upstream.coalesced"] == 3
+    for reply in replies[1:]:
+        parsed = DNSRecord.parse(reply)
+        assert parsed.header.id == 0x4242 and [str(r.rdata) for r in parsed.rr] == [
+            "2001:db8:1::10"
+        ]
+    [obs] = seen
+    assert obs.aaaa == (IPv6Address("2001:db8:1::10"),)
 
 
 def test_dead_upstream_gives_servfail_at_once_and_the_next_one_is_used():
@@ -277,8 +347,10 @@ def test_require_dnssec_asks_for_ad_on_both_queries():
 
     queries = run(scenario())
     assert len(queries) == 2 and all(q.header.ad for q in queries)
-    aaaa = next(q for q in queries if q.q.qtype == QTYPE.AAAA)
-    assert aaaa.ar[0].ttl & 0x8000  # DO
+    # RFC 6840 section 5.7: AD in the query asks a validating resolver for AD in the answer.
+    # The AAAA is the A query with its type changed (so it can share the client's own AAAA).
+    a, aaaa = sorted(queries, key=lambda q: q.q.qtype)
+    assert aaaa.q.qtype == QTYPE.AAAA and aaaa.ar[0].edns_len == a.ar[0].edns_len
 
 
 def test_ad_asked_for_the_client_is_not_passed_to_it():
@@ -348,3 +420,159 @@ def test_unreadable_answer_becomes_servfail():
     reply, seen, counters = run(scenario())
     assert DNSRecord.parse(reply).header.rcode == 2 and seen == []
     assert counters["malformed.answers"] == 1
+
+
+class LifeMapper(Recorder):
+    """A mapper whose mapping of the answer lives ``life`` seconds more (None: no mapping)."""
+
+    def __init__(self, life: float | None) -> None:
+        super().__init__()
+        self.life = life
+
+    async def __call__(self, obs: Observation) -> float | None:
+        await super().__call__(obs)
+        return self.life
+
+
+def long_a(data: bytes) -> list[bytes]:
+    """ds.lab.example: A TTL 86400 (two records, one RRset) behind a CNAME, AAAA TTL 60."""
+    query = DNSRecord.parse(data)
+    reply = query.reply()
+    if query.q.qtype == QTYPE.A:
+        reply.add_answer(*RR.fromZone("ds.lab.example. 86400 IN CNAME edge.lab.example."))
+        reply.add_answer(*RR.fromZone("edge.lab.example. 86400 IN A 192.0.2.10"))
+        reply.add_answer(*RR.fromZone("edge.lab.example. 3600 IN A 192.0.2.11"))
+    elif query.q.qtype == QTYPE.AAAA:
+        reply.add_answer(*RR.fromZone("ds.lab.example. 86400 IN CNAME edge.lab.example."))
+        reply.add_answer(*RR.fromZone("edge.lab.example. 60 IN AAAA 2001:db8:1::10"))
+    return [reply.pack()]
+
+
+@pytest.mark.parametrize("life", [42.7, None])
+def test_a_ttls_are_lowered_to_the_mappings_life_rfc2181(life):
+    async def scenario():
+        async with ScriptedPeer(long_a) as peer:
+            proxy, _ = proxy_for(peer.port, mapper=LifeMapper(life))
+            reply = await proxy.handle(ask("ds.lab.example"), PEER, False)
+            proxy.upstreams.close()
+            upstream_a = next(q for q in peer.received if DNSRecord.parse(q).q.qtype == QTYPE.A)
+            return reply, long_a(upstream_a)[0], proxy.counters
+
+    reply, direct, counters = run(scenario())
+    if life is None:  # the addresses map to nothing: released byte for byte
+        assert reply[2:] == direct[2:] and counters["answers.ttl_clamped"] == 0
+        return
+    records = DNSRecord.parse(reply).rr
+    assert [(r.rtype, r.ttl) for r in records] == [
+        (QTYPE.CNAME, 86400),  # the chain is left as it was
+        (QTYPE.A, 42),  # both A records equal (RFC 2181 5.2), never above the mapping's life
+        (QTYPE.A, 42),
+    ]
+    assert [str(r.rdata) for r in records[1:]] == ["192.0.2.10", "192.0.2.11"]
+    assert counters["answers.ttl_clamped"] == 1
+    # Everything but the TTL fields is what the resolver sent.
+    assert len(reply) == len(direct)
+    assert sum(a != b for a, b in zip(reply[2:], direct[2:], strict=True)) <= 8
+
+
+def test_a_ttl_already_within_the_life_is_untouched():
+    async def scenario():
+        async with ScriptedPeer(zone_answer(ZONE, ttl=60)) as peer:
+            proxy, _ = proxy_for(peer.port, mapper=LifeMapper(300.0))
+            reply = await proxy.handle(ask("ds.lab.example"), PEER, False)
+            proxy.upstreams.close()
+            return reply
+
+    assert [r.ttl for r in DNSRecord.parse(run(scenario())).rr] == [60]
+
+
+def test_an_answer_from_another_port_is_ignored_rfc5452():
+    """A spoofer who sees the query (ID and question right) answers first, from another port of
+    the resolver's address: the pool's sockets are connected, so the kernel drops it, and the
+    real answer that comes later is the one used."""
+    real = zone_answer(ZONE)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        spoofer, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+        )
+        pending: list[tuple[bytes, int]] = []
+
+        def respond(data: bytes) -> list[bytes]:
+            fake = DNSRecord.parse(real(data)[0])
+            fake.rr = []
+            fake.add_answer(*RR.fromZone(f"{fake.q.qname} 60 IN A 203.0.113.66"))
+            pending.append((data, 0))
+            spoofer.sendto(fake.pack(), ("127.0.0.1", peer.ports[-1]))
+            return []
+
+        async with ScriptedPeer(respond) as peer:
+            proxy, _ = proxy_for(peer.port, enabled=False)
+            task = asyncio.create_task(proxy.handle(ask("ds.lab.example"), PEER, False))
+            while not pending:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)  # the spoofed answer had every chance to land
+            assert not task.done()
+            peer.send(real(pending[0][0])[0], peer.ports[-1])
+            reply = await task
+            proxy.upstreams.close()
+        spoofer.close()
+        return reply
+
+    reply = run(scenario())
+    assert [str(r.rdata) for r in DNSRecord.parse(reply).rr] == ["192.0.2.10"]
+
+
+class TcpPeer:
+    """A scripted DNS-over-TCP resolver (RFC 7766 framing): answers from ``respond``; counts
+    connections; ``drop_after`` closes a connection after that many answers on it."""
+
+    def __init__(self, respond, drop_after: int | None = None) -> None:
+        self.respond, self.drop_after = respond, drop_after
+        self.connections = 0
+        self.port = 0
+
+    async def __aenter__(self) -> TcpPeer:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.server.close()
+
+    async def _serve(self, reader, writer) -> None:
+        self.connections += 1
+        answered = 0
+        try:
+            while True:
+                size = int.from_bytes(await reader.readexactly(2), "big")
+                data = await reader.readexactly(size)
+                if self.drop_after is not None and answered >= self.drop_after:
+                    break  # the server closes an idle connection just as a query comes
+                for reply in self.respond(data):
+                    writer.write(len(reply).to_bytes(2, "big") + reply)
+                answered += 1
+        except asyncio.IncompleteReadError:
+            pass
+        writer.close()
+
+
+def test_upstream_tcp_connections_are_reused_and_a_closed_one_is_retried_rfc7766():
+    async def scenario(drop_after):
+        async with TcpPeer(zone_answer(ZONE), drop_after) as peer:
+            proxy, _ = proxy_for(peer.port, enabled=False)
+            replies = [
+                await proxy.handle(ask(f"{name}.lab.example"), PEER, True)
+                for name in ("ds", "v4only", "ds")
+            ]
+            proxy.upstreams.close()
+            return [answers_of(r) for r in replies], peer.connections
+
+    expected = [["192.0.2.10"], ["192.0.2.20"], ["192.0.2.10"]]
+    assert run(scenario(None)) == (expected, 1)  # one connection for all three
+    assert run(scenario(1)) == (expected, 3)  # closed under each next query: retried on a new one
+
+
+def answers_of(reply: bytes) -> list[str]:
+    return [str(r.rdata) for r in DNSRecord.parse(reply).rr]

@@ -139,6 +139,6 @@ def test_answer_reader_raises_only_wire_errors(data: bytes):
     try:
         record = answers.parse(data)
         a = answers.read_addresses(record, "ds.lab.example", QTYPE_A)
-        answers.additional_aaaa(record, a, "ds.lab.example")
+        answers.additional_aaaa(record, a)
     except WireError:
         pass

@@ -139,7 +139,7 @@ ENABLED = scalar("enabled", Bool(), True,
 )
 LISTEN = scalar("listen", Address(), IPv4Address("127.0.0.1"),
     "Address the DNS proxy listens on. dnsmasq forwards to it: in /etc/config/dhcp, "
-    "'list server' ADDRESS#PORT with 'option noresolv 1' and 'option addmac 1'.",
+    "'list server' ADDRESS#PORT with 'option noresolv 1' (the package's dnsmasq hook sets both).",
     restart=True,
 )
 PORT = scalar("port", BoundedInt(1, 65535), 5353,
@@ -275,9 +275,18 @@ CREATE_RATE = scalar("create_rate", BoundedInt(1, 100000, "per second"), 20,
 CREATE_BURST = scalar("create_burst", BoundedInt(1, 1000000), 200,
     "How many new mappings may be created in a burst before create_rate applies.",
 )
+CLIENT_IDENTITY = scalar("client_identity", Bool(), False,
+    "Let dnsmasq tell clat-eamt which LAN client asked (the hook sets dnsmasq's addmac and "
+    "addsubnet '32,128'). It costs dnsmasq's cache: with these options dnsmasq forwards every "
+    "query, so every lookup of every device goes to the ISP's resolver through clat-eamt. It "
+    "buys per-host creation limits (host_create_rate, host_create_burst) and gating: only the "
+    "answers of hosts known to be IPv4-only create mappings. Off, mappings are made from any "
+    "client's answer while the LAN has an IPv4-only host, and only IPv4-only hosts are steered.",
+    restart=True,
+)
 HOST_CREATE_RATE = scalar("host_create_rate", BoundedInt(1, 100000, "per second"), 5,
     "New learned mappings per second for any one LAN host, so that one busy or hostile host "
-    "cannot use up the router-wide budget.",
+    "cannot use up the router-wide budget (hosts are known with client_identity).",
 )
 HOST_CREATE_BURST = scalar("host_create_burst", BoundedInt(1, 1000000), 50,
     "How many new mappings one LAN host may create in a burst before host_create_rate applies.",
@@ -328,7 +337,8 @@ GLOBAL_OPTIONS: tuple[Option[Any], ...] = (
     STALE_LINGER, REQUIRE_DNSSEC, HOLD_MS, APPLY_TIMEOUT_MS, UPSTREAM_TIMEOUT_MS,
     TRANSLATOR, CLAT_DEVICE, STATE_DIR, CONTROL_SOCKET, TUN, CLAT_IPV4, CLAT_IPV6, TAYGA_IPV4,
     TAYGA_IPV6, JOOL_INSTANCE, JOOL_NETNS, HOST_MODE, HOST_OBSERVE, LAN_INTERFACES,
-    MAX_ENTRIES, CREATE_RATE, CREATE_BURST, HOST_CREATE_RATE, HOST_CREATE_BURST,
+    MAX_ENTRIES, CREATE_RATE, CREATE_BURST, CLIENT_IDENTITY, HOST_CREATE_RATE,
+    HOST_CREATE_BURST,
     ALLOW_NAME, DENY_NAME, ALLOW_PREFIX, DENY_PREFIX, ALLOW_DOCUMENTATION,
 )
 # fmt: on

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from clat_eamt.core.model import IPAddress, IPNetwork, Reason, Refusal, show
@@ -108,13 +108,26 @@ class AddressPolicy:
     allow_documentation: bool = False
     excluded: tuple[IPNetwork, ...] = ()
     allowed: tuple[IPNetwork, ...] = ()
+    # Verdicts by address, bounded: a policy is immutable (a reload makes a new one) and the
+    # same CDN addresses come back answer after answer.  Kept on the policy, since hashing the
+    # policy for a shared memo costs more than the check.
+    _memo: dict[object, Refusal | None] = field(
+        default_factory=dict, init=False, compare=False, hash=False, repr=False
+    )
 
     def with_excluded(self, extra: Iterable[IPNetwork]) -> AddressPolicy:
         return AddressPolicy(self.allow_documentation, self.excluded + tuple(extra), self.allowed)
 
     def refusal(self, target: IPAddress | IPNetwork) -> Refusal | None:
         """None if ``target`` may be mapped, else why not (SPEC section 4)."""
-        return _refusal(self, ip_network(target))
+        memo = self._memo
+        if target in memo:
+            return memo[target]
+        verdict = self._refusal(ip_network(target))
+        if len(memo) >= _MEMO:
+            memo.clear()
+        memo[target] = verdict
+        return verdict
 
     def _refusal(self, net: IPNetwork) -> Refusal | None:
         address = net.network_address if net.num_addresses == 1 else None
@@ -139,6 +152,4 @@ class AddressPolicy:
         return None
 
 
-# Bounded memo of the policy's verdicts: a policy is immutable (a reload makes a new one), and
-# the same CDN addresses come back in answer after answer.
-_refusal = functools.lru_cache(maxsize=8192)(AddressPolicy._refusal)
+_MEMO = 8192

@@ -16,6 +16,10 @@
    IPv6 left the answer -> kept until its TTL ends; one of another name -> conflict (it goes
    Stale, D is quarantined, nothing new is made); a revivable Stale entry D -> X -> refresh;
    otherwise create, if the host is eligible and the table size, rates and pool allow.
+5. Hostile names (``seen``): a create or revive D -> X is refused while another name's
+   unexpired answer holds D without X, and a name maps at most ``seen.PER_TARGET`` IPv4s to
+   one target.  An answer that holds D with no usable IPv6 at all (NODATA, only synthesized)
+   conflicts with another name's Valid D -> X as rule 4's conflict does.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from clat_eamt.core.model import (
 )
 from clat_eamt.core.names import NameFilter, normalize
 from clat_eamt.core.pref64 import Pref64Set
+from clat_eamt.core.seen import PER_TARGET, AnswersSeen
 from clat_eamt.core.table import MappingTable
 
 
@@ -66,6 +71,7 @@ class Policy:
     require_dnssec: bool = False
     host_mode: HostMode = HostMode.IPV4_ONLY
     max_entries: int = 4096
+    ipv4_only_hosts: bool = False  # the neighbour tables know an IPv4-only host on the LAN
 
     def expiry(self, now: float, ttl: int) -> float:
         """SPEC section 3: TTL = min(A TTL, AAAA TTL), within the configured floor and ceiling."""
@@ -75,7 +81,12 @@ class Policy:
         if self.host_mode is HostMode.ALL:
             return None
         if host is None:
-            return Refusal(Reason.HOST_NOT_ELIGIBLE, "client unknown (no MAC/ECS from dnsmasq)")
+            # Without client identity (dnsmasq's default: its cache stays on) any client's
+            # answer may create, when the LAN has IPv4-only hosts; the dataplane's host sets
+            # then decide per packet who is steered (SPEC 5, client identity is optional).
+            if self.ipv4_only_hosts:
+                return None
+            return Refusal(Reason.HOST_NOT_ELIGIBLE, "client unknown, no IPv4-only host on the LAN")
         if host.klass is not HostClass.IPV4_ONLY:
             return Refusal(Reason.HOST_NOT_ELIGIBLE, f"host {host.key} is {host.klass}")
         return None
@@ -138,8 +149,10 @@ def decide(
     limiter: CreationLimiter,
     policy: Policy,
     now: float,
+    *,
+    seen: AnswersSeen | None = None,
 ) -> Decision:
-    """Rules 1-4 of the module docstring.  Reads, never writes."""
+    """Rules 1-5 of the module docstring.  Reads, never writes."""
     name = normalize(obs.name)
     gate = _gate(obs, name, policy)
     if gate is not None:
@@ -154,10 +167,20 @@ def decide(
     if not targets:
         if obs.aaaa_status is not AaaaStatus.ANSWER:
             refusals.append(Refusal(Reason.NO_AAAA, f"AAAA {obs.aaaa_status}: {name} is IPv4-only"))
-        return Decision(name, None, _withdrawals(name, obs.a, table), tuple(refusals))
+        changes = _withdrawals(name, obs.a, table) + _no_target_conflicts(
+            name, destinations, table, policy.expiry(now, obs.a_ttl), refusals
+        )
+        return Decision(name, None, changes, tuple(refusals))
 
-    target = choose_target(name, targets, destinations, table)
+    # Rule 5: among several AAAA, one that no other name's answer objects to.
+    unopposed = [
+        t
+        for t in targets
+        if seen is None or not any(seen.objection(name, d, t, now) for d in destinations)
+    ]
+    target = choose_target(name, unopposed or targets, destinations, table)
     plan = _Plan(name, target, obs, table=table, limiter=limiter, policy=policy, now=now)
+    plan.seen = seen
     for destination in destinations:
         plan.destination(destination, set(targets))
     return Decision(
@@ -222,6 +245,27 @@ def _withdrawals(
     return tuple(changes)
 
 
+def _no_target_conflicts(
+    name: str,
+    destinations: Iterable[IPv4Address],
+    table: MappingTable,
+    until: float,
+    refusals: list[Refusal],
+) -> tuple[Change, ...]:
+    """Rule 5: this name holds D with no usable IPv6, another name's Valid entry maps D -> X."""
+    changes: list[Change] = []
+    for ipv4 in destinations:
+        valid = table.valid_covering(ipv4)
+        if valid is None or valid.origin is not Origin.DNS or name in valid.fqdns:
+            continue
+        changes.append(MarkStale(valid.key, Event.CONFLICT))
+        changes.append(Quarantine(valid.ipv4, max(valid.expires or until, until)))
+        owner = valid.fqdns[-1] if valid.fqdns else "another name"
+        why = f"{ipv4} maps to {show(valid.ipv6)} for {owner}; {name} has no IPv6 for it"
+        refusals.append(Refusal(Reason.CONFLICT, why, ipv4))
+    return tuple(changes)
+
+
 def choose_target(
     name: str,
     targets: list[IPv6Address],
@@ -269,6 +313,11 @@ class _Plan:
         self.refusals: list[Refusal] = []
         self.notes: list[str] = []
         self.created = 0
+        self.seen: AnswersSeen | None = None
+        # Rule 5: IPv4s this name already maps to the target.
+        self.to_target = sum(
+            1 for e in table.valid_targets_of(name) if e.ipv6.network_address == target
+        )
 
     def destination(self, ipv4: IPv4Address, targets: set[IPv6Address]) -> None:
         covering = self.table.covering(ipv4)
@@ -289,6 +338,13 @@ class _Plan:
             until = self.table.quarantine[net] - self.now
             why = f"{ipv4} is quarantined after a conflict for {until:.0f} s more"
             self.refusals.append(Refusal(Reason.CONFLICT, why, ipv4))
+            return
+        seen = self.seen
+        objection = (
+            seen.objection(self.name, ipv4, self.target, self.now) if seen is not None else None
+        )
+        if objection is not None:
+            self.refusals.append(Refusal(Reason.UNVOUCHED, objection, ipv4))
             return
         existing = self.table.get((net, IPv6Network(self.target)))
         if existing is not None:
@@ -326,6 +382,9 @@ class _Plan:
             refusal = Refusal(Reason.TABLE_FULL, f"{self.policy.max_entries} dns entries")
         if refusal is None and self.created >= self.allowance:
             refusal = Refusal(self.rate_reason, "creation rate limit reached")
+        if refusal is None and self.to_target >= PER_TARGET:
+            why = f"{self.name} already maps {PER_TARGET} IPv4s to {self.target}"
+            refusal = Refusal(Reason.TARGET_CAP, why)
         block = None
         if refusal is None:
             block = self.table.pool.peek(IPv6Network(self.target), 32)
@@ -336,6 +395,7 @@ class _Plan:
             self.refusals.append(Refusal(refusal.reason, refusal.detail, ipv4))
             return
         self.created += 1
+        self.to_target += 1
         entry = Entry(
             ipv4=IPv4Network(ipv4),
             ipv6=IPv6Network(self.target),

@@ -14,7 +14,7 @@ It is still pure: the shells decide when to call it and apply what it returns.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Network, IPv6Network
 
@@ -46,6 +46,8 @@ from clat_eamt.core.model import (
     show,
 )
 from clat_eamt.core.pool import Pool
+from clat_eamt.core.refresh import REFRESH_GRACE
+from clat_eamt.core.seen import AnswersSeen
 from clat_eamt.core.table import MappingTable
 
 
@@ -94,11 +96,13 @@ class Engine:
         self.table = MappingTable(pool)
         self.limiter = limiter
         self.counters: Counter[str] = Counter()
+        self.seen = AnswersSeen()  # every A answer for its TTL (decide's rule 5)
 
     # --- DNS ----------------------------------------------------------------------------------
 
     def observe(self, obs: Observation, now: float) -> Outcome:
-        decision = decide(obs, self.table, self.limiter, self.policy, now)
+        decision = decide(obs, self.table, self.limiter, self.policy, now, seen=self.seen)
+        self.seen.remember(obs, now)  # after deciding: a name does not object to itself
         self.counters["observed"] += 1
         if obs.aaaa:
             self.counters["observed.with_aaaa"] += 1  # A answers whose AAAA had records
@@ -111,16 +115,21 @@ class Engine:
 
     # --- time ---------------------------------------------------------------------------------
 
-    def tick(self, now: float, live: LiveFlows | None) -> Outcome:
+    def tick(self, now: float, live: LiveFlows | None, refreshing: Collection[str] = ()) -> Outcome:
         """Expire Valid entries whose TTL ran out; delete Stale ones whose flows are gone.
 
         ``live`` None means the flow oracle could not answer: nothing is deleted then, since
-        deleting P <-> X under a running flow would break it.
+        deleting P <-> X under a running flow would break it.  ``refreshing``: names the daemon
+        is asking again right now (``core.refresh``); their entries stay Valid for up to
+        ``REFRESH_GRACE`` seconds past their end, until the answer decides.
         """
         changes: list[Change] = []
         gone: list[Entry] = []
         for entry in self.table:
             expired = entry.expires is not None and entry.expires <= now
+            if expired and refreshing and entry.expires is not None:
+                held = now < entry.expires + REFRESH_GRACE
+                expired = not (held and any(name in refreshing for name in entry.fqdns))
             if entry.state is State.VALID and expired and allowed(entry, Event.EXPIRE):
                 changes.append(MarkStale(entry.key, Event.EXPIRE))
             elif entry.state is State.STALE and live is not None and not live.uses(entry):
@@ -128,6 +137,7 @@ class Engine:
                 if now - stale_since >= self.policy.stale_linger:
                     gone.append(entry)
         self.table.expire_quarantine(now)
+        self.seen.expire(now)
         return self._commit(changes, now, gone=gone)
 
     # --- static, provider, operator ------------------------------------------------------------
@@ -284,6 +294,11 @@ class Engine:
         self, changes: Iterable[_EngineChange], now: float, gone: Iterable[Entry] = ()
     ) -> Outcome:
         changes, gone = list(changes), list(gone)
+        if not gone and all(self._keeps_state(c) for c in changes):
+            # Refreshing Valid entries (most answers) changes no state the dataplane holds:
+            # skip the two views and their diff, the bulk of an answer's cost otherwise.
+            events = [self._apply(change, now) for change in changes]
+            return Outcome(events=tuple(e for e in events if e))
         touched = [c.entry for c in changes if isinstance(c, Create)] + gone
         for change in changes:
             if not isinstance(change, Create | Quarantine):
@@ -301,6 +316,14 @@ class Engine:
             events.append(EntryEvent("removed", done))
         after = partial_state(self.table, ipv4s, targets)
         return Outcome(ops=diff(before, after), events=tuple(e for e in events if e))
+
+    def _keeps_state(self, change: _EngineChange) -> bool:
+        """A refresh of a Valid entry: it stays Valid with its key and pool block (lifecycle),
+        so what the dataplane must hold does not change."""
+        if not isinstance(change, Refresh):
+            return False
+        entry = self.table.get(change.key)
+        return entry is not None and entry.state is State.VALID
 
     def _apply(self, change: _EngineChange, now: float) -> EntryEvent | None:
         if isinstance(change, Quarantine):

@@ -73,6 +73,8 @@ class Reason(enum.StrEnum):
     RATE_LIMITED = "rate-limited"
     HOST_RATE_LIMITED = "host-rate-limited"
     POOL_EXHAUSTED = "pool-exhausted"
+    UNVOUCHED = "unvouched"  # another name's unexpired answer holds the IPv4 without this IPv6
+    TARGET_CAP = "target-cap"  # the name already maps as many IPv4s to this IPv6 as allowed
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ positions.  64:ff9b::/96 (RFC 6052) and 64:ff9b:1::/48 (RFC 8215) are always kno
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 RFC6052_LENGTHS: tuple[int, ...] = (32, 40, 48, 56, 64, 96)
@@ -84,6 +84,10 @@ class Pref64Set:
 
     extra: tuple[IPv6Network, ...] = ()
     source: str = "none"
+    # Verdicts by (AAAA, A records), bounded; kept on the set for the reason addresses.py says.
+    _memo: dict[object, str | None] = field(
+        default_factory=dict, init=False, compare=False, hash=False, repr=False
+    )
 
     @property
     def prefixes(self) -> tuple[IPv6Network, ...]:
@@ -94,6 +98,17 @@ class Pref64Set:
 
     def synthesized_reason(self, ipv6: IPv6Address, a_records: Iterable[IPv4Address]) -> str | None:
         """Why ``ipv6`` looks synthesized by DNS64, or None when it looks like a real address."""
+        key = (ipv6, tuple(a_records))
+        memo = self._memo
+        if key in memo:
+            return memo[key]
+        verdict = self._synthesized(ipv6, key[1])
+        if len(memo) >= 4096:
+            memo.clear()
+        memo[key] = verdict
+        return verdict
+
+    def _synthesized(self, ipv6: IPv6Address, a_records: tuple[IPv4Address, ...]) -> str | None:
         prefix = self.containing(ipv6)
         if prefix is not None:
             return f"{ipv6} is inside Pref64 {prefix}"

@@ -9,7 +9,14 @@ v6ops-464xlat-optimization):
 2. holds the A answer until the AAAA answer (or its failure) arrives, at most ``hold`` seconds
    after the A answer came (50 ms: the RFC 8305 resolution delay);
 3. hands the result to the mapper, which decides and installs the mapping within its own
-   deadline; then releases the A answer.
+   deadline; then releases the A answer;
+4. with the TTLs of its A records lowered to the remaining Valid life of the mapping its
+   addresses have (the mapper says it), all records of the RRset equal (RFC 2181 section 5.2):
+   neither dnsmasq's cache nor a device then holds an address longer than its mapping lives.
+   An answer whose addresses map to nothing is released untouched.
+
+The AAAA beside the A is the client's own query with the type changed, so when the client asks
+AAAA for the name too (a dual-stack client does, at once) both become one upstream exchange.
 
 Nothing here can block or break DNS: an upstream failure is SERVFAIL (never NXDOMAIN), an
 unreadable query is FORMERR, and any failure of the optimization releases the answer unmapped,
@@ -27,11 +34,12 @@ from ipaddress import IPv4Address, IPv6Address
 
 from clat_eamt.core.model import AaaaStatus, Host, Observation
 from clat_eamt.dns import answers
-from clat_eamt.dns.answers import AddressAnswer
+from clat_eamt.dns.answers import AddressAnswer, Answer
 from clat_eamt.dns.identity import ClientIdentity, identify
 from clat_eamt.dns.ratelog import RateLimitedLog
 from clat_eamt.dns.upstream import UpstreamError, Upstreams
 from clat_eamt.dns.wire import (
+    CLASS_IN,
     FLAG_AD,
     QTYPE_A,
     QTYPE_AAAA,
@@ -42,16 +50,20 @@ from clat_eamt.dns.wire import (
     Question,
     WireError,
     bare_error,
+    clamp_ttls,
     error_reply,
     read_header,
     read_query,
+    retyped,
     side_query,
     with_flag,
     with_id,
 )
 
 log = logging.getLogger(__name__)
-Mapper = Callable[[Observation], Awaitable[None]]
+# Decides on an observation and installs what it needs; returns the seconds the mapping of the
+# answer's addresses stays Valid (the A records' TTL ceiling), None when they map to nothing.
+Mapper = Callable[[Observation], Awaitable[float | None]]
 Classifier = Callable[[ClientIdentity], Host | None]
 
 
@@ -78,7 +90,7 @@ class Proxy:
     ) -> None:
         self.upstreams, self.mapper, self.settings = upstreams, mapper, settings
         self.classify = classify
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[str] = upstreams.counters  # one set: "upstream.*" are its own
         self.badlog = RateLimitedLog(log, logging.WARNING)
 
     async def handle(
@@ -86,6 +98,7 @@ class Proxy:
     ) -> bytes | None:
         """The reply to ``data`` (None: send nothing, e.g. for a response or a runt)."""
         self.counters["queries.tcp" if tcp else "queries.udp"] += 1
+        data = bytes(data)  # a no-op for what sockets give; tests may pass a bytearray
         try:
             query = read_query(data)
         except WireError as error:
@@ -125,13 +138,10 @@ class Proxy:
         asked_ad = bool(query.header.flags & FLAG_AD) or (query.opt is not None and query.opt.do)
         if self.settings.require_dnssec and not asked_ad:
             upstream = with_flag(upstream, FLAG_AD)  # RFC 6840 section 5.7: ask for AD
-        side = asyncio.create_task(self._ask_aaaa(query.question))
+        side = asyncio.create_task(self._ask_aaaa(retyped(query, upstream, QTYPE_AAAA), query))
         try:
             data = await self.upstreams.exchange(upstream, query.question, tcp)
-            reply = with_id(data, query.header.id)
-            if upstream is not query.upstream:  # undo our AD request: the client did not ask
-                reply = with_flag(reply, FLAG_AD, on=False)
-            observation = await self._observe(query, identity, data, side)
+            answer, observation = await self._observe(query, identity, data, side)
         except WireError as error:  # the answer matched our query but cannot be read
             self.counters["malformed.answers"] += 1
             self.counters["replies.servfail"] += 1
@@ -139,12 +149,21 @@ class Proxy:
             return error_reply(query, RCODE_SERVFAIL)
         finally:
             side.cancel()
+        life: float | None = None
         if observation is not None:
             try:
-                await self.mapper(observation)
+                life = await self.mapper(observation)
             except Exception:  # a mapping failure must not cost the client its answer
                 self.counters["errors.mapper"] += 1
                 log.exception("mapping %s failed; answer released unmapped", observation.name)
+        reply = with_id(data, query.header.id)
+        if upstream is not query.upstream:  # undo our AD request: the client did not ask
+            reply = with_flag(reply, FLAG_AD, on=False)
+        if life is not None and answer is not None:
+            clamped = clamp_ttls(reply, answer.records, QTYPE_A, int(max(0.0, life)))
+            if clamped is not reply:
+                self.counters["answers.ttl_clamped"] += 1
+            reply = clamped
         return reply
 
     async def _observe(
@@ -153,22 +172,23 @@ class Proxy:
         identity: ClientIdentity,
         data: bytes,
         side: asyncio.Task[AddressAnswer],
-    ) -> Observation | None:
-        """What DNS said about the name, once the hold is over; None when there is nothing to
-        decide (truncated or address-less A answer).  WireError for an unreadable one."""
+    ) -> tuple[Answer | None, Observation | None]:
+        """The answer read once, and what DNS said about the name once the hold is over; no
+        observation when there is nothing to decide (truncated or address-less A answer).
+        WireError for an unreadable one."""
         if read_header(data).truncated:
-            return None  # the client retries over TCP; the decision is made then
+            return None, None  # the client retries over TCP; the decision is made then
         name = query.question.name
-        record = answers.parse(data)
-        a = answers.read_addresses(record, name, QTYPE_A)
+        answer = answers.parse(data)
+        a = answers.read_addresses(answer, query.question.labels, QTYPE_A)
         if not a.addresses:
-            return None
-        aaaa: AddressAnswer | AaaaStatus | None = answers.additional_aaaa(record, a, name)
+            return answer, None
+        aaaa: AddressAnswer | AaaaStatus | None = answers.additional_aaaa(answer, a)
         if aaaa is not None:
             self.counters["aaaa.additional"] += 1
         else:
             aaaa = await self._hold(side)
-        return answers.observation(name, a, aaaa, self.classify(identity))
+        return answer, answers.observation(name, a, aaaa, self.classify(identity))
 
     async def _hold(self, side: asyncio.Task[AddressAnswer]) -> AddressAnswer | AaaaStatus:
         done, _ = await asyncio.wait({side}, timeout=self.settings.hold)
@@ -182,17 +202,27 @@ class Proxy:
             log.exception("AAAA side query failed")
             return AaaaStatus.SERVFAIL
 
-    async def _ask_aaaa(self, question: Question) -> AddressAnswer:
+    async def _ask_aaaa(self, data: bytes, query: ClientQuery) -> AddressAnswer:
         """The AAAA answer for the name; SERVFAIL status for any failure (teaches nothing)."""
         self.counters["aaaa.asked"] += 1
+        question = query.question
         asked = Question(question.labels, QTYPE_AAAA, question.qclass)
-        query = side_query(0, question, QTYPE_AAAA, self.settings.require_dnssec)
         try:
-            data = await self.upstreams.exchange(query, asked)
-            if read_header(data).truncated:
-                data = await self.upstreams.exchange(query, asked, tcp=True)
-            return answers.read_addresses(answers.parse(data), question.name, QTYPE_AAAA)
+            answer = await self.upstreams.exchange(data, asked)
+            if read_header(answer).truncated:
+                answer = await self.upstreams.exchange(data, asked, tcp=True)
+            return answers.read_addresses(answers.parse(answer), question.labels, QTYPE_AAAA)
         except (UpstreamError, WireError) as error:
             self.counters["aaaa.failed"] += 1
             self.badlog.note("aaaa", "AAAA for %s failed: %s", question.name, error)
             return AddressAnswer(AaaaStatus.SERVFAIL)
+
+    async def refresh(self, name: str) -> bool:
+        """Ask A (and so AAAA) for ``name`` as a client would, through the whole path: the
+        refresh ahead of a used mapping's end (``core.refresh``).  True if it was answered."""
+        self.counters["refresh.asked"] += 1
+        labels = tuple(label.encode("ascii", "replace") for label in name.split(".") if label)
+        question = Question(labels, QTYPE_A, CLASS_IN)
+        query = side_query(0, question, QTYPE_A, self.settings.require_dnssec)
+        reply = await self.handle(query, None, False)
+        return reply is not None and read_header(reply).rcode == 0

@@ -1,84 +1,39 @@
-"""Talking to the upstream resolvers: one exchange over UDP or TCP, and failover between them.
+"""Talking to the upstream resolvers: failover between them, and one upstream exchange for
+identical questions in flight.
 
-Spoofing defences of RFC 5452: every exchange uses a new socket, so the kernel picks a random
-source port (section 9.2), and a random ID (section 4.2); a UDP socket is connected to the
-upstream, so the kernel drops datagrams from any other address or port, and a datagram is taken
-only if its ID and question match what was asked (section 9.1).  Anything else is ignored and
-the exchange keeps waiting until its timeout.
+The exchanges themselves (RFC 5452 over a pool of UDP sockets, RFC 7766 over reused TCP
+connections) are ``transport``.  Identical queries in flight are coalesced: a query whose bytes
+after the ID (flags that matter, question, EDNS record) equal those of one already sent, over
+the same transport, waits for that exchange's answer instead of asking again (the AAAA the proxy
+asks beside a client's A and the client's own AAAA for the same name, or several clients asking
+one name at once).  Each asker gets the answer with its own ID (the proxy puts it back).
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
-import socket
-import struct
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from clat_eamt.config.nettypes import ServerAddress
-from clat_eamt.dns.wire import RCODE_SERVFAIL, Question, answers_question, read_header, with_id
+from clat_eamt.dns.transport import Transport, UpstreamError
+from clat_eamt.dns.wire import FLAG_AD, FLAG_CD, FLAG_RD, RCODE_SERVFAIL, Question, read_header
+
+__all__ = ["Health", "UpstreamError", "Upstreams"]
 
 RCODE_REFUSED = 5
 _BACKOFF_FIRST, _BACKOFF_MAX = 1.0, 60.0
+_ASKING = FLAG_RD | FLAG_CD | FLAG_AD  # the header flags of a query that shape its answer
+CoalesceKey = tuple[bool, int, bytes]
 
 
-class UpstreamError(Exception):
-    """No usable answer from an upstream (or from any of them)."""
-
-
-async def exchange_udp(
-    server: ServerAddress, query: bytes, question: Question, timeout: float
-) -> bytes:
-    loop = asyncio.get_running_loop()
-    family = socket.AF_INET6 if server.address.version == 6 else socket.AF_INET
-    qid = secrets.randbits(16)
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.setblocking(False)
-        try:
-            sock.connect(server.sockaddr)
-            await loop.sock_sendall(sock, with_id(query, qid))
-            async with asyncio.timeout(timeout):
-                while True:
-                    data = await loop.sock_recv(sock, 65535)
-                    if answers_question(data, qid, question) is not None:
-                        return data
-        except TimeoutError:
-            raise UpstreamError(f"{server}: no answer in {timeout * 1000:.0f} ms") from None
-        except ConnectionRefusedError:
-            raise UpstreamError(f"{server}: port unreachable (nothing listens)") from None
-        except OSError as error:
-            raise UpstreamError(f"{server}: {error.strerror or error}") from None
-
-
-async def exchange_tcp(
-    server: ServerAddress, query: bytes, question: Question, timeout: float
-) -> bytes:
-    """RFC 7766: two-byte length prefix; one connection per exchange keeps this simple, and
-    dnsmasq only comes here after a truncated UDP answer."""
-    qid = secrets.randbits(16)
-    writer: asyncio.StreamWriter | None = None
-    try:
-        async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(*server.sockaddr)
-            message = with_id(query, qid)
-            writer.write(struct.pack("!H", len(message)) + message)
-            await writer.drain()
-            while True:
-                (size,) = struct.unpack("!H", await reader.readexactly(2))
-                data = await reader.readexactly(size)
-                if answers_question(data, qid, question) is not None:
-                    return data
-    except TimeoutError:
-        raise UpstreamError(f"{server} (TCP): no answer in {timeout * 1000:.0f} ms") from None
-    except asyncio.IncompleteReadError:
-        raise UpstreamError(f"{server} (TCP): connection closed before the answer") from None
-    except OSError as error:
-        raise UpstreamError(f"{server} (TCP): {error.strerror or error}") from None
-    finally:
-        if writer is not None:
-            writer.close()
+def coalesce_key(query: bytes, tcp: bool) -> CoalesceKey:
+    """Queries with equal keys get the same answer: same transport, same RD/CD/AD, same
+    question and EDNS bytes (counts included).  The ID and the other flag bits do not count."""
+    flags = (query[2] << 8) | query[3]
+    return (tcp, flags & _ASKING, bytes(query[4:]))
 
 
 @dataclass
@@ -106,6 +61,13 @@ class Upstreams:
         self.servers, self.timeout, self.clock = servers, timeout, clock
         self.health: dict[ServerAddress, Health] = {}
         self.preferred: ServerAddress | None = None
+        self.transport = Transport()
+        self.inflight: dict[CoalesceKey, asyncio.Task[bytes]] = {}
+        self.counters: Counter[str] = Counter()
+
+    def close(self) -> None:
+        """Close every socket and connection (the daemon's stop)."""
+        self.transport.close()
 
     def order(self) -> list[ServerAddress]:
         now = self.clock()
@@ -118,12 +80,34 @@ class Upstreams:
         return up + down
 
     async def exchange(self, query: bytes, question: Question, tcp: bool = False) -> bytes:
-        """The first usable answer.  SERVFAIL or REFUSED from one resolver makes the next one
-        try; if all say so, the last such answer is returned (it is a real answer)."""
+        """The first usable answer (its ID is not the caller's: put the own one back), shared
+        with every identical query in flight.  UpstreamError if no resolver gave one."""
+        key = coalesce_key(query, tcp)
+        task = self.inflight.get(key)
+        if task is None:
+            task = asyncio.create_task(self._exchange(query, question, tcp))
+            self.inflight[key] = task
+            task.add_done_callback(lambda done: self._landed(key, done))
+        else:
+            self.counters["upstream.coalesced"] += 1
+        # Shielded: one asker giving up (the proxy drops its AAAA side query once the A answer
+        # is released) must not cancel the exchange the others wait for.
+        return await asyncio.shield(task)
+
+    def _landed(self, key: CoalesceKey, task: asyncio.Task[bytes]) -> None:
+        if self.inflight.get(key) is task:
+            del self.inflight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here, so a result nobody awaited any more logs nothing
+
+    async def _exchange(self, query: bytes, question: Question, tcp: bool) -> bytes:
+        """SERVFAIL or REFUSED from one resolver makes the next one try; if all say so, the
+        last such answer is returned (it is a real answer)."""
         servers = self.order()
         if not servers:
             raise UpstreamError("no upstream resolver configured or found in resolv_file")
-        exchange = exchange_tcp if tcp else exchange_udp
+        self.counters["upstream.exchanges"] += 1
+        exchange = self.transport.tcp_exchange if tcp else self.transport.udp_exchange
         errors: list[str] = []
         fallback: bytes | None = None
         for server in servers:

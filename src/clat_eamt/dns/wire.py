@@ -2,10 +2,15 @@
 
 The proxy forwards bytes, not re-encoded messages: a query goes upstream as the client sent it
 except for a fresh ID and the removal of the LAN-private EDNS options (client identity), and an
-answer goes back exactly as the upstream sent it except for the client's ID.  So this module
-walks the header, the question and the resource records (RFC 1035 section 4.1) without building
-objects for them, and edits the OPT record in place (RFC 6891 section 6.1).  Answers whose
-records the decision needs are read with dnslib in ``answers``.
+answer goes back exactly as the upstream sent it except for the client's ID (and, for an A
+answer that made a mapping, its A records' TTLs: ``clamp_ttls``).  So this module walks the
+header, the question and the resource records (RFC 1035 section 4.1) without building more than
+the decision needs, and edits the OPT record in place (RFC 6891 section 6.1).
+
+Answers are read strictly (``read_records``): an A or AAAA record of class IN whose RDATA is not
+exactly 4 or 16 octets, a name or record running past its RDATA or the message, or bytes after
+the last record make the whole answer unreadable, so a malformed record can never reach a
+decision; records of another class are no addresses and are skipped by ``answers``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 
 HEADER = struct.Struct("!HHHHHH")
 RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
-QTYPE_A, QTYPE_AAAA, QTYPE_OPT = 1, 28, 41
+QTYPE_A, QTYPE_CNAME, QTYPE_AAAA, QTYPE_OPT = 1, 5, 28, 41
 CLASS_IN = 1
 OPCODE_QUERY = 0
 RCODE_NOERROR, RCODE_FORMERR, RCODE_SERVFAIL, RCODE_NXDOMAIN, RCODE_NOTIMP = 0, 1, 2, 3, 4
@@ -30,6 +35,9 @@ IDENTITY_OPTIONS = frozenset({OPTION_MAC_BINARY, OPTION_MAC_TEXT, OPTION_ECS})
 
 _MAX_NAME = 255  # RFC 1035 section 2.3.4
 _MAX_POINTERS = 64
+_MAX_TTL = 0x7FFFFFFF  # RFC 2181 section 8: a TTL with the top bit set is read as zero
+_RDATA_SIZE = {QTYPE_A: 4, QTYPE_AAAA: 16}
+SECTION_ANSWER, SECTION_AUTHORITY, SECTION_ADDITIONAL = 0, 1, 2
 
 
 class WireError(ValueError):
@@ -176,6 +184,7 @@ class ClientQuery:
     opt: Opt | None
     upstream: bytes  # the message to forward (ID still the client's; see with_id)
     identity: tuple[tuple[int, bytes], ...]  # the LAN-private options that were removed
+    question_end: int = 0  # offset after the question in ``upstream`` (``retyped``)
 
     @property
     def is_a(self) -> bool:
@@ -245,7 +254,15 @@ def read_query(data: bytes) -> ClientQuery:
         )
         rdlength = struct.pack("!H", len(kept))
         upstream = data[: opt.rdata_start - 2] + rdlength + kept + data[opt.end :]
-    return ClientQuery(header, question, opt, upstream, identity)
+    return ClientQuery(header, question, opt, upstream, identity, offset)
+
+
+def retyped(query: ClientQuery, data: bytes, qtype: int) -> bytes:
+    """``data`` (the query as it goes upstream) asking ``qtype`` instead: the AAAA beside a
+    client's A is the client's own query in every other byte, so it equals the AAAA the client
+    asks next and the two become one upstream exchange (``upstream``'s coalescing)."""
+    at = query.question_end - 4
+    return data[:at] + struct.pack("!H", qtype) + data[at + 2 :]
 
 
 def with_id(data: bytes, id: int) -> bytes:
@@ -295,3 +312,78 @@ def side_query(id: int, question: Question, qtype: int, want_dnssec: bool) -> by
     opt = b"\x00" + RR_FIXED.pack(QTYPE_OPT, 1232, EDNS_DO if want_dnssec else 0, 0)
     asked = Question(question.labels, qtype, question.qclass)
     return HEADER.pack(id, flags, 1, 0, 0, 1) + asked.wire() + opt
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One resource record of an answer: where its parts are in the message, nothing decoded
+    beyond the fixed fields.  ``owner`` is lower-cased (RFC 4343)."""
+
+    owner: tuple[bytes, ...]
+    rtype: int
+    rclass: int
+    ttl: int
+    ttl_at: int  # offset of the TTL field (``clamp_ttls`` rewrites it there)
+    rdata: int  # offset of the RDATA
+    rdlength: int
+    section: int
+
+
+def read_records(data: bytes) -> tuple[Header, Question | None, list[Record]]:
+    """Header, first question and every record of a response, read strictly (module doc).
+    Raises WireError for anything malformed."""
+    header, question, offset = read_question(data)
+    records: list[Record] = []
+    sections = (
+        (SECTION_ANSWER, header.ancount),
+        (SECTION_AUTHORITY, header.nscount),
+        (SECTION_ADDITIONAL, header.arcount),
+    )
+    size = len(data)
+    for section, count in sections:
+        for _ in range(count):
+            labels, offset = read_name(data, offset)
+            if offset + 10 > size:
+                raise WireError("resource record runs past the end of the message", header.id)
+            rtype, rclass, ttl, rdlength = RR_FIXED.unpack_from(data, offset)
+            rdata = offset + 10
+            end = rdata + rdlength
+            if end > size:
+                raise WireError("record data runs past the end of the message", header.id)
+            if rclass == CLASS_IN:
+                expected = _RDATA_SIZE.get(rtype)
+                if expected is not None and rdlength != expected:
+                    raise WireError(
+                        f"type {rtype} record with {rdlength} octets of data, not {expected}",
+                        header.id,
+                    )
+                if rtype == QTYPE_CNAME and read_name(data, rdata)[1] != end:
+                    raise WireError("CNAME target does not fill its record data", header.id)
+            owner = tuple(label.lower() for label in labels)
+            ttl = 0 if ttl > _MAX_TTL else ttl
+            records.append(Record(owner, rtype, rclass, ttl, offset + 4, rdata, rdlength, section))
+            offset = end
+    if offset != size:
+        raise WireError(f"{size - offset} bytes after the last record", header.id)
+    return header, question, records
+
+
+def clamp_ttls(data: bytes, records: list[Record], rtype: int, ttl: int) -> bytes:
+    """``data`` with the TTL of every ``rtype`` record of class IN in the answer section set to
+    the smallest of ``ttl`` and their own TTLs: one value for the whole RRset (RFC 2181 section
+    5.2).  Nothing else changes; without such a record above ``ttl`` the bytes are returned."""
+    chosen = [
+        r
+        for r in records
+        if r.section == SECTION_ANSWER and r.rtype == rtype and r.rclass == CLASS_IN
+    ]
+    if not chosen:
+        return data
+    value = min(ttl, *(r.ttl for r in chosen))
+    if all(r.ttl == value for r in chosen):
+        return data
+    out = bytearray(data)
+    packed = struct.pack("!I", max(0, value))
+    for r in chosen:
+        out[r.ttl_at : r.ttl_at + 4] = packed
+    return bytes(out)

@@ -2,10 +2,17 @@
 # shellcheck shell=ash
 # The dnsmasq hook of clat-eamt: make dnsmasq forward to the daemon, and put dnsmasq back.
 #
-#   dnsmasq.sh apply PORT [ADDR]   every dnsmasq section of /etc/config/dhcp gets
-#                                  list server 'ADDR#PORT', noresolv 1, addmac 1,
+#   dnsmasq.sh apply PORT [ADDR [IDENTITY]]
+#                                  every dnsmasq section of /etc/config/dhcp gets
+#                                  list server 'ADDR#PORT' and noresolv 1; with IDENTITY 1
+#                                  (clat-eamt's client_identity option) also addmac 1 and
 #                                  addsubnet '32,128'; dnsmasq restarts
 #   dnsmasq.sh restore             put back exactly what apply changed; dnsmasq restarts
+#
+# No addmac/addsubnet by default: with a per-client option dnsmasq forwards every query and its
+# cache no longer hides repeats (dnsmasq 2.90: 3 identical client queries, 3 upstream queries;
+# without, 1), so the whole LAN would lose its DNS cache.  Client identity only buys per-host
+# creation limits and gating; the daemon's nftables host sets decide per packet anyway.
 #
 # Sourced (by the run wrapper) it only defines clat_dnsmasq_apply and clat_dnsmasq_restore.
 #
@@ -26,8 +33,11 @@ CLAT_EAMT_ROOT="${CLAT_EAMT_TESTROOT:-}"
 CLAT_DNSMASQ_STATE="$CLAT_EAMT_ROOT/etc/clat-eamt/dnsmasq.state"
 CLAT_DNSMASQ_LOCK="$CLAT_EAMT_ROOT/var/lock/clat-eamt-dnsmasq.lock"
 CLAT_DNSMASQ_INIT="$CLAT_EAMT_ROOT/etc/init.d/dnsmasq"
-# The options apply sets, with their values (the server list entry is handled apart).
+# The options apply may set, with their values (the server list entry is handled apart); all
+# are remembered, so restore is exact whichever apply set.  Without client identity apply sets
+# only the first (CLAT_DNSMASQ_PLAIN).
 CLAT_DNSMASQ_OPTIONS="noresolv=1 addmac=1 addsubnet=32,128"
+CLAT_DNSMASQ_PLAIN="noresolv=1"
 
 clat_log() {
 	logger -t clat-eamt "$*"
@@ -94,6 +104,7 @@ clat_dnsmasq_remember() {
 	{
 		echo "# clat-eamt: what dnsmasq.sh apply changed in /etc/config/dhcp; restore puts it back"
 		printf 'server\t%s\n' "$_server"
+		printf 'identity\t%s\n' "$2"
 		_i=0
 		while [ "$_i" -lt "$_count" ]; do
 			if clat_dnsmasq_has_server "$_i" "$_server"; then
@@ -120,6 +131,12 @@ clat_dnsmasq_remember() {
 clat_dnsmasq_state_server() {
 	[ -f "$CLAT_DNSMASQ_STATE" ] || return 0
 	awk -F '\t' '$1 == "server" { print $2; exit }' "$CLAT_DNSMASQ_STATE"
+}
+
+# The client identity setting a state file was written for (0 for a file without one).
+clat_dnsmasq_state_identity() {
+	[ -f "$CLAT_DNSMASQ_STATE" ] || return 0
+	awk -F '\t' '$1 == "identity" { v = $2 } END { print (v == "1" ? 1 : 0) }' "$CLAT_DNSMASQ_STATE"
 }
 
 # Does the state file describe @dnsmasq[$1]?
@@ -193,6 +210,15 @@ clat_dnsmasq_restore() {
 clat_dnsmasq_apply() {
 	_port="$1"
 	_addr="${2:-127.0.0.1}"
+	_identity="${3:-0}"
+	case "$_identity" in
+		1) _options="$CLAT_DNSMASQ_OPTIONS" ;;
+		0) _options="$CLAT_DNSMASQ_PLAIN" ;;
+		*)
+			clat_log "dnsmasq hook: bad client identity setting '$_identity' (0 or 1)"
+			return 2
+			;;
+	esac
 	case "$_port" in
 		'' | *[!0-9]*)
 			clat_log "dnsmasq hook: bad port '$_port'"
@@ -207,14 +233,15 @@ clat_dnsmasq_apply() {
 	_want="$_addr#$_port"
 	clat_dnsmasq_lock
 	_had="$(clat_dnsmasq_state_server)"
-	if [ -n "$_had" ] && [ "$_had" != "$_want" ]; then
-		# The daemon moved (another port or address): undo the old hook first, so the state
-		# file keeps describing the real originals.
+	if [ -n "$_had" ] && { [ "$_had" != "$_want" ] ||
+		[ "$(clat_dnsmasq_state_identity)" != "$_identity" ]; }; then
+		# The daemon moved (another port or address) or client identity was switched: undo
+		# the old hook first, so the state file keeps describing the real originals.
 		clat_dnsmasq_restore_locked
 		_had=
 	fi
 	if [ -z "$_had" ]; then
-		clat_dnsmasq_remember "$_want" || {
+		clat_dnsmasq_remember "$_want" "$_identity" || {
 			clat_log "dnsmasq hook: cannot write $CLAT_DNSMASQ_STATE; dnsmasq left alone"
 			rm -f "$CLAT_DNSMASQ_STATE.new"
 			clat_dnsmasq_unlock
@@ -232,7 +259,7 @@ clat_dnsmasq_apply() {
 			if ! clat_dnsmasq_has_server "$_i" "$_want"; then
 				uci add_list "dhcp.@dnsmasq[$_i].server=$_want" && _changed=1
 			fi
-			for _pair in $CLAT_DNSMASQ_OPTIONS; do
+			for _pair in $_options; do
 				_opt="${_pair%%=*}"
 				_val="${_pair#*=}"
 				if [ "$(uci -q get "dhcp.@dnsmasq[$_i].$_opt")" != "$_val" ]; then
@@ -256,7 +283,7 @@ clat_dnsmasq_main() {
 		apply)
 			shift
 			[ -n "$1" ] || {
-				echo "usage: ${0##*/} apply PORT [ADDR]" >&2
+				echo "usage: ${0##*/} apply PORT [ADDR [IDENTITY]]" >&2
 				return 2
 			}
 			clat_dnsmasq_apply "$@"
@@ -265,7 +292,7 @@ clat_dnsmasq_main() {
 			clat_dnsmasq_restore
 			;;
 		*)
-			echo "usage: ${0##*/} apply PORT [ADDR] | restore" >&2
+			echo "usage: ${0##*/} apply PORT [ADDR [IDENTITY]] | restore" >&2
 			return 2
 			;;
 	esac

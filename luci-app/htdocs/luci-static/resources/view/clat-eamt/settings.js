@@ -63,7 +63,8 @@ var TABS = [
 	[ 'hosts', _('Hosts'), {
 		host_mode: _('Host detection mode'),
 		host_observe: _('Observation time (s)'),
-		lan_interface: _('LAN interfaces')
+		lan_interface: _('LAN interfaces'),
+		client_identity: _('Client identity from dnsmasq')
 	} ],
 	[ 'limits', _('Limits'), {
 		max_entries: _('Learned mappings at most'),

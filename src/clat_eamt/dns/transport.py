@@ -1,0 +1,291 @@
+"""Exchanges with one upstream resolver over UDP and TCP, without a new socket per exchange.
+
+UDP (RFC 5452): each server has a small pool of connected UDP sockets, each bound by the kernel
+to a random source port; an exchange takes a socket of the pool at random, a random ID that no
+other exchange on that socket uses, and sends.  A socket is retired after ``UDP_USES`` queries
+or ``UDP_AGE`` seconds (it closes once its last answer is in), so the ports in use keep changing
+as with dnsmasq's and unbound's random ports, at the cost of one socket per ``UDP_USES``
+queries instead of one per query.  The kernel drops datagrams from any other address or port
+(the socket is connected); an answer is taken only if its ID and question match what was asked
+(section 9.1); anything else is ignored and the exchange keeps waiting until its timeout.
+Answers are dispatched by a datagram protocol: no coroutine waits on a socket.
+
+TCP (RFC 7766): one connection per server, kept open while it is used and closed after
+``TCP_IDLE`` seconds without queries; queries are pipelined on it and answers matched by ID and
+question (section 6.2.1.1: they may come in any order).  A connection the server closed under
+a query is retried once on a new one (section 6.2.4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import socket
+import struct
+from typing import Any
+
+from clat_eamt.config.nettypes import ServerAddress
+from clat_eamt.dns.wire import Question, answers_question, with_id
+
+UDP_POOL = 8  # sockets per server taking queries at once
+UDP_USES = 64  # queries per socket before it is retired
+UDP_AGE = 30.0  # seconds a socket takes queries before it is retired
+TCP_IDLE = 10.0  # seconds an unused upstream TCP connection stays open
+_choice = random.SystemRandom().choice
+
+
+class UpstreamError(Exception):
+    """No usable answer from an upstream (or from any of them)."""
+
+
+Waiter = tuple[Question, "asyncio.Future[bytes]"]
+
+
+def _settle(waiters: dict[int, Waiter], qid: int, data: bytes) -> None:
+    """Hand ``data`` to the exchange waiting for ID ``qid`` if it answers its question."""
+    waiter = waiters.get(qid)
+    if waiter is None or answers_question(data, qid, waiter[0]) is None:
+        return  # RFC 5452 section 9.1: a wrong ID or question is ignored
+    del waiters[qid]
+    if not waiter[1].done():
+        waiter[1].set_result(data)
+
+
+def _fail(waiters: dict[int, Waiter], error: Exception) -> None:
+    for _, future in waiters.values():
+        if not future.done():
+            future.set_exception(error)
+    waiters.clear()
+
+
+def _free_id(waiters: dict[int, Waiter]) -> int:
+    while True:
+        qid = secrets.randbits(16)  # RFC 5452 section 4.2: an unpredictable ID
+        if qid not in waiters:
+            return qid
+
+
+class _UdpSocket(asyncio.DatagramProtocol):
+    def __init__(self, server: ServerAddress, born: float) -> None:
+        self.server, self.born = server, born
+        self.waiters: dict[int, Waiter] = {}
+        self.uses = 0
+        self.retired = False
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if len(data) >= 12:
+            _settle(self.waiters, (data[0] << 8) | data[1], data)
+            self.close_if_done()
+
+    def error_received(self, exc: Exception) -> None:
+        # An ICMP error on the connected socket (port unreachable: nothing listens there) fails
+        # every exchange on it at once instead of after the timeout.
+        if isinstance(exc, ConnectionRefusedError):
+            why = f"{self.server}: port unreachable (nothing listens)"
+        else:
+            why = f"{self.server}: {getattr(exc, 'strerror', None) or exc}"
+        _fail(self.waiters, UpstreamError(why))
+        self.retired = True
+        self.close_if_done()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.retired = True
+        _fail(self.waiters, UpstreamError(f"{self.server}: socket closed"))
+
+    def close_if_done(self) -> None:
+        if self.retired and not self.waiters and self.transport is not None:
+            self.transport.close()
+
+
+class _TcpConnection(asyncio.Protocol):
+    def __init__(self, server: ServerAddress) -> None:
+        self.server = server
+        self.waiters: dict[int, Waiter] = {}
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.used = 0  # exchanges sent on it
+        self.idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while len(self.buffer) >= 2:
+            size = (self.buffer[0] << 8) | self.buffer[1]
+            if len(self.buffer) < 2 + size:
+                return
+            message = bytes(self.buffer[2 : 2 + size])
+            del self.buffer[: 2 + size]
+            if size >= 12:
+                _settle(self.waiters, (message[0] << 8) | message[1], message)
+        self._arm_idle()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        _fail(self.waiters, UpstreamError(f"{self.server} (TCP): connection closed"))
+
+    def send(self, message: bytes) -> None:
+        assert self.transport is not None
+        self.used += 1
+        self.transport.write(struct.pack("!H", len(message)) + message)
+        self._arm_idle()
+
+    def _arm_idle(self) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        loop = asyncio.get_running_loop()
+        self.idle = loop.call_later(TCP_IDLE, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        if self.waiters:
+            self._arm_idle()
+        else:
+            self.close()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.idle is not None:
+            self.idle.cancel()
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def _wait(future: asyncio.Future[bytes], timeout: float, what: str) -> bytes:
+    loop = asyncio.get_running_loop()
+    timer = loop.call_later(timeout, _expire, future, what)
+    try:
+        return await future
+    finally:
+        timer.cancel()
+
+
+def _expire(future: asyncio.Future[bytes], what: str) -> None:
+    if not future.done():
+        future.set_exception(UpstreamError(what))
+
+
+class Transport:
+    """The sockets and connections to every upstream; ``close`` ends them all."""
+
+    def __init__(self) -> None:
+        self.udp: dict[ServerAddress, list[_UdpSocket]] = {}
+        self.tcp: dict[ServerAddress, _TcpConnection] = {}
+        self.retiring: set[_UdpSocket] = set()
+        self.sockets_opened = 0  # for status and the tests
+
+    async def udp_exchange(
+        self, server: ServerAddress, query: bytes, question: Question, timeout: float
+    ) -> bytes:
+        loop = asyncio.get_running_loop()
+        sock = await self._udp_socket(server, loop.time())
+        qid = _free_id(sock.waiters)
+        future: asyncio.Future[bytes] = loop.create_future()
+        sock.waiters[qid] = (question, future)
+        sock.uses += 1
+        if sock.uses >= UDP_USES:
+            self._retire(sock)
+        assert sock.transport is not None
+        sock.transport.sendto(with_id(query, qid))
+        try:
+            return await _wait(future, timeout, f"{server}: no answer in {timeout * 1000:.0f} ms")
+        finally:
+            waiter = sock.waiters.get(qid)
+            if waiter is not None and waiter[1] is future:
+                del sock.waiters[qid]
+            sock.close_if_done()
+
+    async def _udp_socket(self, server: ServerAddress, now: float) -> _UdpSocket:
+        pool = self.udp.setdefault(server, [])
+        for sock in [s for s in pool if s.retired or now - s.born >= UDP_AGE]:
+            self._retire(sock)
+        if len(pool) >= UDP_POOL:
+            return _choice(pool)
+        family = socket.AF_INET6 if server.address.version == 6 else socket.AF_INET
+        loop = asyncio.get_running_loop()
+        try:
+            # Port 0: the kernel picks a random ephemeral port (RFC 5452 section 9.2).
+            _, sock = await loop.create_datagram_endpoint(
+                lambda: _UdpSocket(server, now), remote_addr=server.sockaddr, family=family
+            )
+        except OSError as error:
+            raise UpstreamError(f"{server}: {error.strerror or error}") from None
+        self.sockets_opened += 1
+        pool.append(sock)
+        return sock
+
+    def _retire(self, sock: _UdpSocket) -> None:
+        pool = self.udp.get(sock.server, [])
+        if sock in pool:
+            pool.remove(sock)
+        sock.retired = True
+        sock.close_if_done()
+        # Kept until closed, so ``close`` reaches a retired socket still waiting for answers.
+        self.retiring = {s for s in self.retiring if s.transport and not s.transport.is_closing()}
+        if sock.transport is not None and not sock.transport.is_closing():
+            self.retiring.add(sock)
+
+    async def tcp_exchange(
+        self, server: ServerAddress, query: bytes, question: Question, timeout: float
+    ) -> bytes:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for attempt in range(2):
+            conn = self.tcp.get(server)
+            reused = conn is not None and not conn.closed
+            if conn is None or conn.closed:
+                conn = await self._tcp_connect(server, timeout)
+            qid = _free_id(conn.waiters)
+            future: asyncio.Future[bytes] = loop.create_future()
+            conn.waiters[qid] = (question, future)
+            conn.send(with_id(query, qid))
+            left = max(0.0, deadline - loop.time())
+            try:
+                what = f"{server} (TCP): no answer in {timeout * 1000:.0f} ms"
+                return await _wait(future, left, what)
+            except UpstreamError:
+                # RFC 7766 section 6.2.4: a server may close an idle connection at any time;
+                # a query lost that way is sent once more, on a new connection.
+                if not (reused and conn.closed and attempt == 0 and loop.time() < deadline):
+                    raise
+            finally:
+                conn.waiters.pop(qid, None)
+        raise AssertionError("unreachable")
+
+    async def _tcp_connect(self, server: ServerAddress, timeout: float) -> _TcpConnection:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                _, conn = await loop.create_connection(
+                    lambda: _TcpConnection(server), *server.sockaddr[:2]
+                )
+        except TimeoutError:
+            what = f"{server} (TCP): no connection in {timeout * 1000:.0f} ms"
+            raise UpstreamError(what) from None
+        except OSError as error:
+            raise UpstreamError(f"{server} (TCP): {error.strerror or error}") from None
+        old = self.tcp.get(server)
+        if old is not None and not old.closed and not old.waiters:
+            old.close()
+        self.tcp[server] = conn
+        return conn
+
+    def close(self) -> None:
+        for pool in self.udp.values():
+            for sock in pool:
+                sock.retired = True
+                if sock.transport is not None:
+                    sock.transport.close()
+        for sock in self.retiring:
+            if sock.transport is not None:
+                sock.transport.close()
+        for conn in self.tcp.values():
+            conn.close()
+        self.udp.clear()
+        self.tcp.clear()

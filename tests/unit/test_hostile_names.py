@@ -1,0 +1,120 @@
+"""Issue 13, hostile names: every A answer is remembered for its TTL (core.seen) and a mapping
+D -> X is refused while another name's unexpired answer holds D without X; a name brings a
+bounded number of IPv4s to one target; an answer holding D without any IPv6 conflicts with
+another name's Valid D -> X.  Through the engine, which remembers each answer it decides on."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv6Address
+
+import pytest
+
+from clat_eamt.core.model import AaaaStatus, LiveFlows, Reason, StaleReason, State
+from clat_eamt.core.seen import PER_TARGET, AnswersSeen
+
+from .corekit import engine, obs
+
+VICTIM_IP = "192.0.2.20"
+ATTACKER_V6 = "2001:db8:bad::1"
+
+
+def reasons(outcome):
+    return {r.reason for r in outcome.refusals}
+
+
+@pytest.mark.parametrize(
+    "victim_aaaa",
+    [AaaaStatus.NODATA, AaaaStatus.NXDOMAIN, "2001:db8:64::c000:214", "2001:db8:1::20"],
+    ids=["nodata", "nxdomain", "synthesized", "its-own-ipv6"],
+)
+def test_victim_answered_first_then_a_hostile_name_gets_no_mapping(victim_aaaa):
+    """The victim's answer was released (and dnsmasq now serves it from its cache: it never
+    comes back); a hostile name then says the victim's IPv4 has the attacker's IPv6."""
+    eng = engine()
+    eng.observe(obs("victim.example", VICTIM_IP, victim_aaaa, ttl=600), 0)
+    before = {(e.ipv4, e.ipv6, e.state) for e in eng.table}
+    out = eng.observe(obs("hostile.example", VICTIM_IP, ATTACKER_V6, ttl=600), 10)
+    assert not out.decision.created
+    assert not [e for e in eng.table if e.ipv6.network_address == IPv6Address(ATTACKER_V6)]
+    assert reasons(out) & {Reason.UNVOUCHED, Reason.CONFLICT}
+    if isinstance(victim_aaaa, AaaaStatus) or victim_aaaa.startswith("2001:db8:64:"):
+        # No mapping of the victim's existed: only the memory stood in the way.
+        assert before == set() and reasons(out) == {Reason.UNVOUCHED}
+        [refusal] = out.refusals
+        assert "victim.example" in refusal.detail and refusal.address == IPv4Address(VICTIM_IP)
+
+
+def test_without_the_memory_the_hostile_name_was_mapped():
+    """The attack as measured on the old code: a name nobody has mapped yet gets mapped."""
+    eng = engine()
+    eng.observe(obs("victim.example", VICTIM_IP, AaaaStatus.NODATA, ttl=600), 0)
+    eng.seen = AnswersSeen()  # forget: what the proxy did before issue 13
+    out = eng.observe(obs("hostile.example", VICTIM_IP, ATTACKER_V6, ttl=600), 10)
+    assert len(out.decision.created) == 1
+
+
+def test_the_memory_lasts_the_answers_ttl():
+    eng = engine()
+    eng.observe(obs("victim.example", VICTIM_IP, AaaaStatus.NODATA, ttl=60), 0)
+    assert not eng.observe(obs("hostile.example", VICTIM_IP, ATTACKER_V6), 59).decision.created
+    eng.tick(61, None)
+    later = eng.observe(obs("hostile.example", VICTIM_IP, ATTACKER_V6), 61)
+    assert len(later.decision.created) == 1  # the victim's answer is no longer cached anywhere
+
+
+def test_an_aaaa_that_timed_out_vouches_and_objects_to_nothing():
+    eng = engine()
+    eng.observe(obs("other.example", VICTIM_IP, AaaaStatus.TIMEOUT, ttl=600), 0)
+    out = eng.observe(obs("site.example", VICTIM_IP, "2001:db8:1::20"), 1)
+    assert len(out.decision.created) == 1
+
+
+def test_names_agreeing_on_the_mapping_do_not_object_to_each_other():
+    eng = engine()
+    eng.observe(obs("www.example", "192.0.2.10", "2001:db8:1::10"), 0)
+    eng.flush(1)  # the entry goes; the memory of www's answer stays
+    eng.tick(100, LiveFlows())
+    assert len(eng.table) == 0
+    out = eng.observe(obs("example", "192.0.2.10", ["2001:db8:1::10", "2001:db8:1::11"]), 101)
+    assert [e.ipv6.network_address for e in out.decision.created] == [IPv6Address("2001:db8:1::10")]
+
+
+def test_hostile_name_first_then_the_victims_answer_makes_it_stale():
+    """The conflict rule, also for a victim name with no IPv6 at all (only DNS64's)."""
+    for victim_aaaa in ("2001:db8:1::20", "2001:db8:64::c000:214", AaaaStatus.NODATA):
+        eng = engine()
+        eng.observe(obs("hostile.example", VICTIM_IP, ATTACKER_V6), 0)
+        [entry] = eng.table
+        out = eng.observe(obs("victim.example", VICTIM_IP, victim_aaaa), 1)
+        [stale] = [e for e in eng.table if e.key == entry.key]
+        assert stale.state is State.STALE and stale.stale_reason is StaleReason.CONFLICT
+        assert Reason.CONFLICT in reasons(out)
+        assert not [e for e in eng.table if e.state is State.VALID]
+        # and the hostile name cannot bring it back while the victim's answer holds
+        again = eng.observe(obs("hostile.example", VICTIM_IP, ATTACKER_V6), 2)
+        assert not again.decision.created and not [e for e in eng.table if e.state is State.VALID]
+
+
+def test_one_answer_with_forty_a_records_maps_only_a_few_to_one_target():
+    eng = engine()
+    many = [f"203.0.113.{i}" for i in range(1, 41)]
+    out = eng.observe(obs("many.example", many, ATTACKER_V6), 0)
+    assert len(out.decision.created) == PER_TARGET
+    assert Reason.TARGET_CAP in reasons(out)
+    # ... and not by coming back with others either
+    more = eng.observe(
+        obs("many.example", [f"203.0.113.{i}" for i in range(41, 61)], ATTACKER_V6), 1
+    )
+    assert not more.decision.created
+
+
+def test_memory_is_bounded_and_forgets_the_oldest_first():
+    seen = AnswersSeen(capacity=3)
+    for i in range(5):
+        seen.remember(obs(f"n{i}.example", f"192.0.2.{i}", AaaaStatus.NODATA, ttl=600), 0)
+    assert len(seen) == 3 and seen.forgotten == 2
+    target = IPv6Address(ATTACKER_V6)
+    assert seen.objection("x.example", IPv4Address("192.0.2.0"), target, 1) is None  # forgotten
+    assert seen.objection("x.example", IPv4Address("192.0.2.4"), target, 1) is not None
+    seen.expire(601)
+    assert len(seen) == 0
