@@ -48,7 +48,12 @@ class DaemonLog:
     proc: Proc
 
     def records(self) -> list[dict[str, Any]]:
-        lines = self.proc.log_text().splitlines()
+        """Every JSON log line; the last one only once the daemon has written all of it (a
+        large line, such as the mapping dump, may be read while it is being written)."""
+        text = self.proc.log_text()
+        lines = text.splitlines()
+        if lines and not text.endswith("\n"):
+            lines.pop()
         return [json.loads(line) for line in lines if line.startswith("{")]
 
     def decisions(self, name: str | None = None) -> list[dict[str, Any]]:
