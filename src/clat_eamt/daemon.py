@@ -136,6 +136,8 @@ class Daemon:
         self.history = FlowHistory()
         self._tasks: list[asyncio.Task[None]] = []
         self._reloads: set[asyncio.Task[bool]] = set()
+        # Told where DNS is served once the sockets listen (cli: the dnsmasq hook's guard).
+        self.on_listening: Callable[[str, int], None] | None = None
 
     # --- life ----------------------------------------------------------------------------------
 
@@ -161,6 +163,8 @@ class Daemon:
             self.server.port,
             self.dataplane.name,
         )
+        if self.on_listening is not None:
+            self.on_listening(str(self.cfg[schema.LISTEN]), self.server.port)
 
     async def stop(self) -> None:
         if self.ubus is not None:

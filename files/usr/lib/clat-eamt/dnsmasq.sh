@@ -2,12 +2,18 @@
 # shellcheck shell=ash
 # The dnsmasq hook of clat-eamt: make dnsmasq forward to the daemon, and put dnsmasq back.
 #
-#   dnsmasq.sh apply PORT [ADDR]   every dnsmasq section of /etc/config/dhcp gets
+#   dnsmasq.sh apply PORT ADDR     every dnsmasq section of /etc/config/dhcp gets
 #                                  list server 'ADDR#PORT', noresolv 1, addmac 1,
 #                                  addsubnet '32,128'; dnsmasq restarts
 #   dnsmasq.sh restore             put back exactly what apply changed; dnsmasq restarts
+#   dnsmasq.sh guard               the daemon's guard: reads `apply PORT ADDR` lines from
+#                                  stdin and applies them; at end of file restores and exits
 #
-# Sourced (by the run wrapper) it only defines clat_dnsmasq_apply and clat_dnsmasq_restore.
+# The daemon (`clat-eamt run --dnsmasq-hook THIS`) starts `guard` before it reads its config,
+# with a pipe only the daemon writes to: it sends `apply` with its own port and address once
+# it listens, and the pipe's end of file - however the daemon ends, SIGKILL included - makes
+# the guard restore dnsmasq (src/clat_eamt/hook.py).
+# Sourced (by the init script) it only defines the functions.
 #
 # Every dnsmasq section, not only @dnsmasq[0]: a second instance (a guest network, say) would
 # otherwise resolve past the daemon, and its IPv4-only hosts would never get mappings; this is
@@ -38,7 +44,7 @@ clat_nap() {
 	sleep 0.2 2>/dev/null || sleep 1
 }
 
-# apply and restore may run at once (the init script's stop_service and the wrapper that sees
+# apply and restore may run at once (the init script's stop_service and the guard that sees
 # its daemon stop): a directory is the lock (mkdir is atomic).  It lives in /var/lock (tmpfs),
 # so a power cut cannot leave it behind; one left by a killed process is taken after ~10 s.
 clat_dnsmasq_lock() {
@@ -190,21 +196,29 @@ clat_dnsmasq_restore() {
 	return "$_rc"
 }
 
-clat_dnsmasq_apply() {
-	_port="$1"
-	_addr="${2:-127.0.0.1}"
-	case "$_port" in
+# The server entry dnsmasq gets for a daemon listening on ADDR#PORT (both as the daemon says,
+# never guessed here): dnsmasq cannot send to a wildcard address, the daemon answers on
+# loopback then.
+clat_dnsmasq_server() {
+	case "$1" in
 		'' | *[!0-9]*)
-			clat_log "dnsmasq hook: bad port '$_port'"
+			clat_log "dnsmasq hook: bad port '$1'"
 			return 2
 			;;
 	esac
-	# dnsmasq cannot send to a wildcard address: the daemon answers on loopback then.
-	case "$_addr" in
-		0.0.0.0) _addr=127.0.0.1 ;;
-		::) _addr=::1 ;;
+	case "$2" in
+		'')
+			clat_log "dnsmasq hook: no address"
+			return 2
+			;;
+		0.0.0.0) echo "127.0.0.1#$1" ;;
+		::) echo "::1#$1" ;;
+		*) echo "$2#$1" ;;
 	esac
-	_want="$_addr#$_port"
+}
+
+clat_dnsmasq_apply() {
+	_want="$(clat_dnsmasq_server "$1" "$2")" || return 2
 	clat_dnsmasq_lock
 	_had="$(clat_dnsmasq_state_server)"
 	if [ -n "$_had" ] && [ "$_had" != "$_want" ]; then
@@ -251,12 +265,32 @@ clat_dnsmasq_apply() {
 	return "$_rc"
 }
 
+# The guard (see the top).  Only the end of its stdin ends it: signals meant for the daemon
+# (a Ctrl-C, procd's SIGTERM to the process group) must not stop it before it restores.
+clat_dnsmasq_guard() {
+	trap '' INT TERM HUP PIPE
+	while IFS= read -r _line; do
+		# shellcheck disable=SC2086  # split the line into its words on purpose
+		set -- $_line
+		case "$1" in
+			apply)
+				shift
+				clat_dnsmasq_apply "$@" ||
+					clat_log "dnsmasq could not be pointed at the daemon; it keeps resolving on its own"
+				;;
+			*) clat_log "dnsmasq hook guard: unknown request '$_line'" ;;
+		esac
+	done
+	clat_dnsmasq_restore
+	clat_log "dnsmasq hook: the daemon ended; dnsmasq resolves on its own"
+}
+
 clat_dnsmasq_main() {
 	case "$1" in
 		apply)
 			shift
-			[ -n "$1" ] || {
-				echo "usage: ${0##*/} apply PORT [ADDR]" >&2
+			[ -n "$2" ] || {
+				echo "usage: ${0##*/} apply PORT ADDR" >&2
 				return 2
 			}
 			clat_dnsmasq_apply "$@"
@@ -264,8 +298,11 @@ clat_dnsmasq_main() {
 		restore)
 			clat_dnsmasq_restore
 			;;
+		guard)
+			clat_dnsmasq_guard
+			;;
 		*)
-			echo "usage: ${0##*/} apply PORT [ADDR] | restore" >&2
+			echo "usage: ${0##*/} apply PORT ADDR | restore | guard" >&2
 			return 2
 			;;
 	esac
