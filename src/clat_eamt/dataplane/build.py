@@ -6,18 +6,20 @@ from ipaddress import IPv4Address, IPv6Address
 
 from clat_eamt.apply import Dataplane, DisabledDataplane
 from clat_eamt.config import EffectiveConfig, schema
-from clat_eamt.dataplane.conntrack import FlowOracle
-from clat_eamt.dataplane.jool import JoolSiit
-from clat_eamt.dataplane.kernel import KernelDataplane
-from clat_eamt.dataplane.nft import NftTable
-from clat_eamt.dataplane.tayga import Tayga, TaygaSettings
-from clat_eamt.dataplane.translator import Translator
 
 
 def build_dataplane(cfg: EffectiveConfig) -> Dataplane:
     kind = cfg[schema.TRANSLATOR]
     if kind == "none":
         return DisabledDataplane()
+    # Imported only for a translator: with none the daemon never loads them (router memory).
+    from clat_eamt.dataplane.conntrack import FlowOracle  # noqa: PLC0415
+    from clat_eamt.dataplane.jool import JoolSiit  # noqa: PLC0415
+    from clat_eamt.dataplane.kernel import KernelDataplane  # noqa: PLC0415
+    from clat_eamt.dataplane.nft import NftTable  # noqa: PLC0415
+    from clat_eamt.dataplane.tayga import Tayga, TaygaSettings  # noqa: PLC0415
+    from clat_eamt.dataplane.translator import Translator  # noqa: PLC0415
+
     pool = cfg[schema.POOL]
     translator: Translator
     if kind == "tayga":

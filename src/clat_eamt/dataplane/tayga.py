@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import signal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -95,6 +94,8 @@ class Tayga:
     # --- life ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        import shutil  # noqa: PLC0415  (only here: it loads the compression modules)
+
         if shutil.which("tayga") is None and not Path("/usr/sbin/tayga").exists():
             raise TranslatorError("tayga is not installed (opkg install tayga)")
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ the exchange keeps waiting until its timeout.
 from __future__ import annotations
 
 import asyncio
-import secrets
+import os
 import socket
 import struct
 import time
@@ -24,6 +24,12 @@ RCODE_REFUSED = 5
 _BACKOFF_FIRST, _BACKOFF_MAX = 1.0, 60.0
 
 
+def _query_id() -> int:
+    """An unpredictable 16-bit ID (RFC 5452 section 9.2), from the kernel's random source:
+    ``secrets`` would load hmac and hashlib (OpenSSL) for the same two bytes."""
+    return int.from_bytes(os.urandom(2), "big")
+
+
 class UpstreamError(Exception):
     """No usable answer from an upstream (or from any of them)."""
 
@@ -33,7 +39,7 @@ async def exchange_udp(
 ) -> bytes:
     loop = asyncio.get_running_loop()
     family = socket.AF_INET6 if server.address.version == 6 else socket.AF_INET
-    qid = secrets.randbits(16)
+    qid = _query_id()
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
         try:
@@ -57,7 +63,7 @@ async def exchange_tcp(
 ) -> bytes:
     """RFC 7766: two-byte length prefix; one connection per exchange keeps this simple, and
     dnsmasq only comes here after a truncated UDP answer."""
-    qid = secrets.randbits(16)
+    qid = _query_id()
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(timeout):
