@@ -94,7 +94,8 @@ class StandIn:
             if label.startswith("n") and label[1:].isdigit():
                 i = int(label[1:])
                 if query.q.qtype == QTYPE.A:
-                    reply.add_answer(RR(name, QTYPE.A, rdata=A(str(IPv4Address(V4_BASE + i))), ttl=3600))
+                    rdata = A(str(IPv4Address(V4_BASE + i)))
+                    reply.add_answer(RR(name, QTYPE.A, rdata=rdata, ttl=3600))
                 elif query.q.qtype == QTYPE.AAAA:
                     rdata = AAAA(str(IPv6Address(V6_BASE + i)))
                     reply.add_answer(RR(name, QTYPE.AAAA, rdata=rdata, ttl=3600))
@@ -146,13 +147,15 @@ def ask(port: int, name: str, qtype: str = "A", timeout: float = 0.2) -> bytes |
 def daemon(site: Path, cfg: Path, port: int) -> Iterator[tuple[subprocess.Popen[bytes], float]]:
     """The daemon from the package's bytecode; yields it and its start time in seconds."""
     env = {**os.environ, "PYTHONPATH": str(site), "PYTHONDONTWRITEBYTECODE": "1"}
-    argv = [sys.executable, "-m", "clat_eamt", "run", "--config", str(cfg), "--log-level", "warning"]
+    argv = [sys.executable, "-m", "clat_eamt", "run", "--config", str(cfg)]
+    argv += ["--log-level", "warning"]
     began = time.monotonic()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         while ask(port, "n0.bench.example", timeout=0.01) is None:
             if proc.poll() is not None:
-                raise RuntimeError(f"the daemon exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"the daemon exited: {err[-2000:]}")
         started = time.monotonic() - began
         yield proc, started
     finally:
