@@ -219,7 +219,6 @@ def test_control_fields(ipks: dict[str, Ipk]) -> None:
         "python3-logging",
         "python3-ctypes",
         "python3-ubus",
-        "python3-pyroute2",
         "python3-dnslib",
         "nftables-json",
         "kmod-nf-conntrack-netlink",

@@ -25,8 +25,8 @@ where that leaves a gap:
 - When a refresh fails, every IPv4-only verdict reads as unknown until the next good one.
 
 The pure core (``classify``, ``by_ipv4``) takes the neighbour entries and the previous records
-(the memory) and returns new records; ``NeighbourWatcher`` dumps the tables with pyroute2 on a
-socket opened in the router's namespace by ``conntrack.open_netlink`` (setns in a helper thread).
+(the memory) and returns new records; ``NeighbourWatcher`` dumps the tables with ``rtnl`` on a
+socket opened in the router's namespace (netns.socket_in: setns in a helper thread).
 """
 
 from __future__ import annotations
