@@ -218,7 +218,9 @@ def test_config_get_prints_the_effective_value_for_scripts(tmp_path, capsys):
     """What the init script asks instead of restating a default in shell: the file's value, or
     the schema's default, as UCI words; an unknown option or a bad file is an error."""
     path = tmp_path / "clat-eamt"
-    path.write_text("config globals 'globals'\n\toption port '5454'\n\tlist upstream '192.0.2.53'\n")
+    path.write_text(
+        "config globals 'globals'\n\toption port '5454'\n\tlist upstream '192.0.2.53'\n"
+    )
     assert main(["config", "get", "port", "--file", str(path)]) == 0
     assert main(["config", "get", "listen", "--file", str(path)]) == 0
     assert main(["config", "get", "upstream", "--file", str(path)]) == 0
