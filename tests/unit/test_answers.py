@@ -9,16 +9,22 @@ from dnslib import AAAA, CNAME, QTYPE, RCODE, RR, A, DNSRecord
 
 from clat_eamt.core.model import AaaaStatus, Host
 from clat_eamt.dns import answers
+from clat_eamt.dns.records import Message
 from clat_eamt.dns.wire import QTYPE_A, QTYPE_AAAA, WireError
 
 
-def reply(name: str, qtype: str, *records: RR, rcode: int = 0, ad: bool = False) -> DNSRecord:
+def message(name: str, qtype: str, *records: RR, rcode: int = 0, ad: bool = False) -> DNSRecord:
+    """An answer built by dnslib (an independent encoder), as a resolver would send it."""
     record = DNSRecord.question(name, qtype).reply()
     record.header.rcode = rcode
     record.header.ad = int(ad)
     for rr in records:
         record.add_answer(rr)
-    return DNSRecord.parse(record.pack())
+    return record
+
+
+def reply(name: str, qtype: str, *records: RR, rcode: int = 0, ad: bool = False) -> Message:
+    return answers.parse(message(name, qtype, *records, rcode=rcode, ad=ad).pack())
 
 
 def test_addresses_ttl_and_no_chain():
@@ -70,9 +76,9 @@ def test_status_from_rcode(rcode, status):
 
 
 def test_aaaa_in_the_additional_section_is_used():
-    r = reply("ds.lab.example", "A", RR("ds.lab.example", rdata=A("192.0.2.10"), ttl=100))
-    r.add_ar(RR("ds.lab.example", QTYPE.AAAA, rdata=AAAA("2001:db8:1::10"), ttl=50))
-    r = DNSRecord.parse(r.pack())
+    built = message("ds.lab.example", "A", RR("ds.lab.example", rdata=A("192.0.2.10"), ttl=100))
+    built.add_ar(RR("ds.lab.example", QTYPE.AAAA, rdata=AAAA("2001:db8:1::10"), ttl=50))
+    r = answers.parse(built.pack())
     a = answers.read_addresses(r, "ds.lab.example", QTYPE_A)
     extra = answers.additional_aaaa(r, a, "ds.lab.example")
     assert extra is not None and extra.addresses == (IPv6Address("2001:db8:1::10"),)

@@ -219,7 +219,6 @@ def test_control_fields(ipks: dict[str, Ipk]) -> None:
         "python3-logging",
         "python3-ctypes",
         "python3-ubus",
-        "python3-dnslib",
         "nftables-json",
         "kmod-nf-conntrack-netlink",
         "tayga | jool-tools-netfilter",  # the menuconfig choice, as an opkg alternative

@@ -5,7 +5,7 @@ except for a fresh ID and the removal of the LAN-private EDNS options (client id
 answer goes back exactly as the upstream sent it except for the client's ID.  So this module
 walks the header, the question and the resource records (RFC 1035 section 4.1) without building
 objects for them, and edits the OPT record in place (RFC 6891 section 6.1).  Answers whose
-records the decision needs are read with dnslib in ``answers``.
+records the decision needs are read in ``records`` and ``answers``.
 """
 
 from __future__ import annotations
