@@ -5,14 +5,17 @@ PYTHON ?= python3
 VENV   := .venv
 TOX    := $(VENV)/bin/tox
 # Debian packages the tests and the lab need, as "command:package" (installed only if missing).
+# A bare Debian has no make: `apt-get install -y make` comes first (README, Set-up).
 # dnsmasq-base, not dnsmasq: the latter starts a system dnsmasq on port 53.  chromium renders
 # the LuCI pages headless (tests/browser, `make screenshots`); node checks the LuCI JavaScript
-# and runs the settings view against a stand-in of LuCI's form (tests/unit/test_luci_*.py).
-HOST_TOOLS := python3:python3 dnsmasq:dnsmasq-base unbound:unbound knotd:knot tayga:tayga \
-	dnsperf:dnsperf nft:nftables conntrack:conntrack ip:iproute2 shellcheck:shellcheck \
-	chromium:chromium node:nodejs
+# and runs the settings view against a stand-in of LuCI's form (tests/unit/test_luci_*.py);
+# msguniq (gettext) checks the LuCI i18n template as LuCI's i18n-scan.pl would write it.
+# python3.11 compiles the packages' bytecode for OpenWrt 24.10's Python (openwrt/ipkg.py).
+HOST_TOOLS := python3:python3 python3.11:python3.11 dnsmasq:dnsmasq-base unbound:unbound \
+	knotd:knot tayga:tayga dnsperf:dnsperf nft:nftables conntrack:conntrack ip:iproute2 \
+	shellcheck:shellcheck chromium:chromium node:nodejs msguniq:gettext
 
-.PHONY: all test lint demo docs bench ipk screenshots host-deps clean
+.PHONY: all test lint demo docs bench footprint ipk screenshots host-deps clean
 
 all: test
 
@@ -56,10 +59,16 @@ demo: $(TOX)
 	.tox/tests/bin/python -m tests.demo $(if $(KEEP),--keep)
 
 # Benchmarks print ratios against a baseline measured in the same run (never timed asserts).
-bench: $(TOX)
+bench: $(TOX) footprint
 	@$(TOX) -q -e tests --notest >/dev/null
 	.tox/tests/bin/python -m tests.bench.dns_bench
 	.tox/tests/bin/python -m tests.bench.dataplane_bench
+
+# What clat-eamt costs a router: the ipk and what it installs, the daemon's memory idle and with
+# 10,000 mappings, its start time (tests/bench/footprint.py), one line.
+footprint: $(TOX)
+	@$(TOX) -q -e tests --notest >/dev/null
+	.tox/tests/bin/python -m tests.bench.footprint
 
 # The OpenWrt packages (clat-eamt, python3-dnslib, luci-app-clat-eamt) as .ipk files in build/ipk/,
 # built from the feed's Makefiles without the SDK (openwrt/ipkg.py; dnslib comes from PyPI).

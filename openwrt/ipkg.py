@@ -33,8 +33,16 @@ TOPDIR = FEED / "ipkg-topdir"
 # The feed name the README's feed line uses; the control file's Source field is the package's
 # directory as an SDK with a src-git feed of that name sees it (never a path of this machine).
 FEED_NAME = "clat_eamt"
-PACKAGES = ("clat-eamt", "python3-dnslib", "luci-app-clat-eamt")
-# The release the ipk files are for uses opkg and Python 3.11 (OpenWrt 24.10).
+PACKAGES = (
+    "clat-eamt",
+    "clat-eamt-src",
+    "python3-dnslib",
+    "python3-dnslib-src",
+    "luci-app-clat-eamt",
+)
+# The release the ipk files are for uses opkg and Python 3.11 (OpenWrt 24.10).  The packages
+# carry bytecode (python3-package.mk's Py3Package), valid only for that Python version: the
+# host's python3.11 compiles it.
 PYTHON3_VERSION = "3.11"
 EXIT_DOWNLOAD = 3
 
@@ -362,6 +370,11 @@ def main(argv: list[str] | None = None) -> int:
     work = out / ".work"
     try:
         epoch = source_date_epoch()
+        if shutil.which(f"python{PYTHON3_VERSION}") is None:
+            raise BuildError(f"python{PYTHON3_VERSION} is needed to compile the bytecode")
+        # The SDK exports it: compileall then writes hash-based .pyc files and the hash seed
+        # is fixed (python3-package.mk), so the same sources give the same bytes.
+        os.environ["SOURCE_DATE_EPOCH"] = str(epoch)
         work.mkdir(parents=True, exist_ok=True)
         metas = read_metas(work)
         check_version(metas)

@@ -17,7 +17,6 @@ refused), 2 usage error, 3 the daemon is not running, 4 the daemon failed to do 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import sys
@@ -65,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path, help="UCI file, e.g. /etc/config/clat-eamt")
     check.add_argument("--json", action="store_true", help="print JSON instead of UCI")
     config_commands.add_parser("defaults", help="print the default UCI file")
+    get = config_commands.add_parser(
+        "get", help="print one option's effective value (the default when unset), for scripts"
+    )
+    get.add_argument("option", metavar="OPTION", help="a globals option, e.g. port")
+    get.add_argument(
+        "--file", type=Path, default=Path(CONFIG_PATH), help=f"UCI file (default {CONFIG_PATH})"
+    )
     docs = config_commands.add_parser("docs", help="print the options table for the README")
     docs.add_argument(
         "--write",
@@ -103,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--log-format", choices=("text", "json"), default="text", help="json: one object per line"
+    )
+    run.add_argument(
+        "--dnsmasq-hook",
+        metavar="PATH",
+        help="run `PATH guard` (OpenWrt: /usr/lib/clat-eamt/dnsmasq.sh): it points dnsmasq at "
+        "the daemon once it listens and restores dnsmasq when the daemon ends, however it ends",
     )
     add_arguments(run)
 
@@ -156,6 +168,13 @@ def _config(args: argparse.Namespace) -> int:
         return 0
     if args.config_command == "defaults":
         print(render.uci_defaults(), end="")
+        return 0
+    if args.config_command == "get":
+        option = schema.lookup(schema.GLOBALS, args.option)
+        if option is None:
+            print(f"clat-eamt config get: no option {args.option!r}", file=sys.stderr)
+            return 2
+        print(" ".join(option.words(load_file(args.file)[option])))
         return 0
     if args.write:
         return _write_docs()
@@ -245,17 +264,33 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    # Imported here: the daemon needs dnslib, the offline commands need nothing.
+    # The daemon speaks no TLS, and on OpenWrt python3-openssl is not among its dependencies,
+    # so there asyncio runs without ssl: the same here (asyncio imports it if it can), which
+    # keeps 6 MB of OpenSSL out of the daemon where the module happens to be installed.
+    if "asyncio" not in sys.modules:
+        sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
+    import asyncio  # noqa: PLC0415
+
+    # Imported here: the offline commands need none of the daemon's modules.
     from clat_eamt import logs  # noqa: PLC0415
     from clat_eamt.daemon import Daemon, StartError  # noqa: PLC0415
+    from clat_eamt.hook import from_argument  # noqa: PLC0415
 
     logs.setup(args.log_level, args.log_format)
-    cfg = apply_overrides(load_file(args.config), args)
-    daemon = Daemon(cfg, load=lambda: apply_overrides(load_file(args.config), args))
-    daemon.clean_on_stop = args.clean_stop
+    # First: whatever happens from here (a bad file included), the guard restores dnsmasq.
+    hook = from_argument(args.dnsmasq_hook)
+    if hook is not None:
+        hook.start()
     try:
+        cfg = apply_overrides(load_file(args.config), args)
+        daemon = Daemon(cfg, load=lambda: apply_overrides(load_file(args.config), args))
+        daemon.clean_on_stop = args.clean_stop
+        daemon.on_listening = hook.ready if hook is not None else None
         asyncio.run(daemon.run_until_signalled())
     except StartError as error:
         print(f"clat-eamt run: {error}", file=sys.stderr)
         return 1
+    finally:
+        if hook is not None:
+            hook.finish()
     return 0

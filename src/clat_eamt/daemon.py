@@ -39,11 +39,12 @@ from clat_eamt.core.dataplane import desired_state, diff, left_behind, note_of
 from clat_eamt.core.engine import Outcome
 from clat_eamt.core.model import Host, IPNetwork, Observation
 from clat_eamt.core.pool import pool_problems
-from clat_eamt.core.pref64 import Pref64Set
+from clat_eamt.core.pref64 import CONFIG, DNS, Pref64Set, choose
 from clat_eamt.core.refresh import decided_ends, valid_life
 from clat_eamt.dataplane.build import build_dataplane
 from clat_eamt.dataplane.interfaces import local_networks
 from clat_eamt.dataplane.neighbours import NeighbourWatcher
+from clat_eamt.dataplane.routeradv import RaListener
 from clat_eamt.dns.discovery import Pref64Discovery
 from clat_eamt.dns.identity import ClientIdentity
 from clat_eamt.dns.proxy import Proxy, ProxySettings, unknown_class
@@ -131,6 +132,9 @@ class Daemon:
         self.server = DnsServer(self.proxy.handle, str(cfg[schema.LISTEN]), cfg[schema.PORT])
         self.discovery: Pref64Discovery | None = None
         self._discovery_task: asyncio.Task[None] | None = None
+        # Pref64s found at run time, by source (core.pref64.PRECEDENCE ranks them after config).
+        self.pref64_found: dict[str, tuple[IPv6Network, ...]] = {}
+        self.router_adverts = RaListener(self._pref64_found, clock)
         self.target = DaemonTarget(self)  # what the control socket and ubus serve
         self.control = ControlServer(cfg[schema.CONTROL_SOCKET], self.target)
         self.ubus: UbusObject | None = None
@@ -141,6 +145,8 @@ class Daemon:
         self._tasks: list[asyncio.Task[None]] = []
         self._reloads: set[asyncio.Task[bool]] = set()
         self.refresher = Refresher(self.proxy, self.counters)  # used mappings, before their end
+        # Told where DNS is served once the sockets listen (cli: the dnsmasq hook's guard).
+        self.on_listening: Callable[[str, int, bool], None] | None = None
 
     # --- life ----------------------------------------------------------------------------------
 
@@ -156,6 +162,7 @@ class Daemon:
         await self._reconcile()  # never raises: DNS must run even when the dataplane cannot
         self._tasks.append(asyncio.create_task(self._ticker(), name="tick"))
         self._follow_pref64_config()
+        self.router_adverts.start()
         self.ubus = UbusObject(self.target, asyncio.get_running_loop(), self.bus)
         if not self.ubus.start():
             log.info("ubus: %s; `clat-eamt status` works without it", self.ubus.state)
@@ -166,10 +173,14 @@ class Daemon:
             self.server.port,
             self.dataplane.name,
         )
+        if self.on_listening is not None:
+            listen, identity = str(self.cfg[schema.LISTEN]), self.cfg[schema.CLIENT_IDENTITY]
+            self.on_listening(listen, self.server.port, identity)
 
     async def stop(self) -> None:
         if self.ubus is not None:
             await asyncio.to_thread(self.ubus.stop)
+        self.router_adverts.close()
         tasks = [*self._tasks, *([self._discovery_task] if self._discovery_task else [])]
         for task in tasks:
             task.cancel()
@@ -355,6 +366,7 @@ class Daemon:
         elif not wanted and self._discovery_task is not None:
             self._discovery_task.cancel()
             self.discovery = self._discovery_task = None
+            self.pref64_found.pop(DNS, None)
 
     def _known_pref64(self) -> IPv6Network | None:
         """The Pref64 for a CLAT whose own cannot be read: configured, else discovered."""
@@ -362,10 +374,14 @@ class Daemon:
         return extra[0] if extra else None
 
     def _pref64_found(self, prefixes: tuple[IPv6Network, ...], source: str) -> None:
-        policy = self.engine.policy
-        self.engine.policy = replace(policy, pref64=Pref64Set(prefixes, source))
+        self.pref64_found[source] = prefixes
+        self.engine.policy = replace(self.engine.policy, pref64=self._pref64())
         if self.dataplane_error:  # a CLAT may have waited for it: try again at the next tick
             self._repair_at = self.clock()
+
+    def _pref64(self) -> Pref64Set:
+        """The configured Pref64, else the best one found (core.pref64.choose)."""
+        return choose({CONFIG: tuple(self.cfg[schema.PREF64]), **self.pref64_found})
 
     # --- status --------------------------------------------------------------------------------
 
@@ -420,10 +436,8 @@ class Daemon:
         plan = plan_reload(self.cfg, new)
         was_enabled, self.cfg, cfg = self.cfg[schema.ENABLED], plan.config, plan.config
         self.restart_needed = plan.restart_needed
-        policy = policy_from_config(cfg, self.local_prefixes)
+        policy = replace(policy_from_config(cfg, self.local_prefixes), pref64=self._pref64())
         policy = replace(policy, ipv4_only_hosts=self.engine.policy.ipv4_only_hosts)
-        if not cfg[schema.PREF64] and self.discovery is not None:
-            policy = replace(policy, pref64=self.engine.policy.pref64)  # keep what was found
         self.engine.policy, self.engine.limiter = policy, limiter_from_config(cfg)
         self.proxy.settings = proxy_settings(cfg)
         self.hosts.observe = cfg[schema.HOST_OBSERVE]

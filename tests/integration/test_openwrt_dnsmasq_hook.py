@@ -8,7 +8,10 @@ what they are asked).  No daemon is needed: apply only edits dnsmasq's configura
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -62,7 +65,7 @@ def test_apply_sets_every_section_and_restore_gives_back_the_bytes(
     so addmac and addsubnet stay whatever they were."""
     root.write("etc/config/dhcp", original)
     before = [client_options(root, i)[1:] for i in range(sections(root))]
-    result = root.hook("apply", "5353")
+    result = root.hook("apply", "5353", "127.0.0.1")
     assert result.returncode == 0, result.stderr
     for i in range(sections(root)):
         assert "127.0.0.1#5353" in get(root, i, "server").split()
@@ -133,7 +136,7 @@ def test_apply_to_a_new_address_moves_the_hook(root: FakeRoot) -> None:
     """The daemon moved (another port, an IPv6 listen address): the old entry goes, the
     originals stay the first ones."""
     root.write("etc/config/dhcp", ORIGINALS["upstream servers"])
-    assert root.hook("apply", "5353").returncode == 0
+    assert root.hook("apply", "5353", "127.0.0.1").returncode == 0
     assert root.hook("apply", "5454", "::1").returncode == 0
     servers = root.uci("get", "dhcp.@dnsmasq[0].server").stdout.split()
     assert servers == ["/corp.example/192.0.2.1", "2001:db8::53", "::1#5454"]
@@ -150,7 +153,7 @@ def test_restore_after_a_power_cut(root: FakeRoot) -> None:
     """The originals live on flash: after a reboot (tmpfs gone: uci's deltas, the lock, a
     stale lock directory of a killed hook included) restore still puts everything back."""
     root.write("etc/config/dhcp", ORIGINALS["noresolv already on"])
-    assert root.hook("apply", "5353").returncode == 0
+    assert root.hook("apply", "5353", "127.0.0.1").returncode == 0
     shutil.rmtree(root.path / "tmp/.uci")
     (root.path / "var/lock/clat-eamt-dnsmasq.lock").mkdir()  # left by a hook killed midway
     shutil.rmtree(root.path / "var/lock")  # ... but /var/lock is tmpfs
@@ -167,7 +170,7 @@ def test_restore_keeps_what_the_user_changed_meanwhile(root: FakeRoot) -> None:
     """Only what apply changed is put back: an option the user set while clat-eamt ran
     stays (and a section deleted meanwhile is skipped)."""
     root.write("etc/config/dhcp", ORIGINALS["two instances"])
-    assert root.hook("apply", "5353").returncode == 0
+    assert root.hook("apply", "5353", "127.0.0.1").returncode == 0
     assert root.uci("set", "dhcp.@dnsmasq[0].cachesize=1000").returncode == 0
     assert root.uci("delete", "dhcp.guest").returncode == 0
     assert root.uci("commit", "dhcp").returncode == 0
@@ -181,6 +184,66 @@ def test_restore_keeps_what_the_user_changed_meanwhile(root: FakeRoot) -> None:
 def test_usage_errors(root: FakeRoot) -> None:
     assert root.hook().returncode == 2
     assert root.hook("apply").returncode == 2
-    assert root.hook("apply", "53a").returncode == 2
+    assert root.hook("apply", "5353").returncode == 2  # the address is the daemon's to say
+    assert root.hook("apply", "53a", "127.0.0.1").returncode == 2
     assert root.hook("apply", "5353", "127.0.0.1", "yes").returncode == 2
     assert root.dhcp() == DEFAULT_DHCP.encode()
+
+
+def guard(root: FakeRoot, writer: str) -> subprocess.Popen[bytes]:
+    """`dnsmasq.sh guard` fed by a process (``writer``, a shell snippet) that holds the only
+    write end of its stdin, as the daemon does."""
+    hook = root.path / "usr/lib/clat-eamt/dnsmasq.sh"
+    return subprocess.Popen(
+        ["/bin/sh", "-c", f'{{ {writer} ; }} | "{hook}" guard'],
+        env=root.env,
+        start_new_session=True,
+    )
+
+
+def test_guard_applies_what_it_is_told_and_restores_at_end_of_file(root: FakeRoot) -> None:
+    proc = guard(root, "echo 'apply 5454 ::1'; sleep 1")
+    root.wait_for("hooked", lambda: b"::1#5454" in root.dhcp())
+    assert proc.wait(timeout=30) == 0
+    assert root.dhcp() == DEFAULT_DHCP.encode()
+    assert root.dnsmasq_actions() == ["restart", "restart"]
+
+
+def test_guard_restores_when_its_writer_is_killed(root: FakeRoot) -> None:
+    """SIGKILL to the writer (the daemon): the pipe ends, the guard restores."""
+    proc = guard(root, "echo 'apply 5353 127.0.0.1'; exec sleep 60")
+    root.wait_for("hooked", lambda: b"127.0.0.1#5353" in root.dhcp())
+    writer = [p for p in _children(proc.pid) if _cmdline(p).startswith(b"sleep\x0060")]
+    assert len(writer) == 1
+    os.kill(writer[0], signal.SIGKILL)
+    assert proc.wait(timeout=30) == 0
+    assert root.dhcp() == DEFAULT_DHCP.encode()
+
+
+def test_guard_ignores_the_signals_meant_for_the_daemon(root: FakeRoot) -> None:
+    proc = guard(root, "echo 'apply 5353 127.0.0.1'; exec sleep 60")
+    root.wait_for("hooked", lambda: b"127.0.0.1#5353" in root.dhcp())
+    os.killpg(proc.pid, signal.SIGTERM)  # the whole group: the writer dies, the guard stays
+    proc.wait(timeout=30)
+    root.wait_for("restored", lambda: root.dhcp() == DEFAULT_DHCP.encode())
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            found.append(pid)
+    return found

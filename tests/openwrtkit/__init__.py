@@ -6,7 +6,8 @@ only for what cannot run on Debian:
 
 - ``/sbin/uci``: ``uci.py`` (the real CLI needs libuci, which Debian does not have);
 - ``/etc/rc.common`` and ``/lib/functions/procd.sh`` (emu/): record what the init script asks
-  procd for; ``Procd`` starts the recorded instance the way procd would, and the emulated
+  procd for; ``procd.ProcdInstance`` runs the recorded instance the way procd does (respawn,
+  crash loop, stop with SIGTERM then SIGKILL, output to the log), and the emulated
   ``procd_kill`` / ``procd_send_signal`` signal that process;
 - ``/usr/bin/logger`` (emu/): writes to ``/var/log/messages`` in the root;
 - ``/etc/init.d/dnsmasq`` (emu/): records restart/reload and the dhcp file it would read.
@@ -32,6 +33,8 @@ from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.openwrtkit.procd import ProcdInstance
+
 REPO = Path(__file__).resolve().parents[2]
 FILES = REPO / "files"
 EMU = Path(__file__).resolve().parent / "emu"
@@ -42,7 +45,6 @@ SCRIPTS = {
     "etc/init.d/clat-eamt": 0o755,
     "etc/uci-defaults/90-clat-eamt": 0o755,
     "usr/lib/clat-eamt/dnsmasq.sh": 0o755,
-    "usr/libexec/clat-eamt/run": 0o755,
 }
 
 # /etc/config/dhcp as `uci commit` writes it: the dnsmasq section of a default OpenWrt.
@@ -123,7 +125,7 @@ class Service:
 class FakeRoot:
     def __init__(self) -> None:
         self.path = Path(tempfile.mkdtemp(prefix="owrt-"))
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.instances: list[ProcdInstance] = []
         self.env = {
             **os.environ,
             "CLAT_EAMT_TESTROOT": str(self.path),
@@ -215,23 +217,12 @@ class FakeRoot:
                 service.triggers.append(rest)
         return service
 
-    def start_instance(self, name: str = "clat-eamt") -> subprocess.Popen[bytes]:
-        """Do what procd does with the registered instance: run its command, its output to
-        the log (stdout/stderr 1), and keep its pid for procd_kill / procd_send_signal."""
-        (instance,) = self.service(name).instances.values()
-        log = (self.path / "var/log/instance.out").open("ab")
-        proc = subprocess.Popen(
-            instance["command"],
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: teardown kills wrapper and daemon
-        )
-        log.close()
-        self.procs.append(proc)
-        (self.path / f"var/run/procd/{name}.pid").write_text(f"{proc.pid}\n")
-        return proc
+    def start_instance(self, name: str = "clat-eamt") -> ProcdInstance:
+        """Do what procd does with the registered instance (tests/openwrtkit/procd.py)."""
+        (params,) = self.service(name).instances.values()
+        instance = ProcdInstance(self.path, name, params, self.env)
+        self.instances.append(instance)
+        return instance
 
     def instance_output(self) -> str:
         path = self.path / "var/log/instance.out"
@@ -248,17 +239,28 @@ class FakeRoot:
             f"instance output:\n{self.instance_output()[-3000:]}"
         )
 
+    def processes(self) -> list[int]:
+        """Processes still running with this root in their command line (the daemons, the
+        hook's guards, anything they started)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            with suppress(OSError):
+                if str(self.path).encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+        return found
+
     def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                with suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        # The daemon runs in the wrapper's process group; if the wrapper is gone already, kill
-        # the daemon left in that group too.
-        for proc in self.procs:
+        for instance in self.instances:
+            instance.kill_all()
+        # A guard restores dnsmasq when its daemon is gone: give it a moment, then kill.
+        deadline = time.monotonic() + 10
+        while self.processes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in self.processes():
             with suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
         shutil.rmtree(self.path, ignore_errors=True)
 
 

@@ -212,3 +212,19 @@ def test_config_docs_write_finds_the_checkout_it_runs_in(
     assert (tmp_path / "files" / "etc" / "config" / "clat-eamt").read_text() == uci_defaults()
     assert (tmp_path / render.LUCI_SCHEMA_JS).read_text() == render.luci_schema_js()
     assert "| `ttl_min` |" in (tmp_path / "README.md").read_text()
+
+
+def test_config_get_prints_the_effective_value_for_scripts(tmp_path, capsys):
+    """What the init script asks instead of restating a default in shell: the file's value, or
+    the schema's default, as UCI words; an unknown option or a bad file is an error."""
+    path = tmp_path / "clat-eamt"
+    path.write_text(
+        "config globals 'globals'\n\toption port '5454'\n\tlist upstream '192.0.2.53'\n"
+    )
+    assert main(["config", "get", "port", "--file", str(path)]) == 0
+    assert main(["config", "get", "listen", "--file", str(path)]) == 0
+    assert main(["config", "get", "upstream", "--file", str(path)]) == 0
+    assert capsys.readouterr().out == "5454\n127.0.0.1\n192.0.2.53\n"
+    assert main(["config", "get", "no_such", "--file", str(path)]) == 2
+    path.write_text("config globals 'globals'\n\toption port '70000'\n")
+    assert main(["config", "get", "port", "--file", str(path)]) == 1

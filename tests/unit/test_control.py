@@ -63,6 +63,8 @@ def test_every_method_answers_with_the_shape_it_promises(tmp_path):
     async def scenario(daemon: Daemon, ask: Callable[..., Awaitable[Any]]) -> None:
         status = await ask("status")
         assert status["version"] and status["uptime"] >= 0
+        adverts = status["pref64"].pop("router_adverts")  # the RA listener: what it heard
+        assert adverts["prefixes"] == [] and adverts["heard"] == []
         assert status["pref64"] == {"prefixes": ["2001:db8:64::/96"], "source": "config",
                                     "discovery": None}  # fmt: skip
         assert status["summary"]["mappings"]["created"] == 1  # the static entry

@@ -31,6 +31,7 @@ BUILDER = REPO / "openwrt" / "ipkg.py"
 EPOCH = 1700000000
 SITE = "usr/lib/python3.11/site-packages"
 VERSION = f"{clat_eamt.__version__}-r1"
+OWN = ("clat-eamt", "clat-eamt-src", "luci-app-clat-eamt")
 # The OpenWrt wrappers (include/package-pack.mk, ipk branch), around the package's own code.
 POSTINST = """#!/bin/sh
 [ "${IPKG_NO_SCRIPT}" = "1" ] && exit 0
@@ -45,8 +46,7 @@ default_prerm $0 $@
 """
 # Executable where they land on the router; every other file is 0644.
 EXECUTABLE = re.compile(
-    r"\./(usr/bin/.*|etc/init\.d/.*|etc/uci-defaults/.*|usr/lib/clat-eamt/.*\.sh"
-    r"|usr/libexec/clat-eamt/.*)"
+    r"\./(usr/bin/.*|etc/init\.d/.*|etc/uci-defaults/.*|usr/lib/clat-eamt/.*\.sh)"
 )
 
 
@@ -108,20 +108,25 @@ def built(out: Path, *packages: str) -> dict[str, Ipk]:
 
 @pytest.fixture(scope="module")
 def ipks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Ipk]:
-    return built(tmp_path_factory.mktemp("ipk"), "clat-eamt", "luci-app-clat-eamt")
+    return built(tmp_path_factory.mktemp("ipk"), *OWN)
 
 
 @pytest.fixture(scope="module")
-def dnslib(tmp_path_factory: pytest.TempPathFactory) -> Ipk:
+def dnslib_both(tmp_path_factory: pytest.TempPathFactory) -> tuple[Ipk, Ipk]:
     out = tmp_path_factory.mktemp("dnslib")
-    done = run_builder(out, "python3-dnslib")
+    done = run_builder(out, "python3-dnslib", "python3-dnslib-src")
     if done.returncode == 3:  # the builder could not download the sdist from PyPI
         reason = f"python3-dnslib needs dnslib's sdist from PyPI: {done.stderr.strip()}"
         if os.environ.get("CI"):
             pytest.fail(f"{reason} (CI reaches PyPI)")
         pytest.skip(reason)
     assert done.returncode == 0, done.stderr
-    return Ipk(next(out.glob("python3-dnslib_*.ipk")))
+    return Ipk(next(out.glob("python3-dnslib_*.ipk"))), Ipk(next(out.glob("python3-dnslib-src_*")))
+
+
+@pytest.fixture(scope="module")
+def dnslib(dnslib_both: tuple[Ipk, Ipk]) -> Ipk:
+    return dnslib_both[0]
 
 
 def all_ipks(ipks: dict[str, Ipk], dnslib: Ipk) -> list[Ipk]:
@@ -131,6 +136,7 @@ def all_ipks(ipks: dict[str, Ipk], dnslib: Ipk) -> list[Ipk]:
 def test_file_names(ipks: dict[str, Ipk], dnslib: Ipk) -> None:
     names = sorted(i.path.name for i in all_ipks(ipks, dnslib))
     assert names == [
+        f"clat-eamt-src_{VERSION}_all.ipk",
         f"clat-eamt_{VERSION}_all.ipk",
         f"luci-app-clat-eamt_{VERSION}_all.ipk",
         "python3-dnslib_0.9.26-r1_all.ipk",
@@ -213,8 +219,6 @@ def test_control_fields(ipks: dict[str, Ipk]) -> None:
         "python3-logging",
         "python3-ctypes",
         "python3-ubus",
-        "python3-pyroute2",
-        "python3-dnslib",
         "nftables-json",
         "kmod-nf-conntrack-netlink",
         "tayga | jool-tools-netfilter",  # the menuconfig choice, as an opkg alternative
@@ -266,28 +270,77 @@ def test_modes_and_owners(ipks: dict[str, Ipk], dnslib: Ipk) -> None:
         "./etc/init.d/clat-eamt",
         "./etc/uci-defaults/90-clat-eamt",
         "./usr/lib/clat-eamt/dnsmasq.sh",
-        "./usr/libexec/clat-eamt/run",
     ):
         assert data[name].mode == 0o755, name  # the layout agreed for the router
     assert data["./etc/config/clat-eamt"].mode == 0o644
 
 
-def test_every_module_of_src_is_packaged(ipks: dict[str, Ipk]) -> None:
+def _modules() -> set[str]:
     source = REPO / "src" / "clat_eamt"
-    modules = {
+    return {
         p.relative_to(source).as_posix()
         for p in source.rglob("*.py")
         if "__pycache__" not in p.parts
     }
+
+
+def _files_under(ipk: Ipk, prefix: str) -> set[str]:
+    return {n[len(prefix) :] for n, m in ipk.data().items() if m.isfile() and n.startswith(prefix)}
+
+
+def test_every_module_is_packaged_as_bytecode_and_as_source(ipks: dict[str, Ipk]) -> None:
+    """Py3Package: clat-eamt carries each module as legacy bytecode (MODULE.pyc beside where
+    the .py would be) and no source; clat-eamt-src carries exactly the sources, byte for byte,
+    and nothing else."""
+    source = REPO / "src" / "clat_eamt"
     prefix = f"./{SITE}/clat_eamt/"
-    packaged = {
-        n[len(prefix) :]
-        for n, m in ipks["clat-eamt"].data().items()
-        if m.isfile() and n.startswith(prefix)
-    }
-    assert packaged == modules
+    modules = _modules()
+    assert _files_under(ipks["clat-eamt"], prefix) == {m + "c" for m in modules}
+    assert _files_under(ipks["clat-eamt-src"], prefix) == modules
     for module in sorted(modules):
-        assert ipks["clat-eamt"].data_file(prefix + module) == (source / module).read_bytes()
+        assert ipks["clat-eamt-src"].data_file(prefix + module) == (source / module).read_bytes()
+    src_files = {n for n, m in ipks["clat-eamt-src"].data().items() if m.isfile()}
+    assert all(n.endswith(".py") for n in src_files)
+
+
+def test_bytecode_is_hash_based_and_loads_without_sources(
+    ipks: dict[str, Ipk], tmp_path: Path
+) -> None:
+    """Each .pyc is for the release's Python (its magic number), hash-based (no source mtime:
+    reproducible, SOURCE_DATE_EPOCH set as the SDK sets it), names its module by the router's
+    path, and Python imports the package from the bytecode alone."""
+    import importlib.util  # noqa: PLC0415
+
+    prefix = f"./{SITE}/clat_eamt/"
+    body = ipks["clat-eamt"].data_file(prefix + "daemon.pyc")
+    assert body[:4] == importlib.util.MAGIC_NUMBER  # the test venv's Python is 3.11 too
+    assert int.from_bytes(body[4:8], "little") & 1  # PEP 552: hash-based
+    assert f"/{SITE}/clat_eamt/daemon.py".encode() in body
+    tree = tmp_path / "root"
+    tree.mkdir()
+    with ipks["clat-eamt"].part("./data.tar.gz") as tar:
+        tar.extractall(tree, filter="data")
+    site = tree / SITE
+    probe = "import clat_eamt.daemon, clat_eamt.cli; print(clat_eamt.daemon.__file__)"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "PYTHONPATH": str(site), "PYTHONDONTWRITEBYTECODE": "1"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(site / "clat_eamt" / "daemon.pyc")
+
+
+def test_src_package_control(ipks: dict[str, Ipk]) -> None:
+    fields = ipks["clat-eamt-src"].control()
+    assert fields["Package"] == "clat-eamt-src"
+    assert fields["Depends"] == "libc"
+    assert fields["Description"].endswith(
+        "This package contains the Python source files for clat-eamt."
+    )
 
 
 def test_files_tree_as_it_lies(ipks: dict[str, Ipk]) -> None:
@@ -377,8 +430,10 @@ def test_luci_package_carries_its_root_and_htdocs(ipks: dict[str, Ipk]) -> None:
         assert luci.data_file(name) == sources[name].read_bytes(), name
 
 
-def test_dnslib_is_the_release(dnslib: Ipk, tmp_path: Path) -> None:
-    """The modules of the sdist whose sha256 is the Makefile's PKG_HASH, under site-packages."""
+def test_dnslib_is_the_release(dnslib_both: tuple[Ipk, Ipk]) -> None:
+    """The modules of the sdist whose sha256 is the Makefile's PKG_HASH, under site-packages:
+    as bytecode in python3-dnslib, as the release's sources in python3-dnslib-src."""
+    dnslib, source = dnslib_both
     makefile = (REPO / "openwrt" / "python3-dnslib" / "Makefile").read_text()
     pkg_hash = re.search(r"^PKG_HASH:=(\S+)", makefile, re.M)
     assert pkg_hash is not None
@@ -391,14 +446,14 @@ def test_dnslib_is_the_release(dnslib: Ipk, tmp_path: Path) -> None:
             if re.fullmatch(r"dnslib-0\.9\.26/dnslib/[^/]+\.py", m.name)
         }
     prefix = f"./{SITE}/dnslib/"
-    packaged = {n[len(prefix) :] for n, m in dnslib.data().items() if m.isfile()}
-    assert packaged == set(release)
+    assert _files_under(dnslib, prefix) == {name + "c" for name in release}
+    assert _files_under(source, prefix) == set(release)
     for name, body in release.items():
-        assert dnslib.data_file(prefix + name) == body
+        assert source.data_file(prefix + name) == body
 
 
 def test_reproducible(ipks: dict[str, Ipk], tmp_path: Path) -> None:
-    again = built(tmp_path, "clat-eamt", "luci-app-clat-eamt")
+    again = built(tmp_path, *OWN)
     assert sorted(again) == sorted(ipks)
     for name, ipk in ipks.items():
         assert again[name].path.read_bytes() == ipk.path.read_bytes(), name

@@ -61,20 +61,3 @@ def test_init_script_starts_after_dnsmasq() -> None:
     assert "\nUSE_PROCD=1\n" in text
     start = re.search(r"^START=(\d+)", text, re.M)
     assert start and int(start[1]) > 19  # dnsmasq's START
-
-
-def test_the_wrapper_reads_client_identity_as_the_daemon_reads_a_boolean() -> None:
-    """The run wrapper decides dnsmasq's addmac/addsubnet from the UCI boolean itself (the
-    daemon is not asked); its words for "on" are config.types' (drift guard)."""
-    from clat_eamt.config.schema import CLIENT_IDENTITY  # noqa: PLC0415
-    from clat_eamt.config.types import _TRUE  # noqa: PLC0415
-
-    text = (FILES / "usr/libexec/clat-eamt/run").read_text()
-    found = re.search(
-        r"case \"\$\(uci -q get clat-eamt\.globals\.client_identity\)\" in\n"
-        r"\t(.*)\) identity=1 ;;\n\t\*\) identity=0 ;;",
-        text,
-    )
-    assert found, "the wrapper's client_identity case is not where this test looks"
-    assert {w.strip() for w in found[1].split("|")} == set(_TRUE)
-    assert CLIENT_IDENTITY.default is False  # the wrapper's "*) identity=0"

@@ -10,7 +10,6 @@ Only ``load_file`` touches the file system.
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -250,7 +249,7 @@ def load_text(text: str, source: str = "<string>") -> EffectiveConfig:
         elif section.type == STATIC:
             _load_static(assembly, section, ref)
         else:
-            close = difflib.get_close_matches(section.type, list(OPTIONS), n=1)
+            close = _close_matches(section.type, list(OPTIONS), n=1)
             hint = (
                 f"; did you mean '{close[0]}'?" if close else f" (expected {' or '.join(OPTIONS)})"
             )
@@ -280,7 +279,7 @@ def _known_options(
 
 def _unknown_option(section_type: str, name: str) -> str:
     names = [option.name for option in OPTIONS[section_type]]
-    close = difflib.get_close_matches(name.lower(), names, n=1)
+    close = _close_matches(name.lower(), names, n=1)
     if close:
         return f"unknown option; did you mean '{close[0]}'?"
     elsewhere = [other for other in OPTIONS if other != section_type and lookup(other, name)]
@@ -431,3 +430,10 @@ def apply_overrides(cfg: EffectiveConfig, namespace: argparse.Namespace) -> Effe
         words = tuple((text, None) for text in texts)
         assembly.apply(_Setting(option, words, _Given(cfg.source, flag=option.flag)))
     return assembly.finish()
+
+
+def _close_matches(word: str, choices: list[str], n: int) -> list[str]:
+    """difflib's suggestion, imported only when a file has an unknown name."""
+    import difflib  # noqa: PLC0415
+
+    return difflib.get_close_matches(word, choices, n=n)

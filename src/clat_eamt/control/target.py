@@ -42,6 +42,7 @@ class DaemonTarget:
                 "prefixes": [str(p) for p in pref64.extra],
                 "source": pref64.source,
                 "discovery": d.discovery.status() if d.discovery else None,
+                "router_adverts": d.router_adverts.status(),
             },
             "dataplane": {
                 "name": d.dataplane.name,

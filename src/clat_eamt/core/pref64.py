@@ -9,7 +9,7 @@ positions.  64:ff9b::/96 (RFC 6052) and 64:ff9b:1::/48 (RFC 8215) are always kno
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
@@ -150,3 +150,23 @@ def prefixes_from_wka(aaaa: Iterable[IPv6Address]) -> tuple[IPv6Network, ...]:
         both = [p for p in candidates if len(found_under[p]) == len(WELL_KNOWN_IPV4)]
         chosen.append((both or candidates)[0])
     return tuple(dict.fromkeys(chosen))
+
+
+# Where a Pref64 may come from, the one that wins first (SPEC section 5, RFC 9872): what the
+# operator configured, then the PREF64 option of the WAN's router advertisements (RFC 8781),
+# then DNS discovery (RFC 7050).  A new source joins by taking its place in this list.
+CONFIG, RA, DNS = "config", "ra (RFC 8781)", "dns (RFC 7050)"
+PRECEDENCE: tuple[str, ...] = (CONFIG, RA, DNS)
+
+
+def choose(
+    found: Mapping[str, Sequence[IPv6Network]], precedence: Sequence[str] = PRECEDENCE
+) -> Pref64Set:
+    """The Pref64Set of the first source in ``precedence`` that has prefixes (source "none"
+    when no source has any).  Only that source's prefixes count: a lower one never adds a
+    prefix the higher one does not know."""
+    for source in precedence:
+        prefixes = tuple(found.get(source, ()))
+        if prefixes:
+            return Pref64Set(prefixes, source)
+    return Pref64Set((), "none")

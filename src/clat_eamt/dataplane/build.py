@@ -8,18 +8,6 @@ from pathlib import Path
 
 from clat_eamt.apply import Dataplane, DisabledDataplane
 from clat_eamt.config import EffectiveConfig, schema
-from clat_eamt.dataplane.conntrack import FlowOracle
-from clat_eamt.dataplane.jool import JoolSiit
-from clat_eamt.dataplane.kernel import (
-    ClatSource,
-    ExternalClat,
-    JoolEamClat,
-    KernelDataplane,
-    TaygaClat,
-)
-from clat_eamt.dataplane.nft import NftTable
-from clat_eamt.dataplane.nftlib import Nft
-from clat_eamt.dataplane.tayga import Tayga, TaygaSettings
 
 
 def build_dataplane(
@@ -30,6 +18,20 @@ def build_dataplane(
     kind = cfg[schema.TRANSLATOR]
     if kind == "none":
         return DisabledDataplane()
+    # Imported only for a dataplane: with none the daemon never loads them (router memory).
+    from clat_eamt.dataplane.conntrack import FlowOracle  # noqa: PLC0415
+    from clat_eamt.dataplane.jool import JoolSiit  # noqa: PLC0415
+    from clat_eamt.dataplane.kernel import (  # noqa: PLC0415
+        ClatSource,
+        ExternalClat,
+        JoolEamClat,
+        KernelDataplane,
+        TaygaClat,
+    )
+    from clat_eamt.dataplane.nft import NftTable  # noqa: PLC0415
+    from clat_eamt.dataplane.nftlib import Nft  # noqa: PLC0415
+    from clat_eamt.dataplane.tayga import Tayga, TaygaSettings  # noqa: PLC0415
+
     pool = cfg[schema.POOL]
     clat: ClatSource
     if kind == "tayga":

@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Interface, IPv6Interface, ip_interface, ip_network
 
-from pyroute2 import IPRoute  # type: ignore[import-untyped]
-
 from clat_eamt.core.model import IPNetwork
+from clat_eamt.dataplane import rtnl
 
 
 @dataclass(frozen=True)
@@ -32,15 +31,11 @@ class LocalNetworks:
 
 def _read(lan: Sequence[str] | None) -> LocalNetworks:
     found: list[tuple[str, IPv4Interface | IPv6Interface]] = []
-    with IPRoute() as ipr:
-        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
-        for message in ipr.get_addr():
-            address = message.get_attr("IFA_ADDRESS")
-            if address is None:
-                continue
-            interface = ip_interface(f"{address.split('%', 1)[0]}/{message['prefixlen']}")
-            if not (interface.is_loopback or interface.is_link_local):
-                found.append((names.get(message["index"], ""), interface))
+    names = {link.index: link.name for link in rtnl.links()}
+    for entry in rtnl.addresses():
+        interface = ip_interface(f"{entry.address}/{entry.prefixlen}")
+        if not (interface.is_loopback or interface.is_link_local):
+            found.append((names.get(entry.index, ""), interface))
     return LocalNetworks(
         addresses=tuple(dict.fromkeys(ip_network(i.ip) for _, i in found)),
         prefixes=tuple(dict.fromkeys(i.network for _, i in found)),

@@ -25,28 +25,24 @@ where that leaves a gap:
 - When a refresh fails, every IPv4-only verdict reads as unknown until the next good one.
 
 The pure core (``classify``, ``by_ipv4``) takes the neighbour entries and the previous records
-(the memory) and returns new records; ``NeighbourWatcher`` dumps the tables with pyroute2 on a
-socket opened in the router's namespace by ``conntrack.open_netlink`` (setns in a helper thread).
+(the memory) and returns new records; ``NeighbourWatcher`` dumps the tables with ``rtnl`` on a
+socket opened in the router's namespace (netns.socket_in: setns in a helper thread).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import re
-import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address, IPv6Network, ip_address
 from typing import Any
 
-from pyroute2 import IPRoute  # type: ignore[import-untyped]
-
 from clat_eamt.core.model import Host, HostClass
-from clat_eamt.dataplane.conntrack import open_netlink
+from clat_eamt.dataplane import rtnl
 from clat_eamt.dns.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -209,29 +205,19 @@ def by_ipv4(records: Mapping[str, HostRecord]) -> dict[IPv4Address, HostRecord]:
 # --- I/O ---------------------------------------------------------------------------------------
 
 
-def _neighbour(msg: Any) -> Neighbour | None:
-    """pyroute2's ndmsg -> Neighbour (the only place that touches its untyped messages)."""
-    dst, mac = msg.get_attr("NDA_DST"), msg.get_attr("NDA_LLADDR")
-    if not dst:
-        return None  # e.g. AF_BRIDGE fdb entries
-    try:
-        ip = ip_address(dst)
-    except ValueError:
-        return None
-    return Neighbour(ip, str(mac).lower() if mac else None, int(msg["state"]), int(msg["ifindex"]))
-
-
 def dump_neighbours(interfaces: Sequence[str] | None, netns: str | None) -> list[Neighbour]:
     """Blocking: the IPv4 and IPv6 neighbour entries on ``interfaces`` (all when None)."""
-    sock = open_netlink(socket.NETLINK_ROUTE, netns)
-    with contextlib.closing(sock), IPRoute(use_socket=sock) as ipr:
-        wanted: set[int] | None = None
-        if interfaces is not None:
-            wanted = {i for name in interfaces for i in ipr.link_lookup(ifname=name)}
-            if not wanted:
-                raise LookupError(f"no interface {', '.join(interfaces) or '(none given)'}")
-        found = (_neighbour(msg) for msg in ipr.neigh("dump"))
-        return [n for n in found if n is not None and (wanted is None or n.ifindex in wanted)]
+    wanted: set[int] | None = None
+    if interfaces is not None:
+        wanted = {link.index for link in rtnl.links(netns) if link.name in interfaces}
+        if not wanted:
+            raise LookupError(f"no interface {', '.join(interfaces) or '(none given)'}")
+    return [
+        Neighbour(n.dst, n.lladdr, n.state, n.ifindex)
+        for n in rtnl.neighbours(netns)
+        if n.dst is not None  # e.g. AF_BRIDGE fdb entries
+        and (wanted is None or n.ifindex in wanted)
+    ]
 
 
 class NeighbourWatcher:

@@ -8,7 +8,6 @@ things in namespaces of their own; the daemon reads their tables this way.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import socket
 import threading
@@ -25,6 +24,8 @@ def _setns(fd: int) -> None:
     if setns is not None:
         setns(fd, _CLONE_NEWNET)
         return
+    import ctypes  # noqa: PLC0415  (only with a namespace, on Python < 3.12)
+
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.setns(fd, _CLONE_NEWNET) != 0:
         err = ctypes.get_errno()

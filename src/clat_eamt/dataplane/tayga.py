@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import signal
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
@@ -81,6 +80,8 @@ class Tayga:
 
     async def start(self) -> None:
         """Run tayga, or adopt the one a previous run left with this same configuration."""
+        import shutil  # noqa: PLC0415  (only here: it loads the compression modules)
+
         if shutil.which("tayga") is None and not Path("/usr/sbin/tayga").exists():
             raise TranslatorError("tayga is not installed (opkg install tayga)")
         self.dir.mkdir(parents=True, exist_ok=True)

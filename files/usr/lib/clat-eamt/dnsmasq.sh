@@ -2,19 +2,26 @@
 # shellcheck shell=ash
 # The dnsmasq hook of clat-eamt: make dnsmasq forward to the daemon, and put dnsmasq back.
 #
-#   dnsmasq.sh apply PORT [ADDR [IDENTITY]]
+#   dnsmasq.sh apply PORT ADDR [IDENTITY]
 #                                  every dnsmasq section of /etc/config/dhcp gets
 #                                  list server 'ADDR#PORT' and noresolv 1; with IDENTITY 1
 #                                  (clat-eamt's client_identity option) also addmac 1 and
 #                                  addsubnet '32,128'; dnsmasq restarts
 #   dnsmasq.sh restore             put back exactly what apply changed; dnsmasq restarts
+#   dnsmasq.sh guard               the daemon's guard: reads `apply PORT ADDR IDENTITY`
+#                                  lines from stdin and applies them; at end of file restores
+#                                  and exits
 #
 # No addmac/addsubnet by default: with a per-client option dnsmasq forwards every query and its
 # cache no longer hides repeats (dnsmasq 2.90: 3 identical client queries, 3 upstream queries;
 # without, 1), so the whole LAN would lose its DNS cache.  Client identity only buys per-host
 # creation limits and gating; the daemon's nftables host sets decide per packet anyway.
 #
-# Sourced (by the run wrapper) it only defines clat_dnsmasq_apply and clat_dnsmasq_restore.
+# The daemon (`clat-eamt run --dnsmasq-hook THIS`) starts `guard` before it reads its config,
+# with a pipe only the daemon writes to: it sends `apply` with its own port and address once
+# it listens, and the pipe's end of file - however the daemon ends, SIGKILL included - makes
+# the guard restore dnsmasq (src/clat_eamt/hook.py).
+# Sourced (by the init script) it only defines the functions.
 #
 # Every dnsmasq section, not only @dnsmasq[0]: a second instance (a guest network, say) would
 # otherwise resolve past the daemon, and its IPv4-only hosts would never get mappings; this is
@@ -48,7 +55,7 @@ clat_nap() {
 	sleep 0.2 2>/dev/null || sleep 1
 }
 
-# apply and restore may run at once (the init script's stop_service and the wrapper that sees
+# apply and restore may run at once (the init script's stop_service and the guard that sees
 # its daemon stop): a directory is the lock (mkdir is atomic).  It lives in /var/lock (tmpfs),
 # so a power cut cannot leave it behind; one left by a killed process is taken after ~10 s.
 clat_dnsmasq_lock() {
@@ -207,9 +214,29 @@ clat_dnsmasq_restore() {
 	return "$_rc"
 }
 
+# The server entry dnsmasq gets for a daemon listening on ADDR#PORT (both as the daemon says,
+# never guessed here): dnsmasq cannot send to a wildcard address, the daemon answers on
+# loopback then.
+clat_dnsmasq_server() {
+	case "$1" in
+		'' | *[!0-9]*)
+			clat_log "dnsmasq hook: bad port '$1'"
+			return 2
+			;;
+	esac
+	case "$2" in
+		'')
+			clat_log "dnsmasq hook: no address"
+			return 2
+			;;
+		0.0.0.0) echo "127.0.0.1#$1" ;;
+		::) echo "::1#$1" ;;
+		*) echo "$2#$1" ;;
+	esac
+}
+
 clat_dnsmasq_apply() {
-	_port="$1"
-	_addr="${2:-127.0.0.1}"
+	_want="$(clat_dnsmasq_server "$1" "$2")" || return 2
 	_identity="${3:-0}"
 	case "$_identity" in
 		1) _options="$CLAT_DNSMASQ_OPTIONS" ;;
@@ -219,18 +246,6 @@ clat_dnsmasq_apply() {
 			return 2
 			;;
 	esac
-	case "$_port" in
-		'' | *[!0-9]*)
-			clat_log "dnsmasq hook: bad port '$_port'"
-			return 2
-			;;
-	esac
-	# dnsmasq cannot send to a wildcard address: the daemon answers on loopback then.
-	case "$_addr" in
-		0.0.0.0) _addr=127.0.0.1 ;;
-		::) _addr=::1 ;;
-	esac
-	_want="$_addr#$_port"
 	clat_dnsmasq_lock
 	_had="$(clat_dnsmasq_state_server)"
 	if [ -n "$_had" ] && { [ "$_had" != "$_want" ] ||
@@ -278,12 +293,32 @@ clat_dnsmasq_apply() {
 	return "$_rc"
 }
 
+# The guard (see the top).  Only the end of its stdin ends it: signals meant for the daemon
+# (a Ctrl-C, procd's SIGTERM to the process group) must not stop it before it restores.
+clat_dnsmasq_guard() {
+	trap '' INT TERM HUP PIPE
+	while IFS= read -r _line; do
+		# shellcheck disable=SC2086  # split the line into its words on purpose
+		set -- $_line
+		case "$1" in
+			apply)
+				shift
+				clat_dnsmasq_apply "$@" ||
+					clat_log "dnsmasq could not be pointed at the daemon; it keeps resolving on its own"
+				;;
+			*) clat_log "dnsmasq hook guard: unknown request '$_line'" ;;
+		esac
+	done
+	clat_dnsmasq_restore
+	clat_log "dnsmasq hook: the daemon ended; dnsmasq resolves on its own"
+}
+
 clat_dnsmasq_main() {
 	case "$1" in
 		apply)
 			shift
-			[ -n "$1" ] || {
-				echo "usage: ${0##*/} apply PORT [ADDR [IDENTITY]]" >&2
+			[ -n "$2" ] || {
+				echo "usage: ${0##*/} apply PORT ADDR [IDENTITY]" >&2
 				return 2
 			}
 			clat_dnsmasq_apply "$@"
@@ -291,8 +326,11 @@ clat_dnsmasq_main() {
 		restore)
 			clat_dnsmasq_restore
 			;;
+		guard)
+			clat_dnsmasq_guard
+			;;
 		*)
-			echo "usage: ${0##*/} apply PORT [ADDR [IDENTITY]] | restore" >&2
+			echo "usage: ${0##*/} apply PORT ADDR [IDENTITY] | restore | guard" >&2
 			return 2
 			;;
 	esac
