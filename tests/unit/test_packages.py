@@ -220,9 +220,9 @@ def test_control_fields(ipks: dict[str, Ipk]) -> None:
         "python3-ctypes",
         "python3-ubus",
         "nftables-json",
+        "kmod-nft-nat",
         "kmod-nf-conntrack-netlink",
-        "tayga | jool-tools-netfilter",  # the menuconfig choice, as an opkg alternative
-    ]
+    ]  # no translator: the router's own CLAT by default
 
 
 def test_versions_valid_for_opkg_and_apk(ipks: dict[str, Ipk], dnslib: Ipk) -> None:
