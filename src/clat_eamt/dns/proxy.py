@@ -208,9 +208,9 @@ class Proxy:
         question = query.question
         asked = Question(question.labels, QTYPE_AAAA, question.qclass)
         try:
-            answer = await self.upstreams.exchange(data, asked)
+            answer = await self.upstreams.exchange(data, asked, detach=True)
             if read_header(answer).truncated:
-                answer = await self.upstreams.exchange(data, asked, tcp=True)
+                answer = await self.upstreams.exchange(data, asked, tcp=True, detach=True)
             return answers.read_addresses(answers.parse(answer), question.labels, QTYPE_AAAA)
         except (UpstreamError, WireError) as error:
             self.counters["aaaa.failed"] += 1
