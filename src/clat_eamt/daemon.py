@@ -316,8 +316,8 @@ class Daemon:
                 now = self.clock()
                 if self.cfg[schema.ENABLED]:  # first: an entry being asked again stays Valid
                     self.refresher.run(self.engine.table, live, now)
-                asking = self.refresher.asking
-                await self.enact(self.engine.tick(now, live, asking), "tick")
+                held = self.refresher.holding(now)
+                await self.enact(self.engine.tick(now, live, held), "tick")
                 if self.history.due(now):
                     await self._sample_flows(now)
             except Exception:  # the clock must keep running whatever one tick hit

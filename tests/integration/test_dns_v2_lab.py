@@ -107,6 +107,17 @@ def test_a_ttl_never_outlives_the_mapping(classified: Router):
     assert 250 < ask(router, lab.lan, "v4only.lab.example").rr[0].ttl <= 300
 
 
+def refresh_report(router: Router, name: str) -> str:
+    """What the daemon did about ``name`` (for a failure message)."""
+    lines = [f"mappings: {[m for m in router.mappings() if m['fqdn'] == name]}"]
+    counters = router.status()["counters"]
+    lines.append(f"counters: { {k: v for k, v in counters.items() if 'refresh' in k} }")
+    for d in router.decisions(name):
+        obs, out = d["observation"], d["outcome"]
+        lines.append(f"{d['time']}: aaaa {obs.get('aaaa_status')} {obs.get('aaaa')}, {out}")
+    return "\n".join(lines)
+
+
 @pytest.mark.lab
 def test_a_device_reusing_an_address_past_its_ttl_with_a_flow_running_stays_native(
     classified: Router,
@@ -121,7 +132,7 @@ def test_a_device_reusing_an_address_past_its_ttl_with_a_flow_running_stays_nati
         stream.start_ticker(0.2)
         time.sleep(16)  # past the 12 s the mapping had when the device asked
         with lab.flow(lab.lan, "192.0.2.81") as later:
-            assert peer(router, later) == CLAT_IPV6
+            assert peer(router, later) == CLAT_IPV6, refresh_report(router, "reuse.lab.example")
         stream.stop_ticker()
         stream.roundtrip("still native")
     status = router.status()

@@ -576,3 +576,32 @@ def test_upstream_tcp_connections_are_reused_and_a_closed_one_is_retried_rfc7766
 
 def answers_of(reply: bytes) -> list[str]:
     return [str(r.rdata) for r in DNSRecord.parse(reply).rr]
+
+
+def test_a_refresh_waits_for_a_slow_aaaa_a_client_answer_does_not():
+    """Refresh ahead asks at a mapping's end, when the resolver must fetch the AAAA afresh:
+    nobody waits for that answer, so it is held for the upstream timeout, not hold_ms."""
+    answer = zone_answer(ZONE)
+
+    peers: list[ScriptedPeer] = []
+
+    def respond(data: bytes) -> list[bytes]:
+        peer = peers[0]
+        port = peer.ports[-1]
+        delay = 0.15 if DNSRecord.parse(data).q.qtype == QTYPE.AAAA else 0
+        for reply in answer(data):
+            asyncio.get_running_loop().call_later(delay, peer.send, reply, port)
+        return []
+
+    async def scenario():
+        async with ScriptedPeer(respond) as peer:
+            peers.append(peer)
+            proxy, seen = proxy_for(peer.port, hold=0.05, timeout=2.0)
+            await proxy.handle(ask("ds.lab.example"), PEER, False)
+            assert await proxy.refresh("ds.lab.example")
+            proxy.upstreams.close()
+            return seen.seen
+
+    client, refresh = run(scenario())
+    assert client.aaaa_status is AaaaStatus.TIMEOUT  # the client's answer waited 50 ms only
+    assert refresh.aaaa == (IPv6Address("2001:db8:1::10"),)

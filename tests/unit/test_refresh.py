@@ -55,20 +55,23 @@ def test_a_refresh_that_extended_nothing_is_asked_again_at_the_end_and_held_vali
     assert refresh.due(eng.table, live, 51) == ["used.example"]
     eng.observe(obs("used.example", "192.0.2.1", "2001:db8:1::1", ttl=9), 51)  # same end: 60
     assert refresh.due(eng.table, live, 59) == []
-    assert refresh.due(eng.table, live, 60.4) == ["used.example"]  # at the end, once more
-    assert not eng.tick(60.4, live, {"used.example"}).events  # held while it is asked
-    assert refresh.due(eng.table, live, 61) == []  # twice for one end is all
-    assert [e.kind for e in eng.tick(61, live, {"used.example"}).events] == []
+    assert refresh.holding(60.4) == {"used.example"}
+    assert not eng.tick(60.4, live, refresh.holding(60.4)).events  # held for the ask to come
+    assert refresh.due(eng.table, live, 60.4) == []  # caches count whole seconds: not yet
+    assert refresh.due(eng.table, live, 61.3) == ["used.example"]  # just after the end
+    assert refresh.holding(61.3) == set()  # now only while the ask is in flight
+    assert not eng.tick(61.3, live, {"used.example"}).events
+    assert refresh.due(eng.table, live, 62) == []  # twice for one end is all
     assert [e.kind for e in eng.tick(62, live).events] == ["stale"]  # the ask is over
     # An answer at the end with a fresh TTL starts a new life, refreshed ahead again later.
     eng2 = engine(ttl_min=0)
     eng2.observe(obs("used.example", "192.0.2.1", "2001:db8:1::1", ttl=60), 0)
     refresh2 = RefreshAhead()
     live2 = live_on(eng2, "192.0.2.1")
-    assert refresh2.due(eng2.table, live2, 60.2) == ["used.example"]
-    eng2.tick(60.2, live2, {"used.example"})
-    eng2.observe(obs("used.example", "192.0.2.1", "2001:db8:1::1", ttl=60), 60.3)
-    assert refresh2.due(eng2.table, live2, 111) == ["used.example"]
+    assert refresh2.due(eng2.table, live2, 61.3) == ["used.example"]
+    eng2.tick(61.3, live2, {"used.example"})
+    eng2.observe(obs("used.example", "192.0.2.1", "2001:db8:1::1", ttl=60), 61.4)
+    assert refresh2.due(eng2.table, live2, 112) == ["used.example"]
     assert eng2.tick(65, live2, {"used.example"}).events == ()
     assert not [e for e in eng2.table if e.state.value != "valid"]
 

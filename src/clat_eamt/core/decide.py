@@ -314,10 +314,7 @@ class _Plan:
         self.notes: list[str] = []
         self.created = 0
         self.seen: AnswersSeen | None = None
-        # Rule 5: IPv4s this name already maps to the target.
-        self.to_target = sum(
-            1 for e in table.valid_targets_of(name) if e.ipv6.network_address == target
-        )
+        self.to_target: int | None = None  # rule 5: IPv4s this name maps to the target (lazy)
 
     def destination(self, ipv4: IPv4Address, targets: set[IPv6Address]) -> None:
         covering = self.table.covering(ipv4)
@@ -382,7 +379,10 @@ class _Plan:
             refusal = Refusal(Reason.TABLE_FULL, f"{self.policy.max_entries} dns entries")
         if refusal is None and self.created >= self.allowance:
             refusal = Refusal(self.rate_reason, "creation rate limit reached")
-        if refusal is None and self.to_target >= PER_TARGET:
+        if refusal is None and self.to_target is None:
+            mine = self.table.valid_targets_of(self.name)
+            self.to_target = sum(1 for e in mine if e.ipv6.network_address == self.target)
+        if refusal is None and (self.to_target or 0) >= PER_TARGET:
             why = f"{self.name} already maps {PER_TARGET} IPv4s to {self.target}"
             refusal = Refusal(Reason.TARGET_CAP, why)
         block = None
@@ -395,7 +395,7 @@ class _Plan:
             self.refusals.append(Refusal(refusal.reason, refusal.detail, ipv4))
             return
         self.created += 1
-        self.to_target += 1
+        self.to_target = (self.to_target or 0) + 1
         entry = Entry(
             ipv4=IPv4Network(ipv4),
             ipv6=IPv6Network(self.target),

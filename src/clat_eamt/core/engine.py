@@ -102,7 +102,9 @@ class Engine:
 
     def observe(self, obs: Observation, now: float) -> Outcome:
         decision = decide(obs, self.table, self.limiter, self.policy, now, seen=self.seen)
-        self.seen.remember(obs, now)  # after deciding: a name does not object to itself
+        forgotten = self.seen.remember(obs, now)  # after deciding: a name objects not to itself
+        if forgotten:
+            self.counters["seen.forgotten"] += forgotten  # the memory is too small for the load
         self.counters["observed"] += 1
         if obs.aaaa:
             self.counters["observed.with_aaaa"] += 1  # A answers whose AAAA had records

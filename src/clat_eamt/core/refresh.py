@@ -13,8 +13,9 @@ moved or lost their AAAA is not kept).
 
 A caching resolver answers with what is left of its copy's TTL, and the mapping's end is that
 same moment, so an ask ahead of the end often extends nothing (unless the resolver prefetches).
-Then the name is asked once more at the end, when the resolver must fetch it afresh; the
-engine keeps the entry Valid while that ask is in flight (at most ``REFRESH_GRACE`` seconds).
+Then the name is asked once more just after the end, when the resolver must fetch it afresh;
+the engine keeps the entry Valid until that ask has been answered (``holding``, at most
+``REFRESH_GRACE`` seconds past the end).
 
 Bounded: a token bucket caps the lookups per second, a name is asked at most twice per life of
 its mapping, a mapping that lives less than ``min_life`` seconds is not refreshed ahead
@@ -35,6 +36,9 @@ from clat_eamt.core.table import MappingTable
 
 REFRESH_GRACE = 5.0  # seconds an entry outlives its end while its name is being asked again
 _SAME_END = 1.5  # seconds: ends closer than this are one end (TTL rounding)
+# The ask at the end waits this long past it: caches count TTLs in whole seconds (unbound's
+# copy of a 12 s record fetched at 100.8 s still answers, with TTL 0, at 112.9 s).
+_AT_END = 1.2
 
 
 def valid_life(
@@ -133,6 +137,15 @@ class RefreshAhead:
             del self.asked[old]
         return names
 
+    def holding(self, now: float) -> set[str]:
+        """Names asked ahead whose ask at the end is still to come: their entries stay Valid
+        past the end until it has been answered (``Engine.tick``'s ``refreshing``)."""
+        return {
+            name
+            for name, (_, end, asks) in self.asked.items()
+            if asks == 1 and now < end + REFRESH_GRACE
+        }
+
     def _candidate(self, entry: Entry, live: LiveFlows | None, now: float) -> str | None:
         s = self.settings
         if entry.origin is not Origin.DNS or entry.state is not State.VALID:
@@ -147,7 +160,7 @@ class RefreshAhead:
         _, end, asks = self.asked.get(name, (0.0, None, 0))
         # TTLs are whole seconds, so an answer from a cache moves the end by up to a second.
         if end is not None and entry.expires - end < _SAME_END:  # asked for this end already
-            if asks >= 2 or left > 0:
+            if asks >= 2 or left > -_AT_END:
                 return None
         elif life < s.min_life or left > min(s.lead, life / 4):
             return None

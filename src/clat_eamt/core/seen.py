@@ -46,8 +46,9 @@ class AnswersSeen:
     def __len__(self) -> int:
         return len(self._pairs)
 
-    def remember(self, obs: Observation, now: float) -> None:
-        """Note the answer ``obs`` for its A TTL (after the decision on it)."""
+    def remember(self, obs: Observation, now: float) -> int:
+        """Note the answer ``obs`` for its A TTL (after the decision on it); returns how many
+        unexpired pairs had to be forgotten to make room."""
         vouch: Vouch
         if obs.aaaa_status is AaaaStatus.ANSWER:
             vouch = frozenset(obs.aaaa)
@@ -61,11 +62,13 @@ class AnswersSeen:
             self._pairs.pop(key, None)
             self._pairs[key] = (expires, vouch)
             self._names.setdefault(ipv4, set()).add(obs.name)
+        forgotten = 0
         while len(self._pairs) > self.capacity:
             (ipv4, name), (until, _) = self._pairs.popitem(last=False)
             self._unindex(ipv4, name)
-            if until > now:
-                self.forgotten += 1
+            forgotten += until > now
+        self.forgotten += forgotten
+        return forgotten
 
     def objection(
         self, name: str, ipv4: IPv4Address, target: IPv6Address, now: float

@@ -94,7 +94,11 @@ class Proxy:
         self.badlog = RateLimitedLog(log, logging.WARNING)
 
     async def handle(
-        self, data: bytes, peer: IPv4Address | IPv6Address | None, tcp: bool
+        self,
+        data: bytes,
+        peer: IPv4Address | IPv6Address | None,
+        tcp: bool,
+        hold: float | None = None,
     ) -> bytes | None:
         """The reply to ``data`` (None: send nothing, e.g. for a response or a runt)."""
         self.counters["queries.tcp" if tcp else "queries.udp"] += 1
@@ -108,7 +112,8 @@ class Proxy:
             return error_reply(query, RCODE_NOTIMP)
         try:
             if query.is_a and self.settings.enabled:
-                return await self._answer_a(query, identify(query.identity, peer), tcp)
+                identity = identify(query.identity, peer)
+                return await self._answer_a(query, identity, tcp, hold)
             data = await self.upstreams.exchange(query.upstream, query.question, tcp)
             return with_id(data, query.header.id)
         except UpstreamError as failure:
@@ -129,7 +134,9 @@ class Proxy:
         self.counters["replies.formerr"] += 1
         return bare_error(error.id, read_header(data).flags, RCODE_FORMERR)
 
-    async def _answer_a(self, query: ClientQuery, identity: ClientIdentity, tcp: bool) -> bytes:
+    async def _answer_a(
+        self, query: ClientQuery, identity: ClientIdentity, tcp: bool, hold: float | None = None
+    ) -> bytes:
         self.counters["queries.a"] += 1
         if identity.problems:
             problems = "; ".join(identity.problems)
@@ -141,7 +148,7 @@ class Proxy:
         side = asyncio.create_task(self._ask_aaaa(retyped(query, upstream, QTYPE_AAAA), query))
         try:
             data = await self.upstreams.exchange(upstream, query.question, tcp)
-            answer, observation = await self._observe(query, identity, data, side)
+            answer, observation = await self._observe(query, identity, data, side, hold)
         except WireError as error:  # the answer matched our query but cannot be read
             self.counters["malformed.answers"] += 1
             self.counters["replies.servfail"] += 1
@@ -172,6 +179,7 @@ class Proxy:
         identity: ClientIdentity,
         data: bytes,
         side: asyncio.Task[AddressAnswer],
+        hold: float | None = None,
     ) -> tuple[Answer | None, Observation | None]:
         """The answer read once, and what DNS said about the name once the hold is over; no
         observation when there is nothing to decide (truncated or address-less A answer).
@@ -187,11 +195,13 @@ class Proxy:
         if aaaa is not None:
             self.counters["aaaa.additional"] += 1
         else:
-            aaaa = await self._hold(side)
+            aaaa = await self._hold(side, self.settings.hold if hold is None else hold)
         return answer, answers.observation(name, a, aaaa, self.classify(identity))
 
-    async def _hold(self, side: asyncio.Task[AddressAnswer]) -> AddressAnswer | AaaaStatus:
-        done, _ = await asyncio.wait({side}, timeout=self.settings.hold)
+    async def _hold(
+        self, side: asyncio.Task[AddressAnswer], hold: float
+    ) -> AddressAnswer | AaaaStatus:
+        done, _ = await asyncio.wait({side}, timeout=hold)
         if not done:
             self.counters["aaaa.timeout"] += 1
             return AaaaStatus.TIMEOUT
@@ -208,9 +218,9 @@ class Proxy:
         question = query.question
         asked = Question(question.labels, QTYPE_AAAA, question.qclass)
         try:
-            answer = await self.upstreams.exchange(data, asked)
+            answer = await self.upstreams.exchange(data, asked, detach=True)
             if read_header(answer).truncated:
-                answer = await self.upstreams.exchange(data, asked, tcp=True)
+                answer = await self.upstreams.exchange(data, asked, tcp=True, detach=True)
             return answers.read_addresses(answers.parse(answer), question.labels, QTYPE_AAAA)
         except (UpstreamError, WireError) as error:
             self.counters["aaaa.failed"] += 1
@@ -224,5 +234,8 @@ class Proxy:
         labels = tuple(label.encode("ascii", "replace") for label in name.split(".") if label)
         question = Question(labels, QTYPE_A, CLASS_IN)
         query = side_query(0, question, QTYPE_A, self.settings.require_dnssec)
-        reply = await self.handle(query, None, False)
+        # Nobody waits for this answer, and at a mapping's end the resolver's copy of the AAAA
+        # has expired too, so it asks the authoritative servers: wait for it as long as for any
+        # upstream answer rather than the 50 ms a client's answer is held.
+        reply = await self.handle(query, None, False, hold=self.upstreams.timeout)
         return reply is not None and read_header(reply).rcode == 0

@@ -42,6 +42,11 @@ class Refresher:
         if task.cancelled() or task.exception() is not None or not task.result():
             self.counters["refresh.failed"] += 1
 
+    def holding(self, now: float) -> set[str]:
+        """Names whose entries the clock keeps Valid past their end: being asked, or to be
+        asked again at the end."""
+        return self.asking | self.core.holding(now)
+
     def stop(self) -> None:
         for task in self.tasks:
             task.cancel()

@@ -29,6 +29,12 @@ _ASKING = FLAG_RD | FLAG_CD | FLAG_AD  # the header flags of a query that shape 
 CoalesceKey = tuple[bool, int, bytes]
 
 
+def _retrieved(task: asyncio.Task[bytes]) -> None:
+    """Mark a detached exchange's failure as seen: nobody may be waiting for it any more."""
+    if not task.cancelled():
+        task.exception()
+
+
 def coalesce_key(query: bytes, tcp: bool) -> CoalesceKey:
     """Queries with equal keys get the same answer: same transport, same RD/CD/AD, same
     question and EDNS bytes (counts included).  The ID and the other flag bits do not count."""
@@ -62,7 +68,7 @@ class Upstreams:
         self.health: dict[ServerAddress, Health] = {}
         self.preferred: ServerAddress | None = None
         self.transport = Transport()
-        self.inflight: dict[CoalesceKey, asyncio.Task[bytes]] = {}
+        self.inflight: dict[CoalesceKey, asyncio.Future[bytes]] = {}
         self.counters: Counter[str] = Counter()
 
     def close(self) -> None:
@@ -79,26 +85,48 @@ class Upstreams:
         down = sorted((s for s in servers if s not in up), key=lambda s: self._health(s).down_until)
         return up + down
 
-    async def exchange(self, query: bytes, question: Question, tcp: bool = False) -> bytes:
+    async def exchange(
+        self, query: bytes, question: Question, tcp: bool = False, *, detach: bool = False
+    ) -> bytes:
         """The first usable answer (its ID is not the caller's: put the own one back), shared
-        with every identical query in flight.  UpstreamError if no resolver gave one."""
+        with every identical query in flight.  UpstreamError if no resolver gave one.
+        ``detach``: the caller may give up waiting (the proxy drops its AAAA side query once
+        the A answer is released); the exchange then runs on its own, for those who joined."""
         key = coalesce_key(query, tcp)
-        task = self.inflight.get(key)
-        if task is None:
-            task = asyncio.create_task(self._exchange(query, question, tcp))
-            self.inflight[key] = task
-            task.add_done_callback(lambda done: self._landed(key, done))
-        else:
+        shared = self.inflight.get(key)
+        if shared is not None:
             self.counters["upstream.coalesced"] += 1
-        # Shielded: one asker giving up (the proxy drops its AAAA side query once the A answer
-        # is released) must not cancel the exchange the others wait for.
-        return await asyncio.shield(task)
-
-    def _landed(self, key: CoalesceKey, task: asyncio.Task[bytes]) -> None:
-        if self.inflight.get(key) is task:
+            # Shielded: one asker giving up must not cancel what the others wait for.
+            return await asyncio.shield(shared)
+        if detach:
+            task = asyncio.create_task(self._detached(key, query, question, tcp))
+            self.inflight[key] = task
+            task.add_done_callback(_retrieved)
+            return await asyncio.shield(task)
+        # The common case runs in the caller's own task: no task and no shield per query.  The
+        # entry goes before the answer is handed on, so a later identical query asks anew.
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.inflight[key] = future
+        try:
+            data = await self._exchange(query, question, tcp)
+        except BaseException as error:  # cancelled too (the daemon stops): joiners are told
             del self.inflight[key]
-        if not task.cancelled():
-            task.exception()  # retrieved here, so a result nobody awaited any more logs nothing
+            failure = error if isinstance(error, Exception) else UpstreamError("abandoned")
+            future.set_exception(failure)
+            future.exception()  # retrieved: nobody may have joined
+            raise
+        del self.inflight[key]
+        future.set_result(data)
+        return data
+
+    async def _detached(
+        self, key: CoalesceKey, query: bytes, question: Question, tcp: bool
+    ) -> bytes:
+        try:
+            return await self._exchange(query, question, tcp)
+        finally:  # before the answer is visible: a later identical query asks anew
+            if self.inflight.get(key) is asyncio.current_task():
+                del self.inflight[key]
 
     async def _exchange(self, query: bytes, question: Question, tcp: bool) -> bytes:
         """SERVFAIL or REFUSED from one resolver makes the next one try; if all say so, the
