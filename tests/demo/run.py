@@ -36,6 +36,9 @@ from .report import Facts, classify, render
 from .state import DaemonState
 from .workload import Workload
 
+# dnsmasq as clat-eamt's hook leaves it by default: its cache on (150 names, its default) and no
+# per-client options (client_identity off).
+PRODUCT_DNSMASQ = {"cache_size": None, "add_mac": None, "add_subnet": None}
 HOST_OBSERVE = 3  # seconds a client must be seen with IPv4 only before it counts as IPv4-only
 TTL_MIN = 2  # the zone's short TTLs (2 s) are kept as they are, so they expire during the run
 STALE_LINGER = 2
@@ -120,7 +123,9 @@ def demo(workdir: Path, plan: Plan, *, keep: bool = False) -> tuple[list[str], b
     start = time.monotonic()
     with (
         teardown_guard(),
-        home_router(workdir, ipv4_clients=plan.clients, **options) as router,
+        home_router(
+            workdir, ipv4_clients=plan.clients, dnsmasq=PRODUCT_DNSMASQ, **options
+        ) as router,
     ):
         try:
             built = time.monotonic() - start
