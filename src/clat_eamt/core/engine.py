@@ -117,13 +117,16 @@ class Engine:
         ``live`` None means the flow oracle could not answer: nothing is deleted then, since
         deleting P <-> X under a running flow would break it.
         """
-        changes: list[Change] = []
+        # From the table's expiry heap and Stale index: a tick touches the entries that change
+        # (and the Stale ones), not all of them.
+        changes: list[Change] = [
+            MarkStale(entry.key, Event.EXPIRE)
+            for entry in self.table.expired(now)
+            if allowed(entry, Event.EXPIRE)
+        ]
         gone: list[Entry] = []
-        for entry in self.table:
-            expired = entry.expires is not None and entry.expires <= now
-            if entry.state is State.VALID and expired and allowed(entry, Event.EXPIRE):
-                changes.append(MarkStale(entry.key, Event.EXPIRE))
-            elif entry.state is State.STALE and live is not None and not live.uses(entry):
+        for entry in self.table.stale() if live is not None else ():
+            if not live.uses(entry):  # type: ignore[union-attr]
                 stale_since = now if entry.stale_since is None else entry.stale_since
                 if now - stale_since >= self.policy.stale_linger:
                     gone.append(entry)
@@ -308,7 +311,7 @@ class Engine:
         elif isinstance(change, Withdraw):
             fqdns = without_fqdn(entry.fqdns, change.fqdn)
             if fqdns:
-                self.table.replace(replace(entry, fqdns=fqdns))
+                self.table.replace(entry.replace(fqdns=fqdns))
                 self.counters["withdrawn"] += 1
                 return None
             new = transition(entry, Event.WITHDRAW, now)
