@@ -46,6 +46,7 @@ from clat_eamt.dataplane.neighbours import NeighbourWatcher
 from clat_eamt.dns.discovery import Pref64Discovery
 from clat_eamt.dns.identity import ClientIdentity
 from clat_eamt.dns.proxy import Proxy, ProxySettings, unknown_class
+from clat_eamt.dns.ratelog import RateLimitedLog
 from clat_eamt.dns.resolvconf import ResolvConf
 from clat_eamt.dns.server import DnsServer
 from clat_eamt.dns.upstream import Upstreams
@@ -134,6 +135,7 @@ class Daemon:
         self.local_prefixes: tuple[IPNetwork, ...] = local
         self.counters: Counter[str] = Counter()
         self.history = FlowHistory()
+        self.unmapped_log = RateLimitedLog(log, logging.INFO)  # a broken dataplane: every answer
         self._tasks: list[asyncio.Task[None]] = []
         self._reloads: set[asyncio.Task[bool]] = set()
 
@@ -201,7 +203,8 @@ class Daemon:
         outcome = self.engine.observe(obs, now)
         # Changes at info, the many no-change decisions (refresh, refusal) at debug: a router's
         # log must not fill with one line per DNS answer.
-        level = logging.INFO if outcome.events else logging.DEBUG
+        changed = any(e.kind != "refreshed" for e in outcome.events)
+        level = logging.INFO if changed else logging.DEBUG
         if decisions.isEnabledFor(level):
             data = {"observation": observation_json(obs), "outcome": outcome_json(outcome, now)}
             text = outcome_text(outcome)
@@ -213,7 +216,7 @@ class Daemon:
         result = await self.applier.apply(outcome.ops)
         self.counters[f"answers.apply_{result}"] += 1  # per A answer; batches count apart
         if result in ("late", "failed"):
-            log.info("%s released unmapped: dataplane %s", obs.name, result)
+            self.unmapped_log.note(result, "%s released unmapped: dataplane %s", obs.name, result)
 
     async def _start_control(self) -> None:
         """The control socket.  Taken by a running daemon: refuse to start (two daemons would
@@ -345,7 +348,7 @@ class Daemon:
 
     def mappings(self) -> list[dict[str, Any]]:
         now = self.clock()
-        return [entry_json(e, now) for e in sorted(self.engine.table, key=lambda e: e.key)]
+        return [entry_json(e, now) for e in self.engine.table.sorted()]
 
     def dump(self) -> None:
         log.info("status %s", json.dumps(self.status(), sort_keys=True))

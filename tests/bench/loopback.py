@@ -122,6 +122,7 @@ def config_text(port: int, upstream: int, control: str, state: str) -> str:
         "create_burst": "1000000",
         "host_create_rate": "100000",
         "host_create_burst": "1000000",
+        "hold_ms": "1000",  # a loaded machine must not turn a late AAAA into a missing entry
     }
     lines = ["config globals 'globals'"]
     lines += [

@@ -16,15 +16,22 @@
    IPv6 left the answer -> kept until its TTL ends; one of another name -> conflict (it goes
    Stale, D is quarantined, nothing new is made); a revivable Stale entry D -> X -> refresh;
    otherwise create, if the host is eligible and the table size, rates and pool allow.
+
+Work per answer is bounded whatever the answer holds (issue 15): at most ``MAX_ADDRESSES`` A
+and AAAA records each are considered, the lowest ones (deterministic, so a name's choice does
+not move when a resolver rotates its records); the others are passed through untouched and
+counted (``Decision.skipped``).
 """
 
 from __future__ import annotations
 
 import enum
+import heapq
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import TypeVar
 
 from clat_eamt.core.addresses import AddressPolicy
 from clat_eamt.core.lifecycle import Event, allowed
@@ -45,6 +52,18 @@ from clat_eamt.core.model import (
 from clat_eamt.core.names import NameFilter, normalize
 from clat_eamt.core.pref64 import Pref64Set
 from clat_eamt.core.table import MappingTable
+
+
+_Address = TypeVar("_Address", IPv4Address, IPv6Address)
+MAX_ADDRESSES = 16  # per family and answer; CDNs answer with a handful
+
+
+def _bounded(records: Iterable[_Address], limit: int = MAX_ADDRESSES) -> tuple[list[_Address], int]:
+    """The lowest ``limit`` distinct records, sorted, and how many others were left out."""
+    distinct = set(records)
+    if len(distinct) <= limit:
+        return sorted(distinct), 0
+    return heapq.nsmallest(limit, distinct), len(distinct) - limit
 
 
 class HostMode(enum.StrEnum):
@@ -126,6 +145,7 @@ class Decision:
     changes: tuple[Change, ...] = ()
     refusals: tuple[Refusal, ...] = ()
     notes: tuple[str, ...] = ()
+    skipped: int = 0  # A and AAAA records beyond MAX_ADDRESSES: passed through, not considered
 
     @property
     def created(self) -> tuple[Entry, ...]:
@@ -149,20 +169,29 @@ def decide(
         return Decision(name, None, refusals=(Refusal(Reason.AAAA_UNKNOWN, why),))
 
     refusals: list[Refusal] = []
-    targets = _usable_targets(obs, policy, refusals)
-    destinations = _usable_destinations(obs.a, policy.addresses, refusals)
+    a, a_skipped = _bounded(obs.a)
+    aaaa, aaaa_skipped = _bounded(obs.aaaa)
+    skipped = a_skipped + aaaa_skipped
+    if skipped:
+        why = f"{len(a) + a_skipped} A and {len(aaaa) + aaaa_skipped} AAAA records: the lowest "
+        why += f"{MAX_ADDRESSES} of each considered, {skipped} passed through unmapped"
+        refusals.append(Refusal(Reason.TOO_MANY_ADDRESSES, why))
+    targets = _usable_targets(obs, aaaa, policy, refusals)
+    destinations = _usable_destinations(a, policy.addresses, refusals)
     if not targets:
         if obs.aaaa_status is not AaaaStatus.ANSWER:
             refusals.append(Refusal(Reason.NO_AAAA, f"AAAA {obs.aaaa_status}: {name} is IPv4-only"))
-        return Decision(name, None, _withdrawals(name, obs.a, table), tuple(refusals))
+        changes = _withdrawals(name, a, table)
+        return Decision(name, None, changes, tuple(refusals), skipped=skipped)
 
     target = choose_target(name, targets, destinations, table)
     plan = _Plan(name, target, obs, table=table, limiter=limiter, policy=policy, now=now)
     for destination in destinations:
         plan.destination(destination, set(targets))
     return Decision(
-        name, target, tuple(plan.changes), tuple(refusals + plan.refusals), tuple(plan.notes)
-    )
+        name, target, tuple(plan.changes), tuple(refusals + plan.refusals), tuple(plan.notes),
+        skipped,
+    )  # fmt: skip
 
 
 def _gate(obs: Observation, name: str, policy: Policy) -> Refusal | None:
@@ -182,10 +211,13 @@ def _gate(obs: Observation, name: str, policy: Policy) -> Refusal | None:
     return None
 
 
-def _usable_targets(obs: Observation, policy: Policy, refusals: list[Refusal]) -> list[IPv6Address]:
+def _usable_targets(
+    obs: Observation, aaaa: list[IPv6Address], policy: Policy, refusals: list[Refusal]
+) -> list[IPv6Address]:
     usable: list[IPv6Address] = []
-    for ipv6 in sorted(set(obs.aaaa)):
-        synthesized = policy.pref64.synthesized_reason(ipv6, obs.a)
+    every_a = frozenset(obs.a)  # a target embedding any A record is synthesized (all of them)
+    for ipv6 in aaaa:
+        synthesized = policy.pref64.synthesized_reason(ipv6, every_a)
         if synthesized is not None:
             refusals.append(Refusal(Reason.SYNTHESIZED, synthesized, ipv6))
             continue
@@ -201,7 +233,7 @@ def _usable_destinations(
     a_records: Iterable[IPv4Address], addresses: AddressPolicy, refusals: list[Refusal]
 ) -> list[IPv4Address]:
     usable: list[IPv4Address] = []
-    for ipv4 in sorted(set(a_records)):
+    for ipv4 in a_records:
         refusal = addresses.refusal(ipv4)
         if refusal is not None:
             refusals.append(refusal)

@@ -104,6 +104,8 @@ class Engine:
             self.counters["observed.with_aaaa"] += 1  # A answers whose AAAA had records
         for refusal in decision.refusals:
             self.counters[f"refused.{refusal.reason}"] += 1
+        if decision.skipped:
+            self.counters["addresses.skipped"] += decision.skipped
         outcome = self._commit(decision.changes, now)
         created = len(decision.created)
         self.limiter.consume(obs.host.key if obs.host else None, now, created)

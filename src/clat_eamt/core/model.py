@@ -73,6 +73,7 @@ class Reason(enum.StrEnum):
     RATE_LIMITED = "rate-limited"
     HOST_RATE_LIMITED = "host-rate-limited"
     POOL_EXHAUSTED = "pool-exhausted"
+    TOO_MANY_ADDRESSES = "too-many-addresses"  # records beyond the per-answer cap (issue 15)
 
 
 @dataclass(frozen=True)
