@@ -49,4 +49,11 @@ def _read(lan: Sequence[str] | None) -> LocalNetworks:
 
 
 async def local_networks(lan: Sequence[str] | None) -> LocalNetworks:
-    return await asyncio.to_thread(_read, lan)
+    """The router's addresses and prefixes.  Every on-link prefix is never mapped, the WAN
+    link's too (issue 15: an AAAA on the WAN's prefix, not the router's own address, was
+    mappable; the ISP's access network and its neighbours are not a CDN), so the prefixes
+    of the interfaces outside ``lan`` join the never-mapped ones."""
+    found = await asyncio.to_thread(_read, lan)
+    return LocalNetworks(
+        found.addresses, found.prefixes, tuple(dict.fromkeys(found.lan_prefixes + found.prefixes))
+    )
