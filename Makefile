@@ -12,7 +12,7 @@ HOST_TOOLS := python3:python3 dnsmasq:dnsmasq-base unbound:unbound knotd:knot ta
 	dnsperf:dnsperf nft:nftables conntrack:conntrack ip:iproute2 shellcheck:shellcheck \
 	chromium:chromium node:nodejs
 
-.PHONY: all test lint demo docs bench ipk screenshots host-deps clean
+.PHONY: all test lint demo docs bench fuzz ipk screenshots host-deps clean
 
 all: test
 
@@ -60,6 +60,14 @@ bench: $(TOX)
 	@$(TOX) -q -e tests --notest >/dev/null
 	.tox/tests/bin/python -m tests.bench.dns_bench
 	.tox/tests/bin/python -m tests.bench.dataplane_bench
+	.tox/tests/bin/python -m tests.bench.scale_bench
+
+# A million random and mutated DNS messages through the proxy's request and answer paths, on
+# loopback, bounded in time (tests/fuzz.py; `make test` runs a short version).  FUZZ_ARGS, e.g.
+# `--seed N` to repeat a run.
+fuzz: $(TOX)
+	@$(TOX) -q -e tests --notest >/dev/null
+	.tox/tests/bin/python -m tests.fuzz $(FUZZ_ARGS)
 
 # The OpenWrt packages (clat-eamt, python3-dnslib, luci-app-clat-eamt) as .ipk files in build/ipk/,
 # built from the feed's Makefiles without the SDK (openwrt/ipkg.py; dnslib comes from PyPI).
