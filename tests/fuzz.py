@@ -147,9 +147,7 @@ def broken_answer(rng: random.Random, query: bytes, good: bytes) -> bytes:
     return bytes(data)
 
 
-async def fuzz(
-    messages: int, seconds: float, seed: int
-) -> tuple[int, int, bool, dict[str, int]]:
+async def fuzz(messages: int, seconds: float, seed: int) -> tuple[int, int, bool, dict[str, int]]:
     """(messages sent, escaped exceptions, answered afterwards, the proxy's counters)."""
     rng = random.Random(seed)
     good = zone_answer(ZONE)
@@ -182,7 +180,6 @@ async def fuzz(
         if now[0] >= 30:  # entries come and go: the tick path gets fuzzed answers' entries too
             core.tick(now[0], None)
 
-
     async with ScriptedPeer(respond) as peer:
         servers = [ServerAddress(ip_address("127.0.0.1"), peer.port)]
         proxy = Proxy(Upstreams(lambda: servers, 0.05), mapper, ProxySettings(hold=0.01))
@@ -207,7 +204,8 @@ async def fuzz(
             escaped = counts["escaped"] + proxy.counters["errors.internal"]
             escaped += proxy.counters["errors.mapper"]
             if counts["generator_errors"]:
-                raise RuntimeError(f"the fuzzer's resolver failed {counts['generator_errors']} times")
+                failed = counts["generator_errors"]
+                raise RuntimeError(f"the fuzzer's resolver failed {failed} times")
             core.table.check_invariants()
             answered = await ask_over_udp(listener.port)
         finally:

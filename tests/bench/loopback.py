@@ -54,7 +54,8 @@ def answer(query: bytes) -> bytes | None:
     if record.q.qtype == QTYPE.A:
         reply.add_answer(RR(name, QTYPE.A, ttl=3600, rdata=A(str(IPv4Address(FIRST_A + n)))))
     elif record.q.qtype == QTYPE.AAAA and label.startswith("h"):
-        reply.add_answer(RR(name, QTYPE.AAAA, ttl=3600, rdata=AAAA(str(IPv6Address(AAAA_BASE + n)))))
+        target = AAAA(str(IPv6Address(AAAA_BASE + n)))
+        reply.add_answer(RR(name, QTYPE.AAAA, ttl=3600, rdata=target))
     return reply.pack()
 
 

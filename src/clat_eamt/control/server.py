@@ -99,7 +99,8 @@ async def handle_line(target: ControlTarget, line: bytes) -> bytes:
     if not isinstance(request, dict) or "method" not in request:
         return answer(error=("bad-request", 'expected {"method": NAME, "args": {...}}'))
     try:
-        return await encode({"result": await dispatch(target, request["method"], request.get("args"))})
+        result = await dispatch(target, request["method"], request.get("args"))
+        return await encode({"result": result})
     except MethodError as error:
         return answer(error=("invalid-argument", str(error)))
     except Exception as error:  # a handler bug must not take the daemon (and DNS) down

@@ -112,6 +112,9 @@ def documentation_blocks() -> tuple[SpecialBlock, ...]:
     return tuple(b for b in IPV4_SPECIAL + IPV6_SPECIAL if b.documentation)
 
 
+_Excluded = tuple[int, int, int, IPNetwork]  # version, first, last, the prefix
+
+
 @dataclass(frozen=True)
 class AddressPolicy:
     """What may be mapped.  ``excluded`` holds the CE's own, LAN and resolver prefixes and the
@@ -125,7 +128,7 @@ class AddressPolicy:
         return AddressPolicy(self.allow_documentation, self.excluded + tuple(extra), self.allowed)
 
     @functools.cached_property
-    def _spans(self) -> tuple[tuple[tuple[int, int, int, IPNetwork], ...], tuple[tuple[int, int, int], ...]]:
+    def _spans(self) -> tuple[tuple[_Excluded, ...], tuple[tuple[int, int, int], ...]]:
         """``excluded`` and ``allowed`` as integer ranges (computed once per policy)."""
         return (
             tuple((*_span(n), n) for n in self.excluded),

@@ -53,7 +53,6 @@ from clat_eamt.core.names import NameFilter, normalize
 from clat_eamt.core.pref64 import Pref64Set
 from clat_eamt.core.table import MappingTable
 
-
 _Address = TypeVar("_Address", IPv4Address, IPv6Address)
 MAX_ADDRESSES = 16  # per family and answer; CDNs answer with a handful
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+
 from clat_eamt.core.model import Entry, Origin, StaleReason, State
 
 MAX_FQDNS = 8  # names remembered per entry (display only); CDNs put hundreds behind one address

@@ -150,9 +150,24 @@ class Entry:
     """
 
     __slots__ = (
-        "_v4", "_v4len", "_v6", "_v6len", "_pool", "_poollen", "origin", "state", "created",
-        "refreshed", "expires", "fqdns", "host", "comment", "stale_reason", "stale_since",
-        "refreshes", "cnames",
+        "_pool",
+        "_poollen",
+        "_v4",
+        "_v4len",
+        "_v6",
+        "_v6len",
+        "cnames",
+        "comment",
+        "created",
+        "expires",
+        "fqdns",
+        "host",
+        "origin",
+        "refreshed",
+        "refreshes",
+        "stale_reason",
+        "stale_since",
+        "state",
     )  # fmt: skip
 
     _v4: int
@@ -174,7 +189,7 @@ class Entry:
     refreshes: int
     cnames: tuple[str, ...]  # the CNAME chain of the answer that created it (display only)
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - positional, as the dataclass it replaces took them
         self,
         ipv4: IPv4Network,
         ipv6: IPv6Network,
@@ -263,8 +278,9 @@ class Entry:
         for name, value in changes.items():
             if name in ("fqdns", "cnames"):
                 assert isinstance(value, tuple | list)
-                value = tuple(value)
-            object.__setattr__(new, name, value)
+                object.__setattr__(new, name, tuple(value))
+            else:
+                object.__setattr__(new, name, value)
         return new
 
     def _values(self) -> tuple[object, ...]:

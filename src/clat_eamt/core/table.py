@@ -102,7 +102,7 @@ class MappingTable:
         return iter(list(self._entries.values()))
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, tuple) and _ident_of(key) in self._entries  # type: ignore[arg-type]
+        return isinstance(key, tuple) and _ident_of(key) in self._entries
 
     def get(self, key: EntryKey) -> Entry | None:
         return self._entries.get(_ident_of(key))
@@ -128,9 +128,7 @@ class MappingTable:
         if origin is None and state is None:
             return len(self._entries)
         return sum(
-            n
-            for (o, s), n in self._counts.items()
-            if origin in (None, o) and state in (None, s)
+            n for (o, s), n in self._counts.items() if origin in (None, o) and state in (None, s)
         )
 
     def valid_targets_of(self, fqdn: str) -> list[Entry]:
