@@ -18,4 +18,4 @@ def test_short_fuzz_run_escapes_nothing_and_the_proxy_answers_afterwards():
     ), f"seed {seed}"
     # both paths were exercised: unreadable queries, unreadable answers, decisions
     assert counters["malformed.queries"] > 0 and counters["malformed.answers"] > 0, counters
-    assert counters["queries.a"] > 0 and counters.get("created", 0) > 0, counters
+    assert counters["queries.a"] > 0 and counters.get("observed", 0) > 0, counters
