@@ -136,6 +136,7 @@ class Daemon:
         self.counters: Counter[str] = Counter()
         self.history = FlowHistory()
         self.unmapped_log = RateLimitedLog(log, logging.INFO)  # a broken dataplane: every answer
+        self.tick_log = RateLimitedLog(log, logging.WARNING)  # a failure repeats every second
         self._tasks: list[asyncio.Task[None]] = []
         self._reloads: set[asyncio.Task[bool]] = set()
 
@@ -286,7 +287,7 @@ class Daemon:
             try:
                 await self._refresh_hosts()
             except Exception as error:  # stale host sets are safe; the clock goes on
-                log.warning("host classification: %s", error)
+                self.tick_log.note("hosts", "host classification: %s", error)
             try:
                 live = await self.dataplane.live_flows()
                 now = self.clock()
@@ -294,7 +295,7 @@ class Daemon:
                 if self.history.due(now):
                     await self._sample_flows(now)
             except Exception:  # the clock must keep running whatever one tick hit
-                log.exception("tick failed")
+                self.tick_log.note("tick", "tick failed", exc_info=True)
 
     async def _sample_flows(self, now: float) -> None:
         census = await self.dataplane.flow_census()
