@@ -15,7 +15,7 @@ HOST_TOOLS := python3:python3 python3.11:python3.11 dnsmasq:dnsmasq-base unbound
 	knotd:knot tayga:tayga dnsperf:dnsperf nft:nftables conntrack:conntrack ip:iproute2 \
 	shellcheck:shellcheck chromium:chromium node:nodejs msguniq:gettext
 
-.PHONY: all test lint demo docs bench footprint ipk screenshots host-deps clean
+.PHONY: all test lint demo docs bench footprint fuzz ipk screenshots host-deps clean
 
 all: test
 
@@ -63,6 +63,14 @@ bench: $(TOX) footprint
 	@$(TOX) -q -e tests --notest >/dev/null
 	.tox/tests/bin/python -m tests.bench.dns_bench
 	.tox/tests/bin/python -m tests.bench.dataplane_bench
+	.tox/tests/bin/python -m tests.bench.scale_bench
+
+# A million random and mutated DNS messages through the proxy's request and answer paths, on
+# loopback, bounded in time (tests/fuzz.py; `make test` runs a short version).  FUZZ_ARGS, e.g.
+# `--seed N` to repeat a run.
+fuzz: $(TOX)
+	@$(TOX) -q -e tests --notest >/dev/null
+	.tox/tests/bin/python -m tests.fuzz $(FUZZ_ARGS)
 
 # What clat-eamt costs a router: the ipk and what it installs, the daemon's memory idle and with
 # 10,000 mappings, its start time (tests/bench/footprint.py), one line.

@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections import Counter, deque
 from collections.abc import Sequence
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Protocol
 
 from clat_eamt.core.dataplane import DataplaneState, net_effect
@@ -27,6 +27,14 @@ from clat_eamt.dns.ratelog import RateLimitedLog
 from clat_eamt.present import op_text
 
 log = logging.getLogger(__name__)
+
+
+def _key4(net: IPv4Network) -> int:
+    return int(net.network_address) << 6 | net.prefixlen
+
+
+def _net4(key: int) -> IPv4Network:
+    return IPv4Network((key >> 6, key & 63))
 
 
 class DataplaneError(Exception):
@@ -62,7 +70,17 @@ class DisabledDataplane:
     name = "disabled"
 
     def __init__(self) -> None:
-        self.state = DataplaneState()
+        # What the operations describe, kept as integers and changed in place (issue 15: no
+        # per-entry copies of network objects, no copy of the whole state per batch).
+        self._dnat: dict[int, int] = {}  # D -> P, each as (address << 6 | prefix length)
+        self._translator: dict[int, int] = {}  # P -> X, X as (address << 8 | prefix length)
+
+    @property
+    def state(self) -> DataplaneState:
+        return DataplaneState(
+            {_net4(d): _net4(p) for d, p in self._dnat.items()},
+            {_net4(p): IPv6Network((x >> 8, x & 255)) for p, x in self._translator.items()},
+        )
 
     async def start(self) -> DataplaneState:
         return self.state
@@ -74,15 +92,18 @@ class DisabledDataplane:
         return None
 
     async def apply(self, ops: Sequence[DataplaneOp]) -> None:
-        for op in ops:
-            log.debug("dataplane disabled, not installed: %s", op_text(op))
+        if log.isEnabledFor(logging.DEBUG):
+            for op in ops:
+                log.debug("dataplane disabled, not installed: %s", op_text(op))
         effect = net_effect(ops)
-        dnat, translator = dict(self.state.dnat), dict(self.state.translator)
         for ipv4 in effect.dnat_remove:
-            dnat.pop(ipv4, None)
+            self._dnat.pop(_key4(ipv4), None)
         for pool in effect.translator_remove:
-            translator.pop(pool, None)
-        self.state = DataplaneState(dnat | effect.dnat_set, translator | effect.translator_set)
+            self._translator.pop(_key4(pool), None)
+        for ipv4, pool in effect.dnat_set.items():
+            self._dnat[_key4(ipv4)] = _key4(pool)
+        for pool, ipv6 in effect.translator_set.items():
+            self._translator[_key4(pool)] = int(ipv6.network_address) << 8 | ipv6.prefixlen
 
     async def live_flows(self) -> LiveFlows | None:
         return LiveFlows()

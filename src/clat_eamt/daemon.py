@@ -48,6 +48,7 @@ from clat_eamt.dataplane.routeradv import RaListener
 from clat_eamt.dns.discovery import Pref64Discovery
 from clat_eamt.dns.identity import ClientIdentity
 from clat_eamt.dns.proxy import Proxy, ProxySettings, unknown_class
+from clat_eamt.dns.ratelog import RateLimitedLog
 from clat_eamt.dns.refresher import Refresher
 from clat_eamt.dns.resolvconf import ResolvConf
 from clat_eamt.dns.server import DnsServer
@@ -142,6 +143,8 @@ class Daemon:
         self.local_prefixes: tuple[IPNetwork, ...] = local
         self.counters: Counter[str] = Counter()
         self.history = FlowHistory()
+        self.unmapped_log = RateLimitedLog(log, logging.INFO)  # a broken dataplane: every answer
+        self.tick_log = RateLimitedLog(log, logging.WARNING)  # a failure repeats every second
         self._tasks: list[asyncio.Task[None]] = []
         self._reloads: set[asyncio.Task[bool]] = set()
         self.refresher = Refresher(self.proxy, self.counters)  # used mappings, before their end
@@ -237,7 +240,7 @@ class Daemon:
         result = await self.applier.apply(outcome.ops)
         self.counters[f"answers.apply_{result}"] += 1  # per A answer; batches count apart
         if result in ("late", "failed"):
-            log.info("%s released unmapped: dataplane %s", obs.name, result)
+            self.unmapped_log.note(result, "%s released unmapped: dataplane %s", obs.name, result)
         return life
 
     async def _start_control(self) -> None:
@@ -310,7 +313,7 @@ class Daemon:
             try:
                 await self._refresh_hosts()
             except Exception as error:  # stale host sets are safe; the clock goes on
-                log.warning("host classification: %s", error)
+                self.tick_log.note("hosts", "host classification: %s", error)
             try:
                 live = await self.dataplane.live_flows()
                 now = self.clock()
@@ -321,7 +324,7 @@ class Daemon:
                 if self.history.due(now):
                     await self._sample_flows(now)
             except Exception:  # the clock must keep running whatever one tick hit
-                log.exception("tick failed")
+                self.tick_log.note("tick", "tick failed", exc_info=True)
 
     async def _sample_flows(self, now: float) -> None:
         census = await self.dataplane.flow_census()
@@ -390,7 +393,7 @@ class Daemon:
 
     def mappings(self) -> list[dict[str, Any]]:
         now = self.clock()
-        return [entry_json(e, now) for e in sorted(self.engine.table, key=lambda e: e.key)]
+        return [entry_json(e, now) for e in self.engine.table.sorted()]
 
     def dump(self) -> None:
         log.info("status %s", json.dumps(self.status(), sort_keys=True))

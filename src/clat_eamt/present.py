@@ -23,6 +23,16 @@ from clat_eamt.core.model import (
 )
 
 JSON = dict[str, Any]
+# Log lines stay small whatever an answer holds (issue 15: one answer of 3,000 A records wrote
+# 200 KB of log): at most this many addresses and parts per line, then a count of the rest.
+LOG_ITEMS = 8
+LOG_PARTS = 16
+
+
+def _few(items: Sequence[object], limit: int = LOG_ITEMS, sep: str = ",") -> str:
+    """The first ``limit`` items joined, then how many more there are."""
+    shown = sep.join(str(x) for x in items[:limit])
+    return f"{shown}{sep}... ({len(items) - limit} more)" if len(items) > limit else shown
 
 
 def entry_json(entry: Entry, now: float) -> JSON:
@@ -70,14 +80,16 @@ def outcome_lines(outcome: Outcome) -> list[str]:
 
 def outcome_text(outcome: Outcome) -> str:
     """One log line: the entry events, refusals and notes, then the dataplane operations."""
-    parts = outcome_lines(outcome) + [f"dataplane: {op_text(op)}" for op in outcome.ops]
-    return "; ".join(parts)
+    parts = outcome_lines(outcome) + [f"dataplane: {op_text(op)}" for op in outcome.ops[:LOG_PARTS]]
+    if len(outcome.ops) > LOG_PARTS:
+        parts.append(f"dataplane: {len(outcome.ops) - LOG_PARTS} more operations")
+    return _few(parts, LOG_PARTS, "; ")
 
 
 def observation_text(obs: Observation) -> str:
-    a = ",".join(map(str, obs.a)) or "-"
-    aaaa = ",".join(map(str, obs.aaaa)) or str(obs.aaaa_status)
-    via = f" (via {' -> '.join(obs.chain)})" if obs.chain else ""
+    a = _few(obs.a) or "-"
+    aaaa = _few(obs.aaaa) or str(obs.aaaa_status)
+    via = f" (via {_few(obs.chain, sep=' -> ')})" if obs.chain else ""
     host = f"{obs.host.key} {obs.host.klass}" if obs.host else "unknown client"
     return f"{obs.name}{via} A {a} AAAA {aaaa} ({host})"
 
@@ -86,10 +98,12 @@ def observation_json(obs: Observation) -> JSON:
     return {
         "name": obs.name,
         "chain": list(obs.chain),
-        "a": [str(x) for x in obs.a],
+        "a": [str(x) for x in obs.a[:LOG_ITEMS]],  # the log's copy: the first few
+        "a_count": len(obs.a),
         "a_ttl": obs.a_ttl,
         "aaaa_status": str(obs.aaaa_status),
-        "aaaa": [str(x) for x in obs.aaaa],
+        "aaaa": [str(x) for x in obs.aaaa[:LOG_ITEMS]],
+        "aaaa_count": len(obs.aaaa),
         "aaaa_ttl": obs.aaaa_ttl,
         "authenticated": obs.authenticated,
         "host": obs.host.key if obs.host else None,

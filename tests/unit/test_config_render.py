@@ -22,6 +22,8 @@ ALL_OPTIONS = schema.GLOBAL_OPTIONS + schema.STATIC_OPTIONS
 # Datatype functions of LuCI's validation.js (luci-base) that the schema may use.
 LUCI_DATATYPES = {"and", "or", "uinteger", "integer", "range", "ip4addr", "ip6addr", "ipaddr"}
 LUCI_DATATYPES |= {"hostname", "string"}
+# maxlength(n): luci-base htdocs/luci-static/resources/validation.js, "maxlength: function(max)"
+LUCI_DATATYPES |= {"maxlength"}
 
 
 # --- the committed files are not stale -------------------------------------------------------
@@ -157,3 +159,4 @@ def test_luci_datatypes_use_only_functions_luci_has() -> None:
     assert schema.PREF64.luci_datatype == "ip6addr"
     assert schema.DENY_PREFIX.luci_datatype == "ipaddr"
     assert schema.ALLOW_NAME.luci_datatype == "hostname"
+    assert schema.STATIC_COMMENT.luci_datatype == "maxlength(200)"

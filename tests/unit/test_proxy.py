@@ -605,3 +605,15 @@ def test_a_refresh_waits_for_a_slow_aaaa_a_client_answer_does_not():
     client, refresh = run(scenario())
     assert client.aaaa_status is AaaaStatus.TIMEOUT  # the client's answer waited 50 ms only
     assert refresh.aaaa == (IPv6Address("2001:db8:1::10"),)
+
+
+def test_a_resolver_that_failed_thousands_of_times_backs_off_without_overflowing():
+    """A resolver down for minutes fails thousands of times in a row: the back-off stays at its
+    cap (2 ** failures as a float overflows past 2 ** 1023 and used to raise on every query)."""
+    server = ServerAddress(ip_address("192.0.2.53"))
+    clock = itertools.count(0.0, 0.001).__next__
+    upstreams = Upstreams(lambda: [server], 1.0, clock)
+    for _ in range(2000):
+        upstreams._failed(server, "timeout")
+    [row] = upstreams.status()
+    assert row["failures"] == 2000 and row["state"] == "down"

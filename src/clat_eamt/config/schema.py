@@ -327,7 +327,7 @@ STATIC_IPV6 = required("ipv6", IPv6Prefix(),
     "(/32 goes with /128, /24 with /120).",
     "2001:db8::10",
 )
-STATIC_COMMENT = scalar("comment", Text(), "",
+STATIC_COMMENT = scalar("comment", Text(max_length=200), "",
     "Free text for your own notes.",
     section=STATIC, example="my server at the office",
 )

@@ -366,13 +366,16 @@ class DnsName(ValueType[str]):
 
 @dataclass(frozen=True)
 class Text(ValueType[str]):
-    """Free text on one line (UCI values are read line by line)."""
+    """Free text on one line (UCI values are read line by line), at most ``max_length``
+    characters when set (the control socket and ubus take it from anyone with root's socket)."""
 
+    max_length: int | None = None
     metavar = "TEXT"
 
     @property
     def type_name(self) -> str:
-        return "text"
+        limit = f" of at most {self.max_length} characters" if self.max_length else ""
+        return f"text{limit}"
 
     @property
     def plural(self) -> str:
@@ -380,7 +383,7 @@ class Text(ValueType[str]):
 
     @property
     def luci_datatype(self) -> str:
-        return "string"
+        return f"maxlength({self.max_length})" if self.max_length else "string"
 
     @property
     def luci_rule(self) -> dict[str, JSONValue]:
@@ -389,4 +392,6 @@ class Text(ValueType[str]):
     def parse(self, text: str) -> str:
         if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in text):
             raise ValueError(f"expected text on one line without control characters, got {text!r}")
+        if self.max_length is not None and len(text) > self.max_length:
+            raise ValueError(f"expected at most {self.max_length} characters, got {len(text)}")
         return text

@@ -9,6 +9,12 @@ any number of requests.
 The socket is root's alone (mode 0600: ``add``/``del``/``flush`` change what the router does).
 A socket file left by a crashed run is replaced; one a running daemon still answers on is not,
 so a second daemon refuses to start instead of stealing the first one's API.
+
+Nothing a client sends can stall DNS (issue 15): a request line is at most ``MAX_REQUEST``
+bytes and ``MAX_DEPTH`` levels of JSON nesting (checked before parsing: 50,000 nested ``[`` made
+the parser recurse until it failed), at most ``MAX_CLIENTS`` connections are served at once,
+and a large result (``mappings`` with 10,000 entries, about 4 MB) is encoded a chunk at a time,
+letting the event loop answer DNS in between.
 """
 
 from __future__ import annotations
@@ -26,7 +32,51 @@ from typing import Any
 from clat_eamt.control.methods import ControlTarget, MethodError, dispatch
 
 log = logging.getLogger(__name__)
-MAX_REQUEST = 64 * 1024  # bytes per request line: the largest real one (add) is ~200
+MAX_REQUEST = 4096  # bytes per request line: the largest real one (add, a long comment) ~500
+MAX_DEPTH = 4  # JSON nesting: {"method": ..., "args": {...}} is 2
+MAX_CLIENTS = 16
+CHUNK = 256  # result rows encoded between two turns of the event loop
+
+
+def too_deep(line: bytes, limit: int = MAX_DEPTH) -> bool:
+    """True when the JSON text nests arrays/objects deeper than ``limit`` (brackets inside
+    strings do not count).  Linear, no recursion."""
+    if line.count(b"[") + line.count(b"{") <= limit:
+        return False
+    depth, in_string, escaped = 0, False, False
+    for byte in line:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
+async def encode(body: dict[str, Any]) -> bytes:
+    """``body`` as one JSON line; a list result of many rows is encoded ``CHUNK`` rows at a time
+    with a turn of the event loop between chunks, so DNS answers are not held up by it."""
+    result = body.get("result")
+    if not isinstance(result, list) or len(result) <= CHUNK:
+        return json.dumps(body, separators=(",", ":")).encode() + b"\n"
+    parts = [b'{"result":[']
+    for first in range(0, len(result), CHUNK):
+        rows = result[first : first + CHUNK]
+        chunk = ",".join(json.dumps(row, separators=(",", ":")) for row in rows).encode()
+        parts.append(chunk if first == 0 else b"," + chunk)
+        await asyncio.sleep(0)
+    parts.append(b"]}\n")
+    return b"".join(parts)
 
 
 def answer(result: Any = None, error: tuple[str, str] | None = None) -> bytes:
@@ -40,14 +90,17 @@ def answer(result: Any = None, error: tuple[str, str] | None = None) -> bytes:
 
 async def handle_line(target: ControlTarget, line: bytes) -> bytes:
     """One request line in, one answer line out; never raises."""
+    if too_deep(line):
+        return answer(error=("bad-request", f"JSON nested deeper than {MAX_DEPTH} levels"))
     try:
         request = json.loads(line)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         return answer(error=("bad-request", f"not JSON: {error}"))
     if not isinstance(request, dict) or "method" not in request:
         return answer(error=("bad-request", 'expected {"method": NAME, "args": {...}}'))
     try:
-        return answer(await dispatch(target, request["method"], request.get("args")))
+        result = await dispatch(target, request["method"], request.get("args"))
+        return await encode({"result": result})
     except MethodError as error:
         return answer(error=("invalid-argument", str(error)))
     except Exception as error:  # a handler bug must not take the daemon (and DNS) down
@@ -60,6 +113,7 @@ class ControlServer:
         self.path, self.target = Path(path), target
         self._server: asyncio.AbstractServer | None = None
         self._inode: int | None = None
+        self.clients = 0
 
     async def start(self) -> None:
         """Listen; OSError (EADDRINUSE) when another daemon answers on the path."""
@@ -90,6 +144,11 @@ class ControlServer:
                 self.path.unlink()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.clients >= MAX_CLIENTS:
+            writer.write(answer(error=("failed", f"busy: {MAX_CLIENTS} clients connected")))
+            writer.close()
+            return
+        self.clients += 1
         try:
             while True:
                 try:
@@ -106,6 +165,7 @@ class ControlServer:
         except OSError:
             pass  # the client went away
         finally:
+            self.clients -= 1
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

@@ -4,6 +4,7 @@ applier as DNS answers."""
 
 from __future__ import annotations
 
+import asyncio
 from ipaddress import IPv4Network
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,8 @@ from clat_eamt.present import counters_summary, entry_json
 
 if TYPE_CHECKING:
     from clat_eamt.daemon import Daemon
+
+ROWS_PER_TURN = 256
 
 
 class DaemonTarget:
@@ -74,11 +77,21 @@ class DaemonTarget:
         return report
 
     async def mapping_rows(self) -> list[JSON]:
+        """Every entry (the CLI and LuCI show the whole table), from one snapshot of the table,
+        built ``ROWS_PER_TURN`` rows at a time with a turn of the event loop between them: 10,000
+        entries take a good fraction of a second on a router, DNS must not wait for that."""
         d = self.daemon
         census = await d.dataplane.flow_census() or FlowCensus()
         now = d.clock()
-        entries = sorted(d.engine.table, key=lambda e: e.key)
-        return [entry_json(e, now) | {"flows": census.flows_of(e)} for e in entries]
+        entries = d.engine.table.sorted()  # entries are immutable: a consistent snapshot
+        rows: list[JSON] = []
+        for first in range(0, len(entries), ROWS_PER_TURN):
+            rows += [
+                entry_json(e, now) | {"flows": census.flows_of(e)}
+                for e in entries[first : first + ROWS_PER_TURN]
+            ]
+            await asyncio.sleep(0)
+        return rows
 
     def host_rows(self) -> list[JSON]:
         return self.daemon.hosts.table()

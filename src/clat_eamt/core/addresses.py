@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from clat_eamt.core.model import IPAddress, IPNetwork, Reason, Refusal, show
@@ -84,20 +84,35 @@ IPV4_MULTICAST = IPv4Network("224.0.0.0/4")  # RFC 5771
 IPV6_GLOBAL_UNICAST = IPv6Network("2000::/3")  # RFC 4291 section 2.4 / IANA unicast space
 
 
+def _span(net: IPNetwork) -> tuple[int, int, int]:
+    """(version, first address, last address) as integers: overlap tests without objects."""
+    first = int(net.network_address)
+    return net.version, first, first | ((1 << (net.max_prefixlen - net.prefixlen)) - 1)
+
+
+# The registries as integer ranges, most specific block first, so one pass over a few dozen
+# integer comparisons answers for any address (every DNS answer asks, with new addresses each
+# time: a memo of network objects cost about 1 KB per address seen).
+_SPECIAL_SPANS: tuple[tuple[int, int, int, SpecialBlock], ...] = tuple(
+    (*_span(b.network), b)
+    for b in sorted(IPV4_SPECIAL + IPV6_SPECIAL, key=lambda b: -b.network.prefixlen)
+)
+
+
 def special_block(target: IPAddress | IPNetwork) -> SpecialBlock | None:
     """The most specific special-purpose block that contains (or overlaps) ``target``."""
-    return _special_block(ip_network(target))
-
-
-@functools.lru_cache(maxsize=8192)  # every DNS answer asks; the registries never change
-def _special_block(net: IPNetwork) -> SpecialBlock | None:
-    registry = IPV4_SPECIAL if net.version == 4 else IPV6_SPECIAL
-    hits = [b for b in registry if b.network.overlaps(net)]
-    return max(hits, key=lambda b: b.network.prefixlen, default=None)
+    version, first, last = _span(ip_network(target))
+    for v, lo, hi, block in _SPECIAL_SPANS:
+        if v == version and lo <= last and first <= hi:
+            return block
+    return None
 
 
 def documentation_blocks() -> tuple[SpecialBlock, ...]:
     return tuple(b for b in IPV4_SPECIAL + IPV6_SPECIAL if b.documentation)
+
+
+_Excluded = tuple[int, int, int, IPNetwork]  # version, first, last, the prefix
 
 
 @dataclass(frozen=True)
@@ -108,48 +123,39 @@ class AddressPolicy:
     allow_documentation: bool = False
     excluded: tuple[IPNetwork, ...] = ()
     allowed: tuple[IPNetwork, ...] = ()
-    # Verdicts by address, bounded: a policy is immutable (a reload makes a new one) and the
-    # same CDN addresses come back answer after answer.  Kept on the policy, since hashing the
-    # policy for a shared memo costs more than the check.
-    _memo: dict[object, Refusal | None] = field(
-        default_factory=dict, init=False, compare=False, hash=False, repr=False
-    )
 
     def with_excluded(self, extra: Iterable[IPNetwork]) -> AddressPolicy:
         return AddressPolicy(self.allow_documentation, self.excluded + tuple(extra), self.allowed)
 
+    @functools.cached_property
+    def _spans(self) -> tuple[tuple[_Excluded, ...], tuple[tuple[int, int, int], ...]]:
+        """``excluded`` and ``allowed`` as integer ranges (computed once per policy)."""
+        return (
+            tuple((*_span(n), n) for n in self.excluded),
+            tuple(_span(n) for n in self.allowed),
+        )
+
     def refusal(self, target: IPAddress | IPNetwork) -> Refusal | None:
         """None if ``target`` may be mapped, else why not (SPEC section 4)."""
-        memo = self._memo
-        if target in memo:
-            return memo[target]
-        verdict = self._refusal(ip_network(target))
-        if len(memo) >= _MEMO:
-            memo.clear()
-        memo[target] = verdict
-        return verdict
-
-    def _refusal(self, net: IPNetwork) -> Refusal | None:
-        address = net.network_address if net.num_addresses == 1 else None
-        shown = show(net)
+        net = ip_network(target)
+        version, first, last = _span(net)
+        address = net.network_address if first == last else None
         block = special_block(net)
         if block is not None and not (block.documentation and self.allow_documentation):
-            return Refusal(Reason.SPECIAL_PURPOSE, f"{shown} is in {block.describe()}", address)
+            return Refusal(Reason.SPECIAL_PURPOSE, f"{show(net)} is in {block.describe()}", address)
         if isinstance(net, IPv4Network):
             if net.overlaps(IPV4_MULTICAST):
-                return Refusal(Reason.NOT_GLOBAL_UNICAST, f"{shown} is multicast", address)
+                return Refusal(Reason.NOT_GLOBAL_UNICAST, f"{show(net)} is multicast", address)
         elif not net.subnet_of(IPV6_GLOBAL_UNICAST):
-            return Refusal(
-                Reason.NOT_GLOBAL_UNICAST, f"{shown} is outside {IPV6_GLOBAL_UNICAST}", address
-            )
-        for excluded in self.excluded:
-            if excluded.version == net.version and excluded.overlaps(net):
-                return Refusal(Reason.EXCLUDED, f"{shown} is inside excluded {excluded}", address)
-        family_allowed = [a for a in self.allowed if a.version == net.version]
-        if family_allowed and not any(net.subnet_of(a) for a in family_allowed):  # type: ignore[arg-type]
-            allowed = ", ".join(str(a) for a in family_allowed)
-            return Refusal(Reason.PREFIX_NOT_ALLOWED, f"{shown} is outside {allowed}", address)
+            why = f"{show(net)} is outside {IPV6_GLOBAL_UNICAST}"
+            return Refusal(Reason.NOT_GLOBAL_UNICAST, why, address)
+        excluded, allowed = self._spans
+        for v, lo, hi, prefix in excluded:
+            if v == version and lo <= last and first <= hi:
+                why = f"{show(net)} is inside excluded {prefix}"
+                return Refusal(Reason.EXCLUDED, why, address)
+        family = [(lo, hi) for v, lo, hi in allowed if v == version]
+        if family and not any(lo <= first and last <= hi for lo, hi in family):
+            shown = ", ".join(str(a) for a in self.allowed if a.version == version)
+            return Refusal(Reason.PREFIX_NOT_ALLOWED, f"{show(net)} is outside {shown}", address)
         return None
-
-
-_MEMO = 8192

@@ -20,15 +20,22 @@
    unexpired answer holds D without X, and a name maps at most ``seen.PER_TARGET`` IPv4s to
    one target.  An answer that holds D with no usable IPv6 at all (NODATA, only synthesized)
    conflicts with another name's Valid D -> X as rule 4's conflict does.
+
+Work per answer is bounded whatever the answer holds (issue 15): at most ``MAX_ADDRESSES`` A
+and AAAA records each are considered, the lowest ones (deterministic, so a name's choice does
+not move when a resolver rotates its records); the others are passed through untouched and
+counted (``Decision.skipped``).
 """
 
 from __future__ import annotations
 
 import enum
+import heapq
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import TypeVar
 
 from clat_eamt.core.addresses import AddressPolicy
 from clat_eamt.core.lifecycle import Event, allowed
@@ -50,6 +57,17 @@ from clat_eamt.core.names import NameFilter, normalize
 from clat_eamt.core.pref64 import Pref64Set
 from clat_eamt.core.seen import PER_TARGET, AnswersSeen
 from clat_eamt.core.table import MappingTable
+
+_Address = TypeVar("_Address", IPv4Address, IPv6Address)
+MAX_ADDRESSES = 16  # per family and answer; CDNs answer with a handful
+
+
+def _bounded(records: Iterable[_Address], limit: int = MAX_ADDRESSES) -> tuple[list[_Address], int]:
+    """The lowest ``limit`` distinct records, sorted, and how many others were left out."""
+    distinct = set(records)
+    if len(distinct) <= limit:
+        return sorted(distinct), 0
+    return heapq.nsmallest(limit, distinct), len(distinct) - limit
 
 
 class HostMode(enum.StrEnum):
@@ -137,6 +155,7 @@ class Decision:
     changes: tuple[Change, ...] = ()
     refusals: tuple[Refusal, ...] = ()
     notes: tuple[str, ...] = ()
+    skipped: int = 0  # A and AAAA records beyond MAX_ADDRESSES: passed through, not considered
 
     @property
     def created(self) -> tuple[Entry, ...]:
@@ -162,15 +181,22 @@ def decide(
         return Decision(name, None, refusals=(Refusal(Reason.AAAA_UNKNOWN, why),))
 
     refusals: list[Refusal] = []
-    targets = _usable_targets(obs, policy, refusals)
-    destinations = _usable_destinations(obs.a, policy.addresses, refusals)
+    a, a_skipped = _bounded(obs.a)
+    aaaa, aaaa_skipped = _bounded(obs.aaaa)
+    skipped = a_skipped + aaaa_skipped
+    if skipped:
+        why = f"{len(a) + a_skipped} A and {len(aaaa) + aaaa_skipped} AAAA records: the lowest "
+        why += f"{MAX_ADDRESSES} of each considered, {skipped} passed through unmapped"
+        refusals.append(Refusal(Reason.TOO_MANY_ADDRESSES, why))
+    targets = _usable_targets(obs, aaaa, policy, refusals)
+    destinations = _usable_destinations(a, policy.addresses, refusals)
     if not targets:
         if obs.aaaa_status is not AaaaStatus.ANSWER:
             refusals.append(Refusal(Reason.NO_AAAA, f"AAAA {obs.aaaa_status}: {name} is IPv4-only"))
-        changes = _withdrawals(name, obs.a, table) + _no_target_conflicts(
+        changes = _withdrawals(name, a, table) + _no_target_conflicts(
             name, destinations, table, policy.expiry(now, obs.a_ttl), refusals
         )
-        return Decision(name, None, changes, tuple(refusals))
+        return Decision(name, None, changes, tuple(refusals), skipped=skipped)
 
     # Rule 5: among several AAAA, one that no other name's answer objects to.
     unopposed = [
@@ -184,8 +210,9 @@ def decide(
     for destination in destinations:
         plan.destination(destination, set(targets))
     return Decision(
-        name, target, tuple(plan.changes), tuple(refusals + plan.refusals), tuple(plan.notes)
-    )
+        name, target, tuple(plan.changes), tuple(refusals + plan.refusals), tuple(plan.notes),
+        skipped,
+    )  # fmt: skip
 
 
 def _gate(obs: Observation, name: str, policy: Policy) -> Refusal | None:
@@ -205,10 +232,13 @@ def _gate(obs: Observation, name: str, policy: Policy) -> Refusal | None:
     return None
 
 
-def _usable_targets(obs: Observation, policy: Policy, refusals: list[Refusal]) -> list[IPv6Address]:
+def _usable_targets(
+    obs: Observation, aaaa: list[IPv6Address], policy: Policy, refusals: list[Refusal]
+) -> list[IPv6Address]:
     usable: list[IPv6Address] = []
-    for ipv6 in sorted(set(obs.aaaa)):
-        synthesized = policy.pref64.synthesized_reason(ipv6, obs.a)
+    every_a = frozenset(obs.a)  # a target embedding any A record is synthesized (all of them)
+    for ipv6 in aaaa:
+        synthesized = policy.pref64.synthesized_reason(ipv6, every_a)
         if synthesized is not None:
             refusals.append(Refusal(Reason.SYNTHESIZED, synthesized, ipv6))
             continue
@@ -224,7 +254,7 @@ def _usable_destinations(
     a_records: Iterable[IPv4Address], addresses: AddressPolicy, refusals: list[Refusal]
 ) -> list[IPv4Address]:
     usable: list[IPv4Address] = []
-    for ipv4 in sorted(set(a_records)):
+    for ipv4 in a_records:
         refusal = addresses.refusal(ipv4)
         if refusal is not None:
             refusals.append(refusal)

@@ -110,6 +110,8 @@ class Engine:
             self.counters["observed.with_aaaa"] += 1  # A answers whose AAAA had records
         for refusal in decision.refusals:
             self.counters[f"refused.{refusal.reason}"] += 1
+        if decision.skipped:
+            self.counters["addresses.skipped"] += decision.skipped
         outcome = self._commit(decision.changes, now)
         created = len(decision.created)
         self.limiter.consume(obs.host.key if obs.host else None, now, created)
@@ -125,16 +127,24 @@ class Engine:
         is asking again right now (``core.refresh``); their entries stay Valid for up to
         ``REFRESH_GRACE`` seconds past their end, until the answer decides.
         """
-        changes: list[Change] = []
+
+        # From the table's expiry heap and Stale index: a tick touches the entries that change
+        # (and the Stale ones), not all of them.
+        def held(entry: Entry) -> bool:  # being asked again: Valid a little past its end
+            return (
+                entry.expires is not None
+                and now < entry.expires + REFRESH_GRACE
+                and any(name in refreshing for name in entry.fqdns)
+            )
+
+        changes: list[Change] = [
+            MarkStale(entry.key, Event.EXPIRE)
+            for entry in self.table.expired(now)
+            if allowed(entry, Event.EXPIRE) and not (refreshing and held(entry))
+        ]
         gone: list[Entry] = []
-        for entry in self.table:
-            expired = entry.expires is not None and entry.expires <= now
-            if expired and refreshing and entry.expires is not None:
-                held = now < entry.expires + REFRESH_GRACE
-                expired = not (held and any(name in refreshing for name in entry.fqdns))
-            if entry.state is State.VALID and expired and allowed(entry, Event.EXPIRE):
-                changes.append(MarkStale(entry.key, Event.EXPIRE))
-            elif entry.state is State.STALE and live is not None and not live.uses(entry):
+        for entry in self.table.stale() if live is not None else ():
+            if not live.uses(entry):  # type: ignore[union-attr]
                 stale_since = now if entry.stale_since is None else entry.stale_since
                 if now - stale_since >= self.policy.stale_linger:
                     gone.append(entry)
@@ -351,7 +361,7 @@ class Engine:
         elif isinstance(change, Withdraw):
             fqdns = without_fqdn(entry.fqdns, change.fqdn)
             if fqdns:
-                self.table.replace(replace(entry, fqdns=fqdns))
+                self.table.replace(entry.replace(fqdns=fqdns))
                 self.counters["withdrawn"] += 1
                 return None
             new = transition(entry, Event.WITHDRAW, now)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import replace
 
 from clat_eamt.core.model import Entry, Origin, StaleReason, State
 
@@ -113,8 +112,7 @@ def transition(
         )
         if entry.state is State.STALE:  # revived: the new answer alone sets the expiry
             new_expiry = expires
-        return replace(
-            entry,
+        return entry.replace(
             state=state,
             expires=new_expiry,
             refreshed=now,
@@ -124,8 +122,8 @@ def transition(
             stale_since=None,
         )
     if state is State.STALE:
-        return replace(entry, state=state, stale_reason=STALE_REASON[event], stale_since=now)
-    return replace(entry, state=state)
+        return entry.replace(state=state, stale_reason=STALE_REASON[event], stale_since=now)
+    return entry.replace(state=state)
 
 
 def take_over(
@@ -136,8 +134,7 @@ def take_over(
     and so every flow on it.  Only an equal or higher origin may take over (SPEC section 3)."""
     if origin.rank < entry.origin.rank:
         raise LifecycleError(f"a {origin} entry cannot take over a {entry.origin} entry")
-    return replace(
-        entry,
+    return entry.replace(
         origin=origin,
         state=State.VALID,
         expires=expires,

@@ -75,6 +75,7 @@ class Reason(enum.StrEnum):
     POOL_EXHAUSTED = "pool-exhausted"
     UNVOUCHED = "unvouched"  # another name's unexpired answer holds the IPv4 without this IPv6
     TARGET_CAP = "target-cap"  # the name already maps as many IPv4s to this IPv6 as allowed
+    TOO_MANY_ADDRESSES = "too-many-addresses"  # records beyond the per-answer cap (issue 15)
 
 
 @dataclass(frozen=True)
@@ -130,33 +131,180 @@ class Observation:
     chain: tuple[str, ...] = ()  # CNAME targets from the name to the records, for display
 
 
-@dataclass(frozen=True)
+_ENTRY_FIELDS = (
+    "ipv4", "ipv6", "pool", "origin", "state", "created", "refreshed", "expires", "fqdns",
+    "host", "comment", "stale_reason", "stale_since", "refreshes", "cnames",
+)  # fmt: skip
+
+Ident = tuple[int, int, int, int]  # (IPv4 as int, its prefix length, IPv6 as int, its length)
+
+
 class Entry:
     """One mapping: IPv4 prefix -> IPv6 prefix through a pool prefix of the same size.
 
     dns entries are always /32 -> /128; static and provider entries may be prefixes of equal
     suffix length (RFC 7757 section 3).  ``expires`` is None for static entries.
+
+    Immutable, like a frozen dataclass (``replace`` makes a changed copy).  A router keeps
+    thousands of these, so the three prefixes are stored as integers and prefix lengths (an
+    ``ipaddress`` network object costs about 350 bytes, an entry of three of them over 1 KB);
+    ``ipv4``, ``ipv6`` and ``pool`` build the network objects when asked.
     """
 
-    ipv4: IPv4Network
-    ipv6: IPv6Network
-    pool: IPv4Network
+    __slots__ = (
+        "_pool",
+        "_poollen",
+        "_v4",
+        "_v4len",
+        "_v6",
+        "_v6len",
+        "cnames",
+        "comment",
+        "created",
+        "expires",
+        "fqdns",
+        "host",
+        "origin",
+        "refreshed",
+        "refreshes",
+        "stale_reason",
+        "stale_since",
+        "state",
+    )  # fmt: skip
+
+    _v4: int
+    _v4len: int
+    _v6: int
+    _v6len: int
+    _pool: int
+    _poollen: int
     origin: Origin
     state: State
     created: float
     refreshed: float
     expires: float | None
-    fqdns: tuple[str, ...] = ()
-    host: str | None = None  # the host whose query created it
-    comment: str = ""
-    stale_reason: StaleReason | None = None
-    stale_since: float | None = None
-    refreshes: int = 0
-    cnames: tuple[str, ...] = ()  # the CNAME chain of the answer that created it (display only)
+    fqdns: tuple[str, ...]
+    host: str | None  # the host whose query created it
+    comment: str
+    stale_reason: StaleReason | None
+    stale_since: float | None
+    refreshes: int
+    cnames: tuple[str, ...]  # the CNAME chain of the answer that created it (display only)
+
+    def __init__(  # noqa: PLR0917 - positional, as the dataclass it replaces took them
+        self,
+        ipv4: IPv4Network,
+        ipv6: IPv6Network,
+        pool: IPv4Network,
+        origin: Origin,
+        state: State,
+        created: float,
+        refreshed: float,
+        expires: float | None,
+        fqdns: tuple[str, ...] = (),
+        host: str | None = None,
+        comment: str = "",
+        stale_reason: StaleReason | None = None,
+        stale_since: float | None = None,
+        refreshes: int = 0,
+        cnames: tuple[str, ...] = (),
+    ) -> None:
+        put = object.__setattr__
+        put(self, "_v4", int(ipv4.network_address))
+        put(self, "_v4len", ipv4.prefixlen)
+        put(self, "_v6", int(ipv6.network_address))
+        put(self, "_v6len", ipv6.prefixlen)
+        put(self, "_pool", int(pool.network_address))
+        put(self, "_poollen", pool.prefixlen)
+        for name, value in (
+            ("origin", origin), ("state", state), ("created", created), ("refreshed", refreshed),
+            ("expires", expires), ("fqdns", tuple(fqdns)), ("host", host), ("comment", comment),
+            ("stale_reason", stale_reason), ("stale_since", stale_since),
+            ("refreshes", refreshes), ("cnames", tuple(cnames)),
+        ):  # fmt: skip
+            put(self, name, value)
+
+    # --- the prefixes, as network objects and as integers ------------------------------------
+
+    @property
+    def ipv4(self) -> IPv4Network:
+        return IPv4Network((self._v4, self._v4len))
+
+    @property
+    def ipv6(self) -> IPv6Network:
+        return IPv6Network((self._v6, self._v6len))
+
+    @property
+    def pool(self) -> IPv4Network:
+        return IPv4Network((self._pool, self._poollen))
+
+    @property
+    def ipv4_int(self) -> tuple[int, int]:
+        """(first IPv4 address as an int, prefix length)."""
+        return self._v4, self._v4len
+
+    @property
+    def ipv6_int(self) -> tuple[int, int]:
+        return self._v6, self._v6len
+
+    @property
+    def pool_int(self) -> tuple[int, int]:
+        return self._pool, self._poollen
+
+    @property
+    def ident(self) -> Ident:
+        """``key`` as integers: what the table indexes by."""
+        return self._v4, self._v4len, self._v6, self._v6len
 
     @property
     def key(self) -> EntryKey:
         return (self.ipv4, self.ipv6)
+
+    # --- value semantics, as a frozen dataclass has them --------------------------------------
+
+    def replace(self, **changes: object) -> Entry:
+        """A copy with ``changes`` (field names as in the constructor)."""
+        unknown = set(changes) - set(_ENTRY_FIELDS)
+        if unknown:
+            raise TypeError(f"Entry has no field {sorted(unknown)[0]!r}")
+        new = object.__new__(Entry)
+        for slot in Entry.__slots__:
+            object.__setattr__(new, slot, getattr(self, slot))
+        for name in ("ipv4", "ipv6", "pool"):
+            net = changes.pop(name, None)
+            if net is not None:
+                assert isinstance(net, IPv4Network | IPv6Network)
+                prefix = {"ipv4": "_v4", "ipv6": "_v6", "pool": "_pool"}[name]
+                object.__setattr__(new, prefix, int(net.network_address))
+                object.__setattr__(new, f"{prefix}len", net.prefixlen)
+        for name, value in changes.items():
+            if name in ("fqdns", "cnames"):
+                assert isinstance(value, tuple | list)
+                object.__setattr__(new, name, tuple(value))
+            else:
+                object.__setattr__(new, name, value)
+        return new
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, slot) for slot in Entry.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Entry):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Entry is immutable: cannot set {name!r} (use replace)")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Entry is immutable: cannot delete {name!r}")
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _ENTRY_FIELDS)
+        return f"Entry({fields})"
 
 
 EntryKey = tuple[IPv4Network, IPv6Network]
@@ -207,8 +355,9 @@ class LiveFlows:
 
     def uses(self, entry: Entry) -> bool:
         """True when a live flow started on this entry's DNAT element (O(1) for dns entries)."""
-        if entry.ipv4.prefixlen == 32 and entry.pool.prefixlen == 32:
-            return (entry.ipv4.network_address, entry.pool.network_address) in self.pairs
+        (d, dlen), (p, plen) = entry.ipv4_int, entry.pool_int
+        if dlen == 32 and plen == 32:
+            return (IPv4Address(d), IPv4Address(p)) in self.pairs
         return any(d in entry.ipv4 and p in entry.pool for d, p in self.pairs)
 
 
@@ -226,8 +375,9 @@ class FlowCensus:
 
     def flows_of(self, entry: Entry) -> int:
         """Live flows that started on this entry's DNAT element."""
-        if entry.ipv4.prefixlen == 32 and entry.pool.prefixlen == 32:
-            return self.native.get((entry.ipv4.network_address, entry.pool.network_address), 0)
+        (d, dlen), (p, plen) = entry.ipv4_int, entry.pool_int
+        if dlen == 32 and plen == 32:
+            return self.native.get((IPv4Address(d), IPv4Address(p)), 0)
         return sum(n for (d, p), n in self.native.items() if d in entry.ipv4 and p in entry.pool)
 
     def totals(self, local: Iterable[IPNetwork]) -> dict[str, int]:

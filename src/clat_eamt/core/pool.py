@@ -9,7 +9,7 @@ special address that is routed on the CE.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Network, summarize_address_range
 
 from clat_eamt.core.addresses import IPV4_SPECIAL
@@ -66,6 +66,15 @@ def pool_problems(
 # what makes allocation deterministic and lets ``peek`` predict ``acquire`` exactly.
 
 Node = tuple[int, int]  # (first address as an int, prefix length)
+Target = tuple[int, int]  # an IPv6 target as (first address as an int, prefix length)
+# A lease as stored: (block's first address, its prefix length, references).  Leases are kept as
+# integers, not ``Lease`` objects of ``ipaddress`` networks (about 1 KB each): a router holds
+# thousands; ``Lease`` objects are made when asked for.
+Stored = tuple[int, int, int]
+
+
+def _target(net: IPv6Network) -> Target:
+    return int(net.network_address), net.prefixlen
 
 
 class PoolExhausted(Exception):  # noqa: N818 - the name is the agreed API
@@ -81,6 +90,11 @@ class Lease:
     refs: int
 
 
+def _lease(target: Target, stored: Stored) -> Lease:
+    start, length, refs = stored
+    return Lease(IPv4Network((start, length)), IPv6Network(target), refs)
+
+
 def _span(prefixlen: int) -> int:
     return 1 << (32 - prefixlen)
 
@@ -89,15 +103,21 @@ def _node(net: IPv4Network) -> Node:
     return int(net.network_address), net.prefixlen
 
 
+def _flat(node: Node) -> int:
+    """A node as one integer, the key of ``_occupied`` and ``_count`` (two tree nodes per
+    lease: a tuple key would cost another 60 bytes each)."""
+    return node[0] << 6 | node[1]
+
+
 class Pool:
     """Leases of pool blocks to IPv6 targets.  Pure: no I/O, no clock; ``copy`` for simulation."""
 
     def __init__(self, network: IPv4Network, reserved: Iterable[IPv4Network] = ()) -> None:
         self._network = network
         self._root: Node = _node(network)
-        self._occupied: dict[Node, IPv6Network | None] = {}  # None: reserved
-        self._count: dict[Node, int] = {}
-        self._leases: dict[IPv6Network, Lease] = {}
+        self._occupied: dict[int, Target | None] = {}  # by _flat(node); None: reserved
+        self._count: dict[int, int] = {}  # by _flat(node)
+        self._leases: dict[Target, Stored] = {}
         self._used = 0
         # The first and last address are never handed out (a pool address that looks like a
         # network or broadcast address confuses people and some tools).  Reserved ranges may
@@ -141,17 +161,19 @@ class Pool:
         return self.size - self._used
 
     def lease_of(self, target: IPv6Network) -> Lease | None:
-        return self._leases.get(target)
+        stored = self._leases.get(_target(target))
+        return None if stored is None else _lease(_target(target), stored)
 
     def leases(self) -> tuple[Lease, ...]:
-        return tuple(sorted(self._leases.values(), key=lambda lease: lease.block))
+        ordered = sorted(self._leases.items(), key=lambda item: item[1])
+        return tuple(_lease(target, stored) for target, stored in ordered)
 
     def owner_of(self, address: IPv4Address) -> Lease | None:
         if address not in self._network:
             return None
         found = self._covering((int(address), 32))
-        owner = None if found is None else self._occupied[found]
-        return None if owner is None else self._leases[owner]
+        owner = None if found is None else self._occupied[_flat(found)]
+        return None if owner is None else _lease(owner, self._leases[owner])
 
     def peek(self, target: IPv6Network, prefixlen: int = 32) -> IPv4Network | None:
         """The block ``acquire(target, prefixlen)`` would return now; None if it would raise
@@ -168,7 +190,8 @@ class Pool:
         """One more reference to ``target``'s block, leasing a new one if it has none."""
         lease = self._existing(target, prefixlen)
         if lease is not None:
-            self._leases[target] = replace(lease, refs=lease.refs + 1)
+            start, length, refs = self._leases[_target(target)]
+            self._leases[_target(target)] = (start, length, refs + 1)
             return lease.block
         block = self.peek(target, prefixlen)
         if block is None:
@@ -179,13 +202,14 @@ class Pool:
     def release(self, target: IPv6Network) -> bool:
         """Drop one reference; free the block (and return True) when none is left.  An adopted
         lease nobody acquired (refs 0) is freed at once: that is how reconciliation drops it."""
-        lease = self._leases.get(target)
-        if lease is None:
+        key = _target(target)
+        stored = self._leases.get(key)
+        if stored is None:
             raise KeyError(target)
-        if lease.refs > 1:
-            self._leases[target] = replace(lease, refs=lease.refs - 1)
+        if stored[2] > 1:
+            self._leases[key] = (stored[0], stored[1], stored[2] - 1)
             return False
-        del self._leases[target]
+        lease = _lease(key, self._leases.pop(key))
         self._unmark(_node(lease.block))
         self._used -= lease.block.num_addresses
         return True
@@ -193,7 +217,7 @@ class Pool:
     def adopt(self, target: IPv6Network, block: IPv4Network) -> None:
         """Record a block found in the kernel after a restart as leased to ``target`` with no
         references yet.  Adopting the exact lease again is a no-op."""
-        lease = self._leases.get(target)
+        lease = self.lease_of(target)
         if lease is not None:
             if lease.block == block:
                 return
@@ -201,7 +225,7 @@ class Pool:
         if not block.subnet_of(self._network):
             raise ValueError(f"{block} is outside pool {self._network}")
         node = _node(block)
-        if self._count.get(node, 0) or self._covering(node) is not None:
+        if self._count.get(_flat(node), 0) or self._covering(node) is not None:
             raise ValueError(f"{block} overlaps a lease or a reserved range of the pool")
         self._take(target, block, refs=0)
 
@@ -223,14 +247,15 @@ class Pool:
     def _existing(self, target: IPv6Network, prefixlen: int) -> Lease | None:
         if not self._root[1] <= prefixlen <= 32:
             raise ValueError(f"prefix length {prefixlen} does not fit pool {self._network}")
-        lease = self._leases.get(target)
+        lease = self.lease_of(target)
         if lease is not None and lease.block.prefixlen != prefixlen:
             raise ValueError(f"{target} already holds {lease.block}, not a /{prefixlen}")
         return lease
 
     def _take(self, target: IPv6Network, block: IPv4Network, refs: int) -> None:
-        self._mark(_node(block), target)
-        self._leases[target] = Lease(block, target, refs)
+        key = _target(target)
+        self._mark(_node(block), key)
+        self._leases[key] = (int(block.network_address), block.prefixlen, refs)
         self._used += block.num_addresses
 
     def _ancestors(self, node: Node) -> Iterable[Node]:
@@ -241,29 +266,29 @@ class Pool:
 
     def _covering(self, node: Node) -> Node | None:
         """The occupied block that contains (or is) ``node``, if any."""
-        return next((a for a in self._ancestors(node) if a in self._occupied), None)
+        return next((a for a in self._ancestors(node) if _flat(a) in self._occupied), None)
 
-    def _mark(self, node: Node, owner: IPv6Network | None) -> None:
-        for a in self._ancestors(node):
+    def _mark(self, node: Node, owner: Target | None) -> None:
+        for a in map(_flat, self._ancestors(node)):
             self._count[a] = self._count.get(a, 0) + _span(node[1])
-        self._occupied[node] = owner
+        self._occupied[_flat(node)] = owner
 
     def _unmark(self, node: Node) -> None:
-        for a in self._ancestors(node):
+        for a in map(_flat, self._ancestors(node)):
             left = self._count[a] - _span(node[1])
             if left:
                 self._count[a] = left
             else:
                 del self._count[a]
-        del self._occupied[node]
+        del self._occupied[_flat(node)]
 
     def _lowest_free(self) -> int | None:
         start, q = self._root
-        if self._count.get(self._root, 0) >= _span(q):
+        if self._count.get(_flat(self._root), 0) >= _span(q):
             return None
         while q < 32:  # the node has room, so one of its children has
             q += 1
-            if self._count.get((start, q), 0) >= _span(q):
+            if self._count.get(start << 6 | q, 0) >= _span(q):
                 start += _span(q)
         return start
 
@@ -271,7 +296,7 @@ class Pool:
         stack = [self._root]
         while stack:
             start, q = stack.pop()
-            used = self._count.get((start, q), 0)
+            used = self._count.get(start << 6 | q, 0)
             if used == 0:  # wholly free: its top aligned block is the highest one left
                 return start + _span(q) - _span(prefixlen)
             if q == prefixlen or _span(q) - used < _span(prefixlen):

@@ -4,29 +4,91 @@ The table stores entries and keeps the pool's leases in step with them (one refe
 a pool block is released when the last entry using its IPv6 target is deleted).  It decides
 nothing: ``decide`` and ``engine`` say what to change, ``lifecycle`` says which changes are legal.
 
+Every question ``decide`` and ``engine`` ask per DNS answer is answered from an index, so an
+answer costs the same with 10,000 entries as with ten (issue 15): entries by IPv4 prefix, by
+IPv6 target, by pool block, the Valid dns entries each name vouches for, counts per origin and
+state, the Valid entries by expiry (a heap) and the Stale ones.  Indexes hold the entries'
+integer identities (``Entry.ident``), never copies of entries.
+
 Invariants (checked by ``check_invariants``, exercised by the property tests):
 - at most one Valid entry covers any IPv4 address, whatever its origin;
 - every entry's pool block is the pool's lease for its IPv6 target, and a lease has exactly as
   many references as entries use it;
-- dns entries are /32 -> /128.
+- dns entries are /32 -> /128;
+- every index equals the one rebuilt from the entries.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
-from collections.abc import Iterator
-from ipaddress import IPv4Address, IPv4Network
+from collections.abc import Hashable, Iterable, Iterator
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
-from clat_eamt.core.model import Entry, EntryKey, Origin, State
+from clat_eamt.core.model import Entry, EntryKey, Ident, Origin, State
 from clat_eamt.core.pool import Pool
+
+# An index maps a key to one identity (the common case: one entry per IPv4, per name) or to a
+# set of them, so a 10,000-entry table does not pay for 10,000 one-element sets.
+Slot = Ident | set[Ident]
+Index = dict[Hashable, Slot]
+
+
+def _put(index: Index, key: Hashable, ident: Ident) -> None:
+    slot = index.get(key)
+    if slot is None:
+        index[key] = ident
+    elif isinstance(slot, set):
+        slot.add(ident)
+    elif slot != ident:
+        index[key] = {slot, ident}
+
+
+def _drop(index: Index, key: Hashable, ident: Ident) -> None:
+    slot = index.get(key)
+    if isinstance(slot, set):
+        slot.discard(ident)
+        if len(slot) == 1:
+            index[key] = next(iter(slot))
+    elif slot == ident:
+        del index[key]
+
+
+def _idents(index: Index, key: Hashable) -> Iterable[Ident]:
+    slot = index.get(key)
+    if slot is None:
+        return ()
+    return slot if isinstance(slot, set) else (slot,)
+
+
+def _prefix_key(address: int, prefixlen: int, full: int) -> Hashable:
+    """The index key of a prefix: the bare integer for a single address (no extra object: the
+    entry holds that integer already), (integer, length) for a shorter prefix."""
+    return address if prefixlen == full else (address, prefixlen)
+
+
+def _ident_of(key: EntryKey) -> Ident:
+    ipv4, ipv6 = key
+    return int(ipv4.network_address), ipv4.prefixlen, int(ipv6.network_address), ipv6.prefixlen
+
+
+def _vouched(entry: Entry) -> bool:
+    """Entries the names index lists: Valid dns entries (what ``valid_targets_of`` asks)."""
+    return entry.state is State.VALID and entry.origin is Origin.DNS
 
 
 class MappingTable:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
-        self._entries: dict[EntryKey, Entry] = {}
-        self._by_ipv4: dict[IPv4Network, set[EntryKey]] = {}  # all entries per IPv4 prefix
-        self._prefix_ipv4: set[IPv4Network] = set()  # IPv4 prefixes shorter than /32 (static)
+        self._entries: dict[Ident, Entry] = {}
+        self._by_ipv4: Index = {}
+        self._ipv4_lens: Counter[int] = Counter()  # prefix lengths present (static: a few)
+        self._by_target: Index = {}
+        self._by_pool: Index = {}
+        self._by_name: Index = {}  # name -> Valid dns entries it vouches for
+        self._counts: Counter[tuple[Origin, State]] = Counter()
+        self._expiry: list[tuple[float, Ident]] = []  # Valid entries by expiry; lazily cleaned
+        self._stale: dict[Ident, None] = {}
         # SPEC section 3, conflict: an IPv4 that two names map to different IPv6 addresses is not
         # mapped again by dns until both answers have expired.
         self.quarantine: dict[IPv4Network, float] = {}
@@ -40,34 +102,64 @@ class MappingTable:
         return iter(list(self._entries.values()))
 
     def __contains__(self, key: object) -> bool:
-        return key in self._entries
+        return isinstance(key, tuple) and _ident_of(key) in self._entries
 
     def get(self, key: EntryKey) -> Entry | None:
-        return self._entries.get(key)
+        return self._entries.get(_ident_of(key))
+
+    def sorted(self) -> list[Entry]:
+        """Every entry, by IPv4 then IPv6 (the order of ``key``), cheaply."""
+        return [self._entries[i] for i in sorted(self._entries)]
 
     def covering(self, address: IPv4Address) -> list[Entry]:
-        """Every entry (any state, any origin) whose IPv4 prefix contains ``address``."""
-        keys = set(self._by_ipv4.get(IPv4Network(address), ()))
-        for prefix in self._prefix_ipv4:
-            if address in prefix:
-                keys |= self._by_ipv4[prefix]
-        return [self._entries[k] for k in sorted(keys, key=str)]
+        """Every entry (any state, any origin) whose IPv4 prefix contains ``address``: one
+        lookup per prefix length present in the table."""
+        a = int(address)
+        idents: list[Ident] = []
+        for prefixlen in self._ipv4_lens:
+            first = a >> (32 - prefixlen) << (32 - prefixlen)
+            idents += _idents(self._by_ipv4, _prefix_key(first, prefixlen, 32))
+        return [self._entries[i] for i in sorted(idents)]
 
     def valid_covering(self, address: IPv4Address) -> Entry | None:
         return next((e for e in self.covering(address) if e.state is State.VALID), None)
 
-    def count(self, origin: Origin | None = None) -> int:
-        if origin is None:
+    def count(self, origin: Origin | None = None, state: State | None = None) -> int:
+        if origin is None and state is None:
             return len(self._entries)
-        return sum(1 for e in self._entries.values() if e.origin is origin)
+        return sum(
+            n for (o, s), n in self._counts.items() if origin in (None, o) and state in (None, s)
+        )
 
     def valid_targets_of(self, fqdn: str) -> list[Entry]:
         """Valid dns entries that ``fqdn`` vouches for (used to keep a name's choice stable)."""
-        return [
-            e
-            for e in self._entries.values()
-            if e.state is State.VALID and e.origin is Origin.DNS and fqdn in e.fqdns
-        ]
+        return [self._entries[i] for i in sorted(_idents(self._by_name, fqdn))]
+
+    def with_target(self, ipv6: IPv6Network) -> list[Entry]:
+        """Every entry mapping to this IPv6 prefix (they share its pool block)."""
+        key = _prefix_key(int(ipv6.network_address), ipv6.prefixlen, 128)
+        return [self._entries[i] for i in sorted(_idents(self._by_target, key))]
+
+    def using_pool(self, block: IPv4Network) -> list[Entry]:
+        """Every entry whose DNAT target is this pool block."""
+        key = _prefix_key(int(block.network_address), block.prefixlen, 32)
+        return [self._entries[i] for i in sorted(_idents(self._by_pool, key))]
+
+    def expired(self, now: float) -> list[Entry]:
+        """Valid entries whose expiry is ``now`` or earlier, in expiry order: a heap walk that
+        touches only those (and drops heap items of entries that changed since)."""
+        due: dict[tuple[float, Ident], None] = {}  # an item pushed twice counts once
+        while self._expiry and self._expiry[0][0] <= now:
+            item = heapq.heappop(self._expiry)
+            entry = self._entries.get(item[1])
+            if entry is not None and entry.state is State.VALID and entry.expires == item[0]:
+                due[item] = None
+        for item in due:  # still Valid until the caller changes them: keep them indexed
+            heapq.heappush(self._expiry, item)
+        return [self._entries[i] for _, i in due]
+
+    def stale(self) -> list[Entry]:
+        return [self._entries[i] for i in self._stale]
 
     def quarantined(self, ipv4: IPv4Network, now: float) -> bool:
         until = self.quarantine.get(ipv4)
@@ -77,32 +169,43 @@ class MappingTable:
 
     def add(self, entry: Entry) -> None:
         """Insert a new entry and take a reference on its pool lease."""
-        if entry.key in self._entries:
+        ident = entry.ident
+        if ident in self._entries:
             raise KeyError(f"entry {entry.ipv4} -> {entry.ipv6} already exists")
-        block = self.pool.acquire(entry.ipv6, entry.pool.prefixlen)
-        if block != entry.pool:
+        pool = entry.pool
+        block = self.pool.acquire(entry.ipv6, pool.prefixlen)
+        if block != pool:
             self.pool.release(entry.ipv6)
-            raise ValueError(f"pool gave {block} for {entry.ipv6}, entry expected {entry.pool}")
-        self._entries[entry.key] = entry
-        self._by_ipv4.setdefault(entry.ipv4, set()).add(entry.key)
-        if entry.ipv4.prefixlen < 32:
-            self._prefix_ipv4.add(entry.ipv4)
+            raise ValueError(f"pool gave {block} for {entry.ipv6}, entry expected {pool}")
+        self._entries[ident] = entry
+        v4, v4len, v6, v6len = ident
+        _put(self._by_ipv4, _prefix_key(v4, v4len, 32), ident)
+        self._ipv4_lens[v4len] += 1
+        _put(self._by_target, _prefix_key(v6, v6len, 128), ident)
+        _put(self._by_pool, _prefix_key(*entry.pool_int, 32), ident)
+        self._index_state(ident, None, entry)
 
     def replace(self, entry: Entry) -> None:
         """Store a changed version of an existing entry (same key, same pool block)."""
-        old = self._entries[entry.key]
-        if old.pool != entry.pool:
+        old = self._entries[entry.ident]
+        if old.pool_int != entry.pool_int:
             raise ValueError("an entry keeps its pool block for life")
-        self._entries[entry.key] = entry
+        ident = self._ident(entry.ident)  # the one identity object the indexes hold
+        self._entries[ident] = entry
+        self._index_state(ident, old, entry)
 
     def delete(self, key: EntryKey) -> Entry:
         """Remove an entry and drop its pool reference (the block is freed with the last one)."""
-        entry = self._entries.pop(key)
-        keys = self._by_ipv4[entry.ipv4]
-        keys.discard(key)
-        if not keys:
-            del self._by_ipv4[entry.ipv4]
-            self._prefix_ipv4.discard(entry.ipv4)
+        ident = _ident_of(key)
+        entry = self._entries.pop(ident)
+        v4, v4len, v6, v6len = ident
+        _drop(self._by_ipv4, _prefix_key(v4, v4len, 32), ident)
+        self._ipv4_lens[v4len] -= 1
+        if not self._ipv4_lens[v4len]:
+            del self._ipv4_lens[v4len]
+        _drop(self._by_target, _prefix_key(v6, v6len, 128), ident)
+        _drop(self._by_pool, _prefix_key(*entry.pool_int, 32), ident)
+        self._index_state(ident, entry, None)
         self.pool.release(entry.ipv6)
         return entry
 
@@ -111,6 +214,43 @@ class MappingTable:
         for ipv4 in done:
             del self.quarantine[ipv4]
         return done
+
+    def _ident(self, ident: Ident) -> Ident:
+        """The identity object the table already holds for ``ident`` (indexes share it)."""
+        slot = self._by_ipv4.get(_prefix_key(ident[0], ident[1], 32))
+        for held in slot if isinstance(slot, set) else (slot,) if slot else ():
+            if held == ident:
+                return held
+        return ident
+
+    def _index_state(self, ident: Ident, old: Entry | None, new: Entry | None) -> None:
+        """Move an entry between the state-dependent indexes (names, counts, expiry, stale)."""
+        if old is not None:
+            self._counts[(old.origin, old.state)] -= 1
+            if not self._counts[(old.origin, old.state)]:
+                del self._counts[(old.origin, old.state)]
+            if _vouched(old):
+                for name in old.fqdns:
+                    _drop(self._by_name, name, ident)
+            self._stale.pop(ident, None)
+        if new is None:
+            return
+        self._counts[(new.origin, new.state)] += 1
+        if _vouched(new):
+            for name in new.fqdns:
+                _put(self._by_name, name, ident)
+        if new.state is State.STALE:
+            self._stale[ident] = None
+        moved = old is None or old.expires != new.expires or old.state is not State.VALID
+        if new.state is State.VALID and new.expires is not None and moved:
+            heapq.heappush(self._expiry, (new.expires, ident))
+            if len(self._expiry) > 2 * len(self._entries) + 64:  # refreshes left old items
+                self._expiry = [
+                    (e.expires, i)
+                    for i, e in self._entries.items()
+                    if e.state is State.VALID and e.expires is not None
+                ]
+                heapq.heapify(self._expiry)
 
     # --- checking -----------------------------------------------------------------------------
 
@@ -123,10 +263,45 @@ class MappingTable:
         refs = Counter(e.ipv6 for e in self._entries.values())
         leases = {lease.target: lease for lease in self.pool.leases()}
         assert set(leases) == set(refs), f"leases {set(leases)} != targets {set(refs)}"
-        for entry in self._entries.values():
+        for ident, entry in self._entries.items():
+            assert ident == entry.ident, f"{entry} filed under {ident}"
             lease = leases[entry.ipv6]
             assert lease.block == entry.pool, f"{entry} does not hold its lease {lease}"
             assert lease.refs == refs[entry.ipv6], f"lease {lease} refs != {refs[entry.ipv6]}"
             if entry.origin is Origin.DNS:
                 assert entry.ipv4.prefixlen == 32 and entry.ipv6.prefixlen == 128, entry
             assert entry.state is not State.INVALID, f"Invalid entry kept: {entry}"
+        self._check_indexes()
+
+    def _check_indexes(self) -> None:
+        """Every index equals the one rebuilt from the entries, and answers as a scan would."""
+        fresh = MappingTable(self.pool)
+        for ident, entry in self._entries.items():
+            fresh._entries[ident] = entry
+            v4, v4len, v6, v6len = ident
+            _put(fresh._by_ipv4, _prefix_key(v4, v4len, 32), ident)
+            fresh._ipv4_lens[v4len] += 1
+            _put(fresh._by_target, _prefix_key(v6, v6len, 128), ident)
+            _put(fresh._by_pool, _prefix_key(*entry.pool_int, 32), ident)
+            fresh._index_state(ident, None, entry)
+        for name in ("_by_ipv4", "_ipv4_lens", "_by_target", "_by_pool", "_by_name", "_counts"):
+            mine, want = getattr(self, name), getattr(fresh, name)
+            assert mine == want, f"index {name} is {mine}, the entries say {want}"
+        assert set(self._stale) == set(fresh._stale), f"stale index {self._stale}"
+        heap = {item for item in self._expiry if self._entries.get(item[1]) is not None}
+        for ident, entry in self._entries.items():
+            if entry.state is State.VALID and entry.expires is not None:
+                assert (entry.expires, ident) in heap, f"{entry} missing from the expiry heap"
+        entries = list(self._entries.values())
+        for entry in entries:  # the indexed answers equal the answers of a scan
+            address = entry.ipv4.network_address
+            assert self.covering(address) == sorted(
+                (e for e in entries if address in e.ipv4), key=lambda e: e.ident
+            ), f"covering({address}) disagrees with a scan"
+            for fqdn in entry.fqdns:
+                assert self.valid_targets_of(fqdn) == sorted(
+                    (e for e in entries if _vouched(e) and fqdn in e.fqdns),
+                    key=lambda e: e.ident,
+                ), f"valid_targets_of({fqdn}) disagrees with a scan"
+        for origin in Origin:
+            assert self.count(origin) == sum(1 for e in entries if e.origin is origin)

@@ -44,4 +44,12 @@ def _read(lan: Sequence[str] | None) -> LocalNetworks:
 
 
 async def local_networks(lan: Sequence[str] | None) -> LocalNetworks:
-    return await asyncio.to_thread(_read, lan)
+    """The router's addresses and prefixes.  The IPv6 prefixes of every link are never mapped,
+    the WAN link's too (issue 15: an AAAA on the WAN's prefix, not the router's own address,
+    was mappable; a target there is the ISP's access network, reached on-link, not a CDN).
+    IPv4 prefixes outside ``lan`` are not added: the WAN of a 464XLAT CE is IPv6-only (RFC
+    6877), and a machine whose other links hold IPv4 prefixes is not steering them."""
+    found = await asyncio.to_thread(_read, lan)
+    links_v6 = tuple(p for p in found.prefixes if p.version == 6)
+    never = tuple(dict.fromkeys(found.lan_prefixes + links_v6))
+    return LocalNetworks(found.addresses, found.prefixes, never)

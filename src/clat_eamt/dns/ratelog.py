@@ -30,7 +30,7 @@ class RateLimitedLog:
         )
         self._window: dict[str, tuple[float, int, int]] = {}  # kind -> (start, logged, dropped)
 
-    def note(self, kind: str, message: str, *args: object) -> None:
+    def note(self, kind: str, message: str, *args: object, exc_info: bool = False) -> None:
         now = self.clock()
         start, logged, dropped = self._window.get(kind, (now, 0, 0))
         if now - start >= self.interval:
@@ -40,5 +40,5 @@ class RateLimitedLog:
             return
         if dropped:
             message += f" ({dropped} similar messages suppressed)"
-        self.logger.log(self.level, message, *args)
+        self.logger.log(self.level, message, *args, exc_info=exc_info)
         self._window[kind] = (start, logged + 1, 0)

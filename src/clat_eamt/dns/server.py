@@ -5,6 +5,14 @@ number in flight is capped (dnsmasq caps its own forwards at 150 by default, so 
 reached by something that is not dnsmasq) and datagrams beyond it are dropped: the sender
 retries, as it would after a loss.  TCP connections (RFC 7766) are read one message at a time
 and closed after an idle period.
+
+TCP is where dnsmasq retries a truncated answer, so no client may keep it out (issue 15: one
+client holding all 64 slots with a query every 8 s did).  A connection that has sent no query
+yet is closed after ``TCP_SILENT`` seconds, one that has after ``TCP_IDLE``.  When every slot is
+taken, a new connection is still served: the idle connection (not waiting for an answer) of the
+client holding the most slots, idle longest, is closed for it (RFC 7766 section 6.2.3 lets a
+server close idle connections under pressure; clients reconnect).  Only when every connection
+is waiting for an answer is the new one closed.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
@@ -20,7 +29,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[[bytes, IPv4Address | IPv6Address | None, bool], Awaitable[bytes | None]]
 MAX_UDP_IN_FLIGHT = 300  # each A query holds two sockets: stay clear of 1024 fds
 MAX_TCP_CONNECTIONS = 64
-TCP_IDLE = 10.0
+TCP_IDLE = 10.0  # after a query (RFC 7766 section 6.2.3: a few seconds)
+TCP_SILENT = 2.0  # before the first query: a client that connects sends at once
 
 
 def _peer(addr: tuple[Any, ...] | None) -> IPv4Address | IPv6Address | None:
@@ -57,6 +67,16 @@ class _Udp(asyncio.DatagramProtocol):
         log.debug("UDP error: %s", exc)
 
 
+class _TcpClient:
+    """One TCP connection: who, since when idle, and whether it waits for an answer."""
+
+    __slots__ = ("busy", "idle_since", "peer", "queries", "writer")
+
+    def __init__(self, peer: object, writer: asyncio.StreamWriter, now: float) -> None:
+        self.peer, self.writer, self.idle_since = peer, writer, now
+        self.busy, self.queries = False, 0
+
+
 class DnsServer:
     """Listens on ``address``:``port`` over UDP and TCP until ``close``."""
 
@@ -65,7 +85,13 @@ class DnsServer:
         self.udp: asyncio.DatagramTransport | None = None
         self.tcp: asyncio.Server | None = None
         self.dropped = 0
-        self.connections = 0
+        self.tcp_clients: set[_TcpClient] = set()
+        self.tcp_evicted = 0  # idle connections closed to make room
+        self.tcp_refused = 0  # new connections closed: every slot waiting for an answer
+
+    @property
+    def connections(self) -> int:
+        return len(self.tcp_clients)
 
     async def start(self) -> None:
         """Bind both sockets; OSError (address in use, not on this host) goes to the caller."""
@@ -92,24 +118,43 @@ class DnsServer:
     def _drop(self) -> None:
         self.dropped += 1
 
+    def _evict(self) -> bool:
+        """Close the idle connection of the client holding the most slots, idle longest; False
+        when every connection waits for an answer."""
+        idle = [c for c in self.tcp_clients if not c.busy]
+        if not idle:
+            return False
+        holding = Counter(c.peer for c in self.tcp_clients)
+        victim = max(idle, key=lambda c: (holding[c.peer], -c.idle_since))
+        self.tcp_clients.discard(victim)
+        victim.writer.close()
+        self.tcp_evicted += 1
+        return True
+
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.connections >= MAX_TCP_CONNECTIONS:
+        loop = asyncio.get_running_loop()
+        if len(self.tcp_clients) >= MAX_TCP_CONNECTIONS and not self._evict():
+            self.tcp_refused += 1
             writer.close()
             return
-        self.connections += 1
         peer = _peer(writer.get_extra_info("peername"))
+        client = _TcpClient(peer, writer, loop.time())
+        self.tcp_clients.add(client)
         try:
-            while True:
-                async with asyncio.timeout(TCP_IDLE):
+            while client in self.tcp_clients:
+                async with asyncio.timeout(TCP_IDLE if client.queries else TCP_SILENT):
                     (size,) = struct.unpack("!H", await reader.readexactly(2))
                     data = await reader.readexactly(size)
+                client.busy = True
                 reply = await self.handler(data, peer, True)
-                if reply is None:
+                client.busy, client.queries = False, client.queries + 1
+                client.idle_since = loop.time()
+                if reply is None or client not in self.tcp_clients:
                     break
                 writer.write(struct.pack("!H", len(reply)) + reply)
                 await writer.drain()
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
-            self.connections -= 1
+            self.tcp_clients.discard(client)
             writer.close()

@@ -184,7 +184,9 @@ class Upstreams:
         health = self._health(server)
         health.failures += 1
         health.last_error = error
-        backoff = min(_BACKOFF_MAX, _BACKOFF_FIRST * 2 ** (health.failures - 1))
+        # The exponent is capped: a resolver down for a while fails thousands of times, and a
+        # float power overflows past 2**1023 (the back-off is at _BACKOFF_MAX long before).
+        backoff = min(_BACKOFF_MAX, _BACKOFF_FIRST * 2 ** min(health.failures - 1, 32))
         health.down_until = self.clock() + backoff
         if self.preferred == server:
             self.preferred = None

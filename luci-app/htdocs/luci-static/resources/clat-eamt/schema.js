@@ -90,7 +90,7 @@ return baseclass.extend({
 		  help: _('IPv4 destination (address or prefix) that LAN hosts connect to.') },
 		{ name: 'ipv6', section: 'static', widget: 'value', values: [], datatype: 'ip6addr', rule: {"kind": "prefix", "family": 6}, default: '', example: '2001:db8::10', required: true, restart: false,
 		  help: _('IPv6 address or prefix it is translated to; it must have as many host bits as ipv4 (/32 goes with /128, /24 with /120).') },
-		{ name: 'comment', section: 'static', widget: 'value', values: [], datatype: 'string', rule: {"kind": "text"}, default: '', example: 'my server at the office', required: false, restart: false,
+		{ name: 'comment', section: 'static', widget: 'value', values: [], datatype: 'maxlength(200)', rule: {"kind": "text"}, default: '', example: 'my server at the office', required: false, restart: false,
 		  help: _('Free text for your own notes.') }
 	]
 });
