@@ -94,3 +94,5 @@ def test_a_note_round_trips_through_its_comment_text():
     long = Note("dns", 1.0, ("x" * 200 + ".example",))
     assert Note.parse(long.text(128)) == Note("dns", 1.0, (), complete=False)
     assert len(long.text(128)) <= 128 and Note.parse("garbage") is None
+    hostile = Note("dns", 1.0, ('a"b; flush ruleset.example',))
+    assert hostile.text(128) == "~dns 1.0"  # never into nft's parser

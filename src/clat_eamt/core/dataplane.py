@@ -16,6 +16,7 @@ what the IPv4 leg's element records about its entry so that a restarted daemon c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
@@ -136,6 +137,9 @@ def net_effect(ops: Iterable[DataplaneOp]) -> NetEffect:
     return effect
 
 
+_SAFE = re.compile(r"[A-Za-z0-9_.-]+")
+
+
 @dataclass(frozen=True)
 class Note:
     """What the kernel keeps beside an IPv4 leg about its entry (an nft element comment), so a
@@ -149,11 +153,13 @@ class Note:
     complete: bool = True
 
     def text(self, limit: int) -> str:
-        """One line of at most ``limit`` characters (nft's comment limit is 128)."""
+        """One line of at most ``limit`` characters (nft's comment limit is 128), of letters,
+        digits and ``-_.~`` only: a DNS name may hold any byte (RFC 2181 section 11), and one
+        that the nft parser stumbled over would fail the whole transaction it is in."""
         words = [self.origin, "-" if self.expires is None else f"{self.expires:.1f}"]
         text = " ".join([*words, *self.names])
-        if len(text) > limit:  # keep what fits, and say that it is not everything
-            text = " ".join(["~" + self.origin, words[1]])
+        if len(text) > limit or not all(_SAFE.fullmatch(n) for n in self.names):
+            text = " ".join(["~" + self.origin, words[1]])  # not everything: say so
         return text
 
     @classmethod
