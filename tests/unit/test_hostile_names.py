@@ -9,7 +9,7 @@ from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
-from clat_eamt.core.model import AaaaStatus, LiveFlows, Reason, StaleReason, State
+from clat_eamt.core.model import AaaaStatus, LiveFlows, Observation, Reason, StaleReason, State
 from clat_eamt.core.seen import PER_TARGET, AnswersSeen
 
 from .corekit import engine, obs
@@ -118,3 +118,20 @@ def test_memory_is_bounded_and_forgets_the_oldest_first():
     assert seen.objection("x.example", IPv4Address("192.0.2.4"), target, 1) is not None
     seen.expire(601)
     assert len(seen) == 0
+
+
+def test_a_name_does_not_object_to_itself_whatever_its_case():
+    """The memory keeps names as decide compares them (normalized): an answer for
+    Video.Example. never objects to a later one for video.example."""
+    from clat_eamt.core.seen import AnswersSeen  # noqa: PLC0415
+
+    seen = AnswersSeen()
+    first = Observation("Video.Example.", (IPv4Address("192.0.2.10"),), 300, AaaaStatus.NODATA)
+    seen.remember(first, 0.0)
+    assert (
+        seen.objection("video.example", IPv4Address("192.0.2.10"), IPv6Address("2001:db8::1"), 1.0)
+        is None
+    )
+    assert seen.objection(
+        "other.example", IPv4Address("192.0.2.10"), IPv6Address("2001:db8::1"), 1.0
+    )

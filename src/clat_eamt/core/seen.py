@@ -20,16 +20,18 @@ one hostile answer with 40 A records must not steer 40 destinations to one host.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from ipaddress import IPv4Address, IPv6Address
 
 from clat_eamt.core.model import AaaaStatus, Observation
+from clat_eamt.core.names import normalize
 
-CAPACITY = 16384  # (IPv4, name) pairs; about 3 MB of Python objects when full
+CAPACITY = 16384  # (IPv4, name) pairs; well under 200 bytes each (make bench: scale)
 PER_TARGET = 8  # IPv4s one name may map to one IPv6 target
 SWEEP = 10.0  # seconds between sweeps of expired pairs
 MAX_MEMORY_TTL = 86400  # an answer is remembered at most this long, whatever its TTL
-Vouch = frozenset[IPv6Address] | None  # the name's AAAA set; None: AAAA unknown
+# The name's AAAA set as sorted integers (one tuple shared by the pairs of one answer; empty:
+# no IPv6); None: AAAA unknown.  Integers, not ipaddress objects: a router keeps thousands.
+Vouch = tuple[int, ...] | None
 
 
 class AnswersSeen:
@@ -37,9 +39,10 @@ class AnswersSeen:
         if capacity < 1:
             raise ValueError("the memory of answers needs room for one")
         self.capacity = capacity
-        # (D, name) -> (expires, vouch); oldest remembered first.
-        self._pairs: OrderedDict[tuple[IPv4Address, str], tuple[float, Vouch]] = OrderedDict()
-        self._names: dict[IPv4Address, set[str]] = {}  # D -> the names remembered with it
+        # (D, name) -> (expires, vouch); a plain dict keeps insertion order: oldest first.
+        self._pairs: dict[tuple[int, str], tuple[float, Vouch]] = {}
+        # D -> the names remembered with it (one name, the usual case, without a set)
+        self._names: dict[int, str | set[str]] = {}
         self.forgotten = 0  # pushed out before their TTL ended (status: memory too small)
         self._sweep = float("-inf")
 
@@ -51,21 +54,23 @@ class AnswersSeen:
         unexpired pairs had to be forgotten to make room."""
         vouch: Vouch
         if obs.aaaa_status is AaaaStatus.ANSWER:
-            vouch = frozenset(obs.aaaa)
+            vouch = tuple(sorted({int(x) for x in obs.aaaa}))
         elif obs.aaaa_status in (AaaaStatus.NODATA, AaaaStatus.NXDOMAIN):
-            vouch = frozenset()
+            vouch = ()
         else:
             vouch = None
         expires = now + min(max(obs.a_ttl, 0), MAX_MEMORY_TTL)
-        for ipv4 in set(obs.a):
-            key = (ipv4, obs.name)
+        name = normalize(obs.name)  # as decide names it (objection compares the two)
+        for ipv4 in {int(a) for a in obs.a}:
+            key = (ipv4, name)
             self._pairs.pop(key, None)
             self._pairs[key] = (expires, vouch)
-            self._names.setdefault(ipv4, set()).add(obs.name)
+            self._index(ipv4, name)
         forgotten = 0
         while len(self._pairs) > self.capacity:
-            (ipv4, name), (until, _) = self._pairs.popitem(last=False)
-            self._unindex(ipv4, name)
+            oldest = next(iter(self._pairs))
+            until, _ = self._pairs.pop(oldest)
+            self._unindex(*oldest)
             forgotten += until > now
         self.forgotten += forgotten
         return forgotten
@@ -75,13 +80,15 @@ class AnswersSeen:
     ) -> str | None:
         """Why D -> X may not be made for ``name`` now: another name's unexpired answer holds
         D without X (its own AAAA set, or none).  None when nothing objects."""
-        for other in sorted(self._names.get(ipv4, ())):
+        d = int(ipv4)
+        names = self._names.get(d, ())
+        for other in sorted((names,) if isinstance(names, str) else names):
             if other == name:
                 continue
-            expires, vouch = self._pairs[(ipv4, other)]
-            if expires <= now or vouch is None or target in vouch:
+            expires, vouch = self._pairs[(d, other)]
+            if expires <= now or vouch is None or int(target) in vouch:
                 continue
-            says = ", ".join(map(str, sorted(vouch))) if vouch else "no IPv6"
+            says = ", ".join(str(IPv6Address(x)) for x in vouch) if vouch else "no IPv6"
             left = expires - now
             return f"{other} answered {ipv4} with {says} ({left:.0f} s of its TTL left)"
         return None
@@ -98,9 +105,23 @@ class AnswersSeen:
             self._unindex(*key)
         return len(gone)
 
-    def _unindex(self, ipv4: IPv4Address, name: str) -> None:
+    def _index(self, ipv4: int, name: str) -> None:
         names = self._names.get(ipv4)
-        if names is not None:
-            names.discard(name)
-            if not names:
+        if names is None or names == name:
+            self._names[ipv4] = name
+        elif isinstance(names, str):
+            self._names[ipv4] = {names, name}
+        else:
+            names.add(name)
+
+    def _unindex(self, ipv4: int, name: str) -> None:
+        names = self._names.get(ipv4)
+        if names is None:
+            return
+        if isinstance(names, str):
+            if names == name:
                 del self._names[ipv4]
+            return
+        names.discard(name)
+        if len(names) == 1:
+            self._names[ipv4] = next(iter(names))
