@@ -103,7 +103,7 @@ class Pref64Set:
         if key in memo:
             return memo[key]
         verdict = self._synthesized(ipv6, key[1])
-        if len(memo) >= 4096:
+        if len(memo) >= 512:  # the hot CDN addresses; bounded, a router has little memory
             memo.clear()
         memo[key] = verdict
         return verdict

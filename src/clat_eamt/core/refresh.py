@@ -109,7 +109,7 @@ class RefreshAhead:
         s = self.settings
         candidates: list[tuple[float, str]] = []
         ends: dict[str, float] = {}
-        for entry in table:
+        for entry in table.expiring(now + s.lead):  # the heap, not the whole table
             name = self._candidate(entry, live, now)
             if name is not None:
                 assert entry.expires is not None

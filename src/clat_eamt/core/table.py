@@ -148,6 +148,12 @@ class MappingTable:
     def expired(self, now: float) -> list[Entry]:
         """Valid entries whose expiry is ``now`` or earlier, in expiry order: a heap walk that
         touches only those (and drops heap items of entries that changed since)."""
+        return self.expiring(now)
+
+    def expiring(self, until: float) -> list[Entry]:
+        """Valid entries whose expiry is ``until`` or earlier (``expired``; refresh ahead asks
+        for those ending soon), touching only them, whatever the size of the table."""
+        now = until
         due: dict[tuple[float, Ident], None] = {}  # an item pushed twice counts once
         while self._expiry and self._expiry[0][0] <= now:
             item = heapq.heappop(self._expiry)
