@@ -8,7 +8,6 @@ boundaries: ``example.com`` matches ``cdn.example.com`` but not ``badexample.com
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -16,9 +15,8 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9_*-]{1,63}(?<!-)$")
 
 
 def normalize(name: str) -> str:
-    """Lower-case presentation form without the trailing dot ('' for the root); interned, so
-    the table, its name index and the answers seen share one string per name."""
-    return sys.intern(name.strip().rstrip(".").lower())
+    """Lower-case presentation form without the trailing dot ('' for the root)."""
+    return name.strip().rstrip(".").lower()
 
 
 def name_problem(name: str) -> str | None:

@@ -39,8 +39,10 @@ class AnswersSeen:
         if capacity < 1:
             raise ValueError("the memory of answers needs room for one")
         self.capacity = capacity
-        # (D, name) -> (expires, vouch); a plain dict keeps insertion order: oldest first.
-        self._pairs: dict[tuple[int, str], tuple[float, Vouch]] = {}
+        # (D, name) -> expires; a plain dict keeps insertion order: oldest first.
+        self._pairs: dict[tuple[int, str], float] = {}
+        # name -> its AAAA set in its latest answer (one per name, not per pair)
+        self._vouch: dict[str, Vouch] = {}
         # D -> the names remembered with it (one name, the usual case, without a set)
         self._names: dict[int, str | set[str]] = {}
         self.forgotten = 0  # pushed out before their TTL ended (status: memory too small)
@@ -61,17 +63,20 @@ class AnswersSeen:
             vouch = None
         expires = now + min(max(obs.a_ttl, 0), MAX_MEMORY_TTL)
         name = normalize(obs.name)  # as decide names it (objection compares the two)
+        self._vouch[name] = vouch
         for ipv4 in {int(a) for a in obs.a}:
             key = (ipv4, name)
             self._pairs.pop(key, None)
-            self._pairs[key] = (expires, vouch)
+            self._pairs[key] = expires
             self._index(ipv4, name)
         forgotten = 0
         while len(self._pairs) > self.capacity:
             oldest = next(iter(self._pairs))
-            until, _ = self._pairs.pop(oldest)
+            until = self._pairs.pop(oldest)
             self._unindex(*oldest)
             forgotten += until > now
+        if len(self._vouch) > 2 * self.capacity:  # a flood of names: prune before the sweep
+            self._prune_vouch()
         self.forgotten += forgotten
         return forgotten
 
@@ -85,7 +90,7 @@ class AnswersSeen:
         for other in sorted((names,) if isinstance(names, str) else names):
             if other == name:
                 continue
-            expires, vouch = self._pairs[(d, other)]
+            expires, vouch = self._pairs[(d, other)], self._vouch.get(other)
             if expires <= now or vouch is None or int(target) in vouch:
                 continue
             says = ", ".join(str(IPv6Address(x)) for x in vouch) if vouch else "no IPv6"
@@ -99,11 +104,17 @@ class AnswersSeen:
         if now < self._sweep + SWEEP:
             return 0
         self._sweep = now
-        gone = [key for key, (expires, _) in self._pairs.items() if expires <= now]
+        gone = [key for key, expires in self._pairs.items() if expires <= now]
         for key in gone:
             del self._pairs[key]
             self._unindex(*key)
+        if gone or len(self._vouch) > len(self._pairs):  # names with no pair left
+            self._prune_vouch()
         return len(gone)
+
+    def _prune_vouch(self) -> None:
+        named = {name for _, name in self._pairs}
+        self._vouch = {n: v for n, v in self._vouch.items() if n in named}
 
     def _index(self, ipv4: int, name: str) -> None:
         names = self._names.get(ipv4)
