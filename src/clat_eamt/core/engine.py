@@ -102,7 +102,9 @@ class Engine:
 
     def observe(self, obs: Observation, now: float) -> Outcome:
         decision = decide(obs, self.table, self.limiter, self.policy, now, seen=self.seen)
-        forgotten = self.seen.remember(obs, now)  # after deciding: a name objects not to itself
+        # After deciding (a name objects not to itself), under the name decide gave it: one
+        # string shared with the entries it made.
+        forgotten = self.seen.remember(obs, now, decision.name)
         if forgotten:
             self.counters["seen.forgotten"] += forgotten  # the memory is too small for the load
         self.counters["observed"] += 1

@@ -51,9 +51,10 @@ class AnswersSeen:
     def __len__(self) -> int:
         return len(self._pairs)
 
-    def remember(self, obs: Observation, now: float) -> int:
+    def remember(self, obs: Observation, now: float, name: str | None = None) -> int:
         """Note the answer ``obs`` for its A TTL (after the decision on it); returns how many
-        unexpired pairs had to be forgotten to make room."""
+        unexpired pairs had to be forgotten to make room.  ``name``: the name as decide
+        normalized it (the same string then)."""
         vouch: Vouch
         if obs.aaaa_status is AaaaStatus.ANSWER:
             vouch = tuple(sorted({int(x) for x in obs.aaaa}))
@@ -62,7 +63,7 @@ class AnswersSeen:
         else:
             vouch = None
         expires = now + min(max(obs.a_ttl, 0), MAX_MEMORY_TTL)
-        name = normalize(obs.name)  # as decide names it (objection compares the two)
+        name = normalize(obs.name) if name is None else name  # as decide compares names
         self._vouch[name] = vouch
         for ipv4 in {int(a) for a in obs.a}:
             key = (ipv4, name)
