@@ -79,11 +79,10 @@ async def start_resolver() -> tuple[asyncio.DatagramTransport, int]:
 
 
 def free_port() -> int:
-    import socket  # noqa: PLC0415
+    """Free for UDP and TCP: the daemon listens on both."""
+    from tests.labkit.ports import free_port as both  # noqa: PLC0415
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return both()
 
 
 @dataclass

@@ -4,13 +4,13 @@ deadline contract (the real nftables + translator backends run in tests/integrat
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Sequence
 from ipaddress import IPv4Address
 
 from clat_eamt.apply import DataplaneError
 from clat_eamt.core.dataplane import DataplaneState
 from clat_eamt.core.model import DataplaneOp, FlowCensus, LiveFlows
+from tests.labkit.ports import free_port as labkit_free_port
 
 
 class ScriptedDataplane:
@@ -52,10 +52,9 @@ class ScriptedDataplane:
 
 
 def free_port() -> int:
-    """A UDP port on loopback that nothing uses now (the daemon binds UDP and TCP on it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port on loopback free for UDP and TCP now (the daemon binds both on it; a port free
+    for UDP alone may be the local end of a TCP connection, an upstream's say)."""
+    return labkit_free_port()
 
 
 def loopback_config(
