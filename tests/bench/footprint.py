@@ -38,6 +38,7 @@ from pathlib import Path
 from dnslib import AAAA, QTYPE, RR, A, DNSRecord  # type: ignore[import-untyped]
 
 from clat_eamt.control.client import call
+from tests.integration.proxykit import uci
 from tests.openwrtkit import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,15 +108,15 @@ class StandIn:
 
 
 def config(work: Path, port: int, upstream: int) -> Path:
-    options = {
+    options: dict[str, str | list[str]] = {
         "listen": "127.0.0.1",
         "port": str(port),
-        "upstream": f"127.0.0.1#{upstream}",
-        "pref64": "2001:db8:64::/96",
+        "upstream": [f"127.0.0.1#{upstream}"],
+        "pref64": ["2001:db8:64::/96"],
         "translator": "none",
         "allow_documentation": "1",
         "host_mode": "all",
-        "lan_interface": "lo",
+        "lan_interface": ["lo"],
         "max_entries": str(MAPPINGS * 2),
         "hold_ms": "1000",  # a busy moment of this machine must not release an A unmapped
         "create_rate": "100000",
@@ -125,11 +126,8 @@ def config(work: Path, port: int, upstream: int) -> Path:
         "state_dir": str(work / "state"),
         "control_socket": str(work / "control.sock"),
     }
-    lists = {"upstream", "pref64", "lan_interface"}
-    lines = ["config globals 'globals'"]
-    lines += [f"\t{'list' if k in lists else 'option'} {k} '{v}'" for k, v in options.items()]
     path = work / "clat-eamt.uci"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(uci(options))
     return path
 
 

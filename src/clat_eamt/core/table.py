@@ -183,6 +183,10 @@ class MappingTable:
         if block != pool:
             self.pool.release(entry.ipv6)
             raise ValueError(f"pool gave {block} for {entry.ipv6}, entry expected {pool}")
+        self._index(ident, entry)
+
+    def _index(self, ident: Ident, entry: Entry) -> None:
+        """Store a new entry and put it in every index (``add``; the invariant check)."""
         self._entries[ident] = entry
         v4, v4len, v6, v6len = ident
         _put(self._by_ipv4, _prefix_key(v4, v4len, 32), ident)
@@ -283,13 +287,7 @@ class MappingTable:
         """Every index equals the one rebuilt from the entries, and answers as a scan would."""
         fresh = MappingTable(self.pool)
         for ident, entry in self._entries.items():
-            fresh._entries[ident] = entry
-            v4, v4len, v6, v6len = ident
-            _put(fresh._by_ipv4, _prefix_key(v4, v4len, 32), ident)
-            fresh._ipv4_lens[v4len] += 1
-            _put(fresh._by_target, _prefix_key(v6, v6len, 128), ident)
-            _put(fresh._by_pool, _prefix_key(*entry.pool_int, 32), ident)
-            fresh._index_state(ident, None, entry)
+            fresh._index(ident, entry)
         for name in ("_by_ipv4", "_ipv4_lens", "_by_target", "_by_pool", "_by_name", "_counts"):
             mine, want = getattr(self, name), getattr(fresh, name)
             assert mine == want, f"index {name} is {mine}, the entries say {want}"
