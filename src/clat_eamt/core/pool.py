@@ -52,13 +52,12 @@ def pool_problems(
 # --- The allocator ---------------------------------------------------------------------------
 #
 # The pool is a binary tree of aligned blocks: node (start, prefixlen) for every CIDR block inside
-# it.  What is occupied (leased or reserved) is kept in two layers, so that the memory per lease
-# is one entry in each of two dicts and nothing per tree node (issue 15):
-# - chunks of ``CHUNK_PREFIXLEN`` (a /24, 256 addresses) hold one bit per address, as one integer per chunk that
-#   has any occupied address (``_bits``); the used count of a node inside a chunk is a popcount;
-# - nodes of the chunk's size and larger hold how many occupied addresses lie inside them
-#   (``_count``), for the nodes that have any: at most twice the number of chunks in use, so a
-#   few hundred for a /16 pool, whatever the number of leases.
+# it.  What is occupied (leased or reserved) is kept in two layers, so that nothing is stored per
+# tree node per lease (issue 15; the tree of counters it replaces held about three per lease):
+# - inside a chunk of ``CHUNK_PREFIXLEN`` (a /24, 256 addresses) one bit per address, one integer
+#   per chunk that has any occupied address (``_bits``): a node inside a chunk is a popcount;
+# - nodes of a chunk's size and larger count the occupied addresses inside them (``_count``, for
+#   the nodes that have any): at most two per chunk in use, a few hundred for a /16 pool.
 # Blocks larger than a chunk (static prefixes) are counted at their node and above only: a walk
 # from the root never goes below a full node, so nothing asks for their bits.
 # Because leases and reserved blocks never overlap, a node reached from the root is full exactly
@@ -72,9 +71,10 @@ def pool_problems(
 # singles region.  The choice depends only on what is occupied now, never on history, which is
 # what makes allocation deterministic and lets ``peek`` predict ``acquire`` exactly.
 #
-# Memory per /32 lease (10,000 leases, make bench: scale): the lease (``_leases``: the target's
-# integer as key, a (start, 32, refs) tuple) and its owner (``_singles``: the same start integer
-# as key), about 150 bytes; the bits and counts add under 1 byte.
+# Memory per /32 lease (10,000 leases, tracemalloc of the daemon; make bench: scale): ``_leases``
+# (the target's integer, which the entry holds already, as key; the start integer as value)
+# and ``_singles`` (that start integer as key, the target as value), about 100 bytes; the bits
+# and counters add under 1 byte.
 
 Node = tuple[int, int]  # (first address as an int, prefix length)
 # An IPv6 target: the address as an int for a /128 (the integer the entry holds already, no new
@@ -114,6 +114,10 @@ def _lease(target: Target, stored: Stored) -> Lease:
     return Lease(IPv4Network((start, length)), _network(target), refs)
 
 
+def _second(item: tuple[Target, Stored]) -> Stored:
+    return item[1]
+
+
 def _span(prefixlen: int) -> int:
     return 1 << (32 - prefixlen)
 
@@ -137,10 +141,11 @@ class Pool:
         self._network = network
         self._root: Node = _node(network)
         self._singles: dict[int, Target] = {}  # /32 leases: start -> owner
-        self._blocks: dict[int, Target | None] = {}  # other occupied blocks by _flat; None: reserved
+        # every other occupied block, by _flat(node): its owner, None for a reserved range
+        self._blocks: dict[int, Target | None] = {}
         self._count: dict[int, int] = {}  # by _flat(node), nodes of chunk size and larger
         self._bits: dict[int, int] = {}  # chunk's first address -> one bit per occupied address
-        self._leases: dict[Target, Stored] = {}
+        self._leases: dict[Target, int | Stored] = {}  # by _stored and _store only
         self._used = 0
         # The first and last address are never handed out (a pool address that looks like a
         # network or broadcast address confuses people and some tools).  Reserved ranges may
@@ -185,11 +190,11 @@ class Pool:
         return self.size - self._used
 
     def lease_of(self, target: IPv6Network) -> Lease | None:
-        stored = self._leases.get(_target(target))
+        stored = self._stored(_target(target))
         return None if stored is None else _lease(_target(target), stored)
 
     def leases(self) -> tuple[Lease, ...]:
-        ordered = sorted(self._leases.items(), key=lambda item: item[1])
+        ordered = sorted(((target, self._held(target)) for target in self._leases), key=_second)
         return tuple(_lease(target, stored) for target, stored in ordered)
 
     def owner_of(self, address: IPv4Address) -> Lease | None:
@@ -199,7 +204,7 @@ class Pool:
         if owner is None:
             found = self._covering((int(address), 32))
             owner = None if found is None else self._blocks[found]
-        return None if owner is None else _lease(owner, self._leases[owner])
+        return None if owner is None else _lease(owner, self._held(owner))
 
     def peek(self, target: IPv6Network, prefixlen: int = 32) -> IPv4Network | None:
         """The block ``acquire(target, prefixlen)`` would return now; None if it would raise
@@ -217,8 +222,8 @@ class Pool:
         lease = self._existing(target, prefixlen)
         if lease is not None:
             key = _target(target)
-            start, length, refs = self._leases[key]
-            self._leases[key] = (start, length, refs + 1)
+            start, length, refs = self._held(key)
+            self._store(key, (start, length, refs + 1))
             return lease.block
         block = self.peek(target, prefixlen)
         if block is None:
@@ -230,12 +235,12 @@ class Pool:
         """Drop one reference; free the block (and return True) when none is left.  An adopted
         lease nobody acquired (refs 0) is freed at once: that is how reconciliation drops it."""
         key = _target(target)
-        stored = self._leases.get(key)
+        stored = self._stored(key)
         if stored is None:
             raise KeyError(target)
         start, length, refs = stored
         if refs > 1:
-            self._leases[key] = (start, length, refs - 1)
+            self._store(key, (start, length, refs - 1))
             return False
         del self._leases[key]
         if length == 32:
@@ -286,12 +291,25 @@ class Pool:
     def _take(self, target: IPv6Network, block: IPv4Network, refs: int) -> None:
         key, (start, length) = _target(target), _node(block)
         self._mark((start, length))
-        self._leases[key] = (start, length, refs)
+        self._store(key, (start, length, refs))
         if length == 32:
             self._singles[start] = key  # the same integer object as in the stored lease
         else:
             self._blocks[_flat((start, length))] = key
         self._used += _span(length)
+
+    def _stored(self, key: Target) -> Stored | None:
+        return self._held(key) if key in self._leases else None
+
+    def _held(self, key: Target) -> Stored:
+        stored = self._leases[key]
+        return (stored, 32, 1) if isinstance(stored, int) else stored
+
+    def _store(self, key: Target, stored: Stored) -> None:
+        """A /32 with one reference (nearly every lease) is kept as its start alone: a tuple
+        would cost 64 bytes more per lease."""
+        start, length, refs = stored
+        self._leases[key] = start if length == 32 and refs == 1 else stored
 
     def _ancestors(self, node: Node) -> Iterable[Node]:
         """The node and every node above it up to the pool, root first."""
