@@ -219,6 +219,23 @@ def test_exhaustion_raises_leaves_state_intact_and_recovers() -> None:
     assert pool.acquire(t(6)) == N4("10.0.0.3/32")
 
 
+def test_acquire_with_the_wanted_block_shares_its_integer_or_refuses() -> None:
+    pool = doc_pool()
+    want = N4("198.51.100.4/32")  # what peek said, as an entry holds it
+    assert pool.acquire(t(1), want=want) == want
+    assert pool._singles[int(want.network_address)] == int(t(1).network_address)
+    [start] = [s for s in pool._singles if s == int(want.network_address)]
+    assert start is int(want.network_address)  # one integer for entry and lease
+    before = pool.leases()
+    with pytest.raises(ValueError, match="not 198.51.100.9/32"):
+        pool.acquire(t(2), want=N4("198.51.100.9/32"))  # the pool would give .5
+    with pytest.raises(ValueError, match="not 198.51.100.9/32"):
+        pool.acquire(t(1), want=N4("198.51.100.9/32"))  # t(1) holds .4
+    assert pool.leases() == before
+    assert pool.acquire(t(1), want=want) == want
+    assert pool.lease_of(t(1)) == Lease(want, t(1), 2)
+
+
 def test_peek_predicts_acquire_and_changes_nothing() -> None:
     pool = doc_pool()
     pool.acquire(t(1))

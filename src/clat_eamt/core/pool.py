@@ -217,18 +217,26 @@ class Pool:
 
     # --- changes ----------------------------------------------------------------------------
 
-    def acquire(self, target: IPv6Network, prefixlen: int = 32) -> IPv4Network:
-        """One more reference to ``target``'s block, leasing a new one if it has none."""
+    def acquire(
+        self, target: IPv6Network, prefixlen: int = 32, want: IPv4Network | None = None
+    ) -> IPv4Network:
+        """One more reference to ``target``'s block, leasing a new one if it has none.
+
+        ``want``: the block the caller's entry holds.  The pool then keeps that very block's
+        integer (entry and lease share it: 36 bytes less per lease) and raises ValueError,
+        changing nothing, when it would give another block."""
         lease = self._existing(target, prefixlen)
+        block = lease.block if lease is not None else self.peek(target, prefixlen)
+        if block is None:
+            raise PoolExhausted(f"no free /{prefixlen} left in pool {self._network}")
+        if want is not None and want != block:
+            raise ValueError(f"pool gives {block} for {target}, not {want}")
         if lease is not None:
             key = _target(target)
             start, length, refs = self._held(key)
             self._store(key, (start, length, refs + 1))
             return lease.block
-        block = self.peek(target, prefixlen)
-        if block is None:
-            raise PoolExhausted(f"no free /{prefixlen} left in pool {self._network}")
-        self._take(target, block, refs=1)
+        self._take(target, block if want is None else want, refs=1)
         return block
 
     def release(self, target: IPv6Network) -> bool:

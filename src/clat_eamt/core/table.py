@@ -178,11 +178,8 @@ class MappingTable:
         ident = entry.ident
         if ident in self._entries:
             raise KeyError(f"entry {entry.ipv4} -> {entry.ipv6} already exists")
-        pool = entry.pool
-        block = self.pool.acquire(entry.ipv6, pool.prefixlen)
-        if block != pool:
-            self.pool.release(entry.ipv6)
-            raise ValueError(f"pool gave {block} for {entry.ipv6}, entry expected {pool}")
+        pool = entry.pool  # the lease keeps this block's integer, shared with the entry
+        self.pool.acquire(entry.ipv6, pool.prefixlen, want=pool)
         self._index(ident, entry)
 
     def _index(self, ident: Ident, entry: Entry) -> None:
