@@ -135,3 +135,17 @@ def test_a_name_does_not_object_to_itself_whatever_its_case():
     assert seen.objection(
         "other.example", IPv4Address("192.0.2.10"), IPv6Address("2001:db8::1"), 1.0
     )
+
+
+@pytest.mark.parametrize("aaaa", [["2001:db8:1::10"], ["2001:db8:1::11", "2001:db8:1::10"]])
+def test_a_names_one_or_several_ipv6_each_vouch(aaaa):
+    """The memory keeps one IPv6 as a bare integer and several as a tuple (issue 15): either
+    way each of them vouches, and any other IPv6 is objected to with the whole set named."""
+    seen = AnswersSeen()
+    seen.remember(obs("www.example", "192.0.2.10", aaaa, ttl=600), 0)
+    d = IPv4Address("192.0.2.10")
+    for x in aaaa:
+        assert seen.objection("other.example", d, IPv6Address(x), 1) is None
+    said = seen.objection("other.example", d, IPv6Address(ATTACKER_V6), 1)
+    listed = ", ".join(sorted(aaaa))
+    assert said == f"www.example answered 192.0.2.10 with {listed} (599 s of its TTL left)"

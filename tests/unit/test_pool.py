@@ -29,6 +29,13 @@ def prefix(i: int, length: int = 120) -> IPv6Network:
     return IPv6Network(f"2001:db8:{i:x}::/{length}")
 
 
+class SmallChunkPool(Pool):
+    """Chunks of 8 addresses instead of 256: on the /27 of these tests the counters (the /27 down
+    to the /29s) and the bits (below a /29) both hold leases, reserved ranges and blocks."""
+
+    chunk_prefixlen = 29
+
+
 def doc_pool() -> Pool:
     # 198.51.100.0/24 with .0-.3 reserved on top of the pool's own first and last address.
     return Pool(N4("198.51.100.0/24"), [N4("198.51.100.0/30")])
@@ -212,6 +219,27 @@ def test_exhaustion_raises_leaves_state_intact_and_recovers() -> None:
     assert pool.acquire(t(6)) == N4("10.0.0.3/32")
 
 
+def test_acquire_with_the_wanted_block_shares_its_integer_or_refuses() -> None:
+    pool = doc_pool()
+    want = N4("198.51.100.4/32")  # what peek said, as an entry holds it
+    assert pool.acquire(t(1), want=want) == want
+    assert pool._singles[int(want.network_address)] == int(t(1).network_address)
+    [start] = [s for s in pool._singles if s == int(want.network_address)]
+    assert start is int(want.network_address)  # one integer for entry and lease
+    before = pool.leases()
+    with pytest.raises(
+        ValueError, match=r"gives 198\.51\.100\.5/32 for .*, not 198\.51\.100\.9/32"
+    ):
+        pool.acquire(t(2), want=N4("198.51.100.9/32"))
+    with pytest.raises(
+        ValueError, match=r"gives 198\.51\.100\.4/32 for .*, not 198\.51\.100\.9/32"
+    ):
+        pool.acquire(t(1), want=N4("198.51.100.9/32"))  # t(1) holds .4
+    assert pool.leases() == before
+    assert pool.acquire(t(1), want=want) == want
+    assert pool.lease_of(t(1)) == Lease(want, t(1), 2)
+
+
 def test_peek_predicts_acquire_and_changes_nothing() -> None:
     pool = doc_pool()
     pool.acquire(t(1))
@@ -223,8 +251,8 @@ def test_peek_predicts_acquire_and_changes_nothing() -> None:
 
 
 def test_allocation_is_deterministic() -> None:
-    def run() -> list[IPv4Network]:
-        pool = Pool(N4("100.127.0.0/16"), [N4("100.127.1.0/24")])
+    def run(pool_class: type[Pool]) -> list[IPv4Network]:
+        pool = pool_class(N4("100.127.0.0/16"), [N4("100.127.1.0/24")])
         got = []
         for i in range(600):
             got.append(pool.acquire(t(i % 450), 32 if i % 50 else 28))
@@ -232,7 +260,7 @@ def test_allocation_is_deterministic() -> None:
                 pool.release(t(i // 2))
         return got + [lease.block for lease in pool.leases()]
 
-    assert run() == run()
+    assert run(Pool) == run(Pool) == run(SmallChunkPool)
 
 
 def test_copy_is_independent() -> None:
@@ -250,8 +278,9 @@ def test_copy_is_independent() -> None:
     assert (pool.used, clone.used) == (1, 1)
 
 
-def test_many_leases_in_a_large_pool() -> None:
-    pool = Pool(N4("10.0.0.0/8"))
+@pytest.mark.parametrize("pool_class", [Pool, SmallChunkPool])
+def test_many_leases_in_a_large_pool(pool_class: type[Pool]) -> None:
+    pool = pool_class(N4("10.0.0.0/8"))
     for i in range(3000):
         pool.acquire(t(i))
     for i in range(0, 3000, 2):
@@ -259,6 +288,24 @@ def test_many_leases_in_a_large_pool() -> None:
     assert pool.used == 1500
     assert pool.acquire(t(5000)) == N4("10.0.0.1/32")
     assert pool.acquire(prefix(1), 16) == N4("10.254.0.0/16")
+    assert pool.acquire(prefix(2), 30) == N4("10.255.255.248/30")  # below the last address
+    assert pool.owner_of(A4("10.254.1.2")) == Lease(N4("10.254.0.0/16"), prefix(1), 1)
+    assert pool.owner_of(A4("10.0.0.2")) == Lease(N4("10.0.0.2/32"), t(1), 1)
+    assert pool.owner_of(A4("10.0.0.3")) is None  # t(2)'s, released above
+    with pytest.raises(ValueError, match="overlaps"):
+        pool.adopt(prefix(3), N4("10.254.3.0/24"))  # inside the /16 block
+
+
+def test_a_large_pool_costs_no_memory_per_tree_node() -> None:
+    """Issue 15: the allocator's own structures stay a few hundred items for thousands of
+    leases (the old tree of counters held about three per lease)."""
+    pool = Pool(N4("10.0.0.0/8"))
+    for i in range(3000):
+        pool.acquire(t(i))
+    assert len(pool._count) <= 2 * 32  # /8 down to the 12 /24s in use, and their ancestors
+    # 3,001 addresses from the bottom (the first is reserved): 12 chunks of 256; and the chunk
+    # of the reserved last address
+    assert len(pool._bits) == 13
 
 
 # --- owner_of ----------------------------------------------------------------------------------
@@ -335,15 +382,17 @@ ALL_BLOCKS = [b for plen in range(27, 33) for b in POOL.subnets(new_prefix=plen)
 
 
 class PoolMachine(RuleBasedStateMachine):
-    """Random acquire/release/adopt sequences on a /27, checked against a brute-force model."""
+    """Random acquire/release/adopt sequences on a /27, checked against a brute-force model.
+    The /27 lies inside one chunk of the real pool: only its bits are used."""
 
+    pool_class: type[Pool] = Pool
     pool: Pool
     reserved: set[IPv4Address]
     refs: dict[IPv6Network, int]
 
     @initialize(reserved=st.sampled_from(RESERVED_CHOICES))
     def start(self, reserved: tuple[IPv4Network, ...]) -> None:
-        self.pool = Pool(POOL, reserved)
+        self.pool = self.pool_class(POOL, reserved)
         self.reserved = {POOL.network_address, POOL.broadcast_address}
         self.reserved |= {a for net in reserved if net.overlaps(POOL) for a in net}
         self.refs = {}
@@ -466,6 +515,16 @@ PoolMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=4
 TestPoolMachine = PoolMachine.TestCase
 
 
+class SmallChunkPoolMachine(PoolMachine):
+    """The same machine with both layers of the allocator in play."""
+
+    pool_class = SmallChunkPool
+
+
+SmallChunkPoolMachine.TestCase.settings = PoolMachine.TestCase.settings
+TestSmallChunkPoolMachine = SmallChunkPoolMachine.TestCase
+
+
 OPS = st.lists(
     st.tuples(st.booleans(), st.sampled_from(TARGETS), st.sampled_from(PREFIXLENS)), max_size=60
 )
@@ -474,8 +533,8 @@ OPS = st.lists(
 @given(OPS)
 @settings(deadline=None)
 def test_same_calls_give_same_addresses(ops: list[tuple[bool, IPv6Network, int]]) -> None:
-    def run() -> list[object]:
-        pool = Pool(POOL, [N4("198.51.100.40/30")])
+    def run(pool_class: type[Pool]) -> list[object]:
+        pool = pool_class(POOL, [N4("198.51.100.40/30")])
         out: list[object] = []
         for is_acquire, target, prefixlen in ops:
             try:
@@ -484,7 +543,7 @@ def test_same_calls_give_same_addresses(ops: list[tuple[bool, IPv6Network, int]]
                 out.append(type(error))
         return [*out, pool.leases()]
 
-    assert run() == run()
+    assert run(Pool) == run(Pool) == run(SmallChunkPool)
 
 
 # --- pool_problems -----------------------------------------------------------------------------

@@ -426,9 +426,9 @@ class _Plan:
             return
         self.created += 1
         self.to_target = (self.to_target or 0) + 1
-        entry = Entry(
-            ipv4=IPv4Network(ipv4),
-            ipv6=IPv6Network(self.target),
+        entry = Entry(  # from the answer's integers: the entry and the seen memory share them
+            ipv4=IPv4Network((int(ipv4), 32)),
+            ipv6=IPv6Network((int(self.target), 128)),
             pool=block,
             origin=Origin.DNS,
             state=State.VALID,

@@ -148,7 +148,8 @@ class Entry:
     Immutable, like a frozen dataclass (``replace`` makes a changed copy).  A router keeps
     thousands of these, so the three prefixes are stored as integers and prefix lengths (an
     ``ipaddress`` network object costs about 350 bytes, an entry of three of them over 1 KB);
-    ``ipv4``, ``ipv6`` and ``pool`` build the network objects when asked.
+    ``ipv4``, ``ipv6`` and ``pool`` build the network objects when asked.  An entry is 176
+    bytes with slots (the whole mapping's memory: ``table``'s docstring).
     """
 
     __slots__ = (

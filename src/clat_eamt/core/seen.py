@@ -25,13 +25,21 @@ from ipaddress import IPv4Address, IPv6Address
 from clat_eamt.core.model import AaaaStatus, Observation
 from clat_eamt.core.names import normalize
 
-CAPACITY = 16384  # (IPv4, name) pairs; well under 200 bytes each (make bench: scale)
+# (IPv4, name) pairs: about 150 bytes each (tracemalloc at 10,000, issue 15), plus the name's
+# string and its AAAA where no entry shares them
+CAPACITY = 16384
 PER_TARGET = 8  # IPv4s one name may map to one IPv6 target
 SWEEP = 10.0  # seconds between sweeps of expired pairs
 MAX_MEMORY_TTL = 86400  # an answer is remembered at most this long, whatever its TTL
-# The name's AAAA set as sorted integers (one tuple shared by the pairs of one answer; empty:
-# no IPv6); None: AAAA unknown.  Integers, not ipaddress objects: a router keeps thousands.
-Vouch = tuple[int, ...] | None
+# The name's AAAA set (one per name, shared by the pairs of its answer): a single IPv6 as its
+# integer (the usual answer; a tuple around it would cost 48 bytes more per name), several as a
+# sorted tuple of integers, () for no IPv6; None: AAAA unknown.  Integers, not ipaddress objects:
+# a router keeps thousands.
+Vouch = int | tuple[int, ...] | None
+
+
+def _addresses(vouch: int | tuple[int, ...]) -> tuple[int, ...]:
+    return (vouch,) if isinstance(vouch, int) else vouch
 
 
 class AnswersSeen:
@@ -57,7 +65,8 @@ class AnswersSeen:
         normalized it (the same string then)."""
         vouch: Vouch
         if obs.aaaa_status is AaaaStatus.ANSWER:
-            vouch = tuple(sorted({int(x) for x in obs.aaaa}))
+            found = sorted({int(x) for x in obs.aaaa})
+            vouch = found[0] if len(found) == 1 else tuple(found)
         elif obs.aaaa_status in (AaaaStatus.NODATA, AaaaStatus.NXDOMAIN):
             vouch = ()
         else:
@@ -92,9 +101,10 @@ class AnswersSeen:
             if other == name:
                 continue
             expires, vouch = self._pairs[(d, other)], self._vouch.get(other)
-            if expires <= now or vouch is None or int(target) in vouch:
+            if expires <= now or vouch is None or int(target) in _addresses(vouch):
                 continue
-            says = ", ".join(str(IPv6Address(x)) for x in vouch) if vouch else "no IPv6"
+            ips = _addresses(vouch)
+            says = ", ".join(str(IPv6Address(x)) for x in ips) if ips else "no IPv6"
             left = expires - now
             return f"{other} answered {ipv4} with {says} ({left:.0f} s of its TTL left)"
         return None
