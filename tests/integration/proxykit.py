@@ -73,20 +73,25 @@ class DaemonLog:
 
     def status(self, timeout: float = 5.0) -> dict[str, Any]:
         """Ask for a status dump (SIGUSR1) and return it."""
-        before = len(self._dumped("status "))
+        return dict(self._dump("status ", timeout))
+
+    def mappings(self, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The mapping table as the daemon dumps it with its status (JSON at debug level)."""
+        return list(self._dump("mappings-json ", timeout))
+
+    def _dump(self, prefix: str, timeout: float) -> Any:
+        """Ask for a dump (SIGUSR1) and return its new line starting with ``prefix``: the
+        daemon writes the status, then the mapping table, so each waits for its own line (an
+        older dump's table is not this one's)."""
+        before = len(self._dumped(prefix))
         os.kill(self.proc.pid, signal.SIGUSR1)  # `ip netns exec` execs: the pid is the daemon's
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            statuses = self._dumped("status ")
-            if len(statuses) > before:
-                return dict(statuses[-1])
+            found = self._dumped(prefix)
+            if len(found) > before:
+                return found[-1]
             time.sleep(0.02)
-        raise AssertionError(f"no status in the log:\n{self.proc.log_tail()}")
-
-    def mappings(self) -> list[dict[str, Any]]:
-        """The mapping table as the daemon dumps it with its status (JSON at debug level)."""
-        self.status()
-        return list(self._dumped("mappings-json ")[-1])
+        raise AssertionError(f"no {prefix.strip()} dump in the log:\n{self.proc.log_tail()}")
 
     def state_of(self, ipv4: str) -> str | None:
         return next((m["state"] for m in self.mappings() if m["ipv4"] == ipv4), None)
