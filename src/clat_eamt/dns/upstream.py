@@ -76,8 +76,11 @@ class Upstreams:
         self.transport.close()
 
     def order(self) -> list[ServerAddress]:
+        servers = self.servers()
+        if len(servers) == 1:  # the usual router: one resolver, first whatever its health
+            return [servers[0]]
         now = self.clock()
-        servers = list(dict.fromkeys(self.servers()))
+        servers = list(dict.fromkeys(servers))
         if self.preferred in servers:
             servers.remove(self.preferred)
             servers.insert(0, self.preferred)
@@ -118,6 +121,20 @@ class Upstreams:
         del self.inflight[key]
         future.set_result(data)
         return data
+
+    def start(self, query: bytes, question: Question, tcp: bool = False) -> asyncio.Future[bytes]:
+        """The exchange for ``query`` running on its own (or the identical one in flight), as a
+        future to wait for or drop: the caller must not cancel it, others may share it.  One
+        task, where ``exchange(detach=True)`` in a task of the caller's costs two."""
+        key = coalesce_key(query, tcp)
+        shared = self.inflight.get(key)
+        if shared is not None:
+            self.counters["upstream.coalesced"] += 1
+            return shared
+        task = asyncio.create_task(self._detached(key, query, question, tcp))
+        self.inflight[key] = task
+        task.add_done_callback(_retrieved)
+        return task
 
     async def _detached(
         self, key: CoalesceKey, query: bytes, question: Question, tcp: bool
