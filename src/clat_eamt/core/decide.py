@@ -64,6 +64,8 @@ MAX_ADDRESSES = 16  # per family and answer; CDNs answer with a handful
 
 def _bounded(records: Iterable[_Address], limit: int = MAX_ADDRESSES) -> tuple[list[_Address], int]:
     """The lowest ``limit`` distinct records, sorted, and how many others were left out."""
+    if isinstance(records, tuple) and len(records) <= 1:  # the usual answer: one record
+        return list(records), 0
     distinct = set(records)
     if len(distinct) <= limit:
         return sorted(distinct), 0
@@ -304,14 +306,16 @@ def choose_target(
 ) -> IPv6Address:
     """Rule 3: deterministic per name and stable across refreshes."""
     candidates = set(targets)
-    mine = sorted(e.ipv6.network_address for e in table.valid_targets_of(name))
+    # The entry's IPv6 as an address from the integer it keeps (its network object is built
+    # on every access; the address is its network address).
+    mine = sorted(IPv6Address(e.ipv6_int[0]) for e in table.valid_targets_of(name))
     for ipv6 in mine:
         if ipv6 in candidates:
             return ipv6
     for ipv4 in destinations:
         entry = table.valid_covering(ipv4)
-        if entry is not None and entry.ipv6.network_address in candidates:
-            return entry.ipv6.network_address
+        if entry is not None and IPv6Address(entry.ipv6_int[0]) in candidates:
+            return IPv6Address(entry.ipv6_int[0])
     for ipv6 in targets:
         if table.pool.lease_of(IPv6Network(ipv6)) is not None:
             return ipv6
@@ -385,7 +389,7 @@ class _Plan:
         self._create(ipv4)
 
     def _against_valid(self, ipv4: IPv4Address, valid: Entry, targets: set[IPv6Address]) -> None:
-        if valid.ipv6.network_address in targets:
+        if IPv6Address(valid.ipv6_int[0]) in targets:
             self.changes.append(Refresh(valid.key, self.expires, self.name))
             return
         if self.name in valid.fqdns:

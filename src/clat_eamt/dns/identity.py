@@ -95,7 +95,10 @@ def identify(options: Iterable[tuple[int, bytes]], peer: IPAddress | None = None
     (a LAN host that asked the proxy directly).  Pure, so remembered for the few options a
     home's clients send (every query of a client carries the same)."""
     key = (tuple(options), peer)
-    found = _memo.get(key)
+    try:
+        found = _memo.get(key)
+    except TypeError:  # option values not bytes (a caller's bytearray): nothing to remember
+        return _identify(key[0], peer)
     if found is None:
         if len(_memo) >= _MEMO_SIZE:
             _memo.clear()

@@ -210,10 +210,13 @@ def find_opt(data: bytes, header: Header, offset: int) -> Opt | None:
     records = header.ancount + header.nscount + header.arcount
     for index in range(records):
         start = offset
-        try:
-            labels, offset = read_name(data, offset)
-        except WireError as error:
-            raise WireError(str(error), header.id) from None
+        if offset < len(data) and data[offset] == 0:  # the root, as an OPT's owner is
+            labels, offset = (), offset + 1
+        else:
+            try:
+                labels, offset = read_name(data, offset)
+            except WireError as error:
+                raise WireError(str(error), header.id) from None
         if offset + RR_FIXED.size > len(data):
             raise WireError("resource record runs past the end of the message", header.id)
         rtype, rclass, ttl, rdlength = RR_FIXED.unpack_from(data, offset)
@@ -357,9 +360,31 @@ def read_records(data: bytes) -> tuple[Header, Question | None, list[Record]]:
         (SECTION_ADDITIONAL, header.arcount),
     )
     size = len(data)
+    # Most owners are a pointer to the question's name (0xC00C) or, for the OPT, the root:
+    # both are taken without walking the name.  Through the pointer, read_name would read the
+    # question's labels again, in one step more than they took; the shortcut holds when they
+    # are plain labels (their bytes fill the question) and so few that the steps stay within
+    # its limit.
+    owner_of_c00c: tuple[bytes, ...] | None = None
+    if question is not None and header.qdcount == 1:
+        labels = question.labels
+        plain = HEADER.size + sum(len(label) + 1 for label in labels) + 5 == offset
+        if plain and len(labels) + 2 <= _MAX_POINTERS:
+            owner_of_c00c = tuple(label.lower() for label in labels)
     for section, count in sections:
         for _ in range(count):
-            labels, offset = read_name(data, offset)
+            if offset < size and data[offset] == 0:
+                offset, owner = offset + 1, ()
+            elif (
+                owner_of_c00c is not None
+                and offset + 1 < size
+                and data[offset] == 0xC0
+                and data[offset + 1] == HEADER.size
+            ):
+                offset, owner = offset + 2, owner_of_c00c
+            else:
+                labels, offset = read_name(data, offset)
+                owner = tuple(label.lower() for label in labels)
             if offset + 10 > size:
                 raise WireError("resource record runs past the end of the message", header.id)
             rtype, rclass, ttl, rdlength = RR_FIXED.unpack_from(data, offset)
@@ -376,7 +401,6 @@ def read_records(data: bytes) -> tuple[Header, Question | None, list[Record]]:
                     )
                 if rtype == QTYPE_CNAME and read_name(data, rdata)[1] != end:
                     raise WireError("CNAME target does not fill its record data", header.id)
-            owner = tuple(label.lower() for label in labels)
             ttl = 0 if ttl > _MAX_TTL else ttl
             records.append(Record(owner, rtype, rclass, ttl, offset + 4, rdata, rdlength, section))
             offset = end
