@@ -19,6 +19,7 @@ a query is retried once on a new one (section 6.2.4).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import struct
@@ -202,6 +203,16 @@ def _expire(future: asyncio.Future[bytes], server: ServerAddress, how: str, time
         future.set_exception(UpstreamError(f"{server}{how}: no answer in {timeout * 1000:.0f} ms"))
 
 
+def _udp_done(
+    sock: _UdpSocket, qid: int, timer: asyncio.TimerHandle, future: asyncio.Future[bytes]
+) -> None:
+    timer.cancel()
+    waiter = sock.waiters.get(qid)
+    if waiter is not None and waiter[1] is future:
+        del sock.waiters[qid]
+    sock.close_if_done()
+
+
 class Transport:
     """The sockets and connections to every upstream; ``close`` ends them all."""
 
@@ -214,8 +225,31 @@ class Transport:
     async def udp_exchange(
         self, server: ServerAddress, query: bytes, question: Question, timeout: float
     ) -> bytes:
+        future = self.udp_start(server, query, question, timeout)
+        if future is None:  # no socket ready: open one first
+            sock = await self._udp_socket(server, asyncio.get_running_loop().time())
+            future = self._udp_send(sock, query, question, timeout)
+        return await future
+
+    def udp_start(
+        self, server: ServerAddress, query: bytes, question: Question, timeout: float
+    ) -> asyncio.Future[bytes] | None:
+        """Send ``query`` on a socket of the pool at random, if the one drawn can take it, and
+        return the future of its answer (UpstreamError on timeout); None when a socket must
+        be opened or retired first (``udp_exchange`` does that)."""
+        pool = self.udp.get(server)
+        if not pool or len(pool) < UDP_POOL:
+            return None
         loop = asyncio.get_running_loop()
-        sock = await self._udp_socket(server, loop.time())
+        sock = pool[_random.below(len(pool))]
+        if sock.retired or loop.time() - sock.born >= UDP_AGE:
+            return None
+        return self._udp_send(sock, query, question, timeout)
+
+    def _udp_send(
+        self, sock: _UdpSocket, query: bytes, question: Question, timeout: float
+    ) -> asyncio.Future[bytes]:
+        loop = asyncio.get_running_loop()
         qid = _free_id(sock.waiters)
         future: asyncio.Future[bytes] = loop.create_future()
         sock.waiters[qid] = (question, future)
@@ -224,13 +258,11 @@ class Transport:
             self._retire(sock)
         assert sock.transport is not None
         sock.transport.sendto(with_id(query, qid))
-        try:
-            return await _wait(future, timeout, server, timeout)
-        finally:
-            waiter = sock.waiters.get(qid)
-            if waiter is not None and waiter[1] is future:
-                del sock.waiters[qid]
-            sock.close_if_done()
+        timer = loop.call_later(timeout, _expire, future, sock.server, "", timeout)
+        # Answered, timed out, failed or given up (the waiting task cancelled): the ID is free
+        # again and a retired socket closes after its last answer.
+        future.add_done_callback(functools.partial(_udp_done, sock, qid, timer))
+        return future
 
     async def _udp_socket(self, server: ServerAddress, now: float) -> _UdpSocket:
         pool = self.udp.get(server)

@@ -208,6 +208,7 @@ def find_opt(data: bytes, header: Header, offset: int) -> Opt | None:
     Raises WireError for records that run past the end, a second OPT or trailing bytes."""
     opt: Opt | None = None
     records = header.ancount + header.nscount + header.arcount
+    labels: tuple[bytes, ...]
     for index in range(records):
         start = offset
         if offset < len(data) and data[offset] == 0:  # the root, as an OPT's owner is
@@ -371,6 +372,7 @@ def read_records(data: bytes) -> tuple[Header, Question | None, list[Record]]:
         plain = HEADER.size + sum(len(label) + 1 for label in labels) + 5 == offset
         if plain and len(labels) + 2 <= _MAX_POINTERS:
             owner_of_c00c = tuple(label.lower() for label in labels)
+    owner: tuple[bytes, ...]
     for section, count in sections:
         for _ in range(count):
             if offset < size and data[offset] == 0:
