@@ -1,6 +1,7 @@
 """``Upstreams.start``: the exchange the proxy sends beside an A answer runs without a task of
-its own when a pooled socket is ready, its answer handled by a callback.  These tests drive
-that path (the pool is filled first) against scripted peers (dnspeer): the first resolver
+its own when a pooled socket is ready, its answer handled by a callback; ``exchange`` (the A
+itself) awaits that socket's answer without a coroutine per layer.  These tests drive those
+paths (the pool is filled first) against scripted peers (dnspeer): the first resolver
 answering, failing over to the next on SERVFAIL and on silence, an identical question joining
 it, and the RFC 5452 checks on its answers."""
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from ipaddress import ip_address
 
+import pytest
 from dnslib import QTYPE, RCODE, DNSRecord
 
 from clat_eamt.config.nettypes import ServerAddress
@@ -77,7 +79,8 @@ def test_start_sends_at_once_on_a_ready_socket_and_hands_the_answer_over():
     assert sent == 1 and inflight == {}
 
 
-def test_start_fails_over_on_servfail_and_on_silence():
+@pytest.mark.parametrize("entry", ["start", "exchange"])
+def test_start_and_exchange_fail_over_on_servfail_and_on_silence(entry: str):
     async def scenario(mode: str):
         first, second = Switch(), Switch()
         async with ScriptedPeer(first) as one, ScriptedPeer(second) as two:
@@ -87,7 +90,10 @@ def test_start_fails_over_on_servfail_and_on_silence():
             assert upstreams.order()[0] == servers[0]
             first.mode = mode
             query = aaaa_query()
-            data = await upstreams.start(query, question_of(query))
+            if entry == "start":
+                data = await upstreams.start(query, question_of(query))
+            else:
+                data = await upstreams.exchange(query, question_of(query))
             upstreams.close()
             return data, upstreams.health[servers[0]], len(two.received), upstreams.inflight
 
@@ -99,7 +105,8 @@ def test_start_fails_over_on_servfail_and_on_silence():
         assert (health.failures == 1) == (mode == "silent")  # SERVFAIL is an answer
 
 
-def test_start_with_every_resolver_failing_is_an_upstream_error_or_the_last_servfail():
+@pytest.mark.parametrize("entry", ["start", "exchange"])
+def test_every_resolver_failing_is_an_upstream_error_or_the_last_servfail(entry: str):
     async def scenario(mode: str):
         switch = Switch()
         async with ScriptedPeer(switch) as peer:
@@ -108,8 +115,9 @@ def test_start_with_every_resolver_failing_is_an_upstream_error_or_the_last_serv
             await filled(upstreams, server)
             switch.mode = mode
             query = aaaa_query()
+            asked = upstreams.start if entry == "start" else upstreams.exchange
             try:
-                return DNSRecord.parse(await upstreams.start(query, question_of(query)))
+                return DNSRecord.parse(await asked(query, question_of(query)))
             except UpstreamError as error:
                 return error
             finally:

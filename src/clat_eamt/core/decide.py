@@ -340,9 +340,8 @@ class _Plan:
         self.host = obs.host
         self.chain = obs.chain
         self.expires = policy.expiry(now, min(obs.a_ttl, obs.aaaa_ttl))
-        self.allowance, self.rate_reason = limiter.allowance(
-            obs.host.key if obs.host else None, now
-        )
+        self.limiter = limiter  # asked at the first creation only (refreshes make none)
+        self._allowance: tuple[int, Reason] | None = None
         self.changes: list[Change] = []
         self.refusals: list[Refusal] = []
         self.notes: list[str] = []
@@ -411,8 +410,11 @@ class _Plan:
             self.policy.max_entries
         ):
             refusal = Refusal(Reason.TABLE_FULL, f"{self.policy.max_entries} dns entries")
-        if refusal is None and self.created >= self.allowance:
-            refusal = Refusal(self.rate_reason, "creation rate limit reached")
+        if refusal is None and self._allowance is None:
+            host = self.host.key if self.host else None
+            self._allowance = self.limiter.allowance(host, self.now)
+        if refusal is None and self._allowance is not None and self.created >= self._allowance[0]:
+            refusal = Refusal(self._allowance[1], "creation rate limit reached")
         if refusal is None and self.to_target is None:
             mine = self.table.valid_targets_of(self.name)
             self.to_target = sum(1 for e in mine if e.ipv6.network_address == self.target)

@@ -236,7 +236,23 @@ class Upstreams:
         if not servers:
             raise UpstreamError("no upstream resolver configured or found in resolv_file")
         self.counters["upstream.exchanges"] += 1
-        return await self._try(servers, query, question, tcp, [], None)
+        sent = None if tcp else self.transport.udp_start(servers[0], query, question, self.timeout)
+        if sent is None:
+            return await self._try(servers, query, question, tcp, [], None)
+        # The usual exchange, sent at once on a ready socket: no coroutine per layer.
+        errors: list[str] = []
+        fallback: bytes | None = None
+        try:
+            data = await sent
+        except UpstreamError as failure:
+            self._failed(servers[0], str(failure))
+            errors.append(str(failure))
+        else:
+            self._answered(servers[0])
+            if read_header(data).rcode not in (RCODE_SERVFAIL, RCODE_REFUSED):
+                return data
+            fallback = data
+        return await self._try(servers[1:], query, question, tcp, errors, fallback)
 
     async def _try(  # noqa: PLR0917
         self,
