@@ -37,6 +37,7 @@ from clat_eamt.dns import answers
 from clat_eamt.dns.answers import AddressAnswer, Answer
 from clat_eamt.dns.identity import ClientIdentity, identify
 from clat_eamt.dns.ratelog import RateLimitedLog
+from clat_eamt.dns.records import clamp_ttls
 from clat_eamt.dns.upstream import UpstreamError, Upstreams
 from clat_eamt.dns.wire import (
     CLASS_IN,
@@ -50,7 +51,6 @@ from clat_eamt.dns.wire import (
     Question,
     WireError,
     bare_error,
-    clamp_ttls,
     error_reply,
     read_header,
     read_query,
