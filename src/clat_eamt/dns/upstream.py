@@ -181,11 +181,30 @@ class Upstreams:
             task.add_done_callback(_retrieved)
             return task
         self.counters["upstream.exchanges"] += 1
+        if len(servers) == 1:
+            # Nobody to fail over to: the socket's own future is the answer (done as soon as
+            # the datagram is read, so an A answer read just after it finds it there); what is
+            # left to do follows in a callback.  With one resolver, a SERVFAIL or REFUSED it
+            # gives is the answer, as _try would return it.
+            self.inflight[key] = sent
+            sent.add_done_callback(functools.partial(self._only_answer, key, servers[0]))
+            return sent
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self.inflight[key] = future
         then = functools.partial(self._first_answer, key, future, servers, query, question)
         sent.add_done_callback(then)
         return future
+
+    def _only_answer(
+        self, key: CoalesceKey, server: ServerAddress, sent: asyncio.Future[bytes]
+    ) -> None:
+        if self.inflight.get(key) is sent:
+            del self.inflight[key]
+        failure = UpstreamError("abandoned") if sent.cancelled() else sent.exception()
+        if failure is None:
+            self._answered(server)
+        else:
+            self._failed(server, str(failure))
 
     def _first_answer(  # noqa: PLR0917 - the state of one exchange, for a callback
         self,
