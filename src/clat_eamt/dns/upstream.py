@@ -165,7 +165,8 @@ class Upstreams:
         """The exchange for ``query`` running on its own (or the identical one in flight), as a
         future to wait for or drop: the caller must not cancel it, others may share it.  Sent
         at once on a ready socket to the first resolver, with its answer handled by a callback
-        (no task); a task takes over when that resolver fails or answers SERVFAIL/REFUSED."""
+        (no task); when it fails or answers SERVFAIL/REFUSED, a task asks the others.  Without
+        a ready socket, the whole exchange runs in a task."""
         key = coalesce_key(query, tcp)
         shared = self.inflight.get(key)
         if shared is not None:
@@ -230,14 +231,9 @@ class Upstreams:
         else:
             self._failed(servers[0], str(failure))
             errors.append(str(failure))
-        if len(servers) > 1:
-            rest = self._try(servers[1:], query, question, False, errors, fallback)
-            task = asyncio.create_task(rest)
-            task.add_done_callback(functools.partial(_handed_on, self.inflight, key, future))
-        elif fallback is not None:
-            _settle(self.inflight, key, future, fallback)
-        else:
-            _settle(self.inflight, key, future, UpstreamError("; ".join(errors)))
+        rest = self._try(servers[1:], query, question, False, errors, fallback)  # at least one
+        task = asyncio.create_task(rest)
+        task.add_done_callback(functools.partial(_handed_on, self.inflight, key, future))
 
     async def _detached(
         self, key: CoalesceKey, query: bytes, question: Question, tcp: bool
