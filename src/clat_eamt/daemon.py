@@ -34,7 +34,7 @@ from clat_eamt.config.nettypes import ServerAddress
 from clat_eamt.config.reload import plan_reload
 from clat_eamt.control.server import ControlServer
 from clat_eamt.control.target import DaemonTarget
-from clat_eamt.control.ubus_object import UbusObject
+from clat_eamt.control.ubus_object import EVENT_KINDS, UbusObject
 from clat_eamt.core.dataplane import desired_state, diff, left_behind, note_of
 from clat_eamt.core.engine import Outcome
 from clat_eamt.core.model import Host, IPNetwork, Observation
@@ -414,7 +414,8 @@ class Daemon:
         if self.ubus is not None and outcome.events:
             now = self.clock()
             for event in outcome.events:
-                self.ubus.publish(event.kind, entry_json(event.entry, now))
+                if event.kind in EVENT_KINDS:  # not refreshes: entry_json per answer was costly
+                    self.ubus.publish(event.kind, entry_json(event.entry, now))
 
     # --- reload (SIGHUP: procd's reload on a config commit or a WAN event) ----------------------
 

@@ -153,7 +153,10 @@ def test_upstream_down_gives_servfail_quickly_and_a_live_one_is_used_next(dns_ch
         assert answers(both.query("ds3.lab.example"), "A") == ["192.0.2.103"]
         assert answers(both.query("ds4.lab.example"), "A") == ["192.0.2.104"]
         servers = {s["server"]: s for s in both.status()["upstreams"]["servers"]}
-        assert servers[dead]["state"] == "down" and servers[dead]["failures"] == 1
+        # The start-up already asked (the readiness probe, Pref64 discovery): the dead one failed
+        # then, and again if its first 1 s back-off ran out before these queries (a busy
+        # machine); what counts is that it is down and the live one answers.
+        assert servers[dead]["state"] == "down" and servers[dead]["failures"] >= 1
         assert servers[dns_chain.unbound_target]["preferred"]
     finally:
         dns_chain.procs.stop(both.proc.name)

@@ -31,18 +31,19 @@ class _Peer(asyncio.DatagramProtocol):
 class ScriptedPeer:
     """``async with ScriptedPeer(respond) as peer``: listens on 127.0.0.1:``peer.port``."""
 
-    def __init__(self, respond: Respond, host: str = "127.0.0.1") -> None:
+    def __init__(self, respond: Respond, host: str = "127.0.0.1", port: int = 0) -> None:
+        """``port`` 0: any free one (a TCP peer's, to serve both transports on one port)."""
         self.respond, self.host = respond, host
         self.received: list[bytes] = []
         self.ports: list[int] = []  # source port of each received datagram
-        self.port = 0
+        self.port = port
         self._transport: asyncio.DatagramTransport | None = None
 
     async def __aenter__(self) -> ScriptedPeer:
         loop = asyncio.get_running_loop()
         self._transport, _ = await loop.create_datagram_endpoint(
             lambda: _Peer(self.respond, self.received, self.ports),
-            local_addr=(self.host, 0),
+            local_addr=(self.host, self.port),
         )
         self.port = self._transport.get_extra_info("sockname")[1]
         return self

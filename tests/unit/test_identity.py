@@ -79,3 +79,14 @@ def test_unreadable_options_are_reported_not_fatal(option):
     identity = identify([option], LOOPBACK)
     assert identity.key is None
     assert len(identity.problems) == 1
+
+
+def test_identities_are_remembered_per_options_and_peer() -> None:
+    """identify is pure, so the proxy remembers its result per (options, peer): the same
+    options from another peer, or other options, are read afresh; a bytearray value works."""
+    mac = (OPTION_MAC_BINARY, bytes.fromhex("0200c0000264"))
+    first = identify([mac], LOOPBACK)
+    assert identify([mac], LOOPBACK) is first
+    other = IPv4Address("192.0.2.77")
+    assert identify([mac], other).address == other and first.address is None
+    assert identify([(OPTION_MAC_BINARY, bytearray(mac[1]))], LOOPBACK).mac == first.mac

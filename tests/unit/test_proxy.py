@@ -617,3 +617,28 @@ def test_a_resolver_that_failed_thousands_of_times_backs_off_without_overflowing
         upstreams._failed(server, "timeout")
     [row] = upstreams.status()
     assert row["failures"] == 2000 and row["state"] == "down"
+
+
+def test_a_truncated_aaaa_beside_the_a_is_asked_again_over_tcp_within_the_hold():
+    """The AAAA beside an A comes truncated over UDP: it is asked over TCP (RFC 7766), and the
+    decision sees the full AAAA set, all within the hold."""
+    answer = zone_answer(ZONE)
+
+    def udp(data: bytes) -> list[bytes]:
+        query = DNSRecord.parse(data)
+        if query.q.qtype != QTYPE.AAAA:
+            return answer(data)
+        reply = query.reply()
+        reply.header.tc = 1
+        return [reply.pack()]
+
+    async def scenario():
+        async with TcpPeer(answer) as tcp, ScriptedPeer(udp, port=tcp.port):
+            proxy, seen = proxy_for(tcp.port, hold=2.0)
+            reply = await proxy.handle(ask("ds.lab.example"), PEER, False)
+            proxy.upstreams.close()
+            return reply, seen.seen, tcp.connections
+
+    reply, [obs], connections = run(scenario())
+    assert answers_of(reply) == ["192.0.2.10"] and connections == 1
+    assert obs.aaaa_status is AaaaStatus.ANSWER and obs.aaaa == (IPv6Address("2001:db8:1::10"),)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 
 from clat_eamt.core.model import IPAddress, IPNetwork, Reason, Refusal, show
 
@@ -82,6 +82,10 @@ IPV6_SPECIAL: tuple[SpecialBlock, ...] = (
 
 IPV4_MULTICAST = IPv4Network("224.0.0.0/4")  # RFC 5771
 IPV6_GLOBAL_UNICAST = IPv6Network("2000::/3")  # RFC 4291 section 2.4 / IANA unicast space
+_MULTICAST_FIRST = int(IPV4_MULTICAST.network_address)
+_MULTICAST_LAST = int(IPV4_MULTICAST.broadcast_address)
+_UNICAST_FIRST = int(IPV6_GLOBAL_UNICAST.network_address)
+_UNICAST_LAST = int(IPV6_GLOBAL_UNICAST.broadcast_address)
 
 
 def _span(net: IPNetwork) -> tuple[int, int, int]:
@@ -99,13 +103,25 @@ _SPECIAL_SPANS: tuple[tuple[int, int, int, SpecialBlock], ...] = tuple(
 )
 
 
-def special_block(target: IPAddress | IPNetwork) -> SpecialBlock | None:
-    """The most specific special-purpose block that contains (or overlaps) ``target``."""
-    version, first, last = _span(ip_network(target))
+def _target_span(target: IPAddress | IPNetwork) -> tuple[int, int, int]:
+    """``_span`` of ``target``; an address without building a network object (every answer's
+    addresses are asked about: ``ip_network`` of an address goes through its text form)."""
+    if isinstance(target, IPv4Address | IPv6Address):
+        value = int(target)
+        return target.version, value, value
+    return _span(ip_network(target))
+
+
+def _in_special(version: int, first: int, last: int) -> SpecialBlock | None:
     for v, lo, hi, block in _SPECIAL_SPANS:
         if v == version and lo <= last and first <= hi:
             return block
     return None
+
+
+def special_block(target: IPAddress | IPNetwork) -> SpecialBlock | None:
+    """The most specific special-purpose block that contains (or overlaps) ``target``."""
+    return _in_special(*_target_span(target))
 
 
 def documentation_blocks() -> tuple[SpecialBlock, ...]:
@@ -136,26 +152,40 @@ class AddressPolicy:
         )
 
     def refusal(self, target: IPAddress | IPNetwork) -> Refusal | None:
-        """None if ``target`` may be mapped, else why not (SPEC section 4)."""
-        net = ip_network(target)
-        version, first, last = _span(net)
-        address = net.network_address if first == last else None
-        block = special_block(net)
+        """None if ``target`` may be mapped, else why not (SPEC section 4).  Integer range
+        tests only; the network object and the text are made for a refusal alone."""
+        version, first, last = _target_span(target)
+        block = _in_special(version, first, last)
         if block is not None and not (block.documentation and self.allow_documentation):
+            net, address = self._shown(target, first, last)
             return Refusal(Reason.SPECIAL_PURPOSE, f"{show(net)} is in {block.describe()}", address)
-        if isinstance(net, IPv4Network):
-            if net.overlaps(IPV4_MULTICAST):
+        if version == 4:
+            if first <= _MULTICAST_LAST and last >= _MULTICAST_FIRST:  # overlaps 224.0.0.0/4
+                net, address = self._shown(target, first, last)
                 return Refusal(Reason.NOT_GLOBAL_UNICAST, f"{show(net)} is multicast", address)
-        elif not net.subnet_of(IPV6_GLOBAL_UNICAST):
+        elif not (first >= _UNICAST_FIRST and last <= _UNICAST_LAST):  # inside 2000::/3
+            net, address = self._shown(target, first, last)
             why = f"{show(net)} is outside {IPV6_GLOBAL_UNICAST}"
             return Refusal(Reason.NOT_GLOBAL_UNICAST, why, address)
         excluded, allowed = self._spans
         for v, lo, hi, prefix in excluded:
             if v == version and lo <= last and first <= hi:
+                net, address = self._shown(target, first, last)
                 why = f"{show(net)} is inside excluded {prefix}"
                 return Refusal(Reason.EXCLUDED, why, address)
+        if not allowed:
+            return None
         family = [(lo, hi) for v, lo, hi in allowed if v == version]
         if family and not any(lo <= first and last <= hi for lo, hi in family):
+            net, address = self._shown(target, first, last)
             shown = ", ".join(str(a) for a in self.allowed if a.version == version)
             return Refusal(Reason.PREFIX_NOT_ALLOWED, f"{show(net)} is outside {shown}", address)
         return None
+
+    @staticmethod
+    def _shown(
+        target: IPAddress | IPNetwork, first: int, last: int
+    ) -> tuple[IPNetwork, IPAddress | None]:
+        """The network a refusal names, and its address when it is a single one."""
+        net = ip_network(target)
+        return net, (net.network_address if first == last else None)

@@ -64,6 +64,8 @@ MAX_ADDRESSES = 16  # per family and answer; CDNs answer with a handful
 
 def _bounded(records: Iterable[_Address], limit: int = MAX_ADDRESSES) -> tuple[list[_Address], int]:
     """The lowest ``limit`` distinct records, sorted, and how many others were left out."""
+    if isinstance(records, tuple) and len(records) <= 1:  # the usual answer: one record
+        return list(records), 0
     distinct = set(records)
     if len(distinct) <= limit:
         return sorted(distinct), 0
@@ -304,14 +306,16 @@ def choose_target(
 ) -> IPv6Address:
     """Rule 3: deterministic per name and stable across refreshes."""
     candidates = set(targets)
-    mine = sorted(e.ipv6.network_address for e in table.valid_targets_of(name))
+    # The entry's IPv6 as an address from the integer it keeps (its network object is built
+    # on every access; the address is its network address).
+    mine = sorted(IPv6Address(e.ipv6_int[0]) for e in table.valid_targets_of(name))
     for ipv6 in mine:
         if ipv6 in candidates:
             return ipv6
     for ipv4 in destinations:
         entry = table.valid_covering(ipv4)
-        if entry is not None and entry.ipv6.network_address in candidates:
-            return entry.ipv6.network_address
+        if entry is not None and IPv6Address(entry.ipv6_int[0]) in candidates:
+            return IPv6Address(entry.ipv6_int[0])
     for ipv6 in targets:
         if table.pool.lease_of(IPv6Network(ipv6)) is not None:
             return ipv6
@@ -336,9 +340,8 @@ class _Plan:
         self.host = obs.host
         self.chain = obs.chain
         self.expires = policy.expiry(now, min(obs.a_ttl, obs.aaaa_ttl))
-        self.allowance, self.rate_reason = limiter.allowance(
-            obs.host.key if obs.host else None, now
-        )
+        self.limiter = limiter  # asked at the first creation only (refreshes make none)
+        self._allowance: tuple[int, Reason] | None = None
         self.changes: list[Change] = []
         self.refusals: list[Refusal] = []
         self.notes: list[str] = []
@@ -385,7 +388,7 @@ class _Plan:
         self._create(ipv4)
 
     def _against_valid(self, ipv4: IPv4Address, valid: Entry, targets: set[IPv6Address]) -> None:
-        if valid.ipv6.network_address in targets:
+        if IPv6Address(valid.ipv6_int[0]) in targets:
             self.changes.append(Refresh(valid.key, self.expires, self.name))
             return
         if self.name in valid.fqdns:
@@ -407,8 +410,11 @@ class _Plan:
             self.policy.max_entries
         ):
             refusal = Refusal(Reason.TABLE_FULL, f"{self.policy.max_entries} dns entries")
-        if refusal is None and self.created >= self.allowance:
-            refusal = Refusal(self.rate_reason, "creation rate limit reached")
+        if refusal is None and self._allowance is None:
+            host = self.host.key if self.host else None
+            self._allowance = self.limiter.allowance(host, self.now)
+        if refusal is None and self._allowance is not None and self.created >= self._allowance[0]:
+            refusal = Refusal(self._allowance[1], "creation rate limit reached")
         if refusal is None and self.to_target is None:
             mine = self.table.valid_targets_of(self.name)
             self.to_target = sum(1 for e in mine if e.ipv6.network_address == self.target)

@@ -6,7 +6,7 @@ smallest along the chain, because the mapping is only as fresh as its weakest li
 TTL = min(A TTL, AAAA TTL)).  The FQDN recorded is the name the client asked; the chain is kept
 for display.
 
-An answer is read once, by ``wire.read_records`` (strict: a malformed record makes the whole
+An answer is read once, by ``records.read_records`` (strict: a malformed record makes the whole
 answer unreadable), and only the A, AAAA and CNAME records of class IN are decoded here.  dnslib
 did this before; it decoded every record into objects and was most of the proxy's cost per
 answer (measured: README, Benchmarks), and it read an A record of any length or class.
@@ -19,6 +19,7 @@ from ipaddress import IPv4Address, IPv6Address
 
 from clat_eamt.core.model import AaaaStatus, Host, Observation
 from clat_eamt.core.names import normalize
+from clat_eamt.dns.records import SECTION_ADDITIONAL, SECTION_ANSWER, Record, read_records
 from clat_eamt.dns.wire import (
     CLASS_IN,
     QTYPE_A,
@@ -26,13 +27,9 @@ from clat_eamt.dns.wire import (
     QTYPE_CNAME,
     RCODE_NOERROR,
     RCODE_NXDOMAIN,
-    SECTION_ADDITIONAL,
-    SECTION_ANSWER,
     Header,
-    Record,
     WireError,
     read_name,
-    read_records,
 )
 
 _MAX_CHAIN = 16  # longer CNAME chains are treated as broken (resolvers stop near 8-16 too)
@@ -53,7 +50,7 @@ class AddressAnswer:
 
 @dataclass(frozen=True)
 class Answer:
-    """A response read once: its bytes, header and records (``wire.Record``)."""
+    """A response read once: its bytes, header and records (``records.Record``)."""
 
     data: bytes
     header: Header

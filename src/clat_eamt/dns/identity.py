@@ -66,6 +66,9 @@ def _text_mac(data: bytes) -> str:
     raise ValueError(f"option 65073 {data[:40]!r} is neither a text nor a base64 MAC")
 
 
+_READERS = {OPTION_MAC_BINARY: _binary_mac, OPTION_MAC_TEXT: _text_mac}
+
+
 def _subnet_address(data: bytes) -> IPAddress | None:
     if len(data) < 4:
         raise ValueError("client subnet option shorter than 4 bytes")
@@ -82,18 +85,35 @@ def _subnet_address(data: bytes) -> IPAddress | None:
     return kind(address)
 
 
+_MEMO_SIZE = 256  # clients of a home; the memo starts over when a flood of others fills it
+_memo: dict[tuple[tuple[tuple[int, bytes], ...], IPAddress | None], ClientIdentity] = {}
+
+
 def identify(options: Iterable[tuple[int, bytes]], peer: IPAddress | None = None) -> ClientIdentity:
     """The client behind a query, from its identity options.  ``peer`` is the query's source
     address: a loopback peer is dnsmasq itself and tells nothing, any other peer is the client
-    (a LAN host that asked the proxy directly)."""
+    (a LAN host that asked the proxy directly).  Pure, so remembered for the few options a
+    home's clients send (every query of a client carries the same)."""
+    key = (tuple(options), peer)
+    try:
+        found = _memo.get(key)
+    except TypeError:  # option values not bytes (a caller's bytearray): nothing to remember
+        return _identify(key[0], peer)
+    if found is None:
+        if len(_memo) >= _MEMO_SIZE:
+            _memo.clear()
+        found = _memo[key] = _identify(key[0], peer)
+    return found
+
+
+def _identify(options: Iterable[tuple[int, bytes]], peer: IPAddress | None) -> ClientIdentity:
     mac: str | None = None
     address: IPAddress | None = None
     problems: list[str] = []
-    readers = {OPTION_MAC_BINARY: _binary_mac, OPTION_MAC_TEXT: _text_mac}
     for code, data in options:
         try:
-            if code in readers:
-                mac = mac or readers[code](data)
+            if code in _READERS:
+                mac = mac or _READERS[code](data)
             elif code == OPTION_ECS:
                 address = address or _subnet_address(data)
         except ValueError as error:

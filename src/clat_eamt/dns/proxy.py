@@ -37,6 +37,7 @@ from clat_eamt.dns import answers
 from clat_eamt.dns.answers import AddressAnswer, Answer
 from clat_eamt.dns.identity import ClientIdentity, identify
 from clat_eamt.dns.ratelog import RateLimitedLog
+from clat_eamt.dns.records import clamp_ttls
 from clat_eamt.dns.upstream import UpstreamError, Upstreams
 from clat_eamt.dns.wire import (
     CLASS_IN,
@@ -50,7 +51,6 @@ from clat_eamt.dns.wire import (
     Question,
     WireError,
     bare_error,
-    clamp_ttls,
     error_reply,
     read_header,
     read_query,
@@ -71,6 +71,28 @@ def unknown_class(identity: ClientIdentity) -> Host | None:
     """Until the neighbour tables classify hosts (dataplane issue), a known client is UNKNOWN."""
     key = identity.key
     return Host(key) if key else None
+
+
+async def _within(future: asyncio.Future[bytes], until: float) -> bool:
+    """Wait for ``future`` until the loop time ``until``; True if it is done by then.  The
+    future is left alone (others may wait for it too); cheaper than ``asyncio.wait``."""
+    if future.done():
+        return True
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    future.add_done_callback(wake)
+    timer = loop.call_at(until, wake)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        future.remove_done_callback(wake)
+    return future.done()
 
 
 @dataclass(frozen=True)
@@ -137,7 +159,8 @@ class Proxy:
     async def _answer_a(
         self, query: ClientQuery, identity: ClientIdentity, tcp: bool, hold: float | None = None
     ) -> bytes:
-        self.counters["queries.a"] += 1
+        counters = self.counters
+        counters["queries.a"] += 1
         if identity.problems:
             problems = "; ".join(identity.problems)
             self.badlog.note("identity", "client identity options: %s", problems)
@@ -145,23 +168,25 @@ class Proxy:
         asked_ad = bool(query.header.flags & FLAG_AD) or (query.opt is not None and query.opt.do)
         if self.settings.require_dnssec and not asked_ad:
             upstream = with_flag(upstream, FLAG_AD)  # RFC 6840 section 5.7: ask for AD
-        side = asyncio.create_task(self._ask_aaaa(retyped(query, upstream, QTYPE_AAAA), query))
+        # The AAAA beside it runs on its own (and is shared with whoever asks the same): the
+        # answer may be released without it, and nobody cancels what others may wait for.
+        counters["aaaa.asked"] += 1
+        aaaa_query = retyped(query, upstream, QTYPE_AAAA)
+        side = self.upstreams.start(aaaa_query, query.question._replace(qtype=QTYPE_AAAA))
         try:
             data = await self.upstreams.exchange(upstream, query.question, tcp)
             answer, observation = await self._observe(query, identity, data, side, hold)
         except WireError as error:  # the answer matched our query but cannot be read
-            self.counters["malformed.answers"] += 1
-            self.counters["replies.servfail"] += 1
+            counters["malformed.answers"] += 1
+            counters["replies.servfail"] += 1
             self.badlog.note("answer", "unreadable A answer for %s: %s", query.question.name, error)
             return error_reply(query, RCODE_SERVFAIL)
-        finally:
-            side.cancel()
         life: float | None = None
         if observation is not None:
             try:
                 life = await self.mapper(observation)
             except Exception:  # a mapping failure must not cost the client its answer
-                self.counters["errors.mapper"] += 1
+                counters["errors.mapper"] += 1
                 log.exception("mapping %s failed; answer released unmapped", observation.name)
         reply = with_id(data, query.header.id)
         if upstream is not query.upstream:  # undo our AD request: the client did not ask
@@ -169,7 +194,7 @@ class Proxy:
         if life is not None and answer is not None:
             clamped = clamp_ttls(reply, answer.records, QTYPE_A, int(max(0.0, life)))
             if clamped is not reply:
-                self.counters["answers.ttl_clamped"] += 1
+                counters["answers.ttl_clamped"] += 1
             reply = clamped
         return reply
 
@@ -178,13 +203,13 @@ class Proxy:
         query: ClientQuery,
         identity: ClientIdentity,
         data: bytes,
-        side: asyncio.Task[AddressAnswer],
+        side: asyncio.Future[bytes],
         hold: float | None = None,
     ) -> tuple[Answer | None, Observation | None]:
         """The answer read once, and what DNS said about the name once the hold is over; no
         observation when there is nothing to decide (truncated or address-less A answer).
         WireError for an unreadable one."""
-        if read_header(data).truncated:
+        if data[2] & 0x02:  # TC (the header was read when the answer was matched)
             return None, None  # the client retries over TCP; the decision is made then
         name = query.question.name
         answer = answers.parse(data)
@@ -195,37 +220,37 @@ class Proxy:
         if aaaa is not None:
             self.counters["aaaa.additional"] += 1
         else:
-            aaaa = await self._hold(side, self.settings.hold if hold is None else hold)
+            hold = self.settings.hold if hold is None else hold
+            aaaa = await self._hold(query, side, asyncio.get_running_loop().time() + hold)
         return answer, answers.observation(name, a, aaaa, self.classify(identity))
 
     async def _hold(
-        self, side: asyncio.Task[AddressAnswer], hold: float
+        self, query: ClientQuery, side: asyncio.Future[bytes], until: float
     ) -> AddressAnswer | AaaaStatus:
-        done, _ = await asyncio.wait({side}, timeout=hold)
-        if not done:
+        """The AAAA answer if it comes before ``until`` (a truncated one is asked again over
+        TCP within the same time), TIMEOUT if not; SERVFAIL status for any failure."""
+        question = query.question
+        if not side.done() and not await _within(side, until):
             self.counters["aaaa.timeout"] += 1
             return AaaaStatus.TIMEOUT
         try:
-            return side.result()
-        except Exception:  # a bug on the AAAA side must not cost the A answer
-            self.counters["errors.internal"] += 1
-            log.exception("AAAA side query failed")
-            return AaaaStatus.SERVFAIL
-
-    async def _ask_aaaa(self, data: bytes, query: ClientQuery) -> AddressAnswer:
-        """The AAAA answer for the name; SERVFAIL status for any failure (teaches nothing)."""
-        self.counters["aaaa.asked"] += 1
-        question = query.question
-        asked = Question(question.labels, QTYPE_AAAA, question.qclass)
-        try:
-            answer = await self.upstreams.exchange(data, asked, detach=True)
-            if read_header(answer).truncated:
-                answer = await self.upstreams.exchange(data, asked, tcp=True, detach=True)
-            return answers.read_addresses(answers.parse(answer), question.labels, QTYPE_AAAA)
+            data = side.result()
+            if data[2] & 0x02:  # truncated: the same question over TCP
+                asked = question._replace(qtype=QTYPE_AAAA)
+                side = self.upstreams.start(retyped(query, query.upstream, QTYPE_AAAA), asked, True)
+                if not await _within(side, until):
+                    self.counters["aaaa.timeout"] += 1
+                    return AaaaStatus.TIMEOUT
+                data = side.result()
+            return answers.read_addresses(answers.parse(data), question.labels, QTYPE_AAAA)
         except (UpstreamError, WireError) as error:
             self.counters["aaaa.failed"] += 1
             self.badlog.note("aaaa", "AAAA for %s failed: %s", question.name, error)
             return AddressAnswer(AaaaStatus.SERVFAIL)
+        except Exception:  # a bug on the AAAA side must not cost the A answer
+            self.counters["errors.internal"] += 1
+            log.exception("AAAA side query failed")
+            return AaaaStatus.SERVFAIL
 
     async def refresh(self, name: str) -> bool:
         """Ask A (and so AAAA) for ``name`` as a client would, through the whole path: the

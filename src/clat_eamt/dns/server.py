@@ -33,11 +33,24 @@ TCP_IDLE = 10.0  # after a query (RFC 7766 section 6.2.3: a few seconds)
 TCP_SILENT = 2.0  # before the first query: a client that connects sends at once
 
 
+_PEERS = 256  # source addresses remembered (dnsmasq is one); starts over when full
+_peers: dict[str, IPv4Address | IPv6Address | None] = {}
+
+
 def _peer(addr: tuple[Any, ...] | None) -> IPv4Address | IPv6Address | None:
-    try:
-        return ip_address(addr[0].split("%", 1)[0]) if addr else None
-    except ValueError:
+    if not addr:
         return None
+    text = addr[0]
+    if text in _peers:  # the text form parsed once, not for every datagram
+        return _peers[text]
+    try:
+        peer: IPv4Address | IPv6Address | None = ip_address(text.split("%", 1)[0])
+    except ValueError:
+        peer = None
+    if len(_peers) >= _PEERS:
+        _peers.clear()
+    _peers[text] = peer
+    return peer
 
 
 class _Udp(asyncio.DatagramProtocol):

@@ -19,8 +19,8 @@ a query is retried once on a new one (section 6.2.4).
 from __future__ import annotations
 
 import asyncio
-import random
-import secrets
+import functools
+import os
 import socket
 import struct
 from typing import Any
@@ -32,7 +32,35 @@ UDP_POOL = 8  # sockets per server taking queries at once
 UDP_USES = 64  # queries per socket before it is retired
 UDP_AGE = 30.0  # seconds a socket takes queries before it is retired
 TCP_IDLE = 10.0  # seconds an unused upstream TCP connection stays open
-_choice = random.SystemRandom().choice
+_RANDOM_BUFFER = 512  # bytes of os.urandom read at once: 128 exchanges' ID and socket
+
+
+class _Random:
+    """Unpredictable numbers (RFC 5452 sections 4.2, 9.2) from the kernel's CSPRNG, read a few
+    hundred bytes at a time: one getrandom call per 128 exchanges instead of two per exchange.
+    The bytes are as unpredictable as one call per number would give; each is used once."""
+
+    def __init__(self) -> None:
+        self._bytes = b""
+        self._at = 0
+
+    def u16(self) -> int:
+        at = self._at
+        if at + 2 > len(self._bytes):
+            self._bytes, at = os.urandom(_RANDOM_BUFFER), 0
+        self._at = at + 2
+        return (self._bytes[at] << 8) | self._bytes[at + 1]
+
+    def below(self, n: int) -> int:
+        """Uniform in range(n), n <= 65536 (rejection sampling: no modulo bias)."""
+        limit = 65536 - 65536 % n
+        while True:
+            value = self.u16()
+            if value < limit:
+                return value % n
+
+
+_random = _Random()
 
 
 class UpstreamError(Exception):
@@ -61,7 +89,7 @@ def _fail(waiters: dict[int, Waiter], error: Exception) -> None:
 
 def _free_id(waiters: dict[int, Waiter]) -> int:
     while True:
-        qid = secrets.randbits(16)  # RFC 5452 section 4.2: an unpredictable ID
+        qid = _random.u16()  # RFC 5452 section 4.2: an unpredictable ID
         if qid not in waiters:
             return qid
 
@@ -157,18 +185,32 @@ class _TcpConnection(asyncio.Protocol):
             self.transport.close()
 
 
-async def _wait(future: asyncio.Future[bytes], timeout: float, what: str) -> bytes:
+async def _wait(
+    future: asyncio.Future[bytes], left: float, server: ServerAddress, timeout: float, how: str = ""
+) -> bytes:
     loop = asyncio.get_running_loop()
-    timer = loop.call_later(timeout, _expire, future, what)
+    timer = loop.call_later(left, _expire, future, server, how, timeout)
     try:
         return await future
     finally:
         timer.cancel()
 
 
-def _expire(future: asyncio.Future[bytes], what: str) -> None:
+def _expire(future: asyncio.Future[bytes], server: ServerAddress, how: str, timeout: float) -> None:
+    # The text is made here, for a timeout only: formatting it for every exchange cost more
+    # than the rest of the wait.
     if not future.done():
-        future.set_exception(UpstreamError(what))
+        future.set_exception(UpstreamError(f"{server}{how}: no answer in {timeout * 1000:.0f} ms"))
+
+
+def _udp_done(
+    sock: _UdpSocket, qid: int, timer: asyncio.TimerHandle, future: asyncio.Future[bytes]
+) -> None:
+    timer.cancel()
+    waiter = sock.waiters.get(qid)
+    if waiter is not None and waiter[1] is future:
+        del sock.waiters[qid]
+    sock.close_if_done()
 
 
 class Transport:
@@ -183,8 +225,31 @@ class Transport:
     async def udp_exchange(
         self, server: ServerAddress, query: bytes, question: Question, timeout: float
     ) -> bytes:
+        future = self.udp_start(server, query, question, timeout)
+        if future is None:  # no socket ready: open one first
+            sock = await self._udp_socket(server, asyncio.get_running_loop().time())
+            future = self._udp_send(sock, query, question, timeout)
+        return await future
+
+    def udp_start(
+        self, server: ServerAddress, query: bytes, question: Question, timeout: float
+    ) -> asyncio.Future[bytes] | None:
+        """Send ``query`` on a socket of the pool at random, if the one drawn can take it, and
+        return the future of its answer (UpstreamError on timeout); None when a socket must
+        be opened or retired first (``udp_exchange`` does that)."""
+        pool = self.udp.get(server)
+        if not pool or len(pool) < UDP_POOL:
+            return None
         loop = asyncio.get_running_loop()
-        sock = await self._udp_socket(server, loop.time())
+        sock = pool[_random.below(len(pool))]
+        if sock.retired or loop.time() - sock.born >= UDP_AGE:
+            return None
+        return self._udp_send(sock, query, question, timeout)
+
+    def _udp_send(
+        self, sock: _UdpSocket, query: bytes, question: Question, timeout: float
+    ) -> asyncio.Future[bytes]:
+        loop = asyncio.get_running_loop()
         qid = _free_id(sock.waiters)
         future: asyncio.Future[bytes] = loop.create_future()
         sock.waiters[qid] = (question, future)
@@ -193,20 +258,24 @@ class Transport:
             self._retire(sock)
         assert sock.transport is not None
         sock.transport.sendto(with_id(query, qid))
-        try:
-            return await _wait(future, timeout, f"{server}: no answer in {timeout * 1000:.0f} ms")
-        finally:
-            waiter = sock.waiters.get(qid)
-            if waiter is not None and waiter[1] is future:
-                del sock.waiters[qid]
-            sock.close_if_done()
+        timer = loop.call_later(timeout, _expire, future, sock.server, "", timeout)
+        # Answered, timed out, failed or given up (the waiting task cancelled): the ID is free
+        # again and a retired socket closes after its last answer.
+        future.add_done_callback(functools.partial(_udp_done, sock, qid, timer))
+        return future
 
     async def _udp_socket(self, server: ServerAddress, now: float) -> _UdpSocket:
-        pool = self.udp.setdefault(server, [])
+        pool = self.udp.get(server)
+        if pool is None:
+            pool = self.udp[server] = []
+        if len(pool) >= UDP_POOL:
+            sock = pool[_random.below(len(pool))]
+            if not sock.retired and now - sock.born < UDP_AGE:
+                return sock
         for sock in [s for s in pool if s.retired or now - s.born >= UDP_AGE]:
             self._retire(sock)
         if len(pool) >= UDP_POOL:
-            return _choice(pool)
+            return pool[_random.below(len(pool))]
         family = socket.AF_INET6 if server.address.version == 6 else socket.AF_INET
         loop = asyncio.get_running_loop()
         try:
@@ -247,8 +316,7 @@ class Transport:
             conn.send(with_id(query, qid))
             left = max(0.0, deadline - loop.time())
             try:
-                what = f"{server} (TCP): no answer in {timeout * 1000:.0f} ms"
-                return await _wait(future, left, what)
+                return await _wait(future, left, server, timeout, " (TCP)")
             except UpstreamError:
                 # RFC 7766 section 6.2.4: a server may close an idle connection at any time;
                 # a query lost that way is sent once more, on a new connection.

@@ -12,6 +12,7 @@ one name at once).  Each asker gets the answer with its own ID (the proxy puts i
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -33,6 +34,44 @@ def _retrieved(task: asyncio.Task[bytes]) -> None:
     """Mark a detached exchange's failure as seen: nobody may be waiting for it any more."""
     if not task.cancelled():
         task.exception()
+
+
+def _settle(
+    inflight: dict[CoalesceKey, asyncio.Future[bytes]],
+    key: CoalesceKey,
+    future: asyncio.Future[bytes],
+    outcome: bytes | Exception,
+) -> None:
+    """Hand ``start``'s exchange its answer or failure, after taking it out of the in-flight
+    table (a later identical query asks anew)."""
+    if inflight.get(key) is future:
+        del inflight[key]
+    if future.done():
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+        future.exception()  # retrieved: nobody may be waiting any more
+    else:
+        future.set_result(outcome)
+
+
+def _handed_on(
+    inflight: dict[CoalesceKey, asyncio.Future[bytes]],
+    key: CoalesceKey,
+    future: asyncio.Future[bytes],
+    task: asyncio.Task[bytes],
+) -> None:
+    if task.cancelled():
+        _settle(inflight, key, future, UpstreamError("abandoned"))
+    elif (error := task.exception()) is not None:
+        _settle(
+            inflight,
+            key,
+            future,
+            error if isinstance(error, Exception) else UpstreamError(str(error)),
+        )
+    else:
+        _settle(inflight, key, future, task.result())
 
 
 def coalesce_key(query: bytes, tcp: bool) -> CoalesceKey:
@@ -76,8 +115,11 @@ class Upstreams:
         self.transport.close()
 
     def order(self) -> list[ServerAddress]:
+        servers = self.servers()
+        if len(servers) == 1:  # the usual router: one resolver, first whatever its health
+            return [servers[0]]
         now = self.clock()
-        servers = list(dict.fromkeys(self.servers()))
+        servers = list(dict.fromkeys(servers))
         if self.preferred in servers:
             servers.remove(self.preferred)
             servers.insert(0, self.preferred)
@@ -119,6 +161,80 @@ class Upstreams:
         future.set_result(data)
         return data
 
+    def start(self, query: bytes, question: Question, tcp: bool = False) -> asyncio.Future[bytes]:
+        """The exchange for ``query`` running on its own (or the identical one in flight), as a
+        future to wait for or drop: the caller must not cancel it, others may share it.  Sent
+        at once on a ready socket to the first resolver, with its answer handled by a callback
+        (no task); when it fails or answers SERVFAIL/REFUSED, a task asks the others.  Without
+        a ready socket, the whole exchange runs in a task."""
+        key = coalesce_key(query, tcp)
+        shared = self.inflight.get(key)
+        if shared is not None:
+            self.counters["upstream.coalesced"] += 1
+            return shared
+        servers = self.order() if not tcp else []
+        sent = (
+            self.transport.udp_start(servers[0], query, question, self.timeout) if servers else None
+        )
+        if sent is None:
+            task = asyncio.create_task(self._detached(key, query, question, tcp))
+            self.inflight[key] = task
+            task.add_done_callback(_retrieved)
+            return task
+        self.counters["upstream.exchanges"] += 1
+        if len(servers) == 1:
+            # Nobody to fail over to: the socket's own future is the answer (done as soon as
+            # the datagram is read, so an A answer read just after it finds it there); what is
+            # left to do follows in a callback.  With one resolver, a SERVFAIL or REFUSED it
+            # gives is the answer, as _try would return it.
+            self.inflight[key] = sent
+            sent.add_done_callback(functools.partial(self._only_answer, key, servers[0]))
+            return sent
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.inflight[key] = future
+        then = functools.partial(self._first_answer, key, future, servers, query, question)
+        sent.add_done_callback(then)
+        return future
+
+    def _only_answer(
+        self, key: CoalesceKey, server: ServerAddress, sent: asyncio.Future[bytes]
+    ) -> None:
+        if self.inflight.get(key) is sent:
+            del self.inflight[key]
+        failure = UpstreamError("abandoned") if sent.cancelled() else sent.exception()
+        if failure is None:
+            self._answered(server)
+        else:
+            self._failed(server, str(failure))
+
+    def _first_answer(  # noqa: PLR0917 - the state of one exchange, for a callback
+        self,
+        key: CoalesceKey,
+        future: asyncio.Future[bytes],
+        servers: list[ServerAddress],
+        query: bytes,
+        question: Question,
+        sent: asyncio.Future[bytes],
+    ) -> None:
+        """The first resolver's answer to ``start``'s query; the others are tried as in
+        ``_exchange`` (in a task) when it failed or said SERVFAIL/REFUSED."""
+        errors: list[str] = []
+        fallback: bytes | None = None
+        failure = UpstreamError("abandoned") if sent.cancelled() else sent.exception()
+        if failure is None:
+            data = sent.result()
+            self._answered(servers[0])
+            if read_header(data).rcode not in (RCODE_SERVFAIL, RCODE_REFUSED):
+                _settle(self.inflight, key, future, data)
+                return
+            fallback = data
+        else:
+            self._failed(servers[0], str(failure))
+            errors.append(str(failure))
+        rest = self._try(servers[1:], query, question, False, errors, fallback)  # at least one
+        task = asyncio.create_task(rest)
+        task.add_done_callback(functools.partial(_handed_on, self.inflight, key, future))
+
     async def _detached(
         self, key: CoalesceKey, query: bytes, question: Question, tcp: bool
     ) -> bytes:
@@ -135,9 +251,35 @@ class Upstreams:
         if not servers:
             raise UpstreamError("no upstream resolver configured or found in resolv_file")
         self.counters["upstream.exchanges"] += 1
-        exchange = self.transport.tcp_exchange if tcp else self.transport.udp_exchange
+        sent = None if tcp else self.transport.udp_start(servers[0], query, question, self.timeout)
+        if sent is None:
+            return await self._try(servers, query, question, tcp, [], None)
+        # The usual exchange, sent at once on a ready socket: no coroutine per layer.
         errors: list[str] = []
         fallback: bytes | None = None
+        try:
+            data = await sent
+        except UpstreamError as failure:
+            self._failed(servers[0], str(failure))
+            errors.append(str(failure))
+        else:
+            self._answered(servers[0])
+            if read_header(data).rcode not in (RCODE_SERVFAIL, RCODE_REFUSED):
+                return data
+            fallback = data
+        return await self._try(servers[1:], query, question, tcp, errors, fallback)
+
+    async def _try(  # noqa: PLR0917
+        self,
+        servers: list[ServerAddress],
+        query: bytes,
+        question: Question,
+        tcp: bool,
+        errors: list[str],
+        fallback: bytes | None,
+    ) -> bytes:
+        """``_exchange`` from ``servers`` on, with what earlier resolvers said."""
+        exchange = self.transport.tcp_exchange if tcp else self.transport.udp_exchange
         for server in servers:
             try:
                 data = await exchange(server, query, question, self.timeout)

@@ -1,0 +1,131 @@
+"""The records of a DNS answer, read strictly and only as far as the proxy needs; pure.
+
+Answers are read strictly (``read_records``): an A or AAAA record of class IN whose RDATA is not
+exactly 4 or 16 octets, a name or record running past its RDATA or the message, or bytes after
+the last record make the whole answer unreadable, so a malformed record can never reach a
+decision; records of another class are no addresses and are skipped by ``answers``.  A record
+is where its parts are in the message; ``clamp_ttls`` rewrites TTLs there (RFC 2181 5.2).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+from clat_eamt.dns.wire import (
+    CLASS_IN,
+    HEADER,
+    MAX_NAME_STEPS,
+    QTYPE_A,
+    QTYPE_AAAA,
+    QTYPE_CNAME,
+    RR_FIXED,
+    Header,
+    Question,
+    WireError,
+    read_name,
+    read_question,
+)
+
+_MAX_TTL = 0x7FFFFFFF  # RFC 2181 section 8: a TTL with the top bit set is read as zero
+_RDATA_SIZE = {QTYPE_A: 4, QTYPE_AAAA: 16}
+SECTION_ANSWER, SECTION_AUTHORITY, SECTION_ADDITIONAL = 0, 1, 2
+
+
+class Record(NamedTuple):
+    """One resource record of an answer: where its parts are in the message, nothing decoded
+    beyond the fixed fields.  ``owner`` is lower-cased (RFC 4343)."""
+
+    owner: tuple[bytes, ...]
+    rtype: int
+    rclass: int
+    ttl: int
+    ttl_at: int  # offset of the TTL field (``clamp_ttls`` rewrites it there)
+    rdata: int  # offset of the RDATA
+    rdlength: int
+    section: int
+
+
+def read_records(
+    data: bytes, shortcuts: bool = True
+) -> tuple[Header, Question | None, list[Record]]:
+    """Header, first question and every record of a response, read strictly (module doc).
+    Raises WireError for anything malformed.  ``shortcuts`` False reads every owner name in
+    full (the tests compare the two)."""
+    header, question, offset = read_question(data)
+    records: list[Record] = []
+    sections = (
+        (SECTION_ANSWER, header.ancount),
+        (SECTION_AUTHORITY, header.nscount),
+        (SECTION_ADDITIONAL, header.arcount),
+    )
+    size = len(data)
+    # Most owners are a pointer to the question's name (0xC00C) or, for the OPT, the root:
+    # both are taken without walking the name.  Through the pointer, read_name would read the
+    # question's labels again, in one step more than they took; the shortcut holds when they
+    # are plain labels (their bytes fill the question) and so few that the steps stay within
+    # its limit.
+    owner_of_c00c: tuple[bytes, ...] | None = None
+    if shortcuts and question is not None and header.qdcount == 1:
+        labels = question.labels
+        plain = HEADER.size + sum(len(label) + 1 for label in labels) + 5 == offset
+        if plain and len(labels) + 2 <= MAX_NAME_STEPS:
+            owner_of_c00c = tuple(label.lower() for label in labels)
+    owner: tuple[bytes, ...]
+    for section, count in sections:
+        for _ in range(count):
+            if shortcuts and offset < size and data[offset] == 0:
+                offset, owner = offset + 1, ()
+            elif (
+                owner_of_c00c is not None
+                and offset + 1 < size
+                and data[offset] == 0xC0
+                and data[offset + 1] == HEADER.size
+            ):
+                offset, owner = offset + 2, owner_of_c00c
+            else:
+                labels, offset = read_name(data, offset)
+                owner = tuple(label.lower() for label in labels)
+            if offset + 10 > size:
+                raise WireError("resource record runs past the end of the message", header.id)
+            rtype, rclass, ttl, rdlength = RR_FIXED.unpack_from(data, offset)
+            rdata = offset + 10
+            end = rdata + rdlength
+            if end > size:
+                raise WireError("record data runs past the end of the message", header.id)
+            if rclass == CLASS_IN:
+                expected = _RDATA_SIZE.get(rtype)
+                if expected is not None and rdlength != expected:
+                    raise WireError(
+                        f"type {rtype} record with {rdlength} octets of data, not {expected}",
+                        header.id,
+                    )
+                if rtype == QTYPE_CNAME and read_name(data, rdata)[1] != end:
+                    raise WireError("CNAME target does not fill its record data", header.id)
+            ttl = 0 if ttl > _MAX_TTL else ttl
+            records.append(Record(owner, rtype, rclass, ttl, offset + 4, rdata, rdlength, section))
+            offset = end
+    if offset != size:
+        raise WireError(f"{size - offset} bytes after the last record", header.id)
+    return header, question, records
+
+
+def clamp_ttls(data: bytes, records: list[Record], rtype: int, ttl: int) -> bytes:
+    """``data`` with the TTL of every ``rtype`` record of class IN in the answer section set to
+    the smallest of ``ttl`` and their own TTLs: one value for the whole RRset (RFC 2181 section
+    5.2).  Nothing else changes; without such a record above ``ttl`` the bytes are returned."""
+    chosen = [
+        r
+        for r in records
+        if r.section == SECTION_ANSWER and r.rtype == rtype and r.rclass == CLASS_IN
+    ]
+    if not chosen:
+        return data
+    value = min(ttl, *(r.ttl for r in chosen))
+    if all(r.ttl == value for r in chosen):
+        return data
+    out = bytearray(data)
+    packed = struct.pack("!I", max(0, value))
+    for r in chosen:
+        out[r.ttl_at : r.ttl_at + 4] = packed
+    return bytes(out)
