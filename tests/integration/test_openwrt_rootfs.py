@@ -75,6 +75,12 @@ def wait_restored(root: FakeRoot, original: bytes) -> None:
     root.wait_for("the state file gone", lambda: not (root.path / "etc/clat-eamt").exists())
 
 
+def wait_ended_logged(root: FakeRoot) -> None:
+    """The guard logs that the daemon ended after it restored dnsmasq: wait for the line."""
+    ended = "the daemon ended; dnsmasq resolves on its own"
+    root.wait_for("the guard's last log line", lambda: ended in root.messages())
+
+
 def test_start_registers_the_procd_instance_and_triggers(root: FakeRoot) -> None:
     """procd is asked for the daemon itself (no wrapper) with respawn (procd.sh's defaults),
     stdout/stderr to the log, a stop timeout, a reload on config change and on events of
@@ -166,7 +172,7 @@ def test_start_writes_exactly_the_options_and_stop_restores_the_bytes(
     assert root.dnsmasq_actions() == ["restart", "restart"]
     assert not (root.path / "etc/clat-eamt").exists()
     assert ["delete", "clat-eamt", "*"] in root.procd_log()
-    assert "the daemon ended; dnsmasq resolves on its own" in root.messages()
+    wait_ended_logged(root)
     assert root.processes() == []  # the guard is gone with the daemon
 
 
@@ -222,7 +228,7 @@ def test_sigkill_restores_at_once_and_procd_respawns(root: FakeRoot, port: int) 
     instance.wait_state("respawning", "running", exits=1)
     assert instance.exits == [128 + signal.SIGKILL]
     wait_restored(root, original)
-    assert "the daemon ended; dnsmasq resolves on its own" in root.messages()
+    wait_ended_logged(root)
     restarts = len(root.dnsmasq_actions())
     instance.wait_state("running", exits=1)
     wait_hooked(root, port, restarts)
