@@ -33,7 +33,7 @@ from clat_eamt.dataplane.clat import ClatNotFoundError, device_kind, device_up, 
 from clat_eamt.dataplane.jool import JoolSiit
 from clat_eamt.dataplane.nft import COMMENT_MAX, NftTable, Steering
 from clat_eamt.dataplane.tayga import Tayga
-from clat_eamt.dataplane.translator import TranslatorError
+from clat_eamt.dataplane.process import TranslatorError
 
 log = logging.getLogger(__name__)
 

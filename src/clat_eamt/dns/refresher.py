@@ -31,7 +31,7 @@ class Refresher:
             if name in self.asking:
                 continue
             self.asking.add(name)
-            self.counters["refresh.ahead"] += 1
+            self.counters[Count.REFRESH_AHEAD] += 1
             task = asyncio.create_task(self.proxy.refresh(name), name=f"refresh {name}")
             self.tasks.add(task)
             task.add_done_callback(functools.partial(self._done, name=name))
@@ -40,7 +40,7 @@ class Refresher:
         self.asking.discard(name)
         self.tasks.discard(task)
         if task.cancelled() or task.exception() is not None or not task.result():
-            self.counters["refresh.failed"] += 1
+            self.counters[Count.REFRESH_FAILED] += 1
 
     def holding(self, now: float) -> set[str]:
         """Names whose entries the clock keeps Valid past their end: being asked, or to be

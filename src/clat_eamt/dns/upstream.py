@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from clat_eamt.config.nettypes import ServerAddress
+from clat_eamt.core.counters import Count
 from clat_eamt.dns.transport import Transport, UpstreamError
 from clat_eamt.dns.wire import FLAG_AD, FLAG_CD, FLAG_RD, RCODE_SERVFAIL, Question, read_header
 
@@ -95,7 +96,7 @@ class Upstreams:
         key = coalesce_key(query, tcp)
         shared = self.inflight.get(key)
         if shared is not None:
-            self.counters["upstream.coalesced"] += 1
+            self.counters[Count.UPSTREAM_COALESCED] += 1
             # Shielded: one asker giving up must not cancel what the others wait for.
             return await asyncio.shield(shared)
         if detach:
@@ -134,7 +135,7 @@ class Upstreams:
         servers = self.order()
         if not servers:
             raise UpstreamError("no upstream resolver configured or found in resolv_file")
-        self.counters["upstream.exchanges"] += 1
+        self.counters[Count.UPSTREAM_EXCHANGES] += 1
         exchange = self.transport.tcp_exchange if tcp else self.transport.udp_exchange
         errors: list[str] = []
         fallback: bytes | None = None
