@@ -210,6 +210,8 @@ class Daemon:
                     reply = ({**answer, "dataplane": str(result)} if error is None else {}, error)
                 case c.RestartDataplane():
                     await self._restart()
+                case c.Redo(event):
+                    await self.execute(self._handle(event))
                 case c.SetHosts(dual_stack, ipv4_only):
                     try:
                         await self.dataplane.set_hosts(set(dual_stack), set(ipv4_only))

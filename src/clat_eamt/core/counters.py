@@ -75,6 +75,7 @@ class Count(enum.StrEnum):
     SEEN_FORGOTTEN = "seen.forgotten"  # the memory of answers is too small for the load
     ADDRESSES_SKIPPED = "addresses.skipped"
     CREATED = "created"
+    ADDED = "added"  # an operator or provider entry took over one of another origin
     REFRESHED = "refreshed"
     REVIVED = "revived"
     WITHDRAWN = "withdrawn"

@@ -8,6 +8,7 @@ from typing import Any
 
 from clat_eamt.core.engine import Outcome
 from clat_eamt.core.model import DataplaneOp, Observation
+from clat_eamt.runtime.events import Tick
 from clat_eamt.runtime.settings import ShellSettings
 
 
@@ -111,6 +112,15 @@ class RehookDns:
 
 
 @dataclass(frozen=True)
+class Redo:
+    """Hand this event to the runtime again, once the commands before it are done: a tick
+    that found the dataplane due for repair goes on only after the restart, since adopting what
+    the kernel holds changes the table the tick would otherwise already have aged."""
+
+    event: Tick
+
+
+@dataclass(frozen=True)
 class Say:
     """A log line.  ``kind``: at most a few per minute of this kind (a failure that repeats
     every second must not fill the log); None: always."""
@@ -122,5 +132,5 @@ class Say:
 
 Command = (
     ApplyOps | Release | Reply | Publish | RestartDataplane | StartDataplane | Reconcile
-    | SetHosts | AskAgain | CountFlows | FollowPref64 | Configure | RehookDns | Say
+    | SetHosts | AskAgain | CountFlows | FollowPref64 | Configure | RehookDns | Redo | Say
 )  # fmt: skip

@@ -60,12 +60,16 @@ class Runtime:
         self.counters: Counter[str] = Counter()
         self.dataplane_error: str | None = STARTING
         self.last_error: str | None = None  # of the last batch
+        # A batch failed since the last start: the kernel may miss what it held, even after
+        # later batches landed (they are diffs), until a start reconciles it with the table.
+        self.unreconciled = False
         self.repair_at, self.repair_delay = now, REPAIR_FIRST
         self.restart_needed: tuple[str, ...] = ()
         self.refresh = RefreshAhead()
         self.asking: set[str] = set()  # names being asked again now
         self.history = FlowHistory()
         self._reconciled: tuple[int, int] = (0, 0)  # adopted, operations: for the ready line
+        self._repaired: float | None = None  # the tick that last restarted the dataplane
 
     # --- the two entry points ------------------------------------------------------------------
 
@@ -95,7 +99,7 @@ class Runtime:
                 self.last_error = None
                 return []
             case e.BatchFailed(error):
-                self.last_error = error
+                self.last_error, self.unreconciled = error, True
                 return []
             case e.Reconfigured(config):
                 return self._reconfigure(config, now)
@@ -207,9 +211,11 @@ class Runtime:
     # --- the clock -----------------------------------------------------------------------------
 
     def _tick(self, tick: e.Tick, now: float) -> list[c.Command]:
+        broken = self.dataplane_error or self.unreconciled
+        if broken and now >= self.repair_at and self._repaired != now:
+            self._repaired = now  # once per tick, whatever the start does
+            return [c.RestartDataplane(), c.Redo(tick)]
         commands: list[c.Command] = []
-        if (self.dataplane_error or self.last_error) and now >= self.repair_at:
-            commands.append(c.RestartDataplane())
         if tick.neighbours is None:
             error = tick.neighbour_error or "unreadable"
             self.hosts.unreadable(error)
@@ -268,7 +274,7 @@ class Runtime:
         if self.dataplane_error or adopted or ops:
             said.append(c.Say(INFO, f"dataplane {self.dataplane}: ready; adopted {adopted}, "
                                     f"reconciled with {ops} operations"))  # fmt: skip
-        self.dataplane_error, self.repair_delay = None, REPAIR_FIRST
+        self.dataplane_error, self.repair_delay, self.unreconciled = None, REPAIR_FIRST, False
         return said
 
     def _start_failed(self, kind: str, message: str, now: float) -> list[c.Command]:
