@@ -1,6 +1,6 @@
 """Installing what the engine decided, with a deadline, behind one small dataplane interface.
 
-``Dataplane`` is what the nftables + translator backends implement (the dataplane issue);
+``Dataplane`` is what the nftables + translator backends implement (``dataplane.kernel``);
 ``DisabledDataplane`` stands in while there is none: it only remembers the state the
 operations describe, so status shows what would be installed, and it reports no live flows
 (nothing can flow through a dataplane that is not there).

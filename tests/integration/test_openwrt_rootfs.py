@@ -320,24 +320,3 @@ def test_uci_defaults_keeps_an_existing_config(root: FakeRoot) -> None:
     result = root.sh(str(root.path / "etc/uci-defaults/90-clat-eamt"))
     assert result.returncode == 0
     assert config.read_bytes() == before
-
-
-def test_uci_defaults_rename_mechanism_with_an_example_table(root: FakeRoot) -> None:
-    """EXAMPLE ONLY: no option has been renamed yet, so the shipped table is empty.  This
-    test fills it with a made-up rename (hold_time -> hold_ms) to show the mechanism: the old
-    name becomes the new one in place, an old name next to a set new one is dropped."""
-    script = root.path / "etc/uci-defaults/90-clat-eamt"
-    text = script.read_text()
-    assert "CLAT_EAMT_RENAMED=''" in text
-    script.write_text(text.replace("CLAT_EAMT_RENAMED=''", "CLAT_EAMT_RENAMED='hold_time:hold_ms'"))
-    root.write(
-        "etc/config/clat-eamt",
-        "\nconfig globals 'globals'\n\toption port '5353'\n\toption hold_time '80'\n"
-        "\toption ttl_min '30'\n\n",
-    )
-    for _ in range(2):
-        assert root.sh(str(script)).returncode == 0
-        assert root.read("etc/config/clat-eamt") == (
-            "\nconfig globals 'globals'\n\toption port '5353'\n\toption hold_ms '80'\n"
-            "\toption ttl_min '30'\n\n"
-        )

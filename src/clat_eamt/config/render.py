@@ -180,7 +180,7 @@ def luci_schema_js() -> str:
     view's own strings."""
     lines = [
         "// Generated from src/clat_eamt/config/schema.py by `make docs`"
-        " (clat-eamt config docs --write); do not edit.",
+        "; do not edit.",
         "'use strict';",
         "'require baseclass';",
         "",

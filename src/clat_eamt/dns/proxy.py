@@ -69,7 +69,7 @@ Classifier = Callable[[ClientIdentity], Host | None]
 
 
 def unknown_class(identity: ClientIdentity) -> Host | None:
-    """Until the neighbour tables classify hosts (dataplane issue), a known client is UNKNOWN."""
+    """A client the neighbour tables do not know (yet) is UNKNOWN: do not optimize (SPEC 3)."""
     key = identity.key
     return Host(key) if key else None
 
