@@ -42,7 +42,6 @@ from clat_eamt.control.client import CallFailedError, DaemonNotRunningError, cal
 from clat_eamt.control.methods import METHODS
 
 
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clat-eamt",

@@ -33,9 +33,9 @@ from clat_eamt.control.target import SnapshotTarget, status_json
 from clat_eamt.control.ubus_object import UbusObject
 from clat_eamt.core.counters import ApplyResult, EntryKind
 from clat_eamt.core.dataplane import note_of
+from clat_eamt.core.engine import Outcome
 from clat_eamt.core.hosts import Neighbour
 from clat_eamt.core.model import FlowCensus, Host, LiveFlows, Observation
-from clat_eamt.core.engine import Outcome
 from clat_eamt.dataplane.build import build_dataplane
 from clat_eamt.dataplane.interfaces import local_networks
 from clat_eamt.dataplane.neighbours import dump_neighbours
@@ -93,6 +93,7 @@ class Daemon:
         clock: Callable[[], float] = time.monotonic,
         load: Callable[[], EffectiveConfig] | None = None,
         bus: Any = None,
+        *,
         wall: Callable[[], float] = time.time,
     ) -> None:
         """``load`` reads the configuration again (SIGHUP); without it a reload keeps it.
@@ -197,7 +198,8 @@ class Daemon:
     ) -> tuple[float | None, tuple[JSON, str | None]]:
         """Carry out the runtime's commands in order; the answer's life (``Release``) and the
         operator's reply (``Reply``, with how the dataplane took its operations)."""
-        result, life, reply = ApplyResult.NONE, None, ({}, None)
+        result, life = ApplyResult.NONE, None
+        reply: tuple[JSON, str | None] = ({}, None)
         for command in commands:
             match command:
                 case c.ApplyOps(ops):
@@ -474,4 +476,3 @@ class Daemon:
             return False
         await self.execute(self._handle(e.Reconfigured(new)))
         return True
-

@@ -33,7 +33,7 @@ from clat_eamt.runtime import events as e
 from clat_eamt.runtime.runtime import Runtime
 
 
-class KernelRefused(Exception):
+class KernelRefusedError(Exception):
     pass
 
 
@@ -57,7 +57,7 @@ class ModelKernel:
         holds refuses the batch, as nft refuses a transaction that deletes a missing element."""
         if self.refuse_batches or self.dead:
             self.refuse_batches = max(0, self.refuse_batches - 1)
-            raise KernelRefused(self.dead or "model: batch refused")
+            raise KernelRefusedError(self.dead or "model: batch refused")
         dnat, translator = dict(self.dnat), dict(self.translator)
         for op in ops:
             match op:
@@ -80,12 +80,12 @@ class ModelKernel:
     def _check(fits: bool, strict: bool, what: str) -> None:
         assert fits or not strict, what
         if not fits:
-            raise KernelRefused(what)
+            raise KernelRefusedError(what)
 
     def start(self) -> DataplaneState:
         if self.refuse_starts:
             self.refuse_starts -= 1
-            raise KernelRefused("model: cannot start")
+            raise KernelRefusedError("model: cannot start")
         self.dead = None
         return self.state()
 
@@ -144,16 +144,16 @@ class ModelDriver:
                 case c.StartDataplane():
                     try:
                         actual = self.kernel.start()
-                    except KernelRefused as error:
-                        self.handle(e.DataplaneStartFailed("KernelRefused", str(error)))
+                    except KernelRefusedError as error:
+                        self.handle(e.DataplaneStartFailed("KernelRefusedError", str(error)))
                     else:
                         self.handle(e.DataplaneStarted(actual, self.kernel.live()))
                 case c.Reconcile(ops):
                     try:
                         if ops:
                             self.kernel.apply(ops)
-                    except KernelRefused as error:
-                        self.handle(e.DataplaneStartFailed("KernelRefused", str(error)))
+                    except KernelRefusedError as error:
+                        self.handle(e.DataplaneStartFailed("KernelRefusedError", str(error)))
                     else:
                         self.handle(e.DataplaneReady())
                 case c.SetHosts():
@@ -178,8 +178,8 @@ class ModelDriver:
         healthy = not (self.runtime.dataplane_error or self.runtime.unreconciled)
         try:
             self.kernel.apply(ops, strict=healthy)
-        except KernelRefused as error:
-            self.run(self.runtime.handle(e.BatchFailed(f"KernelRefused: {error}"), self.now))
+        except KernelRefusedError as error:
+            self.run(self.runtime.handle(e.BatchFailed(f"KernelRefusedError: {error}"), self.now))
             return ApplyResult.FAILED
         self.run(self.runtime.handle(e.BatchDone(), self.now))
         return ApplyResult.DONE

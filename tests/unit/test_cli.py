@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from clat_eamt import cli
 from clat_eamt.cli import main
 from clat_eamt.config import render, uci_defaults
 

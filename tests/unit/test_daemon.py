@@ -13,6 +13,7 @@ import tempfile
 from dnslib import DNSRecord
 
 from clat_eamt.config import load_text
+from clat_eamt.core.counters import known
 from clat_eamt.daemon import Daemon
 from tests.unit.dnspeer import ScriptedPeer, zone_answer
 from tests.unit.standins import ScriptedDataplane, free_port, loopback_config
@@ -60,6 +61,7 @@ def test_fast_dataplane_maps_before_the_answer():
     assert [str(r.rdata) for r in reply.rr] == ["192.0.2.10"]
     assert status["counters"]["answers.apply_done"] == 1
     assert status["mappings"] == 1
+    assert all(known(name) for name in status["counters"])  # every one named in core.counters
     assert status["dataplane"]["error"] is None
 
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clat_eamt.core.model import Host, HostClass
 from clat_eamt.core.hosts import HostMemory, Neighbour, Nud, by_ipv4, classify
+from clat_eamt.core.model import Host, HostClass
 
 MAC_A, MAC_B = "00:00:5e:00:53:0a", "00:00:5e:00:53:0b"  # RFC 7042 documentation MACs
 V4_A, V4_B = IPv4Address("192.0.2.10"), IPv4Address("192.0.2.11")

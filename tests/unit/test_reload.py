@@ -73,7 +73,8 @@ def run_reload(tmp_path: Path, new_text: str) -> tuple[bool, Daemon, dict[str, A
 
 def keys(daemon: Daemon) -> dict[str, State]:
     return {
-        f"{e.ipv4.network_address}>{e.ipv6.network_address}": e.state for e in daemon.runtime.engine.table
+        f"{e.ipv4.network_address}>{e.ipv6.network_address}": e.state
+        for e in daemon.runtime.engine.table
     }
 
 

@@ -208,8 +208,8 @@ def test_pref64_changes_live_with_an_external_clat_and_waits_for_a_restart_with_
     new_prefix = "2001:db8:65::/96"
     for extra, live in (("", True), (TAYGA, False)):
         driver = booted(extra)
-        new = load_text(loopback_config(5353, "/nonexistent.sock", "\toption host_mode 'all'\n"
-                                        + extra).replace("2001:db8:64::/96", new_prefix))  # fmt: skip
+        text = loopback_config(5353, "/nonexistent.sock", "\toption host_mode 'all'\n" + extra)
+        new = load_text(text.replace("2001:db8:64::/96", new_prefix))
         driver.handle(e.Reconfigured(new))
         pref64 = [str(p) for p in driver.runtime.engine.policy.pref64.extra]
         assert pref64 == ([new_prefix] if live else ["2001:db8:64::/96"])

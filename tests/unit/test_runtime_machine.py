@@ -221,7 +221,5 @@ class RuntimeMachine(RuleBasedStateMachine):
         assert snap.summary["mappings"]["created"] >= 0
 
 
-RuntimeMachine.TestCase.settings = settings(
-    max_examples=150, stateful_step_count=40, deadline=None
-)
+RuntimeMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
 test_runtime_machine = RuntimeMachine.TestCase

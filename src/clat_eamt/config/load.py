@@ -73,7 +73,9 @@ class ConfigError(ValueError):
 
     def brief(self) -> str:
         """The problems of one run-time entry on one line, without a file's words."""
-        return "; ".join(f"{p.option}: {p.message}" if p.option else p.message for p in self.problems)
+        return "; ".join(
+            f"{p.option}: {p.message}" if p.option else p.message for p in self.problems
+        )
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from clat_eamt import __version__
-from clat_eamt.config import StaticEntry
-from clat_eamt.config import schema
+from clat_eamt.config import StaticEntry, schema
 from clat_eamt.control.methods import JSON, MethodError
 from clat_eamt.core.model import FlowCensus
 from clat_eamt.present import entry_json

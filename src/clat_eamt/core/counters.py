@@ -107,8 +107,8 @@ def refused(reason: Reason) -> str:
     return f"refused.{reason}"
 
 
-def stale(reason: StaleReason) -> str:
-    """Entries gone Stale, per reason."""
+def stale(reason: StaleReason | None) -> str:
+    """Entries gone Stale, per reason (an entry going Stale always has one)."""
     return f"stale.{reason}"
 
 

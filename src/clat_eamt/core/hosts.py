@@ -211,9 +211,7 @@ class HostMemory:
 
     def seen(self, neighbours: Iterable[Neighbour], now: float) -> None:
         """One good look at the tables: reclassify."""
-        self.records = classify(
-            neighbours, now, self.records, observe=self.observe, hold=self.hold
-        )
+        self.records = classify(neighbours, now, self.records, observe=self.observe, hold=self.hold)
         self._by_ipv4 = by_ipv4(self.records)
         self.unsure, self.last_error = False, None
 

@@ -37,7 +37,6 @@ from clat_eamt.core.model import AaaaStatus, Host, Observation
 from clat_eamt.dns import answers
 from clat_eamt.dns.answers import AddressAnswer, Answer
 from clat_eamt.dns.identity import ClientIdentity, identify
-from clat_eamt.logs import RateLimitedLog
 from clat_eamt.dns.upstream import UpstreamError, Upstreams
 from clat_eamt.dns.wire import (
     CLASS_IN,
@@ -60,6 +59,7 @@ from clat_eamt.dns.wire import (
     with_flag,
     with_id,
 )
+from clat_eamt.logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
 # Decides on an observation and installs what it needs; returns the seconds the mapping of the

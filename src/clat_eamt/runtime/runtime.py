@@ -17,8 +17,12 @@ from dataclasses import replace
 from ipaddress import IPv6Network, ip_network
 from typing import Any
 
-from clat_eamt.assemble import engine_from_config, limiter_from_config, policy_from_config
-from clat_eamt.assemble import static_specs
+from clat_eamt.assemble import (
+    engine_from_config,
+    limiter_from_config,
+    policy_from_config,
+    static_specs,
+)
 from clat_eamt.config import ConfigError, EffectiveConfig, schema, with_static
 from clat_eamt.config.reload import plan_reload
 from clat_eamt.core.counters import ApplyResult, Count, applied
@@ -84,7 +88,7 @@ class Runtime:
             c.RestartDataplane(),
         ]
 
-    def handle(self, event: e.Event, now: float) -> list[c.Command]:  # noqa: PLR0911
+    def handle(self, event: e.Event, now: float) -> list[c.Command]:
         match event:
             case e.AnswerObserved(obs):
                 return self._answer(obs, now)
@@ -368,5 +372,3 @@ class Runtime:
             "discovery": self._discovering(),
             "static": tuple(static_specs(self.cfg)),
         }
-
-
