@@ -120,6 +120,7 @@ class Daemon:
         self.ubus: UbusObject | None = None
         self.control_error: str | None = None
         self._said: dict[int, RateLimitedLog] = {}  # by level: the runtime's kinds of lines
+        self._tick_log = RateLimitedLog(log, logging.WARNING)  # a failure repeats every second
         self._tasks: list[asyncio.Task[None]] = []
         self._reloads: set[asyncio.Task[bool]] = set()
         self._asking: set[asyncio.Task[bool]] = set()  # names asked again ahead of their end
@@ -358,7 +359,7 @@ class Daemon:
             try:
                 await self.tick()
             except Exception:  # the clock must keep running whatever one tick hit
-                log.warning("tick failed", exc_info=True)
+                self._tick_log.note("tick", "tick failed", exc_info=True)
 
     async def tick(self) -> None:
         """One tick: a dead translator noticed (not while a batch runs, since restarting tayga

@@ -117,6 +117,18 @@ def test_a_crashed_runs_mapping_is_adopted_stale_and_goes_when_its_flows_end():
     assert len(second.runtime.engine.table) == 0 and kernel.translator == {}
 
 
+def test_an_answer_released_late_is_counted_and_said_as_a_rate_limited_kind():
+    driver = booted()
+    for _ in range(8):
+        driver.handle(e.AnswerReleased("a.example", ApplyResult.LATE))
+    driver.handle(e.AnswerReleased("a.example", ApplyResult.DONE))
+    counted = driver.runtime.snapshot(driver.now).counters
+    assert counted[applied(ApplyResult.LATE)] == 8 and counted[applied(ApplyResult.DONE)] == 1
+    said = [s for s in driver.said if s.kind == ApplyResult.LATE]
+    assert len(said) == 8 and said[0].text == "a.example released unmapped: dataplane late"
+    # (the driver's RateLimitedLog writes at most 5 of one kind a minute: tests/unit/test_logs)
+
+
 # --- time: expiry, refresh ahead, history --------------------------------------------------------
 
 
