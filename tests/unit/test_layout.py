@@ -16,10 +16,8 @@ from pathlib import Path
 
 import pytest
 
-import clat_eamt
-
-SRC = Path(clat_eamt.__file__).parent
-ROOT = SRC.parent.parent
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src" / "clat_eamt"  # the checkout's (tox installs a copy elsewhere)
 PACKAGE = "clat_eamt"
 IO_MODULES = {"asyncio", "socket", "subprocess", "threading", "time", "select", "selectors"}
 SHELLS = {"dns", "dataplane", "control", "daemon", "hook", "cli", "apply"}

@@ -76,12 +76,10 @@ def diff(before: DataplaneState, after: DataplaneState) -> tuple[DataplaneOp, ..
         for pool, ipv6 in after.translator.items()
         if before.translator.get(pool) not in (None, ipv6)
     }
-    first = sorted(
-        ipv4
-        for ipv4, pool in before.dnat.items()
-        if pool in retargeted and after.dnat.get(ipv4) != pool
-    )
-    ops.extend(RemoveDnat(ipv4) for ipv4 in first)  # off the block before it changes target
+    # Off the block before it changes target, even an element that stays on it (added back
+    # below): no moment where it leads to the old target through the new leg or vice versa.
+    first = sorted(ipv4 for ipv4, pool in before.dnat.items() if pool in retargeted)
+    ops.extend(RemoveDnat(ipv4) for ipv4 in first)
     for pool, ipv6 in sorted(after.translator.items()):
         old = before.translator.get(pool)
         if old == ipv6:
@@ -90,7 +88,7 @@ def diff(before: DataplaneState, after: DataplaneState) -> tuple[DataplaneOp, ..
             ops.append(RemoveTranslator(pool, old))
         ops.append(EnsureTranslator(pool, ipv6))
     for ipv4, pool in sorted(after.dnat.items()):
-        if before.dnat.get(ipv4) != pool:  # the ones in ``first`` among them: moved
+        if before.dnat.get(ipv4) != pool or ipv4 in first:
             ops.append(EnsureDnat(ipv4, pool))
     gone = (ipv4 for ipv4 in sorted(before.dnat) if ipv4 not in after.dnat and ipv4 not in first)
     ops.extend(RemoveDnat(ipv4) for ipv4 in gone)
