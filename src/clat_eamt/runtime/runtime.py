@@ -61,6 +61,7 @@ class Runtime:
         self._refusals = installed.refusals  # said by ``start``
         self.hosts = HostMemory(observe=cfg[schema.HOST_OBSERVE])
         self.pref64_found: dict[str, tuple[IPv6Network, ...]] = {}  # by source, besides config
+        self.ipv4_only_hosts = False  # the neighbour tables know IPv4-only hosts now
         self.counters: Counter[str] = Counter()
         self.dataplane_error: str | None = STARTING
         self.last_error: str | None = None  # of the last batch
@@ -129,7 +130,7 @@ class Runtime:
                 return self._start_failed(kind, message, now)
             case e.Pref64Found(source, prefixes):
                 self.pref64_found[source] = prefixes
-                self.engine.policy = replace(self.engine.policy, pref64=self.pref64())
+                self._set_policy()
                 if self.dataplane_error:  # a CLAT may have waited for it: repair at the tick
                     self.repair_at = now
                 return []
@@ -228,8 +229,9 @@ class Runtime:
             self.hosts.seen(tick.neighbours, now)
         ipv4_only = frozenset(self.hosts.ipv4_only_ipv4s())
         commands.append(c.SetHosts(frozenset(self.hosts.dual_stack_ipv4s()), ipv4_only))
-        if bool(ipv4_only) != self.engine.policy.ipv4_only_hosts:  # who may create (decide)
-            self.engine.policy = replace(self.engine.policy, ipv4_only_hosts=bool(ipv4_only))
+        if bool(ipv4_only) != self.ipv4_only_hosts:  # who may create (decide)
+            self.ipv4_only_hosts = bool(ipv4_only)
+            self._set_policy()
         if self.cfg[schema.ENABLED]:  # first: an entry being asked again stays Valid
             for name in self.refresh.due(self.engine.table, tick.flows, now):
                 if name not in self.asking:
@@ -259,10 +261,9 @@ class Runtime:
         self, never_mapped: tuple[IPNetwork, ...], in_use: tuple[IPNetwork, ...], now: float
     ) -> list[c.Command]:
         """SPEC 4: the router's own prefixes are never mapped, and the pool must avoid them."""
-        policy = self.engine.policy
-        new = [p for p in never_mapped if p not in policy.addresses.excluded]  # retries
-        self.local_prefixes += tuple(new)
-        self.engine.policy = replace(policy, addresses=policy.addresses.with_excluded(new))
+        excluded = self.engine.policy.addresses.excluded
+        self.local_prefixes += tuple(p for p in never_mapped if p not in excluded)  # retries
+        self._set_policy()
         problems = pool_problems(
             self.cfg[schema.POOL],
             allow_documentation=self.cfg[schema.ALLOW_DOCUMENTATION],
@@ -333,9 +334,8 @@ class Runtime:
         self.restart_needed = plan.restart_needed
         if not self._discovering():
             self.pref64_found.pop(DNS, None)
-        policy = replace(policy_from_config(cfg, self.local_prefixes), pref64=self.pref64())
-        policy = replace(policy, ipv4_only_hosts=self.engine.policy.ipv4_only_hosts)
-        self.engine.policy, self.engine.limiter = policy, limiter_from_config(cfg)
+        self._set_policy()
+        self.engine.limiter = limiter_from_config(cfg)
         self.hosts.observe = cfg[schema.HOST_OBSERVE]
         if self.dataplane_error:  # a WAN event (procd reloads on them) may have brought the CLAT
             self.repair_at = now
@@ -354,6 +354,15 @@ class Runtime:
         said = f"reloaded {new.source}: changed {', '.join(plan.changed) or 'nothing'}"
         said += f"; takes a restart: {restart}" if restart else ""
         return [*commands, *self._enact(outcome, "reload"), c.Say(INFO, said)]
+
+    def _set_policy(self) -> None:
+        """The engine's policy, built in this one place from all it depends on: the running
+        configuration, the router's own prefixes (SPEC 4), the Pref64 sources and whether the
+        neighbour tables know IPv4-only hosts (decide: who may create)."""
+        policy = policy_from_config(self.cfg, self.local_prefixes)
+        self.engine.policy = replace(
+            policy, pref64=self.pref64(), ipv4_only_hosts=self.ipv4_only_hosts
+        )
 
     def _discovering(self) -> bool:
         """RFC 7050 discovery runs while the optimization is on and no Pref64 is configured."""
