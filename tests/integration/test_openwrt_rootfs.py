@@ -222,7 +222,9 @@ def test_sigkill_restores_at_once_and_procd_respawns(root: FakeRoot, port: int) 
     instance.wait_state("respawning", "running", exits=1)
     assert instance.exits == [128 + signal.SIGKILL]
     wait_restored(root, original)
-    assert "the daemon ended; dnsmasq resolves on its own" in root.messages()
+    # The guard restores, then logs: the line follows the restore by a moment.
+    ended = "the daemon ended; dnsmasq resolves on its own"
+    root.wait_for("the guard's last line", lambda: ended in root.messages())
     restarts = len(root.dnsmasq_actions())
     instance.wait_state("running", exits=1)
     wait_hooked(root, port, restarts)
