@@ -48,7 +48,7 @@ lint: $(TOX)
 # the LuCI form's schema.js), then the LuCI i18n template from the app's sources.
 docs: $(TOX)
 	$(TOX) -e tests --notest
-	.tox/tests/bin/clat-eamt config docs --write
+	.tox/tests/bin/python tools/docs.py
 	.tox/tests/bin/python openwrt/i18n_pot.py --write
 
 # The 464XLAT lab (namespaces, knot, unbound DNS64, NAT64, tayga as the CLAT) with clat-eamt and

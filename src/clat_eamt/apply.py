@@ -1,6 +1,6 @@
 """Installing what the engine decided, with a deadline, behind one small dataplane interface.
 
-``Dataplane`` is what the nftables + translator backends implement (the dataplane issue);
+``Dataplane`` is what the nftables + translator backends implement (``dataplane.kernel``);
 ``DisabledDataplane`` stands in while there is none: it installs nothing, so it holds nothing
 (an empty state at every start: reconciliation then lists what would be installed) and it
 reports no live flows (nothing can flow through a dataplane that is not there).  It keeps no
@@ -19,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
 from typing import Protocol
 
+from clat_eamt.core.counters import Count
 from clat_eamt.core.dataplane import DataplaneState
 from clat_eamt.core.model import DataplaneOp, FlowCensus, LiveFlows
-from clat_eamt.dns.ratelog import RateLimitedLog
+from clat_eamt.logs import RateLimitedLog
 from clat_eamt.present import op_text
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,14 @@ class DisabledDataplane:
 
 
 class Applier:
-    def __init__(self, dataplane: Dataplane, deadline: float) -> None:
-        self.dataplane, self.deadline = dataplane, deadline
+    def __init__(
+        self,
+        dataplane: Dataplane,
+        deadline: float,
+        report: Callable[[str | None], None] | None = None,
+    ) -> None:
+        """``report``: told of every batch, None when it landed, else its error."""
+        self.dataplane, self.deadline, self.report = dataplane, deadline, report
         self.counters: Counter[str] = Counter()
         self.last_error: str | None = None
         self._queue: list[tuple[tuple[DataplaneOp, ...], asyncio.Future[bool], float]] = []
@@ -141,12 +148,16 @@ class Applier:
             async with self.lock:
                 await self.dataplane.apply(ops)
         except Exception as error:  # any backend failure: count, say, keep serving DNS
-            self.counters["dataplane.batches_failed"] += 1
+            self.counters[Count.BATCHES_FAILED] += 1
             self.last_error = f"{type(error).__name__}: {error}"
             self._errors.note("apply", "dataplane %s failed: %s", self.dataplane.name, error)
+            if self.report is not None:
+                self.report(self.last_error)
             return False
-        self.counters["dataplane.batches_done"] += 1
+        self.counters[Count.BATCHES_DONE] += 1
         self.last_error = None
+        if self.report is not None:
+            self.report(None)
         return True
 
 

@@ -7,7 +7,7 @@
                                     change the running daemon's table
     clat-eamt config check FILE     validate a UCI file, print the effective configuration
     clat-eamt config defaults       print the default /etc/config/clat-eamt
-    clat-eamt config docs [--write] the README options table (and refresh derived files)
+    clat-eamt config docs           the options table (Markdown; `make docs` writes the README's)
     clat-eamt explain STEP...       what the core would do with these DNS answers
 
 Exit status: 0 success, 1 a problem with the input (config, step, or arguments the daemon
@@ -41,8 +41,6 @@ from clat_eamt.control import views
 from clat_eamt.control.client import CallFailedError, DaemonNotRunningError, call
 from clat_eamt.control.methods import METHODS
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -71,13 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument(
         "--file", type=Path, default=Path(CONFIG_PATH), help=f"UCI file (default {CONFIG_PATH})"
     )
-    docs = config_commands.add_parser("docs", help="print the options table for the README")
-    docs.add_argument(
-        "--write",
-        action="store_true",
-        help="rewrite README.md, files/etc/config/clat-eamt and the LuCI form's schema.js in a "
-        "source checkout",
-    )
+    config_commands.add_parser("docs", help="print the options table (Markdown)")
 
     exp = commands.add_parser(
         "explain",
@@ -176,8 +168,6 @@ def _config(args: argparse.Namespace) -> int:
             return 2
         print(" ".join(option.words(load_file(args.file)[option])))
         return 0
-    if args.write:
-        return _write_docs()
     print(render.options_markdown(), end="")
     return 0
 
@@ -221,31 +211,6 @@ def _socket_path() -> str:
     with contextlib.suppress(ConfigError):
         return str(load_file(CONFIG_PATH)[schema.CONTROL_SOCKET])
     return str(schema.CONTROL_SOCKET.default)
-
-
-def _checkout() -> Path | None:
-    """The source checkout to write into: the one this module lies in, or else the current
-    directory (`make docs` runs the command installed in .tox, not the one under src/)."""
-    for root in (REPO_ROOT, Path.cwd()):
-        if (root / "src" / "clat_eamt").is_dir() and (root / "files" / "etc" / "config").is_dir():
-            return root
-    return None
-
-
-def _write_docs() -> int:
-    root = _checkout()
-    if root is None:
-        print("clat-eamt config docs --write: run it from a source checkout", file=sys.stderr)
-        return 1
-    readme = root / "README.md"
-    uci = root / "files" / "etc" / "config" / "clat-eamt"
-    luci = root / render.LUCI_SCHEMA_JS
-    readme.write_text(render.readme_with_options(readme.read_text()))
-    uci.write_text(render.uci_defaults())
-    luci.parent.mkdir(parents=True, exist_ok=True)
-    luci.write_text(render.luci_schema_js())
-    print(f"wrote {readme.name}, files/etc/config/{uci.name} and {render.LUCI_SCHEMA_JS}")
-    return 0
 
 
 def _explain(args: argparse.Namespace) -> int:

@@ -1,59 +1,52 @@
-"""`clat-eamt run`: the daemon, wiring the DNS proxy, the engine and the dataplane together.
+"""`clat-eamt run`: the asyncio driver around the runtime.
 
-One asyncio loop does everything: the proxy's sockets, the engine (pure and fast, so it runs
-inline), the dataplane batches (through ``Applier``, with a deadline), a one-second clock tick
-that ages entries, and Pref64 discovery when no Pref64 is configured.  Status is a plain dict
-served by the control socket (``control``); SIGUSR1 writes it to the log.  The operator's
-actions (add, del, flush) go through the same engine and applier as DNS answers.
+Everything the daemon decides is the runtime's (``runtime``: events in, commands out, no I/O,
+time as an argument).  This module turns the world into events - the proxy's answers, a
+one-second clock tick with the live flows and the neighbour tables, the applier's batches, the
+dataplane's start and death, Pref64 discovery and router adverts, SIGHUP, the operator's calls -
+and the commands into I/O: dataplane batches (through ``Applier``, with a deadline), the ubus
+events, the dnsmasq hook, log lines.  Status is the runtime's frozen snapshot plus what the
+sockets know of themselves, served by the control socket and ubus (``control``); SIGUSR1 writes
+it to the log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import json
 import logging
 import signal
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from ipaddress import IPv6Network, ip_network
+from ipaddress import IPv6Network
 from typing import Any
 
 from clat_eamt import __version__
-from clat_eamt.apply import Applier, Dataplane
-from clat_eamt.assemble import (
-    engine_from_config,
-    limiter_from_config,
-    policy_from_config,
-    static_specs,
-)
+from clat_eamt.apply import Applier, Dataplane, percentiles
 from clat_eamt.config import ConfigError, EffectiveConfig, schema
 from clat_eamt.config.nettypes import ServerAddress
-from clat_eamt.config.reload import plan_reload
+from clat_eamt.control.methods import JSON
 from clat_eamt.control.server import ControlServer
-from clat_eamt.control.target import DaemonTarget
-from clat_eamt.control.ubus_object import EVENT_KINDS, UbusObject
-from clat_eamt.core.dataplane import desired_state, diff, left_behind, note_of
+from clat_eamt.control.target import SnapshotTarget, status_json
+from clat_eamt.control.ubus_object import UbusObject
+from clat_eamt.core.counters import UBUS_EVENT, ApplyResult, EntryKind
+from clat_eamt.core.dataplane import note_of
 from clat_eamt.core.engine import Outcome
-from clat_eamt.core.model import Host, IPNetwork, Observation
-from clat_eamt.core.pool import pool_problems
-from clat_eamt.core.pref64 import CONFIG, DNS, Pref64Set, choose
-from clat_eamt.core.refresh import decided_ends, valid_life
+from clat_eamt.core.hosts import Neighbour
+from clat_eamt.core.model import FlowCensus, Host, LiveFlows, Observation
 from clat_eamt.dataplane.build import build_dataplane
 from clat_eamt.dataplane.interfaces import local_networks
-from clat_eamt.dataplane.neighbours import NeighbourWatcher
+from clat_eamt.dataplane.neighbours import dump_neighbours
 from clat_eamt.dataplane.routeradv import RaListener
 from clat_eamt.dns.discovery import Pref64Discovery
 from clat_eamt.dns.identity import ClientIdentity
 from clat_eamt.dns.proxy import Proxy, ProxySettings, unknown_class
-from clat_eamt.dns.ratelog import RateLimitedLog
-from clat_eamt.dns.refresher import Refresher
 from clat_eamt.dns.resolvconf import ResolvConf
 from clat_eamt.dns.server import DnsServer
 from clat_eamt.dns.upstream import Upstreams
-from clat_eamt.history import FlowHistory
+from clat_eamt.logs import RateLimitedLog
 from clat_eamt.present import (
     entries_text,
     entry_json,
@@ -62,32 +55,29 @@ from clat_eamt.present import (
     outcome_json,
     outcome_text,
 )
+from clat_eamt.runtime import commands as c
+from clat_eamt.runtime import events as e
+from clat_eamt.runtime.runtime import Runtime
+from clat_eamt.runtime.settings import ShellSettings, shell_settings
+from clat_eamt.runtime.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 decisions = logging.getLogger("clat_eamt.decision")
 TICK = 1.0
-REPAIR_FIRST, REPAIR_MAX = 5.0, 300.0  # back-off of dataplane repairs
 
 
-STARTING = "starting"  # dataplane.error until the first start finished (status, tests)
-
-
-def proxy_settings(cfg: EffectiveConfig) -> ProxySettings:
-    return ProxySettings(
-        enabled=cfg[schema.ENABLED],
-        hold=cfg[schema.HOLD_MS] / 1000,
-        require_dnssec=cfg[schema.REQUIRE_DNSSEC],
-    )
+def proxy_settings(settings: ShellSettings) -> ProxySettings:
+    return ProxySettings(settings.enabled, settings.hold, settings.require_dnssec)
 
 
 def upstream_source(
-    cfg: EffectiveConfig, clock: Callable[[], float]
+    settings: ShellSettings, clock: Callable[[], float]
 ) -> tuple[ResolvConf | None, Callable[[], Sequence[ServerAddress]]]:
     """The configured resolvers, or else the WAN's from resolv_file (followed as it changes)."""
-    configured = cfg[schema.UPSTREAM]
+    configured = settings.upstream
     if configured:
         return None, lambda: configured
-    resolv = ResolvConf(cfg[schema.RESOLV_FILE], clock)
+    resolv = ResolvConf(settings.resolv_file, clock)
     return resolv, resolv.servers
 
 
@@ -103,68 +93,57 @@ class Daemon:
         clock: Callable[[], float] = time.monotonic,
         load: Callable[[], EffectiveConfig] | None = None,
         bus: Any = None,
+        *,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         """``load`` reads the configuration again (SIGHUP); without it a reload keeps it.
-        ``bus``: the python-ubus module (imported at start when None)."""
-        self.bus = bus
-        self.cfg, self.clock, self.started, self.load = cfg, clock, clock(), load
-        self.restart_needed: tuple[str, ...] = ()
-        # SPEC section 4: never map the router's own resolver addresses.
-        local = tuple(
-            ip_network(a) for a in (cfg[schema.LISTEN], *(s.address for s in cfg[schema.UPSTREAM]))
-        )
-        self.engine, installed = engine_from_config(cfg, self.started, local)
-        for refusal in installed.refusals:
-            log.warning("static entry not installed: %s", refusal.detail)
+        ``bus``: the python-ubus module (imported at start when None).  ``wall``: the time of
+        day the flow history is stamped with."""
+        self.bus, self.clock, self.load, self.wall = bus, clock, load, wall
         self.dataplane = dataplane or build_dataplane(cfg, self._known_pref64)
+        self.runtime = Runtime(cfg, clock(), self.dataplane.name)
         if hasattr(self.dataplane, "describe"):  # what its elements record for adoption
-            self.dataplane.describe = lambda ipv4: note_of(self.engine.table, ipv4)
-        self.dataplane_error: str | None = STARTING
+            self.dataplane.describe = lambda ipv4: note_of(self.runtime.engine.table, ipv4)
         self.clean_on_stop = False
-        self._repair_at, self._repair_delay = 0.0, REPAIR_FIRST
-        self.applier = Applier(self.dataplane, cfg[schema.APPLY_TIMEOUT_MS] / 1000)
-        self.resolv, servers = upstream_source(cfg, clock)
-        self.upstreams = Upstreams(servers, cfg[schema.UPSTREAM_TIMEOUT_MS] / 1000, clock)
-        settings = proxy_settings(cfg)
-        self.hosts = NeighbourWatcher(
-            cfg[schema.LAN_INTERFACES] or None, clock=clock, observe=cfg[schema.HOST_OBSERVE]
-        )
-        self.proxy = Proxy(self.upstreams, self.map, settings, self._classify)
+        settings = shell_settings(cfg)
+        self.applier = Applier(self.dataplane, settings.apply_deadline, self._batch)
+        self.resolv, servers = upstream_source(settings, clock)
+        self.upstreams = Upstreams(servers, settings.upstream_timeout, clock)
+        self.proxy = Proxy(self.upstreams, self.map, proxy_settings(settings), self._classify)
         self.server = DnsServer(self.proxy.handle, str(cfg[schema.LISTEN]), cfg[schema.PORT])
+        self.lan: Sequence[str] | None = cfg[schema.LAN_INTERFACES] or None
         self.discovery: Pref64Discovery | None = None
         self._discovery_task: asyncio.Task[None] | None = None
-        # Pref64s found at run time, by source (core.pref64.PRECEDENCE ranks them after config).
-        self.pref64_found: dict[str, tuple[IPv6Network, ...]] = {}
         self.router_adverts = RaListener(self._pref64_found, clock)
-        self.target = DaemonTarget(self)  # what the control socket and ubus serve
+        self.target = SnapshotTarget(self.snapshot, self._census, self.act)
         self.control = ControlServer(cfg[schema.CONTROL_SOCKET], self.target)
         self.ubus: UbusObject | None = None
         self.control_error: str | None = None
-        self.local_prefixes: tuple[IPNetwork, ...] = local
-        self.counters: Counter[str] = Counter()
-        self.history = FlowHistory()
-        self.unmapped_log = RateLimitedLog(log, logging.INFO)  # a broken dataplane: every answer
-        self.tick_log = RateLimitedLog(log, logging.WARNING)  # a failure repeats every second
+        self._said: dict[int, RateLimitedLog] = {}  # by level: the runtime's kinds of lines
+        self._tick_log = RateLimitedLog(log, logging.WARNING)  # a failure repeats every second
         self._tasks: list[asyncio.Task[None]] = []
         self._reloads: set[asyncio.Task[bool]] = set()
-        self.refresher = Refresher(self.proxy, self.counters)  # used mappings, before their end
+        self._asking: set[asyncio.Task[bool]] = set()  # names asked again ahead of their end
         # Told where DNS is served once the sockets listen (cli: the dnsmasq hook's guard).
         self.on_listening: Callable[[str, int, bool], None] | None = None
+
+    @property
+    def cfg(self) -> EffectiveConfig:
+        return self.runtime.cfg
 
     # --- life ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Listen, install the static entries, start the clock and the discovery.  StartError
-        when the DNS address cannot be bound or another daemon holds the control socket."""
+        """Listen, start the dataplane, the clock and the discovery.  StartError when the DNS
+        address cannot be bound or another daemon holds the control socket."""
         where = f"{self.cfg[schema.LISTEN]}#{self.cfg[schema.PORT]}"
         try:
             await self.server.start()
         except OSError as error:
             raise StartError(f"cannot listen on {where}: {error.strerror or error}") from None
         await self._start_control()
-        await self._reconcile()  # never raises: DNS must run even when the dataplane cannot
+        await self.execute(self.runtime.start(self.clock()))  # DNS runs even without dataplane
         self._tasks.append(asyncio.create_task(self._ticker(), name="tick"))
-        self._follow_pref64_config()
         self.router_adverts.start()
         self.ubus = UbusObject(self.target, asyncio.get_running_loop(), self.bus)
         if not self.ubus.start():
@@ -176,9 +155,7 @@ class Daemon:
             self.server.port,
             self.dataplane.name,
         )
-        if self.on_listening is not None:
-            listen, identity = str(self.cfg[schema.LISTEN]), self.cfg[schema.CLIENT_IDENTITY]
-            self.on_listening(listen, self.server.port, identity)
+        await self.execute(self.runtime.handle(e.Listening(self.server.port), self.clock()))
 
     async def stop(self) -> None:
         if self.ubus is not None:
@@ -188,7 +165,8 @@ class Daemon:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self.refresher.stop()
+        for asking in self._asking:
+            asking.cancel()
         await self.control.close()
         await self.server.close()
         self.upstreams.close()
@@ -214,34 +192,114 @@ class Daemon:
             log.info("stopping")
             await self.stop()
 
-    # --- the proxy's mapper --------------------------------------------------------------------
+    # --- commands -> I/O -----------------------------------------------------------------------
+
+    async def execute(
+        self, commands: Sequence[c.Command]
+    ) -> tuple[float | None, tuple[JSON, str | None]]:
+        """Carry out the runtime's commands in order; the answer's life (``Release``) and the
+        operator's reply (``Reply``, with how the dataplane took its operations)."""
+        result, life = ApplyResult.NONE, None
+        reply: tuple[JSON, str | None] = ({}, None)
+        for command in commands:
+            match command:
+                case c.ApplyOps(ops):
+                    result = ApplyResult(await self.applier.apply(ops))
+                case c.Release(name, released, waited):
+                    life = released
+                    if waited:  # counted by how the wait ended
+                        await self.execute(self._handle(e.AnswerReleased(name, result)))
+                case c.Reply(answer, error):
+                    reply = ({**answer, "dataplane": str(result)} if error is None else {}, error)
+                case c.RestartDataplane():
+                    await self._restart()
+                case c.Redo(event):
+                    await self.execute(self._handle(event))
+                case c.SetHosts(dual_stack, ipv4_only):
+                    try:
+                        await self.dataplane.set_hosts(set(dual_stack), set(ipv4_only))
+                    except Exception as error:  # stale host sets are safe; the clock goes on
+                        self._say(c.Say(logging.WARNING, f"host classification: {error}", "hosts"))
+                case c.AskAgain(name):
+                    self._ask(name)
+                case c.CountFlows():
+                    await self._count_flows()
+                case _:
+                    self._sync(command)
+        return life, reply
+
+    def _sync(self, command: c.Command) -> None:
+        """The commands that need no waiting."""
+        match command:
+            case c.Publish(outcome, action, observation):
+                self._publish(outcome, action, observation)
+            case c.FollowPref64(discover):
+                self._follow_pref64(discover)
+            case c.Configure(settings, changed):
+                self.proxy.settings = proxy_settings(settings)
+                self.applier.deadline = settings.apply_deadline
+                self.upstreams.timeout = settings.upstream_timeout
+                if "upstream" in changed or "resolv_file" in changed:
+                    self.resolv, self.upstreams.servers = upstream_source(settings, self.clock)
+            case c.RehookDns(listen, port, identity):
+                if self.on_listening is not None:
+                    self.on_listening(listen, port, identity)
+            case c.Say():
+                self._say(command)
+            case _:  # pragma: no cover - StartDataplane, Reconcile: only inside _restart
+                raise TypeError(f"{command!r} outside the dataplane's start")
+
+    def _say(self, say: c.Say) -> None:
+        if say.kind is None:
+            log.log(say.level, "%s", say.text)
+            return
+        limited = self._said.setdefault(say.level, RateLimitedLog(log, say.level))
+        limited.note(say.kind, "%s", say.text)
+
+    def _publish(self, outcome: Outcome, action: str, obs: Observation | None) -> None:
+        """The decision log (changes at info, the many no-change decisions at debug: a router's
+        log must not fill with one line per DNS answer) and the ubus events."""
+        if obs is not None:
+            changed = any(event.kind != EntryKind.REFRESHED for event in outcome.events)
+            level = logging.INFO if changed else logging.DEBUG
+            if decisions.isEnabledFor(level):
+                now = self.clock()
+                data = {"observation": observation_json(obs), "outcome": outcome_json(outcome, now)}
+                text = outcome_text(outcome)
+                decisions.log(level, "%s: %s", observation_text(obs), text, extra={"data": data})
+        elif outcome.events:
+            decisions.info("%s: %s", action, outcome_text(outcome))
+        if self.ubus is not None and outcome.events:
+            now = self.clock()
+            for event in outcome.events:
+                if event.kind in UBUS_EVENT:  # not refreshes: entry_json per answer was costly
+                    self.ubus.publish(event.kind, entry_json(event.entry, now))
+
+    # --- events from the proxy, the applier, the operator ---------------------------------------
 
     async def map(self, obs: Observation) -> float | None:
-        """Decide on one A answer and install what it needs, within the apply deadline.
-        Returns the seconds the answer's addresses stay mapped (the proxy lowers the A TTLs
-        to it), None when they map to nothing."""
-        now = self.clock()
-        outcome = self.engine.observe(obs, now)
-        self.refresher.client_answer(obs.name, now)
-        ends = decided_ends(self.engine.table, outcome.decision)
-        life = valid_life(self.engine.table, obs.a, now, ends)
-        # Changes at info, the many no-change decisions (refresh, refusal) at debug: a router's
-        # log must not fill with one line per DNS answer.
-        changed = any(event.kind != "refreshed" for event in outcome.events)
-        level = logging.INFO if changed else logging.DEBUG
-        if decisions.isEnabledFor(level):
-            data = {"observation": observation_json(obs), "outcome": outcome_json(outcome, now)}
-            text = outcome_text(outcome)
-            decisions.log(level, "%s: %s", observation_text(obs), text, extra={"data": data})
-        self.publish(outcome)
-        if not outcome.ops and not (outcome.decision and outcome.decision.changes):
-            return life  # touched no entry: nothing of ours to wait for
-        # A refresh has no ops but may concern a mapping still being installed: wait for it too.
-        result = await self.applier.apply(outcome.ops)
-        self.counters[f"answers.apply_{result}"] += 1  # per A answer; batches count apart
-        if result in ("late", "failed"):
-            self.unmapped_log.note(result, "%s released unmapped: dataplane %s", obs.name, result)
+        """The proxy's mapper: decide on one A answer and install what it needs, within the
+        apply deadline.  The seconds the answer's addresses stay mapped (the proxy lowers the A
+        TTLs to it), None when they map to nothing."""
+        life, _ = await self.execute(self.runtime.handle(e.AnswerObserved(obs), self.clock()))
         return life
+
+    def _classify(self, identity: ClientIdentity) -> Host | None:
+        """The client as the neighbour tables know it (SPEC 3); unknown when they do not."""
+        address = str(identity.address) if identity.address else None
+        return self.runtime.classify(identity.mac, address) or unknown_class(identity)
+
+    def _batch(self, error: str | None) -> None:
+        event = e.BatchDone() if error is None else e.BatchFailed(error)
+        for command in self.runtime.handle(event, self.clock()):
+            self._sync(command)
+
+    async def act(self, event: e.OperatorEvent) -> tuple[JSON, str | None]:
+        """The operator's add, del or flush: its result, or why it was refused."""
+        _, reply = await self.execute(self.runtime.handle(event, self.clock()))
+        return reply
+
+    # --- the dataplane's start -----------------------------------------------------------------
 
     async def _start_control(self) -> None:
         """The control socket.  Taken by a running daemon: refuse to start (two daemons would
@@ -255,167 +313,149 @@ class Daemon:
             self.control_error = f"{self.control.path}: {error.strerror or error}"
             log.error("control socket %s (clat-eamt status will not work)", self.control_error)
 
-    async def _reconcile(self) -> bool:
-        """Start or adopt the dataplane and make it hold exactly what the table wants: what a
-        crashed run left is adopted (Valid until the expiry its elements recorded, else Stale
-        with its flows going on), orphans are removed, and
-        what was decided while the dataplane was down is installed."""
-        try:
-            async with self.applier.lock:  # answers decided meanwhile are applied after it
-                await self._check_local_prefixes()
-                actual = await self.dataplane.start()
-                live = await self.dataplane.live_flows()
-                found = left_behind(actual, live)
-                adopted = self.engine.adopt(found, self.clock(), actual.notes)
-                ops = diff(actual, desired_state(self.engine.table))
-                if ops:
-                    await self.dataplane.apply(ops)
-        except Exception as error:  # any failure: DNS goes on, flows take the NAT64 path
-            self.dataplane_error = f"{type(error).__name__}: {error}"
-            self.counters["dataplane.start_failed"] += 1
-            log.error(
-                "dataplane %s: %s (retry in %.0f s)", self.dataplane.name, error, self._repair_delay
-            )
-            self._repair_at = self.clock() + self._repair_delay
-            self._repair_delay = min(self._repair_delay * 2, REPAIR_MAX)
-            return False
-        if self.dataplane_error or adopted or ops:
-            log.info(
-                "dataplane %s: ready; adopted %d, reconciled with %d operations",
-                self.dataplane.name, len(adopted), len(ops),
-            )  # fmt: skip
-        self.dataplane_error = None
-        self._repair_delay = REPAIR_FIRST
-        return True
+    async def _restart(self) -> None:
+        """Start or adopt the dataplane and make it hold exactly what the table wants (the
+        runtime adopts what a crashed run left and says what to reconcile).  Answers decided
+        meanwhile wait for it: their batches take the applier's lock after it."""
+        async with self.applier.lock:
+            try:
+                local = await local_networks(self.lan)
+            except Exception as error:  # any failure: DNS goes on, flows take the NAT64 path
+                pending = self._failed(error)
+            else:
+                pending = self._handle(e.ProbeResult(local.never_mapped, local.prefixes))
+            while pending:
+                command, *pending = pending
+                match command:
+                    case c.StartDataplane():
+                        try:
+                            actual = await self.dataplane.start()
+                            live = await self.dataplane.live_flows()
+                        except Exception as error:
+                            pending += self._failed(error)
+                        else:
+                            pending += self._handle(e.DataplaneStarted(actual, live))
+                    case c.Reconcile(ops):
+                        try:
+                            if ops:
+                                await self.dataplane.apply(ops)
+                        except Exception as error:
+                            pending += self._failed(error)
+                        else:
+                            pending += self._handle(e.DataplaneReady())
+                    case _:
+                        self._sync(command)
 
-    async def _check_local_prefixes(self) -> None:
-        """SPEC 4: the router's own prefixes are never mapped, and the pool must avoid them."""
-        local = await local_networks(self.cfg[schema.LAN_INTERFACES] or None)
-        policy = self.engine.policy
-        new = [p for p in local.never_mapped if p not in policy.addresses.excluded]  # retries
-        self.local_prefixes += tuple(new)
-        self.engine.policy = replace(policy, addresses=policy.addresses.with_excluded(new))
-        problems = pool_problems(
-            self.cfg[schema.POOL],
-            allow_documentation=self.cfg[schema.ALLOW_DOCUMENTATION],
-            in_use=local.prefixes,
-        )
-        if problems:
-            raise ValueError("pool: " + "; ".join(problems))
+    def _handle(self, event: e.Event) -> list[c.Command]:
+        return self.runtime.handle(event, self.clock())
+
+    def _failed(self, error: Exception) -> list[c.Command]:
+        return self._handle(e.DataplaneStartFailed(type(error).__name__, str(error)))
+
+    # --- the clock -----------------------------------------------------------------------------
 
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(TICK)
-            self._check_health()
-            broken = self.dataplane_error or self.applier.last_error
-            if broken and self.clock() >= self._repair_at:
-                await self._reconcile()
             try:
-                await self._refresh_hosts()
-            except Exception as error:  # stale host sets are safe; the clock goes on
-                self.tick_log.note("hosts", "host classification: %s", error)
-            try:
-                live = await self.dataplane.live_flows()
-                now = self.clock()
-                if self.cfg[schema.ENABLED]:  # first: an entry being asked again stays Valid
-                    self.refresher.run(self.engine.table, live, now)
-                held = self.refresher.holding(now)
-                await self.enact(self.engine.tick(now, live, held), "tick")
-                if self.history.due(now):
-                    await self._sample_flows(now)
+                await self.tick()
             except Exception:  # the clock must keep running whatever one tick hit
-                self.tick_log.note("tick", "tick failed", exc_info=True)
+                self._tick_log.note("tick", "tick failed", exc_info=True)
 
-    async def _sample_flows(self, now: float) -> None:
+    async def tick(self) -> None:
+        """One tick: a dead translator noticed (not while a batch runs, since restarting tayga
+        to change its maps looks the same), the neighbour tables and the live flows read, and
+        what the runtime makes of them carried out."""
+        if not self.runtime.dataplane_error and not self.applier.lock.locked():
+            problem = self.dataplane.problem()
+            if problem:
+                await self.execute(self._handle(e.DataplaneDied(problem)))
+        neighbours: tuple[Neighbour, ...] | None = None
+        error: str | None = None
+        try:
+            neighbours = tuple(await asyncio.to_thread(dump_neighbours, self.lan, None))
+        except Exception as failure:  # any failure: unsure, never raise into the tick
+            error = f"{type(failure).__name__}: {failure}"
+        flows: LiveFlows | None = None
+        try:
+            flows = await self.dataplane.live_flows()
+        except Exception as failure:  # unknown flows: nothing is deleted this tick
+            self._say(c.Say(logging.WARNING, f"live flows: {failure}", "flows"))
+        await self.execute(self._handle(e.Tick(flows, neighbours, error)))
+
+    async def _count_flows(self) -> None:
         census = await self.dataplane.flow_census()
-        if census is None:
-            self.history.skip(now)
-            return
-        totals = census.totals(self.local_prefixes)
-        self.history.add(now, totals["native"], totals["nat64"])
+        totals = None if census is None else census.totals(self.runtime.local_prefixes)
+        native, nat64 = (totals["native"], totals["nat64"]) if totals else (None, None)
+        await self.execute(self._handle(e.FlowsCounted(native, nat64, int(self.wall()))))
 
-    def _check_health(self) -> None:
-        """A translator that died (tayga crashed or was killed) is restarted by the repair at
-        once; not while a batch runs, since restarting tayga to change its maps looks the same."""
-        if self.dataplane_error or self.applier.lock.locked():
-            return
-        problem = self.dataplane.problem()
-        if problem:
-            log.error("dataplane %s: %s; restarting it", self.dataplane.name, problem)
-            self.dataplane_error = problem
-            self._repair_at = self.clock()
+    def _ask(self, name: str) -> None:
+        """Ask a name again through the proxy's whole path, as a client's query would be."""
+        task = asyncio.create_task(self.proxy.refresh(name), name=f"refresh {name}")
+        self._asking.add(task)
+        task.add_done_callback(functools.partial(self._asked, name=name))
 
-    def _classify(self, identity: ClientIdentity) -> Host | None:
-        """The client as the neighbour tables know it (SPEC 3); unknown when they do not."""
-        for key in (identity.mac, str(identity.address) if identity.address else None):
-            host = self.hosts.host(key) if key else None
-            if host is not None:
-                return host
-        return unknown_class(identity)
+    def _asked(self, task: asyncio.Task[bool], name: str) -> None:
+        self._asking.discard(task)
+        ok = not task.cancelled() and task.exception() is None and task.result()
+        for command in self._handle(e.RefreshDone(name, bool(ok))):
+            self._sync(command)
 
-    async def _refresh_hosts(self) -> None:
-        await self.hosts.refresh()
-        ipv4_only = self.hosts.ipv4_only_ipv4s()
-        await self.dataplane.set_hosts(self.hosts.dual_stack_ipv4s(), ipv4_only)
-        if bool(ipv4_only) != self.engine.policy.ipv4_only_hosts:  # who may create (decide)
-            self.engine.policy = replace(self.engine.policy, ipv4_only_hosts=bool(ipv4_only))
+    # --- Pref64 --------------------------------------------------------------------------------
 
-    def _follow_pref64_config(self) -> None:
-        """RFC 7050 discovery runs while the optimization is on and no Pref64 is configured."""
-        wanted = self.cfg[schema.ENABLED] and not self.cfg[schema.PREF64]
-        if wanted and self._discovery_task is None:
+    def _follow_pref64(self, discover: bool) -> None:
+        """RFC 7050 discovery while the runtime wants it."""
+        if discover and self._discovery_task is None:
             self.discovery = Pref64Discovery(self.upstreams, self._pref64_found, self.clock)
             self._discovery_task = asyncio.create_task(self.discovery.run(), name="pref64")
-        elif not wanted and self._discovery_task is not None:
+        elif not discover and self._discovery_task is not None:
             self._discovery_task.cancel()
             self.discovery = self._discovery_task = None
-            self.pref64_found.pop(DNS, None)
 
     def _known_pref64(self) -> IPv6Network | None:
-        """The Pref64 for a CLAT whose own cannot be read: configured, else discovered."""
-        extra = self.engine.policy.pref64.extra
-        return extra[0] if extra else None
+        return self.runtime.known_pref64()
 
     def _pref64_found(self, prefixes: tuple[IPv6Network, ...], source: str) -> None:
-        self.pref64_found[source] = prefixes
-        self.engine.policy = replace(self.engine.policy, pref64=self._pref64())
-        if self.dataplane_error:  # a CLAT may have waited for it: try again at the next tick
-            self._repair_at = self.clock()
-
-    def _pref64(self) -> Pref64Set:
-        """The configured Pref64, else the best one found (core.pref64.choose)."""
-        return choose({CONFIG: tuple(self.cfg[schema.PREF64]), **self.pref64_found})
+        for command in self._handle(e.Pref64Found(source, prefixes)):
+            self._sync(command)
 
     # --- status --------------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
-        return self.target.status()
+    def snapshot(self, entries: bool = False) -> Snapshot:
+        """The runtime's snapshot with what the sockets and processes know of themselves."""
+        cfg = self.cfg
+        shells = {
+            "listen": f"{cfg[schema.LISTEN]}#{self.server.port}",
+            "upstreams": {
+                "source": "config" if self.resolv is None else self.resolv.path,
+                "problem": None if self.resolv is None else self.resolv.problem,
+                "servers": self.upstreams.status(),
+            },
+            "discovery": self.discovery.status() if self.discovery else None,
+            "router_adverts": self.router_adverts.status(),
+            "dataplane": {
+                "install": percentiles(self.applier.install_times),
+                **(self.dataplane.facts() if hasattr(self.dataplane, "facts") else {}),
+            },
+            "control": {"socket": str(self.control.path), "error": self.control_error},
+            "ubus": self.ubus.status() if self.ubus else {"state": "not started"},
+        }
+        counters = self.proxy.counters + self.applier.counters
+        return self.runtime.snapshot(self.clock(), entries=entries, shells=shells,
+                                     counters=counters)  # fmt: skip
 
-    def mappings(self) -> list[dict[str, Any]]:
-        now = self.clock()
-        return [entry_json(e, now) for e in self.engine.table.sorted()]
+    async def _census(self) -> FlowCensus | None:
+        return await self.dataplane.flow_census()
+
+    def status(self) -> dict[str, Any]:
+        return status_json(self.snapshot())
 
     def dump(self) -> None:
-        log.info("status %s", json.dumps(self.status(), sort_keys=True))
-        log.info("mappings:\n%s", entries_text(self.engine.table, self.clock()))
-        log.debug("mappings-json %s", json.dumps(self.mappings()))
-
-    # --- changes not from DNS: the clock, the operator, a reload ---------------------------------
-
-    async def enact(self, outcome: Outcome, action: str) -> str:
-        """Log an outcome's entry events, publish them (ubus) and install its operations."""
-        if outcome.events:
-            decisions.info("%s: %s", action, outcome_text(outcome))
-            self.publish(outcome)
-        return await self.applier.apply(outcome.ops) if outcome.ops else "none"
-
-    def publish(self, outcome: Outcome) -> None:
-        """Entry events to the ubus object (clat-eamt.mapping events), if there is one."""
-        if self.ubus is not None and outcome.events:
-            now = self.clock()
-            for event in outcome.events:
-                if event.kind in EVENT_KINDS:  # not refreshes: entry_json per answer was costly
-                    self.ubus.publish(event.kind, entry_json(event.entry, now))
+        snap = self.snapshot(entries=True)
+        entries = snap.entries or ()
+        log.info("status %s", json.dumps(status_json(snap), sort_keys=True))
+        log.info("mappings:\n%s", entries_text(entries, snap.taken))
+        log.debug("mappings-json %s", json.dumps([entry_json(x, snap.taken) for x in entries]))
 
     # --- reload (SIGHUP: procd's reload on a config commit or a WAN event) ----------------------
 
@@ -426,44 +466,15 @@ class Daemon:
 
     async def reload(self) -> bool:
         """Read the configuration again and apply what can change in place, without dropping a
-        mapping (config.reload); a configuration with problems is refused and the running one
-        kept.  The static entries become those of the file (run-time `add`s go)."""
+        mapping (``runtime.settings``); a configuration with problems is refused and the
+        running one kept."""
         if self.load is None:
             log.warning("reload: no configuration file to read again")
             return False
         try:
             new = self.load()
         except ConfigError as error:
-            self.counters["reload.refused"] += 1
-            log.error("reload refused, the running configuration stays:\n%s", error)
+            await self.execute(self._handle(e.ReloadRefused(str(error))))
             return False
-        plan = plan_reload(self.cfg, new)
-        was_enabled, self.cfg, cfg = self.cfg[schema.ENABLED], plan.config, plan.config
-        self.restart_needed = plan.restart_needed
-        policy = replace(policy_from_config(cfg, self.local_prefixes), pref64=self._pref64())
-        policy = replace(policy, ipv4_only_hosts=self.engine.policy.ipv4_only_hosts)
-        self.engine.policy, self.engine.limiter = policy, limiter_from_config(cfg)
-        self.proxy.settings = proxy_settings(cfg)
-        self.hosts.observe = cfg[schema.HOST_OBSERVE]
-        self.applier.deadline = cfg[schema.APPLY_TIMEOUT_MS] / 1000
-        self.upstreams.timeout = cfg[schema.UPSTREAM_TIMEOUT_MS] / 1000
-        if "upstream" in plan.changed or "resolv_file" in plan.changed:
-            self.resolv, self.upstreams.servers = upstream_source(cfg, self.clock)
-        self._follow_pref64_config()
-        if self.dataplane_error:  # a WAN event (procd reloads on them) may have brought the CLAT
-            self._repair_at = self.clock()
-        now = self.clock()
-        outcome = self.engine.sync_static(static_specs(cfg), now)
-        for refusal in outcome.refusals:
-            log.warning("static entry not installed: %s", refusal.detail)
-        if was_enabled and not cfg[schema.ENABLED]:  # switched off: learned entries retire
-            flushed = self.engine.flush(now)
-            outcome = replace(outcome, events=outcome.events + flushed.events,
-                              ops=outcome.ops + flushed.ops)  # fmt: skip
-        await self.enact(outcome, "reload")
-        self.counters["reload.done"] += 1
-        log.info(
-            "reloaded %s: changed %s%s", new.source, ", ".join(plan.changed) or "nothing",
-            f"; takes a restart: {', '.join(plan.restart_needed)}" if plan.restart_needed else "",
-        )  # fmt: skip
+        await self.execute(self._handle(e.Reconfigured(new)))
         return True

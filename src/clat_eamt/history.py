@@ -25,8 +25,9 @@ class FlowHistory:
     def due(self, now: float) -> bool:
         return self._next is None or now >= self._next
 
-    def add(self, now: float, native: int, nat64: int) -> None:
-        self.samples.append((int(self.wall()), native, nat64))
+    def add(self, now: float, native: int, nat64: int, wall: int | None = None) -> None:
+        """``wall``: the time of day of the sample (read from ``wall`` when not given)."""
+        self.samples.append((int(self.wall()) if wall is None else wall, native, nat64))
         self._next = now + self.interval
 
     def skip(self, now: float) -> None:

@@ -1,7 +1,8 @@
 """How entries, decisions and operations look to people (tables) and programs (JSON).
 
-Shared by ``clat-eamt explain`` now and by the control API and ubus object later, so every
-surface shows an entry with the same fields: ipv4, ipv6, pool, fqdn, origin, state, expires_in.
+Shared by ``clat-eamt explain``, the daemon's decision log, the control API and the ubus object,
+so every surface shows an entry with the same fields: ipv4, ipv6, pool, fqdn, origin, state,
+expires_in.  The counters' summary is ``core.counters.summary``.
 """
 
 from __future__ import annotations
@@ -153,51 +154,22 @@ def table_text(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def entries_text(entries: Iterable[Entry], now: float) -> str:
-    rows = []
-    for e in sorted(entries, key=lambda e: (e.ipv4, e.ipv6)):
-        expires = "-" if e.expires is None else f"{e.expires - now:.0f}s"
-        state = f"{e.state}({e.stale_reason})" if e.stale_reason else str(e.state)
-        rows.append(
-            [
-                show(e.ipv4),
-                show(e.ipv6),
-                show(e.pool),
-                state,
-                str(e.origin),
-                expires,
-                ",".join(e.fqdns) or e.comment,
-            ]
-        )
+def mappings_table(rows: Sequence[JSON], flows: bool = False) -> str:
+    """The mapping table as people read it, from ``entry_json`` rows (with their "flows" when
+    ``flows``): the CLI's ``mappings``, ``explain`` and the SIGUSR1 dump all print this one."""
     if not rows:
         return "(no mappings)"
-    return table_text(rows, ["ipv4", "ipv6", "pool", "state", "origin", "expires", "fqdn"])
+    table = []
+    for r in rows:
+        state = f"{r['state']}({r['stale_reason']})" if r["stale_reason"] else r["state"]
+        expires = "-" if r["expires_in"] is None else f"{r['expires_in']:.0f}s"
+        name = ",".join(r["fqdns"]) or r["comment"]
+        row = [r["ipv4"], r["ipv6"], r["pool"], state, r["origin"], expires]
+        table.append([*row, str(r["flows"]), name] if flows else [*row, name])
+    headers = ["ipv4", "ipv6", "pool", "state", "origin", "expires"]
+    return table_text(table, [*headers, "flows", "fqdn"] if flows else [*headers, "fqdn"])
 
 
-def counters_summary(counters: dict[str, int]) -> JSON:
-    """The counters status promises, from the raw ones (engine, proxy, applier, daemon)."""
-
-    def total(prefix: str) -> int:
-        return sum(n for name, n in counters.items() if name.startswith(prefix))
-
-    refused = {
-        name.removeprefix("refused."): n
-        for name, n in counters.items()
-        if name.startswith("refused.")
-    }
-    return {
-        "queries": counters.get("queries.udp", 0) + counters.get("queries.tcp", 0),
-        "a_queries": counters.get("queries.a", 0),
-        "a_with_aaaa": counters.get("observed.with_aaaa", 0),
-        "mappings": {
-            "created": counters.get("created", 0),
-            "refreshed": counters.get("refreshed", 0) + counters.get("revived", 0),
-            "stale": total("stale."),
-            "expired": counters.get("stale.expired", 0),
-            "deleted": counters.get("deleted", 0),
-            "refused": dict(sorted(refused.items())),
-        },
-        "apply_failures": counters.get("dataplane.batches_failed", 0),
-        "released_unmapped": counters.get("answers.apply_late", 0)
-        + counters.get("answers.apply_failed", 0),
-    }
+def entries_text(entries: Iterable[Entry], now: float) -> str:
+    ordered = sorted(entries, key=lambda e: (e.ipv4, e.ipv6))
+    return mappings_table([entry_json(e, now) for e in ordered])

@@ -24,8 +24,8 @@ import pytest
 
 from clat_eamt.control.client import DaemonNotRunningError, call
 from clat_eamt.core.model import show
-from clat_eamt.daemon import STARTING
 from clat_eamt.dataplane.nft import parse_elements
+from clat_eamt.runtime.runtime import STARTING
 from tests.integration.proxykit import DaemonLog, uci
 from tests.labkit import Xlat
 from tests.labkit.client import answers, query

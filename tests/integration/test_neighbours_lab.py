@@ -8,19 +8,21 @@ the clients' own traffic (UDP datagrams to a closed port: ARP/NS, then an ICMP e
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import re
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
+from typing import Any
 
 import pytest
 
+from clat_eamt.core.hosts import HostMemory
 from clat_eamt.core.model import Host, HostClass
-from clat_eamt.dataplane.neighbours import NeighbourWatcher
+from clat_eamt.dataplane.neighbours import dump_neighbours
 from tests.labkit import Netns, socket_in, veth
 from tests.labkit.netns import ip
 from tests.labkit.procs import wait_ready
@@ -82,8 +84,26 @@ def lab() -> Iterator[Lab]:
         yield Lab(router, (ra, rb), sends)
 
 
+class NeighbourWatcher(HostMemory):
+    """The daemon's look at the tables each tick (``daemon.Daemon.tick``): a dump, and the
+    memory told of it or of its failure."""
+
+    def __init__(self, interfaces: list[str], netns: str, observe: float) -> None:
+        super().__init__(observe=observe)
+        self.interfaces, self.netns = interfaces, netns
+
+    def refresh(self) -> None:
+        try:
+            self.seen(dump_neighbours(self.interfaces, self.netns), time.monotonic())
+        except Exception as error:
+            self.unreadable(f"{type(error).__name__}: {error}")
+
+    def table(self) -> list[dict[str, Any]]:
+        return self.rows(time.monotonic())
+
+
 def refreshed(watcher: NeighbourWatcher) -> NeighbourWatcher:
-    asyncio.run(watcher.refresh())
+    watcher.refresh()
     return watcher
 
 

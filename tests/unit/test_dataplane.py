@@ -84,3 +84,17 @@ def test_incremental_operations_add_up_to_the_desired_state():
         apply(step().ops)
         want = desired_state(eng.table)
         assert dnat == dict(want.dnat) and translator == dict(want.translator)
+
+
+def test_a_block_that_changes_target_loses_its_dnat_elements_first():
+    """Found by tests/unit/test_runtime_machine: a start reconciling with what a crashed run
+    left can find a pool block the table now gives another target, with an element still on
+    it.  The element comes off before the block's IPv6 leg changes, and back after."""
+    d1, d2, p = v4("192.0.2.1/32"), v4("192.0.2.2/32"), v4("198.51.100.1/32")
+    x1, x2 = v6("2001:db8:1::1/128"), v6("2001:db8:1::2/128")
+    for after_dnat in ({d1: p}, {d2: p}):
+        ops = diff(DataplaneState({d1: p}, {p: x1}), DataplaneState(after_dnat, {p: x2}))
+        (ipv4,) = after_dnat
+        assert ops == (
+            RemoveDnat(d1), RemoveTranslator(p, x1), EnsureTranslator(p, x2), EnsureDnat(ipv4, p)
+        )  # fmt: skip

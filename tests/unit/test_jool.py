@@ -17,7 +17,7 @@ from ipaddress import IPv4Network, IPv6Network
 import pytest
 
 from clat_eamt.dataplane.jool import JoolSiit, parse_eamt_csv
-from clat_eamt.dataplane.translator import CommandResult, TranslatorError
+from clat_eamt.dataplane.process import CommandResult, TranslatorError
 
 N4 = IPv4Network
 N6 = IPv6Network

@@ -1,18 +1,17 @@
-"""Host classification from neighbour entries (SPEC section 3): the pure core, and the watcher
-with its kernel dump replaced (the real dump runs in tests/integration/test_neighbours_lab.py)."""
+"""Host classification from neighbour entries (SPEC section 3): the pure core and its memory
+between looks (the real dump runs in tests/integration/test_neighbours_lab.py; the runtime's
+use of it in tests/unit/test_runtime.py)."""
 
 from __future__ import annotations
 
-import asyncio
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from clat_eamt.core.hosts import HostMemory, Neighbour, Nud, by_ipv4, classify
 from clat_eamt.core.model import Host, HostClass
-from clat_eamt.dataplane import neighbours as nb
-from clat_eamt.dataplane.neighbours import Neighbour, Nud, by_ipv4, classify
 
 MAC_A, MAC_B = "00:00:5e:00:53:0a", "00:00:5e:00:53:0b"  # RFC 7042 documentation MACs
 V4_A, V4_B = IPv4Address("192.0.2.10"), IPv4Address("192.0.2.11")
@@ -139,45 +138,21 @@ def test_a_mac_with_native_ipv6_in_the_tables_is_never_ipv4_only(ips, at):
         assert MAC_A not in records or records[MAC_A].klass is not DUAL
 
 
-# --- the watcher, its dump replaced ------------------------------------------------------------
+# --- the memory between looks (the runtime feeds it each tick) ---------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def tables(monkeypatch):
-    """The neighbour entries the fake dump returns (an exception is raised instead)."""
-    current: list = []
-
-    def fake_dump(interfaces, netns):
-        if current and isinstance(current[0], Exception):
-            raise current[0]
-        return list(current)
-
-    monkeypatch.setattr(nb, "dump_neighbours", fake_dump)
-    return current
-
-
-def test_watcher_answers_by_mac_and_ipv4_and_builds_the_sets(tables):
-    clock = Clock()
-    watcher = nb.NeighbourWatcher(["br-lan"], clock=clock, observe=60)
-    tables[:] = [n(V4_A), n(GLOBAL_A), n(V4_B, mac=MAC_B), n("fe80::b", mac=MAC_B)]
-    asyncio.run(watcher.refresh())
-    assert watcher.host(MAC_A.upper()) == Host(MAC_A, DUAL)
-    assert watcher.host(str(V4_B)) == Host(str(V4_B), UNKNOWN)
-    assert watcher.host("192.0.2.99") is None and watcher.host("not-a-key") is None
-    assert watcher.host(str(GLOBAL_A)) is None  # clients are named by MAC or IPv4 only
-    clock.now += 60
-    asyncio.run(watcher.refresh())
-    assert watcher.host(MAC_B) == Host(MAC_B, IPV4_ONLY)
-    assert (watcher.dual_stack_ipv4s(), watcher.ipv4_only_ipv4s()) == ({V4_A}, {V4_B})
-    rows = {row["mac"]: row for row in watcher.table()}
+def test_memory_answers_by_mac_and_ipv4_and_builds_the_sets():
+    memory, now = HostMemory(observe=60), 1000.0
+    memory.seen([n(V4_A), n(GLOBAL_A), n(V4_B, mac=MAC_B), n("fe80::b", mac=MAC_B)], now)
+    assert memory.host(MAC_A.upper()) == Host(MAC_A, DUAL)
+    assert memory.host(str(V4_B)) == Host(str(V4_B), UNKNOWN)
+    assert memory.host("192.0.2.99") is None and memory.host("not-a-key") is None
+    assert memory.host(str(GLOBAL_A)) is None  # clients are named by MAC or IPv4 only
+    now += 60
+    memory.seen([n(V4_A), n(GLOBAL_A), n(V4_B, mac=MAC_B), n("fe80::b", mac=MAC_B)], now)
+    assert memory.host(MAC_B) == Host(MAC_B, IPV4_ONLY)
+    assert (memory.dual_stack_ipv4s(), memory.ipv4_only_ipv4s()) == ({V4_A}, {V4_B})
+    rows = {row["mac"]: row for row in memory.rows(now)}
     assert rows[MAC_B] == {
         "ipv4": str(V4_B),
         "mac": MAC_B,
@@ -187,17 +162,13 @@ def test_watcher_answers_by_mac_and_ipv4_and_builds_the_sets(tables):
     }
 
 
-def test_watcher_is_unsure_until_a_good_refresh_and_after_a_failed_one(tables, caplog):
-    clock = Clock()
-    watcher = nb.NeighbourWatcher(None, clock=clock, observe=0)
-    assert watcher.host(MAC_B) is None and watcher.ipv4_only_ipv4s() == set()
-    tables[:] = [n(V4_A), n(GLOBAL_A), n(V4_B, mac=MAC_B)]
-    asyncio.run(watcher.refresh())
-    assert watcher.host(MAC_B) == Host(MAC_B, IPV4_ONLY)
-    tables[:] = [PermissionError("netlink: Operation not permitted")]
-    asyncio.run(watcher.refresh())  # never raises
-    assert watcher.host(MAC_B) == Host(MAC_B, UNKNOWN)  # when unsure, do not optimize
-    assert watcher.ipv4_only_ipv4s() == set() and watcher.dual_stack_ipv4s() == {V4_A}
-    assert watcher.last_error == "PermissionError: netlink: Operation not permitted"
-    assert "neighbour tables unreadable" in caplog.text
-    assert all("unreadable now" in row["why"] for row in watcher.table())
+def test_memory_is_unsure_until_a_good_look_and_after_a_failed_one():
+    memory = HostMemory(observe=0)
+    assert memory.host(MAC_B) is None and memory.ipv4_only_ipv4s() == set()
+    memory.seen([n(V4_A), n(GLOBAL_A), n(V4_B, mac=MAC_B)], 1000.0)
+    assert memory.host(MAC_B) == Host(MAC_B, IPV4_ONLY)
+    memory.unreadable("PermissionError: netlink: Operation not permitted")
+    assert memory.host(MAC_B) == Host(MAC_B, UNKNOWN)  # when unsure, do not optimize
+    assert memory.ipv4_only_ipv4s() == set() and memory.dual_stack_ipv4s() == {V4_A}
+    assert memory.last_error == "PermissionError: netlink: Operation not permitted"
+    assert all("unreadable now" in row["why"] for row in memory.rows(1000.0))

@@ -73,7 +73,8 @@ def run_reload(tmp_path: Path, new_text: str) -> tuple[bool, Daemon, dict[str, A
 
 def keys(daemon: Daemon) -> dict[str, State]:
     return {
-        f"{e.ipv4.network_address}>{e.ipv6.network_address}": e.state for e in daemon.engine.table
+        f"{e.ipv4.network_address}>{e.ipv6.network_address}": e.state
+        for e in daemon.runtime.engine.table
     }
 
 
@@ -83,7 +84,7 @@ def test_reload_applies_ttl_and_static_entries_and_keeps_the_port(tmp_path):
     new += "\nconfig static 'tv'\n\toption ipv4 '192.0.2.20'\n\toption ipv6 '2001:db8:1::20'\n"
     done, daemon, status = run_reload(tmp_path, new)
     assert done
-    assert daemon.engine.policy.ttl_min == 120
+    assert daemon.runtime.engine.policy.ttl_min == 120
     assert daemon.proxy.settings.hold == 0.08
     assert daemon.cfg[schema.PORT] != 5999 and status["restart_needed"] == ["port"]
     table = keys(daemon)
@@ -98,14 +99,14 @@ def test_reload_of_a_static_entry_removed_from_the_file_retires_it(tmp_path):
     without_static = text(tmp_path, "PORT").split("config static")[0]
     done, daemon, _ = run_reload(tmp_path, without_static)
     assert done
-    [entry] = list(daemon.engine.table)
+    [entry] = list(daemon.runtime.engine.table)
     assert entry.origin is Origin.STATIC and entry.state is State.STALE  # its flows may go on
 
 
 def test_a_broken_file_is_refused_and_the_running_configuration_stays(tmp_path, caplog):
     done, daemon, status = run_reload(tmp_path, "config globals 'globals'\n\toption ttl_min 'x'\n")
     assert not done
-    assert daemon.cfg[schema.TTL_MIN] == 30 and len(daemon.engine.table) == 1
+    assert daemon.cfg[schema.TTL_MIN] == 30 and len(daemon.runtime.engine.table) == 1
     assert status["counters"]["reload.refused"] == 1
     assert "reload refused, the running configuration stays" in caplog.text
     assert "ttl_min" in caplog.text

@@ -172,7 +172,9 @@ def test_mappings_returns_the_whole_table_built_in_chunks(tmp_path: Path, monkey
         cfg = load_text(loopback_config(free_port(), f"{tmp_path}/control.sock"))
         daemon = Daemon(cfg, ScriptedDataplane())
         for i, address in enumerate(DOC_A[:120]):
-            daemon.engine.add_static(IPv4Network(address), IPv6Network(f"2001:db8:2::{i:x}"), 0.0)
+            daemon.runtime.engine.add_static(
+                IPv4Network(address), IPv6Network(f"2001:db8:2::{i:x}"), 0.0
+            )
         rows = await dispatch(daemon.target, "mappings", None)
         assert [r["ipv4"] for r in rows] == [str(a) for a in DOC_A[:120]]  # all, in order
         return len(rows)

@@ -109,7 +109,7 @@ def test_add_and_del_over_ubus_validate_like_the_config_and_send_events(tmp_path
         bad = await ubus_call(bus, "add", ipv4="192.0.2.20", ipv6="2001:db8:64::1", comment="")
         assert bad.reply["error"]["code"] == "invalid-argument"
         assert "NAT64 prefix" in bad.reply["error"]["message"]
-        assert len(daemon.engine.table) == 0
+        assert len(daemon.runtime.engine.table) == 0
         added = await ubus_call(bus, "add", ipv4="192.0.2.20", ipv6="2001:db8:1::20", comment="")
         assert added.reply["dataplane"] == "done"
         await until(lambda: any(e[1]["event"] == "added" for e in bus.events), "an added event")
@@ -240,7 +240,7 @@ def test_ubus_call_add_without_comment_works_and_with_one_keeps_it(tmp_path):
         args["comment"] = 'it\'s "NAS" ü'
         noted = await router_call(bus, "add", args)
         assert noted.reply["added"][0]["comment"] == args["comment"]
-        assert len(daemon.engine.table) == 2
+        assert len(daemon.runtime.engine.table) == 2
 
     with_router(tmp_path, scenario)
 
@@ -257,7 +257,7 @@ def test_bad_arguments_get_the_daemons_message_and_change_nothing(tmp_path):
         assert "must be a string" in typed.reply["error"]["message"]
         nat64 = await router_call(bus, "add", {"ipv4": "192.0.2.20", "ipv6": "2001:db8:64::1"})
         assert "NAT64 prefix" in nat64.reply["error"]["message"]
-        assert len(daemon.engine.table) == 0
+        assert len(daemon.runtime.engine.table) == 0
         nothing = await router_call(bus, "reboot", {})
         assert nothing.status == UBUS_STATUS_METHOD_NOT_FOUND
 

@@ -2,12 +2,15 @@
 
 The parts, in reading order:
 
-- ``types``   option value types: parse a UCI word, render it back, JSON form, LuCI datatype.
-- ``schema``  the one table of options (name, type, default, help) and the rules between them.
-- ``uci``     the OpenWrt UCI file syntax (what ``uci import`` accepts), from text, no I/O.
-- ``load``    UCI text, typed values or command-line flags -> the validated ``EffectiveConfig``;
-              every problem collected into one ``ConfigError``.
-- ``render``  derived artefacts: the README options table and the default /etc/config file.
+- ``types``     option value types: parse a UCI word, render it back, JSON form, LuCI datatype.
+- ``nettypes``  value types for where the daemon talks DNS: listen address, DNS server, path.
+- ``schema``    the one table of options (name, type, default, help).
+- ``rules``     the rules between options, written once for the file and the flags.
+- ``uci``       the OpenWrt UCI file syntax (what ``uci import`` accepts), from text, no I/O.
+- ``load``      UCI text, typed values or command-line flags -> the validated ``EffectiveConfig``;
+                every problem collected into one ``ConfigError``.
+- ``reload``    what a reload changes now and what waits for a restart.
+- ``render``    derived artefacts: the README options table and the default /etc/config file.
 """
 
 from clat_eamt.config import schema

@@ -71,6 +71,12 @@ class ConfigError(ValueError):
         self.problems = tuple(sorted(problems, key=lambda p: (p.line is None, p.line or 0)))
         super().__init__("\n".join(str(p) for p in self.problems))
 
+    def brief(self) -> str:
+        """The problems of one run-time entry on one line, without a file's words."""
+        return "; ".join(
+            f"{p.option}: {p.message}" if p.option else p.message for p in self.problems
+        )
+
 
 @dataclass(frozen=True)
 class _Given:

@@ -3,12 +3,14 @@
 OpenWrt reloads a service when its UCI config is committed (procd's reload trigger) and on WAN
 events.  A reload must not drop mappings, so it applies every option it can in place (policy,
 limits, static entries, upstreams, hold times) and keeps the ones marked ``restart`` in the
-schema (sockets, pool, translator) at their running values until the service restarts; status
-says which those are.
+schema (sockets, pool, translator), and those a component of the running configuration took at
+start (``runtime.settings``), at their running values until the service restarts; status says
+which those are.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from clat_eamt.config.load import EffectiveConfig
@@ -22,14 +24,20 @@ class ReloadPlan:
     restart_needed: tuple[str, ...]  # options whose new value waits for a restart
 
 
-def plan_reload(running: EffectiveConfig, new: EffectiveConfig) -> ReloadPlan:
+def plan_reload(
+    running: EffectiveConfig, new: EffectiveConfig, fixed: Collection[str] | None = None
+) -> ReloadPlan:
+    """``fixed``: the options the running components cannot change (default: the schema's
+    ``restart`` options; ``runtime.settings.fixed_options`` adds those of the translator)."""
+    if fixed is None:
+        fixed = {option.name for option in GLOBAL_OPTIONS if option.restart}
     values, changed, restart = [], [], []
     for option, old_value, new_value in zip(
         GLOBAL_OPTIONS, running.global_values, new.global_values, strict=True
     ):
         if old_value == new_value:
             values.append(old_value)
-        elif option.restart:
+        elif option.name in fixed:
             values.append(old_value)
             restart.append(option.name)
         else:

@@ -179,8 +179,7 @@ def luci_schema_js() -> str:
     help.  Help texts are literal ``_('...')`` calls, so that they are translated like the
     view's own strings."""
     lines = [
-        "// Generated from src/clat_eamt/config/schema.py by `make docs`"
-        " (clat-eamt config docs --write); do not edit.",
+        "// Generated from src/clat_eamt/config/schema.py by `make docs`; do not edit.",
         "'use strict';",
         "'require baseclass';",
         "",

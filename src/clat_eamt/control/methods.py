@@ -25,13 +25,9 @@ class MethodError(ValueError):
     message says what to change; nothing was changed."""
 
 
-def problems_text(error: ConfigError) -> str:
-    """A config error about one run-time entry, without the file/section words of a file."""
-    return "; ".join(f"{p.option}: {p.message}" if p.option else p.message for p in error.problems)
-
-
 class ControlTarget(Protocol):
-    """What the methods need of the daemon (``daemon.Daemon`` implements it)."""
+    """What the methods need of the daemon (``control.target.SnapshotTarget`` implements it
+    from the runtime's snapshot)."""
 
     async def status_report(self) -> JSON: ...
 
@@ -86,7 +82,7 @@ async def _add(target: ControlTarget, args: Mapping[str, str]) -> JSON:
     try:
         entry = static_from_words(args, "add")
     except ConfigError as error:
-        raise MethodError(problems_text(error)) from None
+        raise MethodError(error.brief()) from None
     return await target.add_static(entry)
 
 

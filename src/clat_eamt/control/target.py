@@ -1,89 +1,90 @@
-"""The running daemon as the control API sees it (``methods.ControlTarget``): status with the
-flow census, the tables, and the operator's actions, which go through the same engine and
-applier as DNS answers."""
+"""The running daemon as the control API sees it (``methods.ControlTarget``): everything it
+shows comes from the runtime's frozen snapshot (``runtime.snapshot``); the live flows come from
+the flow oracle; the operator's actions go to the runtime as events, through the same engine
+and applier as DNS answers.  It knows nothing of the daemon: the driver hands it three callables.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from ipaddress import IPv4Network
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from clat_eamt import __version__
-from clat_eamt.apply import percentiles
-from clat_eamt.config import ConfigError, StaticEntry, schema, with_static
-from clat_eamt.control.methods import JSON, MethodError, problems_text
-from clat_eamt.core.model import FlowCensus, Origin
-from clat_eamt.present import counters_summary, entry_json
-
-if TYPE_CHECKING:
-    from clat_eamt.daemon import Daemon
+from clat_eamt.config import StaticEntry, schema
+from clat_eamt.control.methods import JSON, MethodError
+from clat_eamt.core.model import FlowCensus
+from clat_eamt.present import entry_json
+from clat_eamt.runtime.events import OperatorAdd, OperatorDelete, OperatorEvent, OperatorFlush
+from clat_eamt.runtime.snapshot import Snapshot
 
 ROWS_PER_TURN = 256
+# The snapshot, with the whole table when asked (the mappings call).
+Snapshotter = Callable[[bool], Snapshot]
+# The operator's action: its result, or the refusal's words (nothing changed then).
+Actor = Callable[[OperatorEvent], Awaitable[tuple[JSON, str | None]]]
+Census = Callable[[], Awaitable[FlowCensus | None]]
 
 
-class DaemonTarget:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+def status_json(s: Snapshot) -> JSON:
+    """Health, configuration facts and raw counters (no I/O: SIGUSR1 logs it too)."""
+    shells: dict[str, Any] = dict(s.shells)
+    pref64 = s.pref64
+    return {
+        "version": __version__,
+        "uptime": round(s.uptime, 1),
+        "enabled": s.config[schema.ENABLED],
+        "listen": shells.get("listen"),
+        "upstreams": shells.get("upstreams"),
+        "pref64": {
+            "prefixes": [str(p) for p in pref64.extra],
+            "source": pref64.source,
+            "discovery": shells.get("discovery"),
+            "router_adverts": shells.get("router_adverts"),
+        },
+        "dataplane": {
+            "name": s.dataplane,
+            "error": s.dataplane_error,
+            "last_error": s.last_error,
+            **shells.get("dataplane", {}),
+        },
+        "mappings": s.table_size,
+        "hosts": {
+            "ipv4_only": s.ipv4_only_hosts,
+            "dual_stack": s.dual_stack_hosts,
+            "unsure": s.hosts_unsure,
+            "error": s.hosts_error,
+        },
+        "control": shells.get("control"),
+        "ubus": shells.get("ubus", {"state": "not started"}),
+        "restart_needed": list(s.restart_needed),
+        "counters": dict(s.counters),
+    }
+
+
+class SnapshotTarget:
+    def __init__(self, snapshot: Snapshotter, census: Census, act: Actor) -> None:
+        self.snapshot, self.census, self.act = snapshot, census, act
 
     def status(self) -> JSON:
-        """Health, configuration facts and raw counters (no I/O: SIGUSR1 logs it too)."""
-        d = self.daemon
-        now = d.clock()
-        pref64 = d.engine.policy.pref64
-        counters = d.proxy.counters + d.engine.counters + d.applier.counters
-        return {
-            "version": __version__,
-            "uptime": round(now - d.started, 1),
-            "enabled": d.cfg[schema.ENABLED],
-            "listen": f"{d.cfg[schema.LISTEN]}#{d.server.port}",
-            "upstreams": {
-                "source": "config" if d.resolv is None else d.resolv.path,
-                "problem": None if d.resolv is None else d.resolv.problem,
-                "servers": d.upstreams.status(),
-            },
-            "pref64": {
-                "prefixes": [str(p) for p in pref64.extra],
-                "source": pref64.source,
-                "discovery": d.discovery.status() if d.discovery else None,
-                "router_adverts": d.router_adverts.status(),
-            },
-            "dataplane": {
-                "name": d.dataplane.name,
-                "error": d.dataplane_error,
-                "last_error": d.applier.last_error,
-                "install": percentiles(d.applier.install_times),
-                **(d.dataplane.facts() if hasattr(d.dataplane, "facts") else {}),
-            },
-            "mappings": len(d.engine.table),
-            "hosts": {
-                "ipv4_only": len(d.hosts.ipv4_only_ipv4s()),
-                "dual_stack": len(d.hosts.dual_stack_ipv4s()),
-                "unsure": d.hosts.unsure,
-                "error": d.hosts.last_error,
-            },
-            "control": {"socket": str(d.control.path), "error": d.control_error},
-            "ubus": d.ubus.status() if d.ubus else {"state": "not started"},
-            "restart_needed": list(d.restart_needed),
-            "counters": dict(sorted((counters + d.counters).items())),
-        }
+        return status_json(self.snapshot(False))
 
     async def status_report(self) -> JSON:
         """``status`` plus the summary counters and the live flows, native vs NAT64."""
-        d = self.daemon
-        census = await d.dataplane.flow_census()
-        report = self.status()
-        report["summary"] = counters_summary(report["counters"])
-        report["flows"] = None if census is None else census.totals(d.local_prefixes)
+        census = await self.census()
+        snap = self.snapshot(False)
+        report = status_json(snap)
+        report["summary"] = snap.summary
+        report["flows"] = None if census is None else census.totals(snap.local_prefixes)
         return report
 
     async def mapping_rows(self) -> list[JSON]:
         """Every entry (the CLI and LuCI show the whole table), from one snapshot of the table,
         built ``ROWS_PER_TURN`` rows at a time with a turn of the event loop between them: 10,000
         entries take a good fraction of a second on a router, DNS must not wait for that."""
-        d = self.daemon
-        census = await d.dataplane.flow_census() or FlowCensus()
-        now = d.clock()
-        entries = d.engine.table.sorted()  # entries are immutable: a consistent snapshot
+        census = await self.census() or FlowCensus()
+        snap = self.snapshot(True)
+        entries, now = snap.entries or (), snap.taken
         rows: list[JSON] = []
         for first in range(0, len(entries), ROWS_PER_TURN):
             rows += [
@@ -94,43 +95,27 @@ class DaemonTarget:
         return rows
 
     def host_rows(self) -> list[JSON]:
-        return self.daemon.hosts.table()
+        return list(self.snapshot(False).hosts)
 
     def effective_config(self) -> JSON:
-        return self.daemon.cfg.to_json()
+        return self.snapshot(False).config.to_json()
 
     def flow_history(self) -> JSON:
-        return self.daemon.history.json()
+        return dict(self.snapshot(False).history)
+
+    async def _do(self, event: OperatorEvent) -> JSON:
+        result, error = await self.act(event)
+        if error is not None:
+            raise MethodError(error)
+        return result
 
     async def add_static(self, entry: StaticEntry) -> JSON:
         """Validated like a static section (pool, Pref64, overlaps); MethodError otherwise, and
         then nothing changed.  Lasts until a restart or reload (the UCI file is not written)."""
-        d = self.daemon
-        try:
-            cfg = with_static(d.cfg, (*d.cfg.static, entry), "add")
-        except ConfigError as error:
-            raise MethodError(problems_text(error)) from None
-        now = d.clock()
-        outcome = d.engine.add_static(entry.ipv4, entry.ipv6, now, entry.comment)
-        if outcome.refusals:
-            raise MethodError("; ".join(r.detail for r in outcome.refusals))
-        d.cfg = cfg
-        added = [entry_json(e.entry, now) for e in outcome.events]
-        return {"added": added, "dataplane": await d.enact(outcome, "add")}
+        return await self._do(OperatorAdd(entry))
 
-    async def delete_static(self, ipv4: IPv4Network) -> JSON:
-        d = self.daemon
-        kept = tuple(s for s in d.cfg.static if s.ipv4 != ipv4)
-        if len(kept) == len(d.cfg.static):
-            listed = ", ".join(str(s.ipv4) for s in d.cfg.static) or "none"
-            raise MethodError(f"no static entry for {ipv4} (static entries: {listed})")
-        d.cfg = with_static(d.cfg, kept, "del")
-        now = d.clock()
-        outcome = d.engine.delete(ipv4, now, Origin.STATIC)
-        deleted = [entry_json(e.entry, now) for e in outcome.events]
-        return {"deleted": deleted, "dataplane": await d.enact(outcome, "del")}
+    async def delete_static(self, ipv4: Any) -> JSON:
+        return await self._do(OperatorDelete(ipv4))
 
     async def flush_dns(self) -> JSON:
-        d = self.daemon
-        outcome = d.engine.flush(d.clock())
-        return {"flushed": len(outcome.events), "dataplane": await d.enact(outcome, "flush")}
+        return await self._do(OperatorFlush())

@@ -2,7 +2,8 @@
 
 ``ubus call clat-eamt status``, the LuCI pages and scripts get the same answers as
 ``clat-eamt status`` (the handlers are ``methods.dispatch``).  Mapping changes go out as
-``clat-eamt.mapping`` events ({"event": "added"|"stale"|"removed", ...the mapping}), at most
+``clat-eamt.mapping`` events ({"event": "added"|"stale"|"removed", ...the mapping}: the kinds
+of ``core.counters.UBUS_EVENT``), at most
 ``EVENT_RATE`` per second after a burst of ``EVENT_BURST``; the rest are counted as dropped.
 
 Why two objects.  python-ubus (python3-ubus 0.1.3, ubus_python.c ``test_policies``) answers
@@ -48,7 +49,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from clat_eamt.control.methods import METHODS, ControlTarget, MethodError, dispatch
-from clat_eamt.dns.ratelog import RateLimitedLog
+from clat_eamt.core.counters import UBUS_EVENT
+from clat_eamt.core.limits import TokenBucket
+from clat_eamt.logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
 OBJECT, EVENT = "clat-eamt", "clat-eamt.mapping"  # the public object (rpcd plugin), events
@@ -59,7 +62,6 @@ EVENT_RATE, EVENT_BURST = 10.0, 50
 SLICE_MS = 200  # how long one loop() runs before queued events are sent
 CALL_TIMEOUT = 10.0  # seconds a call may take in the daemon before the bus gets an error
 RETRY_FIRST, RETRY_MAX = 1.0, 60.0  # reconnecting to ubusd (it restarts, or is not up yet)
-EVENT_KINDS = {"added": "added", "revived": "added", "stale": "stale", "removed": "removed"}
 
 
 class UbusObject:
@@ -78,7 +80,7 @@ class UbusObject:
         self.state = "not started"
         self.sent = self.dropped = 0
         self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENT_BURST)
-        self._tokens, self._refilled = float(EVENT_BURST), clock()
+        self._bucket = TokenBucket(EVENT_RATE, EVENT_BURST)  # the creation limiter's kind
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._errors = RateLimitedLog(log, logging.WARNING)
@@ -103,16 +105,14 @@ class UbusObject:
 
     def publish(self, kind: str, mapping: dict[str, Any]) -> None:
         """Queue a mapping event (from the daemon's loop); over the rate it is dropped."""
-        event = EVENT_KINDS.get(kind)
+        event = UBUS_EVENT.get(kind)
         if event is None or self._thread is None:
             return
         now = self.clock()
-        self._tokens = min(EVENT_BURST, self._tokens + (now - self._refilled) * EVENT_RATE)
-        self._refilled = now
-        if self._tokens < 1:
+        if self._bucket.available(now) < 1:
             self.dropped += 1
             return
-        self._tokens -= 1
+        self._bucket.take(now)
         self._events.append({"event": event, **mapping})
 
     def status(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from clat_eamt.config.schema import GLOBALS, SECTION_SYNTAX, STATIC, STATIC_OPTIONS
 from clat_eamt.config.uci import quote, statement
-from clat_eamt.present import table_text
+from clat_eamt.present import mappings_table, table_text
 
 JSON = dict[str, Any]
 
@@ -88,17 +88,7 @@ def status_text(s: JSON) -> str:
 
 
 def mappings_text(rows: list[JSON]) -> str:
-    if not rows:
-        return "(no mappings)"
-    table = []
-    for r in rows:
-        state = f"{r['state']}({r['stale_reason']})" if r["stale_reason"] else r["state"]
-        expires = "-" if r["expires_in"] is None else f"{r['expires_in']:.0f}s"
-        name = ",".join(r["fqdns"]) or r["comment"]
-        row = [r["ipv4"], r["ipv6"], r["pool"], state, r["origin"], expires, str(r["flows"]), name]
-        table.append(row)
-    headers = ["ipv4", "ipv6", "pool", "state", "origin", "expires", "flows", "fqdn"]
-    return table_text(table, headers)
+    return mappings_table(rows, flows=True)
 
 
 def hosts_text(rows: list[JSON]) -> str:

@@ -68,8 +68,18 @@ def partial_state(
 def diff(before: DataplaneState, after: DataplaneState) -> tuple[DataplaneOp, ...]:
     """Operations from ``before`` to ``after``, in a safe order: a DNAT element never points at a
     pool address the translator does not know, and a translator entry is removed only after the
-    DNAT elements that used it."""
+    DNAT elements that used it (also when a block is reused for another target: a start that
+    reconciles with what a crashed run left can find one, tests/unit/test_runtime_machine)."""
     ops: list[DataplaneOp] = []
+    retargeted = {
+        pool
+        for pool, ipv6 in after.translator.items()
+        if before.translator.get(pool) not in (None, ipv6)
+    }
+    # Off the block before it changes target, even an element that stays on it (added back
+    # below): no moment where it leads to the old target through the new leg or vice versa.
+    first = sorted(ipv4 for ipv4, pool in before.dnat.items() if pool in retargeted)
+    ops.extend(RemoveDnat(ipv4) for ipv4 in first)
     for pool, ipv6 in sorted(after.translator.items()):
         old = before.translator.get(pool)
         if old == ipv6:
@@ -78,9 +88,10 @@ def diff(before: DataplaneState, after: DataplaneState) -> tuple[DataplaneOp, ..
             ops.append(RemoveTranslator(pool, old))
         ops.append(EnsureTranslator(pool, ipv6))
     for ipv4, pool in sorted(after.dnat.items()):
-        if before.dnat.get(ipv4) != pool:
+        if before.dnat.get(ipv4) != pool or ipv4 in first:
             ops.append(EnsureDnat(ipv4, pool))
-    ops.extend(RemoveDnat(ipv4) for ipv4 in sorted(before.dnat) if ipv4 not in after.dnat)
+    gone = (ipv4 for ipv4 in sorted(before.dnat) if ipv4 not in after.dnat and ipv4 not in first)
+    ops.extend(RemoveDnat(ipv4) for ipv4 in gone)
     ops.extend(
         RemoveTranslator(pool, ipv6)
         for pool, ipv6 in sorted(before.translator.items())

@@ -18,6 +18,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Network, IPv6Network
 
+from clat_eamt.core.counters import Count, EntryKind, refused, stale
 from clat_eamt.core.dataplane import Note, diff, partial_state
 from clat_eamt.core.decide import (
     Change,
@@ -106,14 +107,14 @@ class Engine:
         # string shared with the entries it made.
         forgotten = self.seen.remember(obs, now, decision.name)
         if forgotten:
-            self.counters["seen.forgotten"] += forgotten  # the memory is too small for the load
-        self.counters["observed"] += 1
+            self.counters[Count.SEEN_FORGOTTEN] += forgotten  # the memory is too small for the load
+        self.counters[Count.OBSERVED] += 1
         if obs.aaaa:
-            self.counters["observed.with_aaaa"] += 1  # A answers whose AAAA had records
+            self.counters[Count.OBSERVED_WITH_AAAA] += 1  # A answers whose AAAA had records
         for refusal in decision.refusals:
-            self.counters[f"refused.{refusal.reason}"] += 1
+            self.counters[refused(refusal.reason)] += 1
         if decision.skipped:
-            self.counters["addresses.skipped"] += decision.skipped
+            self.counters[Count.ADDRESSES_SKIPPED] += decision.skipped
         outcome = self._commit(decision.changes, now)
         created = len(decision.created)
         self.limiter.consume(obs.host.key if obs.host else None, now, created)
@@ -238,7 +239,7 @@ class Engine:
                 )  # fmt: skip
             self.table.add(entry)
             adopted.append(entry)
-            self.counters["adopted.valid" if valid else "adopted"] += 1
+            self.counters[Count.ADOPTED_VALID if valid else Count.ADOPTED] += 1
         return adopted
 
     def flush(self, now: float) -> Outcome:
@@ -299,7 +300,7 @@ class Engine:
         return self._commit(changes, now)
 
     def _refused(self, reason: Reason, why: str) -> Outcome:
-        self.counters[f"refused.{reason}"] += 1
+        self.counters[refused(reason)] += 1
         return Outcome(refusals=(Refusal(reason, why),))
 
     # --- applying changes ---------------------------------------------------------------------
@@ -326,8 +327,8 @@ class Engine:
         for entry in gone:
             done = transition(entry, Event.FLOWS_GONE, now)
             self.table.delete(done.key)
-            self.counters["deleted"] += 1
-            events.append(EntryEvent("removed", done))
+            self.counters[Count.DELETED] += 1
+            events.append(EntryEvent(EntryKind.REMOVED, done))
         after = partial_state(self.table, ipv4s, targets)
         return Outcome(ops=diff(before, after), events=tuple(e for e in events if e))
 
@@ -346,31 +347,31 @@ class Engine:
             return None
         if isinstance(change, Create):
             self.table.add(change.entry)
-            self.counters["created"] += 1
-            return EntryEvent("added", change.entry)
+            self.counters[Count.CREATED] += 1
+            return EntryEvent(EntryKind.ADDED, change.entry)
         entry = self.table.get(change.key)
         if entry is None:
             raise KeyError(f"no entry {change.key}")
         if isinstance(change, Refresh):
             revived = entry.state is State.STALE
             new = transition(entry, Event.REFRESH, now, expires=change.expires, fqdn=change.fqdn)
-            kind = "revived" if revived else "refreshed"
+            kind = EntryKind.REVIVED if revived else EntryKind.REFRESHED
         elif isinstance(change, _TakeOver):
             new = take_over(
                 entry, change.origin, now, expires=change.expires, comment=change.comment
             )
-            kind = "added" if entry.origin is not change.origin else "revived"
+            kind = EntryKind.ADDED if entry.origin is not change.origin else EntryKind.REVIVED
         elif isinstance(change, Withdraw):
             fqdns = without_fqdn(entry.fqdns, change.fqdn)
             if fqdns:
                 self.table.replace(entry.replace(fqdns=fqdns))
-                self.counters["withdrawn"] += 1
+                self.counters[Count.WITHDRAWN] += 1
                 return None
             new = transition(entry, Event.WITHDRAW, now)
-            kind = "stale"
+            kind = EntryKind.STALE
         else:
             new = transition(entry, change.event, now)
-            kind = "stale"
+            kind = EntryKind.STALE
         self.table.replace(new)
-        self.counters[kind if kind != "stale" else f"stale.{new.stale_reason}"] += 1
+        self.counters[kind if kind != EntryKind.STALE else stale(new.stale_reason)] += 1
         return EntryEvent(kind, new)

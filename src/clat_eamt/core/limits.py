@@ -80,5 +80,10 @@ class CreationLimiter:
             self._hosts.popitem(last=False)
 
     @property
+    def parameters(self) -> tuple[float, float, float, float]:
+        """rate, burst, host rate, host burst (as configured)."""
+        return self._global.rate, self._global.burst, self._host_rate, self._host_burst
+
+    @property
     def tracked_hosts(self) -> int:
         return len(self._hosts)

@@ -1,9 +1,18 @@
 """The dataplane shells (SPEC section 5): what makes a decision real in the kernel.
 
-- ``translator``  the interface every translator backend implements, and its errors
+- ``process``     running the tools it drives (argv in, result out), the seam tests replace
+- ``translator``  the interface of an EAM translator (Jool), and its errors
 - ``jool``        Jool SIIT (kernel module; its own network namespace), driven by jool_siit
 - ``tayga``       tayga (user space), run by the daemon as the CLAT
-- ``nft``         the daemon's own nftables table: DNAT map D -> P, excluded hosts
+- ``clat``        which CLAT the router runs (netifd's 464xlat, the IPv4 default route), its Pref64
+- ``nftlib``      nft commands in process through libnftables (ctypes); the binary as fallback
+- ``nft``         the daemon's own nftables table: both legs of every mapping, host sets
+- ``kernel``      the CLAT sources + nft table + flow oracle as one dataplane
+- ``build``       the dataplane the configuration asks for
 - ``conntrack``   the flow oracle: which (D, P) pairs still carry connections
-- ``neighbours``  host classification from the neighbour tables
+- ``neighbours``  the neighbour tables read for host classification (``core.hosts`` decides)
+- ``rtnl``        links, addresses and neighbours from rtnetlink (its own small codec)
+- ``interfaces``  the router's own prefixes (never mapped; the pool must avoid them)
+- ``routeradv``   router advertisements of the WAN, heard for their PREF64 (RFC 8781)
+- ``netns``       work inside another network namespace (sockets, the nft context)
 """

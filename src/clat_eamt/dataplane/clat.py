@@ -26,7 +26,7 @@ from ipaddress import IPv6Network
 from pathlib import Path
 from typing import Any
 
-from clat_eamt.dataplane.translator import run_command
+from clat_eamt.dataplane.process import run_command
 
 NAT46_CONTROL = "/proc/net/nat46/control"
 PROC_ROUTE = "/proc/net/route"

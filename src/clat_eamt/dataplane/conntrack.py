@@ -50,7 +50,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from clat_eamt.core.model import FlowCensus, FlowPair, LiveFlows
 from clat_eamt.dataplane.netns import socket_in
-from clat_eamt.dns.ratelog import RateLimitedLog
+from clat_eamt.logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
 

@@ -31,13 +31,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from ipaddress import IPv4Network, IPv6Network
 
-from clat_eamt.dataplane.translator import (
-    CommandResult,
-    EamTable,
-    Runner,
-    TranslatorError,
-    run_command,
-)
+from clat_eamt.dataplane.process import CommandResult, Runner, TranslatorError, run_command
+from clat_eamt.dataplane.translator import EamTable
 
 _NOT_FOUND = 127  # a shell's "command not found"
 

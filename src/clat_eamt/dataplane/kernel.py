@@ -32,8 +32,8 @@ from clat_eamt.core.translation import PoolTranslation
 from clat_eamt.dataplane.clat import ClatNotFoundError, device_kind, device_up, find_clat
 from clat_eamt.dataplane.jool import JoolSiit
 from clat_eamt.dataplane.nft import COMMENT_MAX, NftTable, Steering
+from clat_eamt.dataplane.process import TranslatorError
 from clat_eamt.dataplane.tayga import Tayga
-from clat_eamt.dataplane.translator import TranslatorError
 
 log = logging.getLogger(__name__)
 

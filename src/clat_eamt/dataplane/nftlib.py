@@ -18,7 +18,7 @@ import ctypes.util
 import threading
 
 from clat_eamt.dataplane.netns import run_in
-from clat_eamt.dataplane.translator import run_command
+from clat_eamt.dataplane.process import run_command
 
 _OUTPUT_JSON = 1 << 4  # NFT_CTX_OUTPUT_JSON in libnftables' <nftables/libnftables.h>
 

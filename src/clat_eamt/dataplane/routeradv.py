@@ -21,7 +21,7 @@ from pathlib import Path
 
 from clat_eamt.core.pref64 import RA
 from clat_eamt.core.ra import ICMPV6_ROUTER_ADVERTISEMENT, Pref64Table, RaError, parse_ra
-from clat_eamt.dns.ratelog import RateLimitedLog
+from clat_eamt.logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
 ICMP6_FILTER = 1  # linux/icmpv6.h, level IPPROTO_ICMPV6

@@ -28,7 +28,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 
 from clat_eamt.core.translation import PoolTranslation, tayga_pool_prefix
-from clat_eamt.dataplane.translator import TranslatorError, run_command
+from clat_eamt.dataplane.process import TranslatorError, run_command
 
 log = logging.getLogger(__name__)
 _STOP_WAIT = 2.0

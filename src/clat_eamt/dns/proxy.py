@@ -32,11 +32,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
+from clat_eamt.core.counters import Count
 from clat_eamt.core.model import AaaaStatus, Host, Observation
 from clat_eamt.dns import answers
 from clat_eamt.dns.answers import AddressAnswer, Answer
 from clat_eamt.dns.identity import ClientIdentity, identify
-from clat_eamt.dns.ratelog import RateLimitedLog
 from clat_eamt.dns.records import clamp_ttls
 from clat_eamt.dns.upstream import UpstreamError, Upstreams
 from clat_eamt.dns.wire import (
@@ -59,6 +59,7 @@ from clat_eamt.dns.wire import (
     with_flag,
     with_id,
 )
+from clat_eamt.logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
 # Decides on an observation and installs what it needs; returns the seconds the mapping of the
@@ -68,7 +69,7 @@ Classifier = Callable[[ClientIdentity], Host | None]
 
 
 def unknown_class(identity: ClientIdentity) -> Host | None:
-    """Until the neighbour tables classify hosts (dataplane issue), a known client is UNKNOWN."""
+    """A client the neighbour tables do not know (yet) is UNKNOWN: do not optimize (SPEC 3)."""
     key = identity.key
     return Host(key) if key else None
 
@@ -123,14 +124,14 @@ class Proxy:
         hold: float | None = None,
     ) -> bytes | None:
         """The reply to ``data`` (None: send nothing, e.g. for a response or a runt)."""
-        self.counters["queries.tcp" if tcp else "queries.udp"] += 1
+        self.counters[Count.QUERIES_TCP if tcp else Count.QUERIES_UDP] += 1
         data = bytes(data)  # a no-op for what sockets give; tests may pass a bytearray
         try:
             query = read_query(data)
         except WireError as error:
             return self._malformed(data, error)
         if query.header.opcode != 0:
-            self.counters["replies.notimp"] += 1
+            self.counters[Count.REPLIES_NOTIMP] += 1
             return error_reply(query, RCODE_NOTIMP)
         try:
             if query.is_a and self.settings.enabled:
@@ -139,28 +140,28 @@ class Proxy:
             data = await self.upstreams.exchange(query.upstream, query.question, tcp)
             return with_id(data, query.header.id)
         except UpstreamError as failure:
-            self.counters["replies.servfail"] += 1
+            self.counters[Count.REPLIES_SERVFAIL] += 1
             self.badlog.note("upstream", "no answer for %s: %s", query.question.name, failure)
             return error_reply(query, RCODE_SERVFAIL)
         except Exception:  # the proxy must outlive any bug in one query's path
-            self.counters["replies.servfail"] += 1
-            self.counters["errors.internal"] += 1
+            self.counters[Count.REPLIES_SERVFAIL] += 1
+            self.counters[Count.ERRORS_INTERNAL] += 1
             log.exception("internal error answering %s", query.question.name)
             return error_reply(query, RCODE_SERVFAIL)
 
     def _malformed(self, data: bytes, error: WireError) -> bytes | None:
-        self.counters["malformed.queries"] += 1
+        self.counters[Count.MALFORMED_QUERIES] += 1
         self.badlog.note("query", "malformed query (%d bytes): %s", len(data), error)
         if error.id is None:
             return None
-        self.counters["replies.formerr"] += 1
+        self.counters[Count.REPLIES_FORMERR] += 1
         return bare_error(error.id, read_header(data).flags, RCODE_FORMERR)
 
     async def _answer_a(
         self, query: ClientQuery, identity: ClientIdentity, tcp: bool, hold: float | None = None
     ) -> bytes:
         counters = self.counters
-        counters["queries.a"] += 1
+        counters[Count.QUERIES_A] += 1
         if identity.problems:
             problems = "; ".join(identity.problems)
             self.badlog.note("identity", "client identity options: %s", problems)
@@ -170,15 +171,15 @@ class Proxy:
             upstream = with_flag(upstream, FLAG_AD)  # RFC 6840 section 5.7: ask for AD
         # The AAAA beside it runs on its own (and is shared with whoever asks the same): the
         # answer may be released without it, and nobody cancels what others may wait for.
-        counters["aaaa.asked"] += 1
+        counters[Count.AAAA_ASKED] += 1
         aaaa_query = retyped(query, upstream, QTYPE_AAAA)
         side = self.upstreams.start(aaaa_query, query.question._replace(qtype=QTYPE_AAAA))
         try:
             data = await self.upstreams.exchange(upstream, query.question, tcp)
             answer, observation = await self._observe(query, identity, data, side, hold)
         except WireError as error:  # the answer matched our query but cannot be read
-            counters["malformed.answers"] += 1
-            counters["replies.servfail"] += 1
+            counters[Count.MALFORMED_ANSWERS] += 1
+            counters[Count.REPLIES_SERVFAIL] += 1
             self.badlog.note("answer", "unreadable A answer for %s: %s", query.question.name, error)
             return error_reply(query, RCODE_SERVFAIL)
         life: float | None = None
@@ -186,7 +187,7 @@ class Proxy:
             try:
                 life = await self.mapper(observation)
             except Exception:  # a mapping failure must not cost the client its answer
-                counters["errors.mapper"] += 1
+                counters[Count.ERRORS_MAPPER] += 1
                 log.exception("mapping %s failed; answer released unmapped", observation.name)
         reply = with_id(data, query.header.id)
         if upstream is not query.upstream:  # undo our AD request: the client did not ask
@@ -194,7 +195,7 @@ class Proxy:
         if life is not None and answer is not None:
             clamped = clamp_ttls(reply, answer.records, QTYPE_A, int(max(0.0, life)))
             if clamped is not reply:
-                counters["answers.ttl_clamped"] += 1
+                counters[Count.TTL_CLAMPED] += 1
             reply = clamped
         return reply
 
@@ -218,7 +219,7 @@ class Proxy:
             return answer, None
         aaaa: AddressAnswer | AaaaStatus | None = answers.additional_aaaa(answer, a)
         if aaaa is not None:
-            self.counters["aaaa.additional"] += 1
+            self.counters[Count.AAAA_ADDITIONAL] += 1
         else:
             hold = self.settings.hold if hold is None else hold
             aaaa = await self._hold(query, side, asyncio.get_running_loop().time() + hold)
@@ -231,7 +232,7 @@ class Proxy:
         TCP within the same time), TIMEOUT if not; SERVFAIL status for any failure."""
         question = query.question
         if not side.done() and not await _within(side, until):
-            self.counters["aaaa.timeout"] += 1
+            self.counters[Count.AAAA_TIMEOUT] += 1
             return AaaaStatus.TIMEOUT
         try:
             data = side.result()
@@ -239,23 +240,23 @@ class Proxy:
                 asked = question._replace(qtype=QTYPE_AAAA)
                 side = self.upstreams.start(retyped(query, query.upstream, QTYPE_AAAA), asked, True)
                 if not await _within(side, until):
-                    self.counters["aaaa.timeout"] += 1
+                    self.counters[Count.AAAA_TIMEOUT] += 1
                     return AaaaStatus.TIMEOUT
                 data = side.result()
             return answers.read_addresses(answers.parse(data), question.labels, QTYPE_AAAA)
         except (UpstreamError, WireError) as error:
-            self.counters["aaaa.failed"] += 1
+            self.counters[Count.AAAA_FAILED] += 1
             self.badlog.note("aaaa", "AAAA for %s failed: %s", question.name, error)
             return AddressAnswer(AaaaStatus.SERVFAIL)
         except Exception:  # a bug on the AAAA side must not cost the A answer
-            self.counters["errors.internal"] += 1
+            self.counters[Count.ERRORS_INTERNAL] += 1
             log.exception("AAAA side query failed")
             return AaaaStatus.SERVFAIL
 
     async def refresh(self, name: str) -> bool:
         """Ask A (and so AAAA) for ``name`` as a client would, through the whole path: the
         refresh ahead of a used mapping's end (``core.refresh``).  True if it was answered."""
-        self.counters["refresh.asked"] += 1
+        self.counters[Count.REFRESH_ASKED] += 1
         labels = tuple(label.encode("ascii", "replace") for label in name.split(".") if label)
         question = Question(labels, QTYPE_A, CLASS_IN)
         query = side_query(0, question, QTYPE_A, self.settings.require_dnssec)

@@ -54,8 +54,8 @@ def _peer(addr: tuple[Any, ...] | None) -> IPv4Address | IPv6Address | None:
 
 
 class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, handler: Handler, dropped: Callable[[], None]) -> None:
-        self.handler, self.dropped = handler, dropped
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
         self.transport: asyncio.DatagramTransport | None = None
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -64,8 +64,7 @@ class _Udp(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(self.tasks) >= MAX_UDP_IN_FLIGHT:
-            self.dropped()
-            return
+            return  # dropped: the sender retries
         task = asyncio.create_task(self._serve(data, addr))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -97,7 +96,6 @@ class DnsServer:
         self.handler, self.address, self.port = handler, address, port
         self.udp: asyncio.DatagramTransport | None = None
         self.tcp: asyncio.Server | None = None
-        self.dropped = 0
         self.tcp_clients: set[_TcpClient] = set()
         self.tcp_evicted = 0  # idle connections closed to make room
         self.tcp_refused = 0  # new connections closed: every slot waiting for an answer
@@ -110,7 +108,7 @@ class DnsServer:
         """Bind both sockets; OSError (address in use, not on this host) goes to the caller."""
         loop = asyncio.get_running_loop()
         self.udp, _ = await loop.create_datagram_endpoint(
-            lambda: _Udp(self.handler, self._drop), local_addr=(self.address, self.port)
+            lambda: _Udp(self.handler), local_addr=(self.address, self.port)
         )
         self.port = self.udp.get_extra_info("sockname")[1]  # the one bound, when asked for 0
         try:
@@ -127,9 +125,6 @@ class DnsServer:
         if self.tcp is not None:
             self.tcp.close()
             await self.tcp.wait_closed()
-
-    def _drop(self) -> None:
-        self.dropped += 1
 
     def _evict(self) -> bool:
         """Close the idle connection of the client holding the most slots, idle longest; False

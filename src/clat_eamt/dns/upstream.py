@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from clat_eamt.config.nettypes import ServerAddress
+from clat_eamt.core.counters import Count
 from clat_eamt.dns.transport import Transport, UpstreamError
 from clat_eamt.dns.wire import FLAG_AD, FLAG_CD, FLAG_RD, RCODE_SERVFAIL, Question, read_header
 
@@ -137,7 +138,7 @@ class Upstreams:
         key = coalesce_key(query, tcp)
         shared = self.inflight.get(key)
         if shared is not None:
-            self.counters["upstream.coalesced"] += 1
+            self.counters[Count.UPSTREAM_COALESCED] += 1
             # Shielded: one asker giving up must not cancel what the others wait for.
             return await asyncio.shield(shared)
         if detach:
@@ -170,7 +171,7 @@ class Upstreams:
         key = coalesce_key(query, tcp)
         shared = self.inflight.get(key)
         if shared is not None:
-            self.counters["upstream.coalesced"] += 1
+            self.counters[Count.UPSTREAM_COALESCED] += 1
             return shared
         servers = self.order() if not tcp else []
         sent = (
@@ -181,7 +182,7 @@ class Upstreams:
             self.inflight[key] = task
             task.add_done_callback(_retrieved)
             return task
-        self.counters["upstream.exchanges"] += 1
+        self.counters[Count.UPSTREAM_EXCHANGES] += 1
         if len(servers) == 1:
             # Nobody to fail over to: the socket's own future is the answer (done as soon as
             # the datagram is read, so an A answer read just after it finds it there); what is
@@ -250,7 +251,7 @@ class Upstreams:
         servers = self.order()
         if not servers:
             raise UpstreamError("no upstream resolver configured or found in resolv_file")
-        self.counters["upstream.exchanges"] += 1
+        self.counters[Count.UPSTREAM_EXCHANGES] += 1
         sent = None if tcp else self.transport.udp_start(servers[0], query, question, self.timeout)
         if sent is None:
             return await self._try(servers, query, question, tcp, [], None)

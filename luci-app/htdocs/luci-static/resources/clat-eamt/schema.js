@@ -1,4 +1,4 @@
-// Generated from src/clat_eamt/config/schema.py by `make docs` (clat-eamt config docs --write); do not edit.
+// Generated from src/clat_eamt/config/schema.py by `make docs`; do not edit.
 'use strict';
 'require baseclass';
 

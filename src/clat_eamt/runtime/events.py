@@ -1,0 +1,165 @@
+"""What the driver reports to the runtime (``Runtime.handle``).  Plain frozen data: the driver
+did the I/O, these are its results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
+
+from clat_eamt.config import EffectiveConfig, StaticEntry
+from clat_eamt.core.counters import ApplyResult
+from clat_eamt.core.dataplane import DataplaneState
+from clat_eamt.core.hosts import Neighbour
+from clat_eamt.core.model import IPNetwork, LiveFlows, Observation
+
+
+@dataclass(frozen=True)
+class AnswerObserved:
+    """An A answer and its AAAA passed the proxy (SPEC 3): decide, and say how long it lives."""
+
+    observation: Observation
+
+
+@dataclass(frozen=True)
+class AnswerReleased:
+    """An answer's wait for its dataplane batch ended (``ApplyResult``); it goes out now."""
+
+    name: str
+    result: ApplyResult
+
+
+@dataclass(frozen=True)
+class Tick:
+    """The clock's second: the live flows (None: the flow oracle could not answer) and the
+    neighbour tables (None: unreadable, ``neighbour_error`` says why)."""
+
+    flows: LiveFlows | None
+    neighbours: tuple[Neighbour, ...] | None
+    neighbour_error: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    """A dataplane batch landed."""
+
+
+@dataclass(frozen=True)
+class BatchFailed:
+    """A dataplane batch failed (the backend's words)."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class Reconfigured:
+    """The configuration file was read again (SIGHUP) and is valid."""
+
+    config: EffectiveConfig
+
+
+@dataclass(frozen=True)
+class ReloadRefused:
+    """The configuration file was read again and has problems: the running one stays."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class OperatorAdd:
+    """``clat-eamt add``: a static entry until a restart or reload."""
+
+    entry: StaticEntry
+
+
+@dataclass(frozen=True)
+class OperatorDelete:
+    """``clat-eamt del``: the static entry of this IPv4 prefix."""
+
+    ipv4: IPv4Network
+
+
+@dataclass(frozen=True)
+class OperatorFlush:
+    """``clat-eamt flush``: every learned entry retires (flows kept)."""
+
+
+OperatorEvent = OperatorAdd | OperatorDelete | OperatorFlush
+
+
+@dataclass(frozen=True)
+class DataplaneDied:
+    """The dataplane stopped working since it started (tayga's process died)."""
+
+    problem: str
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """The router's own addresses and prefixes, probed before the dataplane starts (SPEC 4:
+    never mapped, and the pool must avoid them)."""
+
+    never_mapped: tuple[IPNetwork, ...]
+    in_use: tuple[IPNetwork, ...]
+
+
+@dataclass(frozen=True)
+class DataplaneStarted:
+    """The dataplane started (or was adopted) and holds ``actual``; ``live`` its flows."""
+
+    actual: DataplaneState
+    live: LiveFlows | None
+
+
+@dataclass(frozen=True)
+class DataplaneReady:
+    """The reconciling operations landed: the dataplane holds what the table wants."""
+
+
+@dataclass(frozen=True)
+class DataplaneStartFailed:
+    """Starting, probing or reconciling failed: ``kind`` the error's type, ``message`` its
+    words."""
+
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Pref64Found:
+    """A source (``core.pref64``: RA, DNS) now knows these Pref64s (empty: none any more)."""
+
+    source: str
+    prefixes: tuple[IPv6Network, ...]
+
+
+@dataclass(frozen=True)
+class FlowsCounted:
+    """A census of the live flows for the history (None: unreadable); ``wall``: the time of day
+    it is stamped with (the browser's clock)."""
+
+    native: int | None
+    nat64: int | None
+    wall: int
+
+
+@dataclass(frozen=True)
+class RefreshDone:
+    """A name asked again ahead of its end got an answer (``ok``) or not."""
+
+    name: str
+    ok: bool
+
+
+@dataclass(frozen=True)
+class Listening:
+    """The DNS sockets listen on ``port``."""
+
+    port: int
+
+
+Event = (
+    AnswerObserved | AnswerReleased | Tick | BatchDone | BatchFailed | Reconfigured
+    | ReloadRefused | OperatorAdd | OperatorDelete | OperatorFlush | DataplaneDied | ProbeResult
+    | DataplaneStarted | DataplaneReady | DataplaneStartFailed | Pref64Found | FlowsCounted
+    | RefreshDone | Listening
+)  # fmt: skip
