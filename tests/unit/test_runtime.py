@@ -204,6 +204,33 @@ def test_operator_actions_reply_with_the_dataplane_result_or_a_refusal():
     assert (result, error) == ({"flushed": 0, "dataplane": "none"}, None)
 
 
+def test_a_reload_keeps_the_operators_adds_until_their_del():
+    """procd reloads the service on every event of a WAN interface: an `add` made at run time
+    must outlive them (it ends with its `del` or a restart); the file's own entries follow the
+    file, and a file that now lists the add's prefix takes it over."""
+    static = "config static 'cdn'\n\toption ipv4 '192.0.2.30'\n\toption ipv6 '2001:db8:1::30'\n"
+    driver = booted(static=static)
+    tv = StaticEntry(IPv4Network("192.0.2.20/32"), IPv6Network("2001:db8:1::20/128"), "tv")
+    assert driver.handle(e.OperatorAdd(tv))[1][1] is None
+
+    def reload(static: str) -> set[str]:
+        cfg = load_text(loopback_config(5353, "/nonexistent.sock", "", static))
+        driver.handle(e.Reconfigured(cfg))
+        table = driver.runtime.engine.table
+        return {str(m.ipv4) for m in table if m.state is State.VALID}
+
+    assert reload(static) == {"192.0.2.20/32", "192.0.2.30/32"}  # a WAN event: both stay
+    assert reload("") == {"192.0.2.20/32"}  # the file's entry went from the file
+    assert in_step(driver)
+    taken = static.replace("30", "20").replace("cdn", "tv")  # the file lists the add's prefix
+    assert reload(taken) == {"192.0.2.20/32"} and driver.runtime.added == ()
+    assert reload("") == set()  # now the file's: it goes with the file
+    assert driver.handle(e.OperatorAdd(tv))[1][1] is None
+    assert driver.handle(e.OperatorDelete(tv.ipv4))[1][1] is None
+    assert reload("") == set()  # deleted: the reload does not bring it back
+    assert in_step(driver)
+
+
 def test_listening_hooks_dns_with_the_running_address_and_identity():
     driver = booted("\toption client_identity '1'\n")
     driver.handle(e.Listening(5999))

@@ -132,8 +132,8 @@ METHODS: dict[str, Method] = {
         ),
         Method(
             "add",
-            "Add a static entry to the running daemon (validated like a static section; "
-            "write it to /etc/config/clat-eamt to keep it across restarts).",
+            "Add a static entry to the running daemon (validated like a static section); it "
+            "lasts until its del or a restart: write it to /etc/config/clat-eamt to keep it.",
             "{added: mapping, dataplane: done|late|failed|none}",
             _add,
             (_IPV4, Arg("ipv6", schema.STATIC_IPV6.help), Arg("comment", "Free text.", False)),

@@ -23,7 +23,7 @@ from clat_eamt.assemble import (
     policy_from_config,
     static_specs,
 )
-from clat_eamt.config import ConfigError, EffectiveConfig, schema, with_static
+from clat_eamt.config import ConfigError, EffectiveConfig, StaticEntry, schema, with_static
 from clat_eamt.config.reload import plan_reload
 from clat_eamt.core.counters import ApplyResult, Count, applied
 from clat_eamt.core.dataplane import desired_state, diff, left_behind
@@ -70,6 +70,7 @@ class Runtime:
         self.unreconciled = False
         self.repair_at, self.repair_delay = now, REPAIR_FIRST
         self.restart_needed: tuple[str, ...] = ()
+        self.added: tuple[StaticEntry, ...] = ()  # the operator's run-time adds (``_operator``)
         self.refresh = RefreshAhead()
         self.asking: set[str] = set()  # names being asked again now
         self.history = FlowHistory()
@@ -295,7 +296,8 @@ class Runtime:
 
     def _operator(self, event: e.OperatorEvent, now: float) -> list[c.Command]:
         """Validated like a static section (pool, Pref64, overlaps); a refusal changes nothing.
-        Lasts until a restart or reload (the UCI file is not written)."""
+        An add lasts until its ``del`` or a restart (the UCI file is not written); a reload
+        keeps it: procd reloads on every event of a WAN interface."""
         cfg = self.cfg
         match event:
             case e.OperatorAdd(entry):
@@ -307,6 +309,7 @@ class Runtime:
                 if outcome.refusals:
                     return [c.Reply(error="; ".join(r.detail for r in outcome.refusals))]
                 action, key = "add", "added"
+                self.added = (*self.added, entry)
             case e.OperatorDelete(ipv4):
                 kept = tuple(s for s in cfg.static if s.ipv4 != ipv4)
                 if len(kept) == len(cfg.static):
@@ -315,6 +318,7 @@ class Runtime:
                 cfg = with_static(cfg, kept, "del")
                 outcome = self.engine.delete(ipv4, now, Origin.STATIC)
                 action, key = "del", "deleted"
+                self.added = tuple(s for s in self.added if s.ipv4 != ipv4)
             case _:
                 outcome = self.engine.flush(now)
                 flushed = c.Reply({"flushed": len(outcome.events)})
@@ -327,7 +331,8 @@ class Runtime:
 
     def _reconfigure(self, new: EffectiveConfig, now: float) -> list[c.Command]:
         """Apply what can change in place, without dropping a mapping (``settings``).  The
-        static entries become those of the file (run-time ``add``s go)."""
+        static entries become those of the file plus the operator's run-time adds."""
+        new, dropped = self._keep_added(new)
         plan = plan_reload(self.cfg, new, fixed_options(self.cfg))
         was_enabled, self.cfg = self.cfg[schema.ENABLED], plan.config
         cfg = self.cfg
@@ -341,6 +346,7 @@ class Runtime:
             self.repair_at = now
         outcome = self.engine.sync_static(static_specs(cfg), now)
         commands: list[c.Command] = [
+            *dropped,
             c.Configure(shell_settings(cfg), plan.changed),
             c.FollowPref64(self._discovering()),
             *(c.Say(WARNING, f"static entry not installed: {r.detail}") for r in outcome.refusals),
@@ -354,6 +360,21 @@ class Runtime:
         said = f"reloaded {new.source}: changed {', '.join(plan.changed) or 'nothing'}"
         said += f"; takes a restart: {restart}" if restart else ""
         return [*commands, *self._enact(outcome, "reload"), c.Say(INFO, said)]
+
+    def _keep_added(self, new: EffectiveConfig) -> tuple[EffectiveConfig, list[c.Command]]:
+        """``new`` with the run-time adds it does not list, each checked as ``add`` checks it;
+        one the new file contradicts (an overlap, a pool or Pref64 it no longer fits) goes."""
+        dropped: list[c.Command] = []
+        for entry in self.added:
+            if any(listed.ipv4 == entry.ipv4 for listed in new.static):
+                continue  # the file has its own entry for that prefix now
+            try:
+                new = with_static(new, (*new.static, entry), "add")
+            except ConfigError as error:
+                text = f"reload: the run-time static entry {entry.ipv4} goes: {error.brief()}"
+                dropped.append(c.Say(WARNING, text))
+        self.added = tuple(entry for entry in self.added if entry in new.static)
+        return new, dropped
 
     def _set_policy(self) -> None:
         """The engine's policy, built in this one place from all it depends on: the running
