@@ -20,11 +20,11 @@ import asyncio
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from typing import Protocol
 
 from clat_eamt.core.counters import Count
-from clat_eamt.core.dataplane import DataplaneState
+from clat_eamt.core.dataplane import DataplaneState, Note
 from clat_eamt.core.model import DataplaneOp, FlowCensus, LiveFlows
 from clat_eamt.logs import RateLimitedLog
 from clat_eamt.present import op_text
@@ -38,6 +38,9 @@ class DataplaneError(Exception):
 
 class Dataplane(Protocol):
     name: str
+    # What an IPv4 leg's element records for adoption after a crash (the daemon sets it to read
+    # the table; ``core.dataplane.Note``); a backend that records nothing never calls it.
+    describe: Callable[[IPv4Network], Note | None]
 
     async def start(self) -> DataplaneState:
         """Start or adopt what it drives; the state it holds now (for reconciliation)."""
@@ -63,6 +66,9 @@ class Dataplane(Protocol):
 
 class DisabledDataplane:
     name = "disabled"
+
+    def __init__(self) -> None:
+        self.describe: Callable[[IPv4Network], Note | None] = lambda ipv4: None  # records none
 
     async def start(self) -> DataplaneState:
         return DataplaneState()  # nothing installed, nothing left behind by an earlier run

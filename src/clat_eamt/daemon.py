@@ -102,8 +102,8 @@ class Daemon:
         self.bus, self.clock, self.load, self.wall = bus, clock, load, wall
         self.dataplane = dataplane or build_dataplane(cfg, self._known_pref64)
         self.runtime = Runtime(cfg, clock(), self.dataplane.name)
-        if hasattr(self.dataplane, "describe"):  # what its elements record for adoption
-            self.dataplane.describe = lambda ipv4: note_of(self.runtime.engine.table, ipv4)
+        # what its elements record for adoption: read from the table when they are written
+        self.dataplane.describe = lambda ipv4: note_of(self.runtime.engine.table, ipv4)
         self.clean_on_stop = False
         settings = shell_settings(cfg)
         self.applier = Applier(self.dataplane, settings.apply_deadline, self._batch)

@@ -4,11 +4,11 @@ deadline contract (the real nftables + translator backends run in tests/integrat
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from ipaddress import IPv4Address
+from collections.abc import Callable, Sequence
+from ipaddress import IPv4Address, IPv4Network
 
 from clat_eamt.apply import DataplaneError
-from clat_eamt.core.dataplane import DataplaneState
+from clat_eamt.core.dataplane import DataplaneState, Note
 from clat_eamt.core.model import DataplaneOp, FlowCensus, LiveFlows
 from tests.labkit.ports import free_port as labkit_free_port
 
@@ -21,6 +21,7 @@ class ScriptedDataplane:
         self.applied: list[tuple[DataplaneOp, ...]] = []
         self.died: str | None = None  # set by a test: what problem() reports
         self.starts = 0
+        self.describe: Callable[[IPv4Network], Note | None] = lambda ipv4: None
 
     async def start(self) -> DataplaneState:
         self.starts += 1

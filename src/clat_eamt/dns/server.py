@@ -18,6 +18,7 @@ is waiting for an answer is the new one closed.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import struct
 from collections import Counter
@@ -31,6 +32,7 @@ MAX_UDP_IN_FLIGHT = 300  # each A query holds two sockets: stay clear of 1024 fd
 MAX_TCP_CONNECTIONS = 64
 TCP_IDLE = 10.0  # after a query (RFC 7766 section 6.2.3: a few seconds)
 TCP_SILENT = 2.0  # before the first query: a client that connects sends at once
+ANY_PORT_TRIES = 8  # port 0: picks tried for a port free for UDP and TCP alike
 
 
 _PEERS = 256  # source addresses remembered (dnsmasq is one); starts over when full
@@ -105,19 +107,26 @@ class DnsServer:
         return len(self.tcp_clients)
 
     async def start(self) -> None:
-        """Bind both sockets; OSError (address in use, not on this host) goes to the caller."""
+        """Bind both sockets; OSError (address in use, not on this host) goes to the caller.
+        Asked for any port (0, the tests): the UDP one the kernel picks may be the local port
+        of some TCP connection, so a few picks are tried for one free in both."""
         loop = asyncio.get_running_loop()
-        self.udp, _ = await loop.create_datagram_endpoint(
-            lambda: _Udp(self.handler), local_addr=(self.address, self.port)
-        )
-        self.port = self.udp.get_extra_info("sockname")[1]  # the one bound, when asked for 0
-        try:
-            self.tcp = await asyncio.start_server(
-                self._connection, self.address, self.port, reuse_address=True
+        for attempt in range(1 if self.port else ANY_PORT_TRIES, 0, -1):
+            self.udp, _ = await loop.create_datagram_endpoint(
+                lambda: _Udp(self.handler), local_addr=(self.address, self.port)
             )
-        except OSError:
-            self.udp.close()
-            raise
+            port = self.udp.get_extra_info("sockname")[1]  # the one bound, when asked for 0
+            try:
+                self.tcp = await asyncio.start_server(
+                    self._connection, self.address, port, reuse_address=True
+                )
+            except OSError as error:
+                self.udp.close()
+                if attempt == 1 or error.errno != errno.EADDRINUSE:
+                    raise
+            else:
+                self.port = port
+                return
 
     async def close(self) -> None:
         if self.udp is not None:
