@@ -21,7 +21,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, IPv4Network
-from typing import Protocol
+from typing import Any, Protocol
 
 from clat_eamt.core.counters import Count
 from clat_eamt.core.dataplane import DataplaneState, Note
@@ -56,6 +56,9 @@ class Dataplane(Protocol):
 
     def problem(self) -> str | None:
         """Why it stopped working since it started (a translator process died); None if fine."""
+
+    def facts(self) -> dict[str, Any]:
+        """What status shows of it beside the install times (how nft is driven, the CLAT)."""
 
     async def stop(self, clean: bool) -> None:
         """Stop steering new flows; with ``clean`` also remove what running flows still use."""
@@ -92,6 +95,9 @@ class DisabledDataplane:
 
     def problem(self) -> str | None:
         return None
+
+    def facts(self) -> dict[str, Any]:
+        return {}
 
 
 class Applier:

@@ -435,7 +435,7 @@ class Daemon:
             "router_adverts": self.router_adverts.status(),
             "dataplane": {
                 "install": percentiles(self.applier.install_times),
-                **(self.dataplane.facts() if hasattr(self.dataplane, "facts") else {}),
+                **self.dataplane.facts(),
             },
             "control": {"socket": str(self.control.path), "error": self.control_error},
             "ubus": self.ubus.status() if self.ubus else {"state": "not started"},

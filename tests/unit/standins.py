@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, IPv4Network
+from typing import Any
 
 from clat_eamt.apply import DataplaneError
 from clat_eamt.core.dataplane import DataplaneState, Note
@@ -44,6 +45,9 @@ class ScriptedDataplane:
 
     def problem(self) -> str | None:
         return self.died
+
+    def facts(self) -> dict[str, Any]:
+        return {}
 
     async def set_hosts(self, dual_stack: set[IPv4Address], ipv4_only: set[IPv4Address]) -> None:
         return None
