@@ -31,18 +31,18 @@ import json
 import os
 import re
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
 
 Value = str | list[str]
 
 
-@dataclass
 class Section:
-    type: str
-    name: str
-    anonymous: bool
-    options: dict[str, Value] = field(default_factory=dict)  # dicts keep insertion order
+    # A plain class, not a dataclass: every `uci` call is a process start, and importing
+    # dataclasses (inspect, ast, ...) cost a third of it; the hook and rootfs tests make hundreds.
+    __slots__ = ("anonymous", "name", "options", "type")
+
+    def __init__(self, type: str, name: str, anonymous: bool) -> None:
+        self.type, self.name, self.anonymous = type, name, anonymous
+        self.options: dict[str, Value] = {}  # dicts keep insertion order
 
 
 class UciError(Exception):
@@ -145,17 +145,24 @@ def replace_at(options: dict[str, Value], name: str, value: Value) -> None:
 
 
 class Package:
-    def __init__(self, confdir: Path, savedir: Path, name: str) -> None:
-        self.name, self.path = name, confdir / name
-        self.delta_path = savedir / name
-        text = self.path.read_text() if self.path.exists() else None
-        if text is None:
-            raise UciError("Entry not found")
-        self.sections = parse(text)
-        self.deltas: list[list[str]] = []
-        if self.delta_path.exists():
-            for line in self.delta_path.read_text().splitlines():
-                self.apply(json.loads(line))
+    # os.path, not pathlib: a process start each call (see Section).
+    def __init__(self, confdir: str, savedir: str, name: str) -> None:
+        self.name, self.path = name, os.path.join(confdir, name)
+        self.delta_path = os.path.join(savedir, name)
+        try:
+            with open(self.path) as f:
+                self.sections = parse(f.read())
+        except FileNotFoundError:
+            raise UciError("Entry not found") from None
+        for delta in self.read_deltas():
+            self.apply(delta)
+
+    def read_deltas(self) -> list[list[str]]:
+        try:
+            with open(self.delta_path) as f:
+                return [json.loads(line) for line in f.read().splitlines()]
+        except FileNotFoundError:
+            return []
 
     def section(self, ref: str) -> Section:
         match = re.fullmatch(r"@([^\[\]]+)\[(-?\d+)\]", ref)
@@ -215,17 +222,18 @@ class Package:
     def change(self, cmd: str, sec: str, opt: str, value: str) -> None:
         delta = [cmd, self.section(sec).name if cmd != "add" else sec, opt, value]
         self.apply(delta)
-        self.delta_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.delta_path.open("a") as f:
+        os.makedirs(os.path.dirname(self.delta_path), exist_ok=True)
+        with open(self.delta_path, "a") as f:
             f.write(json.dumps(delta) + "\n")
 
     def commit(self) -> None:
-        if not self.delta_path.exists():
+        if not os.path.exists(self.delta_path):
             return
-        tmp = self.path.with_name(f".{self.name}.uci-new")
-        tmp.write_text(export(self.sections))
+        tmp = os.path.join(os.path.dirname(self.path), f".{self.name}.uci-new")
+        with open(tmp, "w") as f:
+            f.write(export(self.sections))
         os.replace(tmp, self.path)
-        self.delta_path.unlink()
+        os.unlink(self.delta_path)
 
 
 def split_ref(ref: str) -> tuple[str, str, str, str | None]:
@@ -244,7 +252,7 @@ def value_text(value: Value, quoted: bool) -> str:
     return " ".join(quote(v) if quoted or re.search(r"\s", v) else v for v in value)
 
 
-def run(args: list[str], confdir: Path, savedir: Path, real_names: bool) -> str:
+def run(args: list[str], confdir: str, savedir: str, real_names: bool) -> str:
     cmd, rest = args[0], args[1:]
     if cmd == "add":
         pkg = Package(confdir, savedir, rest[0])
@@ -260,8 +268,7 @@ def run(args: list[str], confdir: Path, savedir: Path, real_names: bool) -> str:
         return f"package {pkg.name}\n" + export(pkg.sections)
     if cmd == "changes":
         lines = []
-        for line in pkg.delta_path.read_text().splitlines() if pkg.delta_path.exists() else ():
-            c, s, o, v = json.loads(line)
+        for c, s, o, v in pkg.read_deltas():
             lines.append(f"{c} {pkg.name}.{s}{'.' + o if o else ''} {quote(v) if v else ''}")
         return "".join(line.rstrip() + "\n" for line in lines)
     if cmd == "get":
@@ -301,7 +308,7 @@ def run(args: list[str], confdir: Path, savedir: Path, real_names: bool) -> str:
 
 def main(argv: list[str]) -> int:
     quiet, real_names = False, False
-    confdir, savedir = Path("/etc/config"), Path("/tmp/.uci")
+    confdir, savedir = "/etc/config", "/tmp/.uci"
     while argv and argv[0].startswith("-"):
         flag = argv.pop(0)
         if flag == "-q":
@@ -309,9 +316,9 @@ def main(argv: list[str]) -> int:
         elif flag == "-X":
             real_names = True
         elif flag == "-c":
-            confdir = Path(argv.pop(0))
+            confdir = argv.pop(0)
         elif flag == "--savedir":
-            savedir = Path(argv.pop(0))
+            savedir = argv.pop(0)
         else:
             print(f"uci (emulated): unsupported flag {flag}", file=sys.stderr)
             return 1
