@@ -26,8 +26,11 @@ from typing import Any, Protocol
 from clat_eamt.core.counters import Count
 from clat_eamt.core.dataplane import DataplaneState, Note
 from clat_eamt.core.model import DataplaneOp, FlowCensus, LiveFlows
+from clat_eamt.dataplane.interfaces import local_networks
 from clat_eamt.logs import RateLimitedLog
 from clat_eamt.present import op_text
+from clat_eamt.runtime import commands as c
+from clat_eamt.runtime import events as e
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +174,49 @@ class Applier:
         if self.report is not None:
             self.report(None)
         return True
+
+    async def restart(
+        self,
+        lan: Sequence[str] | None,
+        handle: Callable[[e.Event], list[c.Command]],
+        other: Callable[[c.Command], None],
+    ) -> None:
+        """Start or adopt the dataplane and make it hold exactly what the table wants: each step
+        is an event for the runtime (``handle``), which adopts what a crashed run left and says
+        what to reconcile; ``other`` carries out its other commands.  Answers decided meanwhile
+        wait for it: their batches take the lock after it."""
+
+        def failed(error: Exception) -> list[c.Command]:
+            return handle(e.DataplaneStartFailed(type(error).__name__, str(error)))
+
+        async with self.lock:
+            try:
+                local = await local_networks(lan)
+            except Exception as error:  # any failure: DNS goes on, flows take the NAT64 path
+                pending = failed(error)
+            else:
+                pending = handle(e.ProbeResult(local.never_mapped, local.prefixes))
+            while pending:
+                command, *pending = pending
+                match command:
+                    case c.StartDataplane():
+                        try:
+                            actual = await self.dataplane.start()
+                            live = await self.dataplane.live_flows()
+                        except Exception as error:
+                            pending += failed(error)
+                        else:
+                            pending += handle(e.DataplaneStarted(actual, live))
+                    case c.Reconcile(ops):
+                        try:
+                            if ops:
+                                await self.dataplane.apply(ops)
+                        except Exception as error:
+                            pending += failed(error)
+                        else:
+                            pending += handle(e.DataplaneReady())
+                    case _:
+                        other(command)
 
 
 def percentiles(values: Sequence[float]) -> dict[str, float] | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_network
+
 from clat_eamt.config import EffectiveConfig, schema
 from clat_eamt.core.addresses import AddressPolicy
 from clat_eamt.core.decide import HostMode, Policy
@@ -11,6 +13,13 @@ from clat_eamt.core.model import IPNetwork
 from clat_eamt.core.names import NameFilter
 from clat_eamt.core.pool import Pool
 from clat_eamt.core.pref64 import Pref64Set
+
+
+def resolver_prefixes(cfg: EffectiveConfig) -> tuple[IPNetwork, ...]:
+    """SPEC section 4: the router's own resolver addresses are never mapped."""
+    return tuple(
+        ip_network(a) for a in (cfg[schema.LISTEN], *(s.address for s in cfg[schema.UPSTREAM]))
+    )
 
 
 def policy_from_config(cfg: EffectiveConfig, local: tuple[IPNetwork, ...] = ()) -> Policy:

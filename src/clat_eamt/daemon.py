@@ -24,37 +24,27 @@ from ipaddress import IPv6Network
 from typing import Any
 
 from clat_eamt import __version__
+from clat_eamt.announce import Announcer
 from clat_eamt.apply import Applier, Dataplane, percentiles
 from clat_eamt.config import ConfigError, EffectiveConfig, schema
-from clat_eamt.config.nettypes import ServerAddress
 from clat_eamt.control.methods import JSON
 from clat_eamt.control.server import ControlServer
 from clat_eamt.control.target import SnapshotTarget, status_json
 from clat_eamt.control.ubus_object import UbusObject
-from clat_eamt.core.counters import UBUS_EVENT, ApplyResult, EntryKind
+from clat_eamt.core.counters import ApplyResult
 from clat_eamt.core.dataplane import note_of
-from clat_eamt.core.engine import Outcome
 from clat_eamt.core.hosts import Neighbour
 from clat_eamt.core.model import FlowCensus, Host, LiveFlows, Observation
 from clat_eamt.dataplane.build import build_dataplane
-from clat_eamt.dataplane.interfaces import local_networks
 from clat_eamt.dataplane.neighbours import dump_neighbours
-from clat_eamt.dataplane.routeradv import RaListener
-from clat_eamt.dns.discovery import Pref64Discovery
 from clat_eamt.dns.identity import ClientIdentity
 from clat_eamt.dns.proxy import Proxy, ProxySettings, unknown_class
-from clat_eamt.dns.resolvconf import ResolvConf
+from clat_eamt.dns.resolvconf import upstream_source
 from clat_eamt.dns.server import DnsServer
 from clat_eamt.dns.upstream import Upstreams
 from clat_eamt.logs import RateLimitedLog
-from clat_eamt.present import (
-    entries_text,
-    entry_json,
-    observation_json,
-    observation_text,
-    outcome_json,
-    outcome_text,
-)
+from clat_eamt.pref64_watch import Pref64Watch
+from clat_eamt.present import entries_text, entry_json
 from clat_eamt.runtime import commands as c
 from clat_eamt.runtime import events as e
 from clat_eamt.runtime.runtime import Runtime
@@ -62,23 +52,11 @@ from clat_eamt.runtime.settings import ShellSettings, shell_settings
 from clat_eamt.runtime.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
-decisions = logging.getLogger("clat_eamt.decision")
 TICK = 1.0
 
 
 def proxy_settings(settings: ShellSettings) -> ProxySettings:
     return ProxySettings(settings.enabled, settings.hold, settings.require_dnssec)
-
-
-def upstream_source(
-    settings: ShellSettings, clock: Callable[[], float]
-) -> tuple[ResolvConf | None, Callable[[], Sequence[ServerAddress]]]:
-    """The configured resolvers, or else the WAN's from resolv_file (followed as it changes)."""
-    configured = settings.upstream
-    if configured:
-        return None, lambda: configured
-    resolv = ResolvConf(settings.resolv_file, clock)
-    return resolv, resolv.servers
 
 
 class StartError(Exception):
@@ -107,19 +85,17 @@ class Daemon:
         self.clean_on_stop = False
         settings = shell_settings(cfg)
         self.applier = Applier(self.dataplane, settings.apply_deadline, self._batch)
-        self.resolv, servers = upstream_source(settings, clock)
+        self.resolv, servers = upstream_source(settings.upstream, settings.resolv_file, clock)
         self.upstreams = Upstreams(servers, settings.upstream_timeout, clock)
         self.proxy = Proxy(self.upstreams, self.map, proxy_settings(settings), self._classify)
         self.server = DnsServer(self.proxy.handle, str(cfg[schema.LISTEN]), cfg[schema.PORT])
         self.lan: Sequence[str] | None = cfg[schema.LAN_INTERFACES] or None
-        self.discovery: Pref64Discovery | None = None
-        self._discovery_task: asyncio.Task[None] | None = None
-        self.router_adverts = RaListener(self._pref64_found, clock)
+        self.pref64 = Pref64Watch(self.upstreams, self._pref64_found, clock)
+        self.announce = Announcer(clock)
         self.target = SnapshotTarget(self.snapshot, self._census, self.act)
         self.control = ControlServer(cfg[schema.CONTROL_SOCKET], self.target)
         self.ubus: UbusObject | None = None
         self.control_error: str | None = None
-        self._said: dict[int, RateLimitedLog] = {}  # by level: the runtime's kinds of lines
         self._tick_log = RateLimitedLog(log, logging.WARNING)  # a failure repeats every second
         self._tasks: list[asyncio.Task[None]] = []
         self._reloads: set[asyncio.Task[bool]] = set()
@@ -144,8 +120,10 @@ class Daemon:
         await self._start_control()
         await self.execute(self.runtime.start(self.clock()))  # DNS runs even without dataplane
         self._tasks.append(asyncio.create_task(self._ticker(), name="tick"))
-        self.router_adverts.start()
-        self.ubus = UbusObject(self.target, asyncio.get_running_loop(), self.bus)
+        self.pref64.start()
+        self.ubus = self.announce.bus = UbusObject(
+            self.target, asyncio.get_running_loop(), self.bus
+        )
         if not self.ubus.start():
             log.info("ubus: %s; `clat-eamt status` works without it", self.ubus.state)
         log.info(
@@ -160,11 +138,10 @@ class Daemon:
     async def stop(self) -> None:
         if self.ubus is not None:
             await asyncio.to_thread(self.ubus.stop)
-        self.router_adverts.close()
-        tasks = [*self._tasks, *([self._discovery_task] if self._discovery_task else [])]
-        for task in tasks:
+        await self.pref64.close()
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for asking in self._asking:
             asking.cancel()
         await self.control.close()
@@ -219,7 +196,9 @@ class Daemon:
                     try:
                         await self.dataplane.set_hosts(set(dual_stack), set(ipv4_only))
                     except Exception as error:  # stale host sets are safe; the clock goes on
-                        self._say(c.Say(logging.WARNING, f"host classification: {error}", "hosts"))
+                        self.announce.say(
+                            c.Say(logging.WARNING, f"host classification: {error}", "hosts")
+                        )
                 case c.AskAgain(name):
                     self._ask(name)
                 case c.CountFlows():
@@ -232,48 +211,24 @@ class Daemon:
         """The commands that need no waiting."""
         match command:
             case c.Publish(outcome, action, observation):
-                self._publish(outcome, action, observation)
+                self.announce.publish(outcome, action, observation)
             case c.FollowPref64(discover):
-                self._follow_pref64(discover)
+                self.pref64.follow(discover)
             case c.Configure(settings, changed):
                 self.proxy.settings = proxy_settings(settings)
                 self.applier.deadline = settings.apply_deadline
                 self.upstreams.timeout = settings.upstream_timeout
                 if "upstream" in changed or "resolv_file" in changed:
-                    self.resolv, self.upstreams.servers = upstream_source(settings, self.clock)
+                    self.resolv, self.upstreams.servers = upstream_source(
+                        settings.upstream, settings.resolv_file, self.clock
+                    )
             case c.RehookDns(listen, port, identity):
                 if self.on_listening is not None:
                     self.on_listening(listen, port, identity)
             case c.Say():
-                self._say(command)
+                self.announce.say(command)
             case _:  # pragma: no cover - StartDataplane, Reconcile: only inside _restart
                 raise TypeError(f"{command!r} outside the dataplane's start")
-
-    def _say(self, say: c.Say) -> None:
-        if say.kind is None:
-            log.log(say.level, "%s", say.text)
-            return
-        limited = self._said.setdefault(say.level, RateLimitedLog(log, say.level))
-        limited.note(say.kind, "%s", say.text)
-
-    def _publish(self, outcome: Outcome, action: str, obs: Observation | None) -> None:
-        """The decision log (changes at info, the many no-change decisions at debug: a router's
-        log must not fill with one line per DNS answer) and the ubus events."""
-        if obs is not None:
-            changed = any(event.kind != EntryKind.REFRESHED for event in outcome.events)
-            level = logging.INFO if changed else logging.DEBUG
-            if decisions.isEnabledFor(level):
-                now = self.clock()
-                data = {"observation": observation_json(obs), "outcome": outcome_json(outcome, now)}
-                text = outcome_text(outcome)
-                decisions.log(level, "%s: %s", observation_text(obs), text, extra={"data": data})
-        elif outcome.events:
-            decisions.info("%s: %s", action, outcome_text(outcome))
-        if self.ubus is not None and outcome.events:
-            now = self.clock()
-            for event in outcome.events:
-                if event.kind in UBUS_EVENT:  # not refreshes: entry_json per answer was costly
-                    self.ubus.publish(event.kind, entry_json(event.entry, now))
 
     # --- events from the proxy, the applier, the operator ---------------------------------------
 
@@ -314,43 +269,10 @@ class Daemon:
             log.error("control socket %s (clat-eamt status will not work)", self.control_error)
 
     async def _restart(self) -> None:
-        """Start or adopt the dataplane and make it hold exactly what the table wants (the
-        runtime adopts what a crashed run left and says what to reconcile).  Answers decided
-        meanwhile wait for it: their batches take the applier's lock after it."""
-        async with self.applier.lock:
-            try:
-                local = await local_networks(self.lan)
-            except Exception as error:  # any failure: DNS goes on, flows take the NAT64 path
-                pending = self._failed(error)
-            else:
-                pending = self._handle(e.ProbeResult(local.never_mapped, local.prefixes))
-            while pending:
-                command, *pending = pending
-                match command:
-                    case c.StartDataplane():
-                        try:
-                            actual = await self.dataplane.start()
-                            live = await self.dataplane.live_flows()
-                        except Exception as error:
-                            pending += self._failed(error)
-                        else:
-                            pending += self._handle(e.DataplaneStarted(actual, live))
-                    case c.Reconcile(ops):
-                        try:
-                            if ops:
-                                await self.dataplane.apply(ops)
-                        except Exception as error:
-                            pending += self._failed(error)
-                        else:
-                            pending += self._handle(e.DataplaneReady())
-                    case _:
-                        self._sync(command)
+        await self.applier.restart(self.lan, self._handle, self._sync)
 
     def _handle(self, event: e.Event) -> list[c.Command]:
         return self.runtime.handle(event, self.clock())
-
-    def _failed(self, error: Exception) -> list[c.Command]:
-        return self._handle(e.DataplaneStartFailed(type(error).__name__, str(error)))
 
     # --- the clock -----------------------------------------------------------------------------
 
@@ -380,7 +302,7 @@ class Daemon:
         try:
             flows = await self.dataplane.live_flows()
         except Exception as failure:  # unknown flows: nothing is deleted this tick
-            self._say(c.Say(logging.WARNING, f"live flows: {failure}", "flows"))
+            self.announce.say(c.Say(logging.WARNING, f"live flows: {failure}", "flows"))
         await self.execute(self._handle(e.Tick(flows, neighbours, error)))
 
     async def _count_flows(self) -> None:
@@ -403,15 +325,6 @@ class Daemon:
 
     # --- Pref64 --------------------------------------------------------------------------------
 
-    def _follow_pref64(self, discover: bool) -> None:
-        """RFC 7050 discovery while the runtime wants it."""
-        if discover and self._discovery_task is None:
-            self.discovery = Pref64Discovery(self.upstreams, self._pref64_found, self.clock)
-            self._discovery_task = asyncio.create_task(self.discovery.run(), name="pref64")
-        elif not discover and self._discovery_task is not None:
-            self._discovery_task.cancel()
-            self.discovery = self._discovery_task = None
-
     def _known_pref64(self) -> IPv6Network | None:
         return self.runtime.known_pref64()
 
@@ -431,8 +344,7 @@ class Daemon:
                 "problem": None if self.resolv is None else self.resolv.problem,
                 "servers": self.upstreams.status(),
             },
-            "discovery": self.discovery.status() if self.discovery else None,
-            "router_adverts": self.router_adverts.status(),
+            **self.pref64.status(),
             "dataplane": {
                 "install": percentiles(self.applier.install_times),
                 **self.dataplane.facts(),

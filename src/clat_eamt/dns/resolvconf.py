@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from ipaddress import IPv6Address, ip_address
 
 from clat_eamt.config.nettypes import ServerAddress
@@ -97,3 +97,14 @@ class ResolvConf:
             if problem:
                 log.warning("%s", problem)
         self._servers, self.problem, self._signature = servers, problem, signature
+
+
+def upstream_source(
+    configured: Sequence[ServerAddress], resolv_file: str, clock: Callable[[], float]
+) -> tuple[ResolvConf | None, Callable[[], Sequence[ServerAddress]]]:
+    """The configured resolvers, or else the WAN's from ``resolv_file`` (followed as it
+    changes): the file's reader (None for configured ones) and where the servers come from."""
+    if configured:
+        return None, lambda: configured
+    resolv = ResolvConf(resolv_file, clock)
+    return resolv, resolv.servers

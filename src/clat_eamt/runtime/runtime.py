@@ -14,13 +14,14 @@ import logging
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
-from ipaddress import IPv6Network, ip_network
+from ipaddress import IPv6Network
 from typing import Any
 
 from clat_eamt.assemble import (
     engine_from_config,
     limiter_from_config,
     policy_from_config,
+    resolver_prefixes,
     static_specs,
 )
 from clat_eamt.config import ConfigError, EffectiveConfig, StaticEntry, schema, with_static
@@ -43,13 +44,6 @@ from clat_eamt.runtime.snapshot import Snapshot
 REPAIR_FIRST, REPAIR_MAX = 5.0, 300.0  # back-off of dataplane repairs, seconds
 STARTING = "starting"  # the dataplane error until the first start finished (status, tests)
 INFO, WARNING, ERROR = logging.INFO, logging.WARNING, logging.ERROR
-
-
-def resolver_prefixes(cfg: EffectiveConfig) -> tuple[IPNetwork, ...]:
-    """SPEC section 4: the router's own resolver addresses are never mapped."""
-    return tuple(
-        ip_network(a) for a in (cfg[schema.LISTEN], *(s.address for s in cfg[schema.UPSTREAM]))
-    )
 
 
 class Runtime:
