@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
+import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from clat_eamt import __version__, explain
@@ -42,8 +43,30 @@ from clat_eamt.control.client import CallFailedError, DaemonNotRunningError, cal
 from clat_eamt.control.methods import METHODS
 
 
+def terminal_width() -> int:
+    """What ``shutil.get_terminal_size`` finds (COLUMNS, else the terminal, else 80), without
+    shutil: argparse's formatters import it when not told the width, and it loads bz2 and lzma
+    with their libraries, 0.6 MB of the daemon's RSS (issue 14; every ``add_argument`` builds a
+    formatter, so ``run`` paid it too)."""
+    with contextlib.suppress(KeyError, ValueError):
+        return int(os.environ["COLUMNS"])
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    return 80
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser with formatters told the width (``terminal_width``); the parsers of
+    its subcommands are of this class too (argparse makes them of their parent's type)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kind = kwargs.get("formatter_class", argparse.HelpFormatter)
+        kwargs["formatter_class"] = functools.partial(kind, width=terminal_width() - 2)
+        super().__init__(*args, **kwargs)  # (- 2: what argparse takes of the width)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="clat-eamt",
         description="464XLAT optimization: map the IPv4 destinations of IPv4-only hosts to their "
         "real IPv6 addresses (RFC 7757 EAM) so their flows skip the NAT64.",
@@ -59,16 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     _control_flags(config)
     config_commands = config.add_subparsers(dest="config_command", metavar="WHAT")
     check = config_commands.add_parser("check", help="validate a UCI file, print the result")
-    check.add_argument("file", type=Path, help="UCI file, e.g. /etc/config/clat-eamt")
+    check.add_argument("file", help="UCI file, e.g. /etc/config/clat-eamt")
     check.add_argument("--json", action="store_true", help="print JSON instead of UCI")
     config_commands.add_parser("defaults", help="print the default UCI file")
     get = config_commands.add_parser(
         "get", help="print one option's effective value (the default when unset), for scripts"
     )
     get.add_argument("option", metavar="OPTION", help="a globals option, e.g. port")
-    get.add_argument(
-        "--file", type=Path, default=Path(CONFIG_PATH), help=f"UCI file (default {CONFIG_PATH})"
-    )
+    get.add_argument("--file", default=CONFIG_PATH, help=f"UCI file (default {CONFIG_PATH})")
     config_commands.add_parser("docs", help="print the options table (Markdown)")
 
     exp = commands.add_parser(
@@ -78,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     exp.add_argument("steps", nargs="+", metavar="STEP", help="'NAME a=... aaaa=...' or 'tick=T'")
-    exp.add_argument("--config", type=Path, help="UCI file to take the options from")
+    exp.add_argument("--config", help="UCI file to take the options from")
     exp.add_argument("--json", action="store_true", help="print JSON")
     add_arguments(exp)
 
@@ -89,9 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         "SIGTERM stops it; SIGHUP reads the configuration again (mappings stay); SIGUSR1 "
         "writes the status and the mapping table to the log.",
     )
-    run.add_argument(
-        "--config", type=Path, default=Path(CONFIG_PATH), help=f"UCI file (default {CONFIG_PATH})"
-    )
+    run.add_argument("--config", default=CONFIG_PATH, help=f"UCI file (default {CONFIG_PATH})")
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     run.add_argument(
         "--clean-stop",

@@ -19,14 +19,13 @@ import contextlib
 import logging
 import os
 import subprocess
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 FINISH_TIMEOUT = 10.0  # the guard's restore: a uci commit and a dnsmasq restart
 
 
 class DnsmasqHook:
-    def __init__(self, script: Path) -> None:
+    def __init__(self, script: str) -> None:
         self.script = script
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -35,7 +34,7 @@ class DnsmasqHook:
         with dnsmasq's own resolvers, which is what the guard would restore anyway."""
         try:
             self.proc = subprocess.Popen(
-                [str(self.script), "guard"],
+                [self.script, "guard"],
                 stdin=subprocess.PIPE,
                 # It logs with logger; its output must not depend on procd's pipe, which goes
                 # away with the daemon (a write then would kill it with SIGPIPE mid-restore).
@@ -78,4 +77,4 @@ def from_argument(path: str | None) -> DnsmasqHook | None:
     if not os.access(path, os.X_OK):
         log.error("dnsmasq hook %s: not an executable file; dnsmasq is left alone", path)
         return None
-    return DnsmasqHook(Path(path))
+    return DnsmasqHook(path)

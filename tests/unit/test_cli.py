@@ -1,6 +1,7 @@
 """The ``clat-eamt`` command: explain on the five cases of issue 2, config check, errors."""
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -175,6 +176,29 @@ def test_console_entry_point_help():
     )
     for command in ("config", "explain"):
         assert command in result.stdout
+
+
+def test_parsing_the_run_command_loads_no_shutil():
+    """What the daemon's process holds (issue 14): argparse's formatters are told the width, so
+    shutil, with bz2, lzma and their libraries (0.6 MB), stays out."""
+    code = (
+        "import sys; from clat_eamt.cli import build_parser; "
+        "build_parser().parse_args(['run', '--config', '/nonexistent']); "
+        "print(sorted(m for m in ('shutil', 'lzma', 'bz2') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_help_follows_the_terminal_width_columns_gives():
+    def lines(columns: str) -> list[str]:
+        env = {**os.environ, "COLUMNS": columns}
+        argv = [sys.executable, "-m", "clat_eamt", "run", "--help"]
+        return subprocess.run(argv, capture_output=True, text=True, check=True, env=env).stdout
+
+    narrow, wide = lines("60").splitlines(), lines("160").splitlines()
+    assert len(narrow) > len(wide)
+    assert max(len(line) for line in narrow if not line.lstrip().startswith("[")) <= 60
 
 
 @pytest.mark.parametrize("argv", [[], ["nonsense"], ["add", "192.0.2.1"], ["config", "nonsense"]])

@@ -14,7 +14,6 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
@@ -140,7 +139,8 @@ def defaults() -> EffectiveConfig:
 def load_file(path: str | os.PathLike[str]) -> EffectiveConfig:
     source = os.fspath(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
     except OSError as error:
         reason = error.strerror or str(error)
         raise ConfigError([Problem(source, None, None, None, f"cannot read: {reason}")]) from None

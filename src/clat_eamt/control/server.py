@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import socket
-from pathlib import Path
 from typing import Any
 
 from clat_eamt.control.methods import ControlTarget, MethodError, dispatch
@@ -109,29 +108,29 @@ async def handle_line(target: ControlTarget, line: bytes) -> bytes:
 
 
 class ControlServer:
-    def __init__(self, path: str, target: ControlTarget) -> None:
-        self.path, self.target = Path(path), target
+    def __init__(self, path: str | os.PathLike[str], target: ControlTarget) -> None:
+        self.path, self.target = os.fspath(path), target
         self._server: asyncio.AbstractServer | None = None
         self._inode: int | None = None
         self.clients = 0
 
     async def start(self) -> None:
         """Listen; OSError (EADDRINUSE) when another daemon answers on the path."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists() or self.path.is_symlink():
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        if os.path.lexists(self.path):
             if await _answers(self.path):
                 raise OSError(errno.EADDRINUSE, f"another clat-eamt answers on {self.path}")
-            self.path.unlink()  # left by a run that did not stop cleanly
+            os.unlink(self.path)  # left by a run that did not stop cleanly
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)  # created 0600: no window in which others could connect
         try:
-            sock.bind(str(self.path))
+            sock.bind(self.path)
         except OSError:
             sock.close()
             raise
         finally:
             os.umask(old)
-        self._inode = self.path.stat().st_ino
+        self._inode = os.stat(self.path).st_ino
         self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=MAX_REQUEST)
 
     async def close(self) -> None:
@@ -140,8 +139,8 @@ class ControlServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
         with contextlib.suppress(OSError):  # only our own file, never a successor's
-            if self._inode is not None and self.path.stat().st_ino == self._inode:
-                self.path.unlink()
+            if self._inode is not None and os.stat(self.path).st_ino == self._inode:
+                os.unlink(self.path)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.clients >= MAX_CLIENTS:
@@ -171,9 +170,9 @@ class ControlServer:
                 await writer.wait_closed()
 
 
-async def _answers(path: Path) -> bool:
+async def _answers(path: str) -> bool:
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), 1.0)
+        _, writer = await asyncio.wait_for(asyncio.open_unix_connection(path), 1.0)
     except (OSError, TimeoutError):
         return False
     writer.close()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
-from pathlib import Path
 
 from clat_eamt.apply import Dataplane, DisabledDataplane
 from clat_eamt.config import EffectiveConfig, schema
@@ -53,6 +53,6 @@ def build_dataplane(
     else:  # external, auto
         clat = ExternalClat(kind, cfg[schema.CLAT_DEVICE] or None, pref64)
     only_ipv4_only = cfg[schema.HOST_MODE] == "ipv4-only"
-    handover = Path(cfg[schema.STATE_DIR]) / "handover.json"
+    handover = os.path.join(cfg[schema.STATE_DIR], "handover.json")
     plane = NftTable(Nft())
     return KernelDataplane(plane, clat, FlowOracle(pool), only_ipv4_only, pool, handover=handover)

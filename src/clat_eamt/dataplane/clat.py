@@ -20,10 +20,10 @@ and tested on recorded input; the readers are thin.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv6Network
-from pathlib import Path
 from typing import Any
 
 from clat_eamt.dataplane.process import run_command
@@ -92,10 +92,10 @@ def nat46_pref64(control_text: str, device: str) -> IPv6Network | None:
 
 def device_kind(device: str, sys_net: str = SYS_NET) -> str | None:
     """ "tun", "nat46" or "unknown" for an existing device, None when it does not exist."""
-    base = Path(sys_net) / device
-    if not base.exists():
+    base = os.path.join(sys_net, device)
+    if not os.path.exists(base):
         return None
-    if (base / "tun_flags").exists():
+    if os.path.exists(os.path.join(base, "tun_flags")):
         return "tun"
     if device.startswith(("nat46", "464-")) or _listed_by_nat46(device):
         return "nat46"
@@ -104,7 +104,7 @@ def device_kind(device: str, sys_net: str = SYS_NET) -> str | None:
 
 def device_up(device: str, sys_net: str = SYS_NET) -> bool:
     try:
-        flags = int((Path(sys_net) / device / "flags").read_text().strip(), 16)
+        flags = int(_read(os.path.join(sys_net, device, "flags"), strict=True).strip(), 16)
     except (OSError, ValueError):
         return False
     return bool(flags & 1)  # IFF_UP
@@ -112,7 +112,7 @@ def device_up(device: str, sys_net: str = SYS_NET) -> bool:
 
 def _listed_by_nat46(device: str) -> bool:
     try:
-        return device in Path(NAT46_CONTROL).read_text().split()
+        return device in _read(NAT46_CONTROL, strict=True).split()
     except OSError:
         return False
 
@@ -131,10 +131,14 @@ async def netifd_464xlat() -> list[tuple[str, str]]:
         return []
 
 
-def _read(path: str) -> str:
+def _read(path: str, strict: bool = False) -> str:
+    """The file's text; "" if it cannot be read (OSError instead when ``strict``)."""
     try:
-        return Path(path).read_text()
+        with open(path) as file:
+            return file.read()
     except OSError:
+        if strict:
+            raise
         return ""
 
 

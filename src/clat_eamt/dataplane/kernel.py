@@ -20,10 +20,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
-from pathlib import Path
 from typing import Any, Protocol
 
 from clat_eamt.core.dataplane import DataplaneState, Note, net_effect
@@ -148,7 +148,7 @@ class KernelDataplane:
         only_ipv4_only_hosts: bool,
         pool: IPv4Network,
         *,
-        handover: Path | None = None,
+        handover: str | None = None,
     ) -> None:
         """``handover``: where a stop leaves the IPv4 legs it removed, with their notes, for
         the next start to adopt (``service clat-eamt restart`` keeps Valid mappings Valid)."""
@@ -195,18 +195,20 @@ class KernelDataplane:
 
     def _take_handover(self) -> dict[IPv4Network, tuple[IPv4Network, Note]]:
         """What the last stop handed over (read once: the file goes)."""
-        if self.handover is None or not self.handover.exists():
+        if self.handover is None or not os.path.exists(self.handover):
             return {}
         found: dict[IPv4Network, tuple[IPv4Network, Note]] = {}
         try:
-            for d, p, text in json.loads(self.handover.read_text()):
+            with open(self.handover) as file:
+                legs = json.load(file)
+            for d, p, text in legs:
                 note = Note.parse(text)
                 if note is not None:
                     found[IPv4Network(d)] = (IPv4Network(p), note)
         except (OSError, ValueError, TypeError) as error:
             log.warning("ignoring %s: %s", self.handover, error)
         with contextlib.suppress(OSError):
-            self.handover.unlink()
+            os.unlink(self.handover)
         return found
 
     def _give_handover(self) -> None:
@@ -218,8 +220,9 @@ class KernelDataplane:
             if d in self.nft.notes
         ]
         try:
-            self.handover.parent.mkdir(parents=True, exist_ok=True)
-            self.handover.write_text(json.dumps(legs))
+            os.makedirs(os.path.dirname(self.handover) or ".", exist_ok=True)
+            with open(self.handover, "w") as file:
+                json.dump(legs, file)
         except OSError as error:
             log.warning("cannot keep the mappings for the next start: %s", error)
 

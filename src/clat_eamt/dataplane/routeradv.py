@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import struct
 import time
 from collections.abc import Callable
 from ipaddress import IPv6Address, IPv6Network
-from pathlib import Path
 
 from clat_eamt.core.pref64 import RA
 from clat_eamt.core.ra import ICMPV6_ROUTER_ADVERTISEMENT, Pref64Table, RaError, parse_ra
@@ -26,15 +26,16 @@ from clat_eamt.logs import RateLimitedLog
 log = logging.getLogger(__name__)
 ICMP6_FILTER = 1  # linux/icmpv6.h, level IPPROTO_ICMPV6
 RTF_REJECT = 0x0200  # linux/route.h: unreachable / prohibit routes
-IPV6_ROUTE = Path("/proc/net/ipv6_route")
+IPV6_ROUTE = "/proc/net/ipv6_route"
 
 
-def default_route_interfaces(table: Path = IPV6_ROUTE) -> set[str]:
+def default_route_interfaces(table: str | os.PathLike[str] = IPV6_ROUTE) -> set[str]:
     """Interfaces of the IPv6 default routes (/proc/net/ipv6_route: destination ::/0), except
     reject routes and loopback."""
     found: set[str] = set()
     try:
-        lines = table.read_text().splitlines()
+        with open(table) as file:
+            lines = file.read().splitlines()
     except OSError:
         return found
     for line in lines:

@@ -25,7 +25,6 @@ import os
 import signal
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
-from pathlib import Path
 
 from clat_eamt.core.translation import PoolTranslation, tayga_pool_prefix
 from clat_eamt.dataplane.process import TranslatorError, run_command
@@ -50,6 +49,14 @@ class TaygaSettings:
         return PoolTranslation(tayga_pool_prefix(self.clat_ipv6))
 
 
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as file:
+            return file.read()
+    except OSError:
+        return None
+
+
 def render_config(settings: TaygaSettings) -> str:
     """tayga's whole configuration: the same for the daemon's whole life."""
     [pool6] = settings.translation.of(settings.pool)
@@ -71,9 +78,9 @@ class Tayga:
 
     def __init__(self, settings: TaygaSettings, state_dir: str) -> None:
         self.settings = settings
-        self.dir = Path(state_dir)
-        self.config = self.dir / "tayga.conf"
-        self.pidfile = self.dir / "tayga.pid"
+        self.dir = state_dir
+        self.config = os.path.join(state_dir, "tayga.conf")
+        self.pidfile = os.path.join(state_dir, "tayga.pid")
         self.restarts = 0
 
     # --- life ----------------------------------------------------------------------------------
@@ -82,12 +89,12 @@ class Tayga:
         """Run tayga, or adopt the one a previous run left with this same configuration."""
         import shutil  # noqa: PLC0415  (only here: it loads the compression modules)
 
-        if shutil.which("tayga") is None and not Path("/usr/sbin/tayga").exists():
+        if shutil.which("tayga") is None and not os.path.exists("/usr/sbin/tayga"):
             raise TranslatorError("tayga is not installed (opkg install tayga)")
-        self.dir.mkdir(parents=True, exist_ok=True)
+        os.makedirs(self.dir, exist_ok=True)
         wanted = render_config(self.settings)
         running = self._running_pid() is not None
-        if running and self.config.exists() and self.config.read_text() == wanted:
+        if running and _read(self.config) == wanted:
             log.info("adopted the running tayga (pid %s)", self._running_pid())
         else:
             if running:
@@ -109,7 +116,7 @@ class Tayga:
         await self._kill()
         await self._ip("link", "delete", self.settings.tun, check=False)
         with contextlib.suppress(FileNotFoundError):
-            self.config.unlink()
+            os.unlink(self.config)
         log.info("tayga stopped, its tun %s removed", self.settings.tun)
 
     def problem(self) -> str | None:
@@ -120,27 +127,31 @@ class Tayga:
     # --- the process ---------------------------------------------------------------------------
 
     def _write(self, text: str) -> None:
-        temporary = self.config.with_suffix(".new")
-        temporary.write_text(text)
+        temporary = self.config + ".new"
+        with open(temporary, "w") as file:
+            file.write(text)
         os.replace(temporary, self.config)  # never a half-written file for tayga to read
 
     def _running_pid(self) -> int | None:
         try:
-            pid = int(self.pidfile.read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            with open(self.pidfile) as file:
+                pid = int(file.read().strip())
+            with open(f"/proc/{pid}/cmdline", "rb") as file:
+                cmdline = file.read().split(b"\0")
         except (OSError, ValueError):
             return None
         return pid if cmdline and cmdline[0].endswith(b"tayga") else None
 
     async def _spawn(self) -> None:
         process = await asyncio.create_subprocess_exec(
-            "tayga", "--nodetach", "-c", str(self.config),
+            "tayga", "--nodetach", "-c", self.config,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
             start_new_session=True,  # survives the daemon: the LAN's flows depend on it
         )  # fmt: skip
-        self.pidfile.write_text(f"{process.pid}\n")
+        with open(self.pidfile, "w") as file:
+            file.write(f"{process.pid}\n")
         await asyncio.sleep(0.005)
         if process.returncode is not None:
             raise TranslatorError(f"tayga exited at once ({process.returncode}); see its config")
@@ -153,7 +164,7 @@ class Tayga:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         for _ in range(int(_STOP_WAIT / 0.005)):
-            if self._running_pid() is None or not Path(f"/proc/{pid}").exists():
+            if self._running_pid() is None or not os.path.exists(f"/proc/{pid}"):
                 break
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
@@ -162,7 +173,7 @@ class Tayga:
     # --- the tun and its routes ----------------------------------------------------------------
 
     async def _tun(self) -> None:
-        result = await run_command(["tayga", "--mktun", "-c", str(self.config)])
+        result = await run_command(["tayga", "--mktun", "-c", self.config])
         if result.returncode != 0:
             raise TranslatorError(
                 f"tayga --mktun: {result.stderr.strip() or result.stdout.strip()}"
