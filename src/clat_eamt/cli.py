@@ -33,13 +33,10 @@ from clat_eamt.config import (
     add_arguments,
     apply_overrides,
     load_file,
-    render,
     schema,
 )
 from clat_eamt.config import defaults as config_defaults
 from clat_eamt.config.schema import CONFIG_PATH
-from clat_eamt.control import views
-from clat_eamt.control.client import CallFailedError, DaemonNotRunningError, call
 from clat_eamt.control.methods import METHODS
 
 
@@ -177,6 +174,8 @@ def _config(args: argparse.Namespace) -> int:
         else:
             print(cfg.to_uci(), end="")
         return 0
+    from clat_eamt.config import render  # noqa: PLC0415  (the docs' renderers: not the daemon's)
+
     if args.config_command == "defaults":
         print(render.uci_defaults(), end="")
         return 0
@@ -191,17 +190,23 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
-_VIEWS: dict[str, Callable[[Any], str]] = {
-    "status": views.status_text,
-    "mappings": views.mappings_text,
-    "hosts": views.hosts_text,
-    "config": views.config_text,
-    "history": views.history_text,
-}
-
-
 def _control(args: argparse.Namespace) -> int:
     """One call to the running daemon; its answer as a table, or as JSON with --json."""
+    # Imported here, as the daemon's modules are in ``_run``: each command loads what it uses.
+    from clat_eamt.control import views  # noqa: PLC0415
+    from clat_eamt.control.client import (  # noqa: PLC0415
+        CallFailedError,
+        DaemonNotRunningError,
+        call,
+    )
+
+    tables: dict[str, Callable[[Any], str]] = {
+        "status": views.status_text,
+        "mappings": views.mappings_text,
+        "hosts": views.hosts_text,
+        "config": views.config_text,
+        "history": views.history_text,
+    }
     method = METHODS[args.command]
     call_args = {
         a.name: getattr(args, a.name)
@@ -218,8 +223,8 @@ def _control(args: argparse.Namespace) -> int:
         return 1 if error.code == "invalid-argument" else 4
     if args.json:
         print(json.dumps(result, indent=2))
-    elif method.name in _VIEWS:
-        print(_VIEWS[method.name](result))
+    elif method.name in tables:
+        print(tables[method.name](result))
     else:
         print(views.change_text(method.name, result))
     return 0

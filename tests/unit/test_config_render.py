@@ -5,15 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from clat_eamt.config import (
-    defaults,
-    load_text,
-    options_markdown,
-    readme_with_options,
-    schema,
-    uci_defaults,
-)
-from clat_eamt.config.render import WIDTH
+from clat_eamt.config import defaults, load_text, schema
+from clat_eamt.config.render import WIDTH, options_markdown, readme_with_options, uci_defaults
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO / "files" / "etc" / "config" / "clat-eamt"

@@ -27,7 +27,6 @@ from clat_eamt.config.load import (
     static_from_words,
     with_static,
 )
-from clat_eamt.config.render import options_markdown, readme_with_options, uci_defaults
 from clat_eamt.config.schema import Option, StaticEntry
 from clat_eamt.config.uci import UciSyntaxError, parse_uci
 
@@ -44,11 +43,8 @@ __all__ = [
     "from_values",
     "load_file",
     "load_text",
-    "options_markdown",
     "parse_uci",
-    "readme_with_options",
     "schema",
     "static_from_words",
-    "uci_defaults",
     "with_static",
 ]
