@@ -102,6 +102,10 @@ class MappingTable:
         # SPEC section 3, conflict: an IPv4 that two names map to different IPv6 addresses is not
         # mapped again by dns until both answers have expired.
         self.quarantine: dict[IPv4Network, float] = {}
+        # Counts every change a decision could see besides a refresh (an entry added, deleted,
+        # changing state, origin or names): a decision remembered at one generation holds while
+        # it lasts (``core.repeat``).  The quarantine's writers count theirs (``engine``).
+        self.generation = 0
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -191,6 +195,7 @@ class MappingTable:
         pool = entry.pool  # the lease keeps this block's integer, shared with the entry
         self.pool.acquire(entry.ipv6, pool.prefixlen, want=pool)
         self._index(ident, entry)
+        self.generation += 1
 
     def _index(self, ident: Ident, entry: Entry) -> None:
         """Store a new entry and put it in every index (``add``; the invariant check)."""
@@ -210,6 +215,12 @@ class MappingTable:
         ident = self._ident(entry.ident)  # the one identity object the indexes hold
         self._entries[ident] = entry
         self._index_state(ident, old, entry)
+        if (
+            old.state is not entry.state
+            or old.origin is not entry.origin
+            or (old.fqdns != entry.fqdns and set(old.fqdns) != set(entry.fqdns))  # not the order
+        ):
+            self.generation += 1
 
     def delete(self, key: EntryKey) -> Entry:
         """Remove an entry and drop its pool reference (the block is freed with the last one)."""
@@ -224,12 +235,14 @@ class MappingTable:
         _drop(self._by_pool, _prefix_key(*entry.pool_int, 32), ident)
         self._index_state(ident, entry, None)
         self.pool.release(entry.ipv6)
+        self.generation += 1
         return entry
 
     def expire_quarantine(self, now: float) -> list[IPv4Network]:
         done = [ipv4 for ipv4, until in self.quarantine.items() if until <= now]
         for ipv4 in done:
             del self.quarantine[ipv4]
+        self.generation += bool(done)
         return done
 
     def _ident(self, ident: Ident) -> Ident:
