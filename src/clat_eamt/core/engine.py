@@ -127,7 +127,7 @@ class Engine:
             self.repeats.learn(obs, decision, all_valid, table.generation, policy)
         created = len(decision.created)
         self.limiter.consume(obs.host.key if obs.host else None, now, created)
-        return replace(outcome, decision=decision, refusals=decision.refusals)
+        return Outcome(outcome.ops, outcome.events, decision, decision.refusals)
 
     # --- time ---------------------------------------------------------------------------------
 

@@ -18,8 +18,10 @@ answers so; keeping the answer here only saves the exchange.  A name whose AAAA 
 changed once its TTL ends, as it would be through any resolver.
 
 Memory is bounded: at most ``capacity`` names, the oldest inserted forgotten first; an expired
-one goes when it is looked up or pushed out.  One name costs about 200 bytes (the key, the
-packed addresses, a small tuple and the dict slot; tracemalloc, tests/unit/test_remembered.py).
+one goes when it is looked up or pushed out.  One name costs about 200 bytes besides its
+addresses (the key, a small tuple and the dict slot; tracemalloc, tests/unit/test_remembered.py),
+and the addresses about 100 bytes each, shared with the observations and the memory of answers
+seen that hold the same ones.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from clat_eamt.dns.answers import AddressAnswer
 
 CAPACITY = 2048  # names; a home's working set of names within their TTLs fits
 _KEPT = (AaaaStatus.ANSWER, AaaaStatus.NODATA, AaaaStatus.NXDOMAIN)
-# (expires, status, authenticated, the addresses' 16-byte forms joined): compact (no objects
-# per address); the AddressAnswer is rebuilt on use, which costs less than one exchange.
-_Kept = tuple[float, AaaaStatus, bool, bytes]
+# (expires, status, authenticated, the addresses): the answer's own address objects, so every
+# observation of the name holds the same ones (the engine compares repeated answers).
+_Kept = tuple[float, AaaaStatus, bool, tuple[IPv6Address, ...]]
 
 
 class RememberedAaaa:
@@ -52,9 +54,9 @@ class RememberedAaaa:
         if answer.status not in _KEPT or ttl <= 0:
             self._kept.pop(key, None)  # an older answer is no better than this one
             return
-        packed = b"".join(x.packed for x in answer.addresses if isinstance(x, IPv6Address))
+        addresses = tuple(x for x in answer.addresses if isinstance(x, IPv6Address))
         self._kept.pop(key, None)  # re-inserted: the newest
-        self._kept[key] = (now + ttl, answer.status, answer.authenticated, packed)
+        self._kept[key] = (now + ttl, answer.status, answer.authenticated, addresses)
         while len(self._kept) > self.capacity:
             del self._kept[next(iter(self._kept))]
 
@@ -63,12 +65,11 @@ class RememberedAaaa:
         kept = self._kept.get(key)
         if kept is None:
             return None
-        expires, status, authenticated, packed = kept
+        expires, status, authenticated, addresses = kept
         left = int(expires - now)  # whole seconds left, rounded down as caches count them
         if left <= 0:
             del self._kept[key]
             return None
-        addresses = tuple(IPv6Address(packed[i : i + 16]) for i in range(0, len(packed), 16))
         return AddressAnswer(status, addresses, left, authenticated=authenticated)
 
 
