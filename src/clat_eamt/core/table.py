@@ -209,16 +209,20 @@ class MappingTable:
 
     def replace(self, entry: Entry) -> None:
         """Store a changed version of an existing entry (same key, same pool block)."""
-        old = self._entries[entry.ident]
+        wanted = entry.ident
+        old = self._entries[wanted]
         if old.pool_int != entry.pool_int:
             raise ValueError("an entry keeps its pool block for life")
-        ident = self._ident(entry.ident)  # the one identity object the indexes hold
+        ident = self._ident(wanted)  # the one identity object the indexes hold
         self._entries[ident] = entry
+        if old.state is entry.state and old.origin is entry.origin and old.fqdns == entry.fqdns:
+            self._index_expiry(ident, old, entry)  # a refresh (most answers): only that moves
+            return
         self._index_state(ident, old, entry)
         if (
             old.state is not entry.state
             or old.origin is not entry.origin
-            or (old.fqdns != entry.fqdns and set(old.fqdns) != set(entry.fqdns))  # not the order
+            or set(old.fqdns) != set(entry.fqdns)  # not the order
         ):
             self.generation += 1
 
@@ -271,6 +275,11 @@ class MappingTable:
                 _put(self._by_name, name, ident)
         if new.state is State.STALE:
             self._stale[ident] = None
+        self._index_expiry(ident, old, new)
+
+    def _index_expiry(self, ident: Ident, old: Entry | None, new: Entry) -> None:
+        """The expiry heap's item for a Valid entry whose expiry moved (old ones are dropped
+        lazily)."""
         moved = old is None or old.expires != new.expires or old.state is not State.VALID
         if new.state is State.VALID and new.expires is not None and moved:
             heapq.heappush(self._expiry, (new.expires, ident))

@@ -14,8 +14,8 @@ answer (measured: README, Benchmarks), and it read an A record of any length or 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
+from typing import NamedTuple
 
 from clat_eamt.core.model import AaaaStatus, Host, Observation
 from clat_eamt.core.names import normalize
@@ -43,9 +43,9 @@ _MAX_CHAIN = 16  # longer CNAME chains are treated as broken (resolvers stop nea
 Labels = tuple[bytes, ...]
 
 
-@dataclass(frozen=True)
-class AddressAnswer:
-    """The addresses one answer gives for a name (A or AAAA)."""
+class AddressAnswer(NamedTuple):
+    """The addresses one answer gives for a name (A or AAAA).  A NamedTuple, as immutable as a
+    frozen dataclass and built several times faster (one or two per A answer)."""
 
     status: AaaaStatus  # ANSWER, NODATA, NXDOMAIN or SERVFAIL (any other failure)
     addresses: tuple[IPv4Address | IPv6Address, ...] = ()
@@ -55,8 +55,7 @@ class AddressAnswer:
     last: Labels = ()  # the owner of the addresses (the chain's last name)
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     """A response read once: its bytes, header and records (``records.Record``)."""
 
     data: bytes
