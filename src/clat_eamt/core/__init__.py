@@ -17,6 +17,7 @@ and the rules can be tested in memory.  The parts, in reading order:
 - ``table``        the mapping table: entries, indexes and the invariants between them.
 - ``decide``       the decision function: one DNS observation -> table changes and refusals.
 - ``seen``         the answers seen: every A answer for its TTL, against hostile names.
+- ``repeat``       decisions on repeated answers, given again while nothing they read changed.
 - ``refresh``      TTL ceilings of answers; which used mappings to refresh before their end.
 - ``dataplane``    desired dataplane state of a table and the diff between two of them.
 - ``translation``  T(P): a pool address as the CLAT writes it in IPv6.

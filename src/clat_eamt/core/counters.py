@@ -64,6 +64,7 @@ class Count(enum.StrEnum):
     TTL_CLAMPED = "answers.ttl_clamped"
     AAAA_ADDITIONAL = "aaaa.additional"
     AAAA_ASKED = "aaaa.asked"
+    AAAA_REMEMBERED = "aaaa.remembered"  # taken from the AAAA answers kept for their TTL
     AAAA_TIMEOUT = "aaaa.timeout"
     AAAA_FAILED = "aaaa.failed"
     REFRESH_ASKED = "refresh.asked"

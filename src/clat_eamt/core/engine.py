@@ -48,6 +48,7 @@ from clat_eamt.core.model import (
 )
 from clat_eamt.core.pool import Pool
 from clat_eamt.core.refresh import REFRESH_GRACE
+from clat_eamt.core.repeat import Repeats
 from clat_eamt.core.seen import AnswersSeen
 from clat_eamt.core.table import MappingTable
 
@@ -98,11 +99,17 @@ class Engine:
         self.limiter = limiter
         self.counters: Counter[str] = Counter()
         self.seen = AnswersSeen()  # every A answer for its TTL (decide's rule 5)
+        self.repeats = Repeats()  # decisions on repeated answers, while they hold
 
     # --- DNS ----------------------------------------------------------------------------------
 
     def observe(self, obs: Observation, now: float) -> Outcome:
-        decision = decide(obs, self.table, self.limiter, self.policy, now, seen=self.seen)
+        table, policy = self.table, self.policy
+        decision = self.repeats.recall(obs, table.generation, policy, now)
+        learn = decision is None
+        if decision is None:
+            decision = decide(obs, table, self.limiter, policy, now, seen=self.seen)
+        all_valid = all(self._keeps_state(c) for c in decision.changes)
         # After deciding (a name objects not to itself), under the name decide gave it: one
         # string shared with the entries it made.
         forgotten = self.seen.remember(obs, now, decision.name)
@@ -115,10 +122,12 @@ class Engine:
             self.counters[refused(refusal.reason)] += 1
         if decision.skipped:
             self.counters[Count.ADDRESSES_SKIPPED] += decision.skipped
-        outcome = self._commit(decision.changes, now)
+        outcome = self._commit(decision.changes, now, refreshes=all_valid)
+        if learn:
+            self.repeats.learn(obs, decision, all_valid, table.generation, policy)
         created = len(decision.created)
         self.limiter.consume(obs.host.key if obs.host else None, now, created)
-        return replace(outcome, decision=decision, refusals=decision.refusals)
+        return Outcome(outcome.ops, outcome.events, decision, decision.refusals)
 
     # --- time ---------------------------------------------------------------------------------
 
@@ -306,10 +315,14 @@ class Engine:
     # --- applying changes ---------------------------------------------------------------------
 
     def _commit(
-        self, changes: Iterable[_EngineChange], now: float, gone: Iterable[Entry] = ()
-    ) -> Outcome:
+        self, changes: Iterable[_EngineChange], now: float, gone: Iterable[Entry] = (),
+        refreshes: bool | None = None,
+    ) -> Outcome:  # fmt: skip
+        """``refreshes``: the caller knows whether every change keeps its entry's state."""
         changes, gone = list(changes), list(gone)
-        if not gone and all(self._keeps_state(c) for c in changes):
+        if refreshes is None:
+            refreshes = all(self._keeps_state(c) for c in changes)
+        if not gone and refreshes:
             # Refreshing Valid entries (most answers) changes no state the dataplane holds:
             # skip the two views and their diff, the bulk of an answer's cost otherwise.
             events = [self._apply(change, now) for change in changes]
@@ -344,6 +357,7 @@ class Engine:
         if isinstance(change, Quarantine):
             current = self.table.quarantine.get(change.ipv4, change.until)
             self.table.quarantine[change.ipv4] = max(current, change.until)
+            self.table.generation += 1
             return None
         if isinstance(change, Create):
             self.table.add(change.entry)

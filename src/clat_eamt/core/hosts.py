@@ -45,6 +45,7 @@ OBSERVE_SECONDS = 60.0
 DUAL_STACK_HOLD_SECONDS = 86400.0
 REOBSERVE_AFTER_SECONDS = 600.0
 MAX_HOSTS = 4096  # memory bound against MAC floods (the kernel's gc_thresh3 is 1024)
+_MEMO_HOSTS = 1024  # answers of ``host`` kept until the next look
 _GLOBAL, _ULA = IPv6Network("2000::/3"), IPv6Network("fc00::/7")
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _BROADCAST = IPv4Address("255.255.255.255")
@@ -208,17 +209,21 @@ class HostMemory:
         self.unsure = True  # no good look yet, or the last one failed
         self.last_error: str | None = None
         self._by_ipv4: dict[IPv4Address, HostRecord] = {}
+        # ``host`` answers by key until the next look (the proxy asks for every A answer)
+        self._hosts: dict[str, Host | None] = {}
 
     def seen(self, neighbours: Iterable[Neighbour], now: float) -> None:
         """One good look at the tables: reclassify."""
         self.records = classify(neighbours, now, self.records, observe=self.observe, hold=self.hold)
         self._by_ipv4 = by_ipv4(self.records)
         self.unsure, self.last_error = False, None
+        self._hosts = {}
 
     def unreadable(self, error: str) -> None:
         """The tables could not be read: every IPv4-only verdict reads as unknown until the
         next good look (SPEC 3: when unsure, do not optimize)."""
         self.unsure, self.last_error = True, error
+        self._hosts = {}
 
     def _class(self, record: HostRecord) -> HostClass:
         if self.unsure and record.klass is HostClass.IPV4_ONLY:
@@ -228,6 +233,14 @@ class HostMemory:
     def host(self, key: str) -> Host | None:
         """The host a MAC ("aa:bb:cc:dd:ee:ff") or IPv4 address names; None when never seen
         (the caller treats that as unknown: do not optimize)."""
+        if key in self._hosts:
+            return self._hosts[key]
+        if len(self._hosts) >= _MEMO_HOSTS:
+            self._hosts = {}
+        found = self._hosts[key] = self._host(key)
+        return found
+
+    def _host(self, key: str) -> Host | None:
         key = key.strip().lower()
         if _MAC.match(key):
             record = self.records.get(key)

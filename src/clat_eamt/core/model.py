@@ -135,6 +135,8 @@ _ENTRY_FIELDS = (
     "ipv4", "ipv6", "pool", "origin", "state", "created", "refreshed", "expires", "fqdns",
     "host", "comment", "stale_reason", "stale_since", "refreshes", "cnames",
 )  # fmt: skip
+_FIELD_SET = frozenset(_ENTRY_FIELDS)
+_NETS = frozenset({"ipv4", "ipv6", "pool"})
 
 Ident = tuple[int, int, int, int]  # (IPv4 as int, its prefix length, IPv6 as int, its length)
 
@@ -265,14 +267,15 @@ class Entry:
 
     def replace(self, **changes: object) -> Entry:
         """A copy with ``changes`` (field names as in the constructor)."""
-        unknown = set(changes) - set(_ENTRY_FIELDS)
-        if unknown:
+        if not _FIELD_SET.issuperset(changes):
+            unknown = set(changes) - _FIELD_SET
             raise TypeError(f"Entry has no field {sorted(unknown)[0]!r}")
         new = object.__new__(Entry)
-        for slot in Entry.__slots__:
-            object.__setattr__(new, slot, getattr(self, slot))
-        for name in ("ipv4", "ipv6", "pool"):
-            net = changes.pop(name, None)
+        put = object.__setattr__
+        for slot in _SLOTS:  # a refresh per answer makes one: kept lean
+            put(new, slot, getattr(self, slot))
+        for name in _NETS.intersection(changes):
+            net = changes.pop(name)
             if net is not None:
                 assert isinstance(net, IPv4Network | IPv6Network)
                 prefix = {"ipv4": "_v4", "ipv6": "_v6", "pool": "_pool"}[name]
@@ -308,6 +311,7 @@ class Entry:
         return f"Entry({fields})"
 
 
+_SLOTS = Entry.__slots__
 EntryKey = tuple[IPv4Network, IPv6Network]
 
 

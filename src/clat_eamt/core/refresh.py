@@ -74,8 +74,8 @@ def decided_ends(table: MappingTable, decision: Decision | None) -> dict[IPv4Add
         else:
             continue
         entry = table.get(key)
-        if entry is not None and entry.expires is not None and entry.ipv4.prefixlen == 32:
-            ends[entry.ipv4.network_address] = entry.expires
+        if entry is not None and entry.expires is not None and key[0].prefixlen == 32:
+            ends[key[0].network_address] = entry.expires
     return ends
 
 

@@ -76,9 +76,9 @@ class AnswersSeen:
         self._vouch[name] = vouch
         for ipv4 in {int(a) for a in obs.a}:
             key = (ipv4, name)
-            self._pairs.pop(key, None)
-            self._pairs[key] = expires
-            self._index(ipv4, name)
+            if self._pairs.pop(key, None) is None:  # a repeated pair is indexed already
+                self._index(ipv4, name)
+            self._pairs[key] = expires  # re-inserted: the newest
         forgotten = 0
         while len(self._pairs) > self.capacity:
             oldest = next(iter(self._pairs))

@@ -102,6 +102,10 @@ class MappingTable:
         # SPEC section 3, conflict: an IPv4 that two names map to different IPv6 addresses is not
         # mapped again by dns until both answers have expired.
         self.quarantine: dict[IPv4Network, float] = {}
+        # Counts every change a decision could see besides a refresh (an entry added, deleted,
+        # changing state, origin or names): a decision remembered at one generation holds while
+        # it lasts (``core.repeat``).  The quarantine's writers count theirs (``engine``).
+        self.generation = 0
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -191,6 +195,7 @@ class MappingTable:
         pool = entry.pool  # the lease keeps this block's integer, shared with the entry
         self.pool.acquire(entry.ipv6, pool.prefixlen, want=pool)
         self._index(ident, entry)
+        self.generation += 1
 
     def _index(self, ident: Ident, entry: Entry) -> None:
         """Store a new entry and put it in every index (``add``; the invariant check)."""
@@ -204,12 +209,22 @@ class MappingTable:
 
     def replace(self, entry: Entry) -> None:
         """Store a changed version of an existing entry (same key, same pool block)."""
-        old = self._entries[entry.ident]
+        wanted = entry.ident
+        old = self._entries[wanted]
         if old.pool_int != entry.pool_int:
             raise ValueError("an entry keeps its pool block for life")
-        ident = self._ident(entry.ident)  # the one identity object the indexes hold
+        ident = self._ident(wanted)  # the one identity object the indexes hold
         self._entries[ident] = entry
+        if old.state is entry.state and old.origin is entry.origin and old.fqdns == entry.fqdns:
+            self._index_expiry(ident, old, entry)  # a refresh (most answers): only that moves
+            return
         self._index_state(ident, old, entry)
+        if (
+            old.state is not entry.state
+            or old.origin is not entry.origin
+            or set(old.fqdns) != set(entry.fqdns)  # not the order
+        ):
+            self.generation += 1
 
     def delete(self, key: EntryKey) -> Entry:
         """Remove an entry and drop its pool reference (the block is freed with the last one)."""
@@ -224,12 +239,14 @@ class MappingTable:
         _drop(self._by_pool, _prefix_key(*entry.pool_int, 32), ident)
         self._index_state(ident, entry, None)
         self.pool.release(entry.ipv6)
+        self.generation += 1
         return entry
 
     def expire_quarantine(self, now: float) -> list[IPv4Network]:
         done = [ipv4 for ipv4, until in self.quarantine.items() if until <= now]
         for ipv4 in done:
             del self.quarantine[ipv4]
+        self.generation += bool(done)
         return done
 
     def _ident(self, ident: Ident) -> Ident:
@@ -258,6 +275,11 @@ class MappingTable:
                 _put(self._by_name, name, ident)
         if new.state is State.STALE:
             self._stale[ident] = None
+        self._index_expiry(ident, old, new)
+
+    def _index_expiry(self, ident: Ident, old: Entry | None, new: Entry) -> None:
+        """The expiry heap's item for a Valid entry whose expiry moved (old ones are dropped
+        lazily)."""
         moved = old is None or old.expires != new.expires or old.state is not State.VALID
         if new.state is State.VALID and new.expires is not None and moved:
             heapq.heappush(self._expiry, (new.expires, ident))

@@ -14,12 +14,18 @@ answer (measured: README, Benchmarks), and it read an A record of any length or 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
+from typing import NamedTuple
 
 from clat_eamt.core.model import AaaaStatus, Host, Observation
 from clat_eamt.core.names import normalize
-from clat_eamt.dns.records import SECTION_ADDITIONAL, SECTION_ANSWER, Record, read_records
+from clat_eamt.dns.records import (
+    SECTION_ADDITIONAL,
+    SECTION_ANSWER,
+    SECTION_AUTHORITY,
+    Record,
+    read_records,
+)
 from clat_eamt.dns.wire import (
     CLASS_IN,
     QTYPE_A,
@@ -32,13 +38,14 @@ from clat_eamt.dns.wire import (
     read_name,
 )
 
+QTYPE_SOA = 6
 _MAX_CHAIN = 16  # longer CNAME chains are treated as broken (resolvers stop near 8-16 too)
 Labels = tuple[bytes, ...]
 
 
-@dataclass(frozen=True)
-class AddressAnswer:
-    """The addresses one answer gives for a name (A or AAAA)."""
+class AddressAnswer(NamedTuple):
+    """The addresses one answer gives for a name (A or AAAA).  A NamedTuple, as immutable as a
+    frozen dataclass and built several times faster (one or two per A answer)."""
 
     status: AaaaStatus  # ANSWER, NODATA, NXDOMAIN or SERVFAIL (any other failure)
     addresses: tuple[IPv4Address | IPv6Address, ...] = ()
@@ -48,8 +55,7 @@ class AddressAnswer:
     last: Labels = ()  # the owner of the addresses (the chain's last name)
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     """A response read once: its bytes, header and records (``records.Record``)."""
 
     data: bytes
@@ -126,6 +132,25 @@ def read_addresses(answer: Answer, name: str | Labels, rtype: int) -> AddressAns
         ttl = min(ttl, chain_ttl)
     addresses = tuple(dict.fromkeys(_decode(answer, r) for r in found))
     return AddressAnswer(AaaaStatus.ANSWER, addresses, ttl, chain, ad, last)
+
+
+def keep_for(answer: Answer, read: AddressAnswer) -> int:
+    """How long ``read`` (read from ``answer``) may be kept: its TTL for records; for NODATA
+    and NXDOMAIN the negative TTL, the smaller of the SOA record's TTL and its MINIMUM field
+    (RFC 2308 section 5), 0 without an SOA in the authority section; 0 for anything else."""
+    if read.status is AaaaStatus.ANSWER:
+        return read.ttl
+    if read.status not in (AaaaStatus.NODATA, AaaaStatus.NXDOMAIN):
+        return 0
+    ttls = [
+        min(r.ttl, int.from_bytes(answer.data[r.rdata + r.rdlength - 4 : r.rdata + r.rdlength]))
+        for r in answer.records
+        if r.section == SECTION_AUTHORITY
+        and r.rtype == QTYPE_SOA
+        and r.rclass == CLASS_IN
+        and r.rdlength >= 22  # two names of one octet at least, and five 32-bit fields
+    ]
+    return min(ttls, default=0)
 
 
 def additional_aaaa(answer: Answer, a: AddressAnswer) -> AddressAnswer | None:

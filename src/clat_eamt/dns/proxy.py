@@ -4,8 +4,9 @@ Every query is forwarded upstream; the answer is released byte for byte as the u
 it, with only the client's ID put back.  An A query additionally (SPEC section 3, draft-ietf-
 v6ops-464xlat-optimization):
 
-1. asks AAAA for the same name in parallel, unless the A answer carries AAAA records for the
-   name in its Additional section;
+1. asks AAAA for the same name in parallel, unless the proxy holds an AAAA answer for the
+   name it asked before and whose TTL has not ended (``dns.remembered``: as any cache), or the
+   A answer carries AAAA records for the name in its Additional section;
 2. holds the A answer until the AAAA answer (or its failure) arrives, at most ``hold`` seconds
    after the A answer came (50 ms: the RFC 8305 resolution delay);
 3. hands the result to the mapper, which decides and installs the mapping within its own
@@ -38,6 +39,7 @@ from clat_eamt.dns import answers
 from clat_eamt.dns.answers import AddressAnswer, Answer
 from clat_eamt.dns.identity import ClientIdentity, identify
 from clat_eamt.dns.records import clamp_ttls
+from clat_eamt.dns.remembered import RememberedAaaa, name_key
 from clat_eamt.dns.upstream import UpstreamError, Upstreams
 from clat_eamt.dns.wire import (
     CLASS_IN,
@@ -115,6 +117,7 @@ class Proxy:
         self.classify = classify
         self.counters: Counter[str] = upstreams.counters  # one set: "upstream.*" are its own
         self.badlog = RateLimitedLog(log, logging.WARNING)
+        self.remembered = RememberedAaaa()
 
     async def handle(
         self,
@@ -169,11 +172,19 @@ class Proxy:
         asked_ad = bool(query.header.flags & FLAG_AD) or (query.opt is not None and query.opt.do)
         if self.settings.require_dnssec and not asked_ad:
             upstream = with_flag(upstream, FLAG_AD)  # RFC 6840 section 5.7: ask for AD
-        # The AAAA beside it runs on its own (and is shared with whoever asks the same): the
-        # answer may be released without it, and nobody cancels what others may wait for.
-        counters[Count.AAAA_ASKED] += 1
-        aaaa_query = retyped(query, upstream, QTYPE_AAAA)
-        side = self.upstreams.start(aaaa_query, query.question._replace(qtype=QTYPE_AAAA))
+        # The AAAA beside it: the one kept from before while its TTL lasts (one DNSSEC
+        # requires only if it was validated), else asked now.  That runs on its own (and is
+        # shared with whoever asks the same): the answer may be released without it, and
+        # nobody cancels what others may wait for.
+        key = name_key(query.question.labels)
+        side: asyncio.Future[bytes] | AddressAnswer | None
+        side = self.remembered.recall(key, asyncio.get_running_loop().time())
+        if side is not None and (side.authenticated or not self.settings.require_dnssec):
+            counters[Count.AAAA_REMEMBERED] += 1
+        else:
+            counters[Count.AAAA_ASKED] += 1
+            aaaa_query = retyped(query, upstream, QTYPE_AAAA)
+            side = self.upstreams.start(aaaa_query, query.question._replace(qtype=QTYPE_AAAA))
         try:
             data = await self.upstreams.exchange(upstream, query.question, tcp)
             answer, observation = await self._observe(query, identity, data, side, hold)
@@ -204,7 +215,7 @@ class Proxy:
         query: ClientQuery,
         identity: ClientIdentity,
         data: bytes,
-        side: asyncio.Future[bytes],
+        side: asyncio.Future[bytes] | AddressAnswer,
         hold: float | None = None,
     ) -> tuple[Answer | None, Observation | None]:
         """The answer read once, and what DNS said about the name once the hold is over; no
@@ -220,6 +231,8 @@ class Proxy:
         aaaa: AddressAnswer | AaaaStatus | None = answers.additional_aaaa(answer, a)
         if aaaa is not None:
             self.counters[Count.AAAA_ADDITIONAL] += 1
+        elif isinstance(side, AddressAnswer):  # kept from before (``dns.remembered``)
+            aaaa = side
         else:
             hold = self.settings.hold if hold is None else hold
             aaaa = await self._hold(query, side, asyncio.get_running_loop().time() + hold)
@@ -243,7 +256,13 @@ class Proxy:
                     self.counters[Count.AAAA_TIMEOUT] += 1
                     return AaaaStatus.TIMEOUT
                 data = side.result()
-            return answers.read_addresses(answers.parse(data), question.labels, QTYPE_AAAA)
+            answer = answers.parse(data)
+            read = answers.read_addresses(answer, question.labels, QTYPE_AAAA)
+            now = asyncio.get_running_loop().time()
+            self.remembered.remember(
+                name_key(question.labels), read, answers.keep_for(answer, read), now
+            )
+            return read
         except (UpstreamError, WireError) as error:
             self.counters[Count.AAAA_FAILED] += 1
             self.badlog.note("aaaa", "AAAA for %s failed: %s", question.name, error)
