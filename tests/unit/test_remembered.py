@@ -139,10 +139,21 @@ class Recorder:
         self.seen.append(obs)
 
 
-def proxy_for(port: int, **settings: object) -> tuple[Proxy, Recorder]:
+class Clock:
+    """The proxy's time, moved by the test (no sleeping)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def proxy_for(port: int, clock: Clock | None = None, **settings: object) -> tuple[Proxy, Recorder]:
     servers = [ServerAddress(ip_address("127.0.0.1"), port)]
     recorder = Recorder()
-    proxy = Proxy(Upstreams(lambda: servers, 1.0), recorder, ProxySettings(**settings))  # type: ignore[arg-type]
+    upstreams = Upstreams(lambda: servers, 1.0, clock or Clock())
+    proxy = Proxy(upstreams, recorder, ProxySettings(**settings))  # type: ignore[arg-type]
     return proxy, recorder
 
 
@@ -165,12 +176,14 @@ def test_the_aaaa_beside_an_a_is_asked_again_only_when_its_own_ttl_ended():
 
     async def scenario():
         async with ScriptedPeer(respond) as peer:
-            proxy, seen = proxy_for(peer.port)
+            clock = Clock()
+            proxy, seen = proxy_for(peer.port, clock)
             await proxy.handle(ask(), IPv4Address("127.0.0.1"), False)
+            clock.now += 1.0
             await proxy.handle(ask("DS.lab.example"), IPv4Address("127.0.0.1"), False)
             asked_within = aaaa_asked(peer.received)
             answer["aaaa"] = str(Y)  # the name moved; the kept answer still says X
-            await asyncio.sleep(1.05)  # 2 s TTL, whole seconds: nothing left after one
+            clock.now += 1.0  # the AAAA's 2 s have passed (the A's 300 s have not)
             await proxy.handle(ask(), IPv4Address("127.0.0.1"), False)
             return asked_within, aaaa_asked(peer.received), seen.seen, proxy.counters
 

@@ -116,6 +116,7 @@ class Proxy:
         self.upstreams, self.mapper, self.settings = upstreams, mapper, settings
         self.classify = classify
         self.counters: Counter[str] = upstreams.counters  # one set: "upstream.*" are its own
+        self.clock = upstreams.clock  # one time source, the daemon's (tests give a fake one)
         self.badlog = RateLimitedLog(log, logging.WARNING)
         self.remembered = RememberedAaaa()
 
@@ -178,7 +179,7 @@ class Proxy:
         # nobody cancels what others may wait for.
         key = name_key(query.question.labels)
         side: asyncio.Future[bytes] | AddressAnswer | None
-        side = self.remembered.recall(key, asyncio.get_running_loop().time())
+        side = self.remembered.recall(key, self.clock())
         if side is not None and (side.authenticated or not self.settings.require_dnssec):
             counters[Count.AAAA_REMEMBERED] += 1
         else:
@@ -258,9 +259,8 @@ class Proxy:
                 data = side.result()
             answer = answers.parse(data)
             read = answers.read_addresses(answer, question.labels, QTYPE_AAAA)
-            now = asyncio.get_running_loop().time()
             self.remembered.remember(
-                name_key(question.labels), read, answers.keep_for(answer, read), now
+                name_key(question.labels), read, answers.keep_for(answer, read), self.clock()
             )
             return read
         except (UpstreamError, WireError) as error:
