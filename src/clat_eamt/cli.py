@@ -46,7 +46,9 @@ def terminal_width() -> int:
     with their libraries, 0.6 MB of the daemon's RSS (issue 14; every ``add_argument`` builds a
     formatter, so ``run`` paid it too)."""
     with contextlib.suppress(KeyError, ValueError):
-        return int(os.environ["COLUMNS"])
+        columns = int(os.environ["COLUMNS"])
+        if columns > 0:  # as shutil: 0 or less means "ask the terminal"
+            return columns
     with contextlib.suppress(AttributeError, ValueError, OSError):
         return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
     return 80
