@@ -12,6 +12,8 @@ order they were made) and gives every A answer a deadline: an answer waits for i
 and for those queued before it (so a second answer for a name whose mapping is still being
 installed waits too), but never longer than ``deadline``; a late or failed batch means the
 answer goes out unmapped and the connection uses the NAT64 path, which always works.
+``Applier.restart`` runs the dataplane's start (or adoption after a crash) and its
+reconciliation step by step with the runtime, under the same lock as the batches.
 """
 
 from __future__ import annotations
