@@ -1,10 +1,10 @@
 """The proxy's sockets: UDP and TCP listeners that hand each message to the resolver seam.
 
-Each UDP datagram becomes a task, so one slow upstream does not hold up other clients; the
-number in flight is capped (dnsmasq caps its own forwards at 150 by default, so the cap is only
-reached by something that is not dnsmasq) and datagrams beyond it are dropped: the sender
-retries, as it would after a loss.  TCP connections (RFC 7766) are read one message at a time
-and closed after an idle period.
+The UDP socket is read until empty at each wake-up (``datagram``).  Each query becomes a task,
+so one slow upstream does not hold up other clients; the number in flight is capped (dnsmasq
+caps its own forwards at 150 by default, so the cap is only reached by something that is not
+dnsmasq) and datagrams beyond it are dropped: the sender retries, as it would after a loss.
+TCP connections (RFC 7766) are read one message at a time and closed after an idle period.
 
 TCP is where dnsmasq retries a truncated answer, so no client may keep it out (issue 15: one
 client holding all 64 slots with a query every 8 s did).  A connection that has sent no query
@@ -20,11 +20,14 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import socket
 import struct
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
+
+from clat_eamt.dns.datagram import DatagramSocket, bound
 
 log = logging.getLogger(__name__)
 Handler = Callable[[bytes, IPv4Address | IPv6Address | None, bool], Awaitable[bytes | None]]
@@ -55,16 +58,19 @@ def _peer(addr: tuple[Any, ...] | None) -> IPv4Address | IPv6Address | None:
     return peer
 
 
-class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, handler: Handler) -> None:
+class _UdpListener:
+    """The listening UDP socket: a task per query (one slow upstream holds up no other client),
+    at most ``MAX_UDP_IN_FLIGHT`` of them."""
+
+    def __init__(self, handler: Handler, sock: socket.socket) -> None:
         self.handler = handler
-        self.transport: asyncio.DatagramTransport | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        self.socket = DatagramSocket(sock, self._received, self._failed)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def close(self) -> None:
+        self.socket.close()
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+    def _received(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(self.tasks) >= MAX_UDP_IN_FLIGHT:
             return  # dropped: the sender retries
         task = asyncio.create_task(self._serve(data, addr))
@@ -73,12 +79,14 @@ class _Udp(asyncio.DatagramProtocol):
 
     async def _serve(self, data: bytes, addr: tuple[str, int]) -> None:
         reply = await self.handler(data, _peer(addr), False)
-        if reply is not None and self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(reply, addr)
+        if reply is not None and not self.socket.closed:
+            error = self.socket.send(reply, addr)
+            if error is not None:  # lost, as a datagram may be on the way: the client retries
+                log.debug("reply to %s not sent: %s", addr[0], error)
 
-    def error_received(self, exc: Exception) -> None:
+    def _failed(self, error: OSError) -> None:
         # ICMP errors for replies to clients that went away; nothing to do.
-        log.debug("UDP error: %s", exc)
+        log.debug("UDP error: %s", error)
 
 
 class _TcpClient:
@@ -96,7 +104,7 @@ class DnsServer:
 
     def __init__(self, handler: Handler, address: str, port: int) -> None:
         self.handler, self.address, self.port = handler, address, port
-        self.udp: asyncio.DatagramTransport | None = None
+        self.udp: _UdpListener | None = None
         self.tcp: asyncio.Server | None = None
         self.tcp_clients: set[_TcpClient] = set()
         self.tcp_evicted = 0  # idle connections closed to make room
@@ -110,12 +118,9 @@ class DnsServer:
         """Bind both sockets; OSError (address in use, not on this host) goes to the caller.
         Asked for any port (0, the tests): the UDP one the kernel picks may be the local port
         of some TCP connection, so a few picks are tried for one free in both."""
-        loop = asyncio.get_running_loop()
         for attempt in range(1 if self.port else ANY_PORT_TRIES, 0, -1):
-            self.udp, _ = await loop.create_datagram_endpoint(
-                lambda: _Udp(self.handler), local_addr=(self.address, self.port)
-            )
-            port = self.udp.get_extra_info("sockname")[1]  # the one bound, when asked for 0
+            self.udp = _UdpListener(self.handler, bound(self.address, self.port))
+            port = self.udp.socket.sockname[1]  # the one bound, when asked for 0
             try:
                 self.tcp = await asyncio.start_server(
                     self._connection, self.address, port, reuse_address=True

@@ -8,7 +8,8 @@ as with dnsmasq's and unbound's random ports, at the cost of one socket per ``UD
 queries instead of one per query.  The kernel drops datagrams from any other address or port
 (the socket is connected); an answer is taken only if its ID and question match what was asked
 (section 9.1); anything else is ignored and the exchange keeps waiting until its timeout.
-Answers are dispatched by a datagram protocol: no coroutine waits on a socket.
+The sockets are read until empty at each wake-up (``datagram``) and answers handed to the
+waiting futures by ID: no coroutine waits on a socket.
 
 TCP (RFC 7766): one connection per server, kept open while it is used and closed after
 ``TCP_IDLE`` seconds without queries; queries are pipelined on it and answers matched by ID and
@@ -19,18 +20,21 @@ a query is retried once on a new one (section 6.2.4).
 from __future__ import annotations
 
 import asyncio
-import functools
+import heapq
+import itertools
 import os
 import socket
 import struct
 from typing import Any
 
 from clat_eamt.config.nettypes import ServerAddress
+from clat_eamt.dns.datagram import DatagramSocket, connected
 from clat_eamt.dns.wire import Question, answers_question, with_id
 
 UDP_POOL = 8  # sockets per server taking queries at once
 UDP_USES = 64  # queries per socket before it is retired
 UDP_AGE = 30.0  # seconds a socket takes queries before it is retired
+TIMEOUT_SLACK = 0.01  # seconds a UDP exchange's timeout may be late (one timer for all)
 TCP_IDLE = 10.0  # seconds an unused upstream TCP connection stays open
 _RANDOM_BUFFER = 512  # bytes of os.urandom read at once: 128 exchanges' ID and socket
 
@@ -94,40 +98,51 @@ def _free_id(waiters: dict[int, Waiter]) -> int:
             return qid
 
 
-class _UdpSocket(asyncio.DatagramProtocol):
-    def __init__(self, server: ServerAddress, born: float) -> None:
+class _UdpSocket:
+    """One connected socket of a server's pool and the exchanges waiting on it, by ID."""
+
+    def __init__(self, server: ServerAddress, born: float, sock: socket.socket) -> None:
         self.server, self.born = server, born
         self.waiters: dict[int, Waiter] = {}
         self.uses = 0
         self.retired = False
-        self.transport: asyncio.DatagramTransport | None = None
+        self.socket = DatagramSocket(sock, self._received, self._failed)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
+    def _received(self, data: bytes, addr: Any) -> None:
         if len(data) >= 12:
             _settle(self.waiters, (data[0] << 8) | data[1], data)
             self.close_if_done()
 
-    def error_received(self, exc: Exception) -> None:
+    def _failed(self, error: OSError) -> None:
         # An ICMP error on the connected socket (port unreachable: nothing listens there) fails
         # every exchange on it at once instead of after the timeout.
-        if isinstance(exc, ConnectionRefusedError):
+        if isinstance(error, ConnectionRefusedError):
             why = f"{self.server}: port unreachable (nothing listens)"
         else:
-            why = f"{self.server}: {getattr(exc, 'strerror', None) or exc}"
+            why = f"{self.server}: {error.strerror or error}"
         _fail(self.waiters, UpstreamError(why))
         self.retired = True
         self.close_if_done()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.retired = True
-        _fail(self.waiters, UpstreamError(f"{self.server}: socket closed"))
+    def send(self, qid: int, query: bytes) -> None:
+        """Send the exchange ``qid`` waits for; a send the kernel refuses fails it at once (a
+        full send buffer) or, as an ICMP error would, every exchange on the socket."""
+        error = self.socket.send(query)
+        if isinstance(error, BlockingIOError | InterruptedError):
+            _, future = self.waiters.pop(qid)
+            future.set_exception(UpstreamError(f"{self.server}: send buffer full"))
+        elif error is not None:
+            self._failed(error)
 
     def close_if_done(self) -> None:
-        if self.retired and not self.waiters and self.transport is not None:
-            self.transport.close()
+        if self.retired and not self.waiters:
+            self.close()
+
+    def close(self) -> None:
+        self.retired = True
+        if not self.socket.closed:
+            self.socket.close()
+            _fail(self.waiters, UpstreamError(f"{self.server}: socket closed"))
 
 
 class _TcpConnection(asyncio.Protocol):
@@ -197,20 +212,55 @@ async def _wait(
 
 
 def _expire(future: asyncio.Future[bytes], server: ServerAddress, how: str, timeout: float) -> None:
-    # The text is made here, for a timeout only: formatting it for every exchange cost more
-    # than the rest of the wait.
     if not future.done():
         future.set_exception(UpstreamError(f"{server}{how}: no answer in {timeout * 1000:.0f} ms"))
 
 
-def _udp_done(
-    sock: _UdpSocket, qid: int, timer: asyncio.TimerHandle, future: asyncio.Future[bytes]
-) -> None:
-    timer.cancel()
-    waiter = sock.waiters.get(qid)
-    if waiter is not None and waiter[1] is future:
-        del sock.waiters[qid]
-    sock.close_if_done()
+class _Timeouts:
+    """When each UDP exchange in flight gives up, for all of them with one timer instead of a
+    timer armed and cancelled and a callback per exchange (the loop's heap work per answer was a
+    share of the proxy's cost per query worth saving).  The timer fires at most every
+    ``TIMEOUT_SLACK`` seconds, so a timeout may be that much late.  An exchange that ended
+    otherwise (answered, failed, its waiter cancelled) leaves its entry to be dropped then."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _UdpSocket, int, asyncio.Future[bytes], float]] = []
+        self._order = itertools.count()  # ties: never compare what follows the deadline
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(
+        self, loop: asyncio.AbstractEventLoop, sock: _UdpSocket, qid: int,
+        future: asyncio.Future[bytes], timeout: float,
+    ) -> None:  # fmt: skip
+        when = loop.time() + timeout
+        heapq.heappush(self._heap, (when, next(self._order), sock, qid, future, timeout))
+        if self._timer is None or when < self._timer.when():
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(when, self._expire, loop)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        heap, now = self._heap, loop.time()
+        while heap and heap[0][0] <= now:
+            _, _, sock, qid, future, timeout = heapq.heappop(heap)
+            waiter = sock.waiters.get(qid)
+            if waiter is not None and waiter[1] is future:
+                del sock.waiters[qid]  # the ID is free again
+            if not future.done():
+                # The text is made here, for a timeout only: formatting it for every exchange
+                # cost more than the rest of the wait.
+                why = f"{sock.server}: no answer in {timeout * 1000:.0f} ms"
+                future.set_exception(UpstreamError(why))
+            sock.close_if_done()  # a retired socket closes after its last exchange
+        if heap:
+            self._timer = loop.call_at(max(heap[0][0], now + TIMEOUT_SLACK), self._expire, loop)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._heap.clear()
 
 
 class Transport:
@@ -220,6 +270,7 @@ class Transport:
         self.udp: dict[ServerAddress, list[_UdpSocket]] = {}
         self.tcp: dict[ServerAddress, _TcpConnection] = {}
         self.retiring: set[_UdpSocket] = set()
+        self.timeouts = _Timeouts()
         self.sockets_opened = 0  # for status and the tests
 
     async def udp_exchange(
@@ -227,7 +278,7 @@ class Transport:
     ) -> bytes:
         future = self.udp_start(server, query, question, timeout)
         if future is None:  # no socket ready: open one first
-            sock = await self._udp_socket(server, asyncio.get_running_loop().time())
+            sock = self._udp_socket(server, asyncio.get_running_loop().time())
             future = self._udp_send(sock, query, question, timeout)
         return await future
 
@@ -256,15 +307,11 @@ class Transport:
         sock.uses += 1
         if sock.uses >= UDP_USES:
             self._retire(sock)
-        assert sock.transport is not None
-        sock.transport.sendto(with_id(query, qid))
-        timer = loop.call_later(timeout, _expire, future, sock.server, "", timeout)
-        # Answered, timed out, failed or given up (the waiting task cancelled): the ID is free
-        # again and a retired socket closes after its last answer.
-        future.add_done_callback(functools.partial(_udp_done, sock, qid, timer))
+        self.timeouts.add(loop, sock, qid, future, timeout)
+        sock.send(qid, with_id(query, qid))
         return future
 
-    async def _udp_socket(self, server: ServerAddress, now: float) -> _UdpSocket:
+    def _udp_socket(self, server: ServerAddress, now: float) -> _UdpSocket:
         pool = self.udp.get(server)
         if pool is None:
             pool = self.udp[server] = []
@@ -277,12 +324,8 @@ class Transport:
         if len(pool) >= UDP_POOL:
             return pool[_random.below(len(pool))]
         family = socket.AF_INET6 if server.address.version == 6 else socket.AF_INET
-        loop = asyncio.get_running_loop()
         try:
-            # Port 0: the kernel picks a random ephemeral port (RFC 5452 section 9.2).
-            _, sock = await loop.create_datagram_endpoint(
-                lambda: _UdpSocket(server, now), remote_addr=server.sockaddr, family=family
-            )
+            sock = _UdpSocket(server, now, connected(family, server.sockaddr))
         except OSError as error:
             raise UpstreamError(f"{server}: {error.strerror or error}") from None
         self.sockets_opened += 1
@@ -296,8 +339,8 @@ class Transport:
         sock.retired = True
         sock.close_if_done()
         # Kept until closed, so ``close`` reaches a retired socket still waiting for answers.
-        self.retiring = {s for s in self.retiring if s.transport and not s.transport.is_closing()}
-        if sock.transport is not None and not sock.transport.is_closing():
+        self.retiring = {s for s in self.retiring if not s.socket.closed}
+        if not sock.socket.closed:
             self.retiring.add(sock)
 
     async def tcp_exchange(
@@ -347,13 +390,11 @@ class Transport:
     def close(self) -> None:
         for pool in self.udp.values():
             for sock in pool:
-                sock.retired = True
-                if sock.transport is not None:
-                    sock.transport.close()
+                sock.close()
         for sock in self.retiring:
-            if sock.transport is not None:
-                sock.transport.close()
+            sock.close()
         for conn in self.tcp.values():
             conn.close()
+        self.timeouts.close()
         self.udp.clear()
         self.tcp.clear()
