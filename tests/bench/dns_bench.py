@@ -11,6 +11,9 @@
      added latency is the proxy path's percentile minus the direct path's.
    - CPU: the daemon's process CPU time (utime + stime) over the throughput runs, divided by
      the A queries it answered: the figure a router's slower CPU scales.
+   - The floor: a second daemon with ``enabled 0`` (a plain forwarder: the same sockets and
+     upstream exchanges, no AAAA, no decision) in the same rounds, throughput only; what the
+     proxy's own path costs beyond forwarding is the gap between the two ratios.
 2. The LAN path, as a home has it with clat-eamt's default: dnsmasq with its cache on, of the
    size OpenWrt configures (``option cachesize 1000`` in the dnsmasq package's default
    /etc/config/dhcp; dnsmasq's own default of 150 entries is smaller than this mix's 105 names
@@ -25,6 +28,7 @@
 Last lines:
 `dns: proxy/direct qps ratio R, added p50 X ms, added p99 Y ms`,
 `dns: proxy cpu per A miss U us`,
+`dns: plain forwarding/direct qps ratio F (the daemon with enabled 0)`,
 `dns: lan qps ratio R (dnsmasq cache on, H% cache hits)`.
 """
 
@@ -114,15 +118,18 @@ def counter(daemon: Daemon, name: str) -> int:
     return int(daemon.status()["counters"].get(name, 0))
 
 
-def miss_path(chain: DnsChain, daemon: Daemon, tmp: Path, args: argparse.Namespace) -> None:
+def miss_path(
+    chain: DnsChain, daemon: Daemon, plain: Daemon, tmp: Path, args: argparse.Namespace
+) -> None:
     direct = chain.dnsmasq(chain.unbound_target, name="dnsmasq-direct", cache_size=0)
     proxied = chain.dnsmasq(daemon.target, name="dnsmasq-proxy", cache_size=0)
+    forwarded = chain.dnsmasq(plain.target, name="dnsmasq-plain", cache_size=0)
     data = query_file(tmp / "queries.txt")
-    paths = {"direct": direct.port, "proxy": proxied.port}
+    paths = {"direct": direct.port, "proxy": proxied.port, "plain": forwarded.port}
     for port in paths.values():  # warm unbound's cache and the mapping table
         latencies(port, data, 1.0, 100)
     qps: dict[str, list[float]] = {name: [] for name in paths}
-    lat: dict[str, list[float]] = {name: [] for name in paths}
+    lat: dict[str, list[float]] = {name: [] for name in paths if name != "plain"}
     cpu, a_queries = 0.0, 0
     for _ in range(args.rounds):
         for name, port in paths.items():
@@ -132,15 +139,17 @@ def miss_path(chain: DnsChain, daemon: Daemon, tmp: Path, args: argparse.Namespa
             if name == "proxy":
                 cpu += cpu_seconds(daemon.proc.pid) - cpu_before
                 a_queries += counter(daemon, "queries.a") - a_before
-            lat[name] += latencies(port, data, args.seconds, args.rate)
+            if name in lat:
+                lat[name] += latencies(port, data, args.seconds, args.rate)
     for name in paths:
-        p50, p99 = percentile(lat[name], 0.5) * 1000, percentile(lat[name], 0.99) * 1000
-        print(
-            f"{name:6}  qps {statistics.median(qps[name]):8.0f}  (runs "
-            + ", ".join(f"{q:.0f}" for q in qps[name])
-            + f")  p50 {p50:.2f} ms  p99 {p99:.2f} ms  ({len(lat[name])} queries)"
-        )
+        runs = ", ".join(f"{q:.0f}" for q in qps[name])
+        line = f"{name:6}  qps {statistics.median(qps[name]):8.0f}  (runs {runs})"
+        if name in lat:
+            p50, p99 = percentile(lat[name], 0.5) * 1000, percentile(lat[name], 0.99) * 1000
+            line += f"  p50 {p50:.2f} ms  p99 {p99:.2f} ms  ({len(lat[name])} queries)"
+        print(line)
     ratio = statistics.median(qps["proxy"]) / statistics.median(qps["direct"])
+    floor = statistics.median(qps["plain"]) / statistics.median(qps["direct"])
     added50 = (percentile(lat["proxy"], 0.5) - percentile(lat["direct"], 0.5)) * 1000
     added99 = (percentile(lat["proxy"], 0.99) - percentile(lat["direct"], 0.99)) * 1000
     status = daemon.status()
@@ -156,6 +165,7 @@ def miss_path(chain: DnsChain, daemon: Daemon, tmp: Path, args: argparse.Namespa
         f"added p99 {added99:.2f} ms"
     )
     print(f"dns: proxy cpu per A miss {cpu / max(1, a_queries) * 1e6:.0f} us")
+    print(f"dns: plain forwarding/direct qps ratio {floor:.2f} (the daemon with enabled 0)")
 
 
 def lan_path(chain: DnsChain, daemon: Daemon, tmp: Path, args: argparse.Namespace) -> None:
@@ -208,7 +218,8 @@ def main() -> int:
         DnsChain(Path(tmp)) as chain,
     ):
         daemon = start_daemon(chain, "clat-eamt-bench", log_level="info")
-        miss_path(chain, daemon, Path(tmp), args)
+        plain = start_daemon(chain, "clat-eamt-plain", log_level="info", enabled="0")
+        miss_path(chain, daemon, plain, Path(tmp), args)
         lan_path(chain, daemon, Path(tmp), args)
     return 0
 

@@ -66,6 +66,7 @@ class _UdpListener:
         self.handler = handler
         self.tasks: set[asyncio.Task[None]] = set()
         self.socket = DatagramSocket(sock, self._received, self._failed)
+        self.loop = self.socket.loop
 
     def close(self) -> None:
         self.socket.close()
@@ -73,7 +74,7 @@ class _UdpListener:
     def _received(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(self.tasks) >= MAX_UDP_IN_FLIGHT:
             return  # dropped: the sender retries
-        task = asyncio.create_task(self._serve(data, addr))
+        task = self.loop.create_task(self._serve(data, addr))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 

@@ -315,7 +315,10 @@ class Upstreams:
         return rows
 
     def _health(self, server: ServerAddress) -> Health:
-        return self.health.setdefault(server, Health())
+        health = self.health.get(server)  # not setdefault: no Health made per answer
+        if health is None:
+            health = self.health[server] = Health()
+        return health
 
     def _answered(self, server: ServerAddress) -> None:
         health = self._health(server)

@@ -104,12 +104,13 @@ def read_name(data: bytes, offset: int) -> tuple[tuple[bytes, ...], int]:
     labels: list[bytes] = []
     end: int | None = None
     length = 1
+    total = len(data)
     for _ in range(MAX_NAME_STEPS):
-        if offset >= len(data):
+        if offset >= total:
             raise WireError("name runs past the end of the message")
         size = data[offset]
         if size & 0xC0 == 0xC0:
-            if offset + 1 >= len(data):
+            if offset + 1 >= total:
                 raise WireError("compression pointer runs past the end")
             target = ((size & 0x3F) << 8) | data[offset + 1]
             if end is None:
