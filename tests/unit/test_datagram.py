@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 from ipaddress import ip_address
 
 import pytest
@@ -140,7 +142,7 @@ def test_every_timeout_fires_its_own_exchange_and_frees_its_id():
             results = await asyncio.gather(*waits, return_exceptions=True)
             taken = sum(len(sock.waiters) for sock in transport.udp[server])
             transport.close()
-            return results, waited, taken, transport.timeouts._timer
+            return results, waited, taken, transport.sweeping
 
     results, waited, taken, timer = asyncio.run(scenario())
     assert all(isinstance(r, UpstreamError) and "no answer in 100 ms" in str(r) for r in results)
@@ -156,3 +158,17 @@ def test_bound_takes_either_family_and_any_port(address: str):
         assert sock.getsockname()[1] != 0 and not sock.getblocking()
     finally:
         sock.close()
+
+
+def test_binding_loads_no_idna_codec():
+    """The listener is bound through getaddrinfo; given the host as a str, the socket module
+    encodes it with the idna codec, whose import (stringprep, unicodedata) cost the idle
+    daemon 0.5 MB (issue 14).  An IP literal goes as ASCII bytes."""
+    code = (
+        "import sys; from clat_eamt.dns.datagram import bound; "
+        "[bound(a, 0).close() for a in ('127.0.0.1', '::1')]; "
+        "print(sorted(m for m in ('encodings.idna', 'stringprep', 'unicodedata') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

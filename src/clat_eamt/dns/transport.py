@@ -20,8 +20,6 @@ a query is retried once on a new one (section 6.2.4).
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import os
 import socket
 import struct
@@ -34,7 +32,7 @@ from clat_eamt.dns.wire import Question, answers_question, with_id
 UDP_POOL = 8  # sockets per server taking queries at once
 UDP_USES = 64  # queries per socket before it is retired
 UDP_AGE = 30.0  # seconds a socket takes queries before it is retired
-TIMEOUT_SLACK = 0.01  # seconds a UDP exchange's timeout may be late (one timer for all)
+SWEEP = 0.01  # seconds between looks for timed out UDP exchanges: a timeout is at most that late
 TCP_IDLE = 10.0  # seconds an unused upstream TCP connection stays open
 _RANDOM_BUFFER = 512  # bytes of os.urandom read at once: 128 exchanges' ID and socket
 
@@ -71,7 +69,8 @@ class UpstreamError(Exception):
     """No usable answer from an upstream (or from any of them)."""
 
 
-Waiter = tuple[Question, "asyncio.Future[bytes]"]
+# The question asked, the future of its answer, and (UDP) when it gives up and after how long.
+Waiter = tuple[Question, "asyncio.Future[bytes]", float, float]
 
 
 def _settle(waiters: dict[int, Waiter], qid: int, data: bytes) -> None:
@@ -85,7 +84,7 @@ def _settle(waiters: dict[int, Waiter], qid: int, data: bytes) -> None:
 
 
 def _fail(waiters: dict[int, Waiter], error: Exception) -> None:
-    for _, future in waiters.values():
+    for _, future, _, _ in waiters.values():
         if not future.done():
             future.set_exception(error)
     waiters.clear()
@@ -129,7 +128,7 @@ class _UdpSocket:
         full send buffer) or, as an ICMP error would, every exchange on the socket."""
         error = self.socket.send(query)
         if isinstance(error, BlockingIOError | InterruptedError):
-            _, future = self.waiters.pop(qid)
+            future = self.waiters.pop(qid)[1]
             future.set_exception(UpstreamError(f"{self.server}: send buffer full"))
         elif error is not None:
             self._failed(error)
@@ -216,53 +215,6 @@ def _expire(future: asyncio.Future[bytes], server: ServerAddress, how: str, time
         future.set_exception(UpstreamError(f"{server}{how}: no answer in {timeout * 1000:.0f} ms"))
 
 
-class _Timeouts:
-    """When each UDP exchange in flight gives up, for all of them with one timer instead of a
-    timer armed and cancelled and a callback per exchange (the loop's heap work per answer was a
-    share of the proxy's cost per query worth saving).  The timer fires at most every
-    ``TIMEOUT_SLACK`` seconds, so a timeout may be that much late.  An exchange that ended
-    otherwise (answered, failed, its waiter cancelled) leaves its entry to be dropped then."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, _UdpSocket, int, asyncio.Future[bytes], float]] = []
-        self._order = itertools.count()  # ties: never compare what follows the deadline
-        self._timer: asyncio.TimerHandle | None = None
-
-    def add(
-        self, loop: asyncio.AbstractEventLoop, sock: _UdpSocket, qid: int,
-        future: asyncio.Future[bytes], timeout: float,
-    ) -> None:  # fmt: skip
-        when = loop.time() + timeout
-        heapq.heappush(self._heap, (when, next(self._order), sock, qid, future, timeout))
-        if self._timer is None or when < self._timer.when():
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = loop.call_at(when, self._expire, loop)
-
-    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._timer = None
-        heap, now = self._heap, loop.time()
-        while heap and heap[0][0] <= now:
-            _, _, sock, qid, future, timeout = heapq.heappop(heap)
-            waiter = sock.waiters.get(qid)
-            if waiter is not None and waiter[1] is future:
-                del sock.waiters[qid]  # the ID is free again
-            if not future.done():
-                # The text is made here, for a timeout only: formatting it for every exchange
-                # cost more than the rest of the wait.
-                why = f"{sock.server}: no answer in {timeout * 1000:.0f} ms"
-                future.set_exception(UpstreamError(why))
-            sock.close_if_done()  # a retired socket closes after its last exchange
-        if heap:
-            self._timer = loop.call_at(max(heap[0][0], now + TIMEOUT_SLACK), self._expire, loop)
-
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._heap.clear()
-
-
 class Transport:
     """The sockets and connections to every upstream; ``close`` ends them all."""
 
@@ -270,8 +222,32 @@ class Transport:
         self.udp: dict[ServerAddress, list[_UdpSocket]] = {}
         self.tcp: dict[ServerAddress, _TcpConnection] = {}
         self.retiring: set[_UdpSocket] = set()
-        self.timeouts = _Timeouts()
+        self.sweeping: asyncio.TimerHandle | None = None  # while UDP exchanges are in flight
         self.sockets_opened = 0  # for status and the tests
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Time out the UDP exchanges whose deadline passed, every ``SWEEP`` seconds while any
+        is in flight: one timer for all of them instead of a timer armed and cancelled and a
+        callback per exchange (the loop's work per answer, a share of the proxy's cost per query
+        worth saving), and nothing kept of an exchange once it is answered.  An exchange given
+        up by its waiter (cancelled) frees its ID at the next look."""
+        self.sweeping = None
+        now, pending = loop.time(), False
+        for sock in [*(s for pool in self.udp.values() for s in pool), *self.retiring]:
+            waiters = sock.waiters
+            for qid, (_, future, deadline, timeout) in list(waiters.items()):
+                if deadline > now and not future.done():
+                    pending = True
+                    continue
+                del waiters[qid]  # the ID is free again
+                if not future.done():
+                    # The text is made here, for a timeout only: formatting it for every
+                    # exchange cost more than the rest of the wait.
+                    why = f"{sock.server}: no answer in {timeout * 1000:.0f} ms"
+                    future.set_exception(UpstreamError(why))
+            sock.close_if_done()  # a retired socket closes after its last exchange
+        if pending:
+            self.sweeping = loop.call_later(SWEEP, self._sweep, loop)
 
     async def udp_exchange(
         self, server: ServerAddress, query: bytes, question: Question, timeout: float
@@ -303,11 +279,12 @@ class Transport:
         loop = asyncio.get_running_loop()
         qid = _free_id(sock.waiters)
         future: asyncio.Future[bytes] = loop.create_future()
-        sock.waiters[qid] = (question, future)
+        sock.waiters[qid] = (question, future, loop.time() + timeout, timeout)
         sock.uses += 1
         if sock.uses >= UDP_USES:
             self._retire(sock)
-        self.timeouts.add(loop, sock, qid, future, timeout)
+        if self.sweeping is None:
+            self.sweeping = loop.call_later(SWEEP, self._sweep, loop)
         sock.send(qid, with_id(query, qid))
         return future
 
@@ -355,7 +332,7 @@ class Transport:
                 conn = await self._tcp_connect(server, timeout)
             qid = _free_id(conn.waiters)
             future: asyncio.Future[bytes] = loop.create_future()
-            conn.waiters[qid] = (question, future)
+            conn.waiters[qid] = (question, future, deadline, timeout)  # _wait times it out
             conn.send(with_id(query, qid))
             left = max(0.0, deadline - loop.time())
             try:
@@ -395,6 +372,8 @@ class Transport:
             sock.close()
         for conn in self.tcp.values():
             conn.close()
-        self.timeouts.close()
+        if self.sweeping is not None:
+            self.sweeping.cancel()
+            self.sweeping = None
         self.udp.clear()
         self.tcp.clear()
