@@ -15,6 +15,7 @@ from dnslib import DNSRecord
 
 from clat_eamt.config.nettypes import ServerAddress
 from clat_eamt.dns.datagram import READ_BUDGET, DatagramSocket, bound
+from clat_eamt.dns.server import MAX_UDP_IN_FLIGHT, DnsServer
 from clat_eamt.dns.transport import Transport, UpstreamError
 from clat_eamt.dns.wire import read_question
 from tests.unit.dnspeer import ScriptedPeer
@@ -172,3 +173,48 @@ def test_binding_loads_no_idna_codec():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_listener_serves_at_most_its_cap_in_flight_and_forgets_each_when_done():
+    """Queries beyond MAX_UDP_IN_FLIGHT are dropped (the sender retries, as after a loss); each
+    task leaves the in-flight set when it ends, so the cap frees up again."""
+    async def scenario():
+        release = asyncio.Event()
+        calls = 0
+
+        async def handler(data: bytes, peer: object, tcp: bool) -> bytes:
+            nonlocal calls
+            calls += 1
+            await release.wait()
+            return data
+
+        server = DnsServer(handler, "127.0.0.1", 0)
+        await server.start()
+        assert server.udp is not None
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sender.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sender.settimeout(2.0)
+        for i in range(MAX_UDP_IN_FLIGHT + 50):
+            sender.sendto(i.to_bytes(12, "big"), ("127.0.0.1", server.port))
+            if i % 50 == 49:
+                await asyncio.sleep(0.01)  # the listener reads as they come
+        await asyncio.sleep(0.1)
+        held, in_flight = calls, len(server.udp.tasks)
+        release.set()
+        await asyncio.sleep(0.1)
+        replies = 0
+        sender.setblocking(False)
+        while True:
+            try:
+                sender.recv(64)
+            except BlockingIOError:
+                break
+            replies += 1
+        left = len(server.udp.tasks)
+        sender.close()
+        await server.close()
+        return held, in_flight, replies, left
+
+    held, in_flight, replies, left = asyncio.run(scenario())
+    assert held == in_flight == replies == MAX_UDP_IN_FLIGHT
+    assert left == 0

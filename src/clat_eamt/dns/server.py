@@ -74,16 +74,17 @@ class _UdpListener:
     def _received(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(self.tasks) >= MAX_UDP_IN_FLIGHT:
             return  # dropped: the sender retries
-        task = self.loop.create_task(self._serve(data, addr))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(self.loop.create_task(self._serve(data, addr)))
 
     async def _serve(self, data: bytes, addr: tuple[str, int]) -> None:
-        reply = await self.handler(data, _peer(addr), False)
-        if reply is not None and not self.socket.closed:
-            error = self.socket.send(reply, addr)
-            if error is not None:  # lost, as a datagram may be on the way: the client retries
-                log.debug("reply to %s not sent: %s", addr[0], error)
+        try:
+            reply = await self.handler(data, _peer(addr), False)
+            if reply is not None and not self.socket.closed:
+                error = self.socket.send(reply, addr)
+                if error is not None:  # lost, as a datagram may be on the way: client retries
+                    log.debug("reply to %s not sent: %s", addr[0], error)
+        finally:  # here, not in a done callback: one loop pass less per query
+            self.tasks.discard(asyncio.current_task())
 
     def _failed(self, error: OSError) -> None:
         # ICMP errors for replies to clients that went away; nothing to do.
