@@ -3,10 +3,10 @@
 1. The miss path.  dnsmasq instances with per-client options (add-mac, add-subnet=32,128)
    and the cache off, so every query is forwarded (what dnsmasq does with per-client options,
    SPEC 7): one forwards straight to unbound (the baseline), one through clat-eamt, one
-   through the floor below.  dnsperf sends the same query mix to each: A queries for dual-stack names (each one also asks AAAA
-   and runs a decision) and for IPv4-only names (AAAA answered by DNS64).  Rounds of one run
-   per path, back to back, each round in the other order; the ratio is the median of the
-   rounds' own ratios, as on the LAN path.
+   through the floor below.  dnsperf sends the same query mix to each: A queries for
+   dual-stack names (each one also asks AAAA and runs a decision) and for IPv4-only names (AAAA
+   answered by DNS64).  Rounds of one run per path, back to back, each round in the other
+   order; the ratio is the median of the rounds' own ratios, as on the LAN path.
    - throughput: dnsperf with 20 queries outstanding for a few seconds; queries per second.
    - latency: dnsperf paced at a light load (no queueing) with per-query latencies (-v); the
      added latency is the proxy path's percentile minus the direct path's.
