@@ -178,6 +178,7 @@ def test_binding_loads_no_idna_codec():
 def test_the_listener_serves_at_most_its_cap_in_flight_and_forgets_each_when_done():
     """Queries beyond MAX_UDP_IN_FLIGHT are dropped (the sender retries, as after a loss); each
     task leaves the in-flight set when it ends, so the cap frees up again."""
+
     async def scenario():
         release = asyncio.Event()
         calls = 0
