@@ -31,6 +31,7 @@ from clat_eamt.dns.wire import (
     QTYPE_A,
     QTYPE_AAAA,
     QTYPE_CNAME,
+    QTYPE_SOA,
     RCODE_NOERROR,
     RCODE_NXDOMAIN,
     Header,
@@ -38,7 +39,6 @@ from clat_eamt.dns.wire import (
     read_name,
 )
 
-QTYPE_SOA = 6
 _MAX_CHAIN = 16  # longer CNAME chains are treated as broken (resolvers stop near 8-16 too)
 Labels = tuple[bytes, ...]
 

@@ -30,6 +30,7 @@ from ipaddress import IPv6Address
 
 from clat_eamt.core.model import AaaaStatus
 from clat_eamt.dns.answers import AddressAnswer
+from clat_eamt.dns.wire import name_bytes
 
 CAPACITY = 2048  # names; a home's working set of names within their TTLs fits
 _KEPT = (AaaaStatus.ANSWER, AaaaStatus.NODATA, AaaaStatus.NXDOMAIN)
@@ -73,7 +74,6 @@ class RememberedAaaa:
         return AddressAnswer(status, addresses, left, authenticated=authenticated)
 
 
-def name_key(labels: tuple[bytes, ...]) -> bytes:
-    """One bytes object per name, compared case-insensitively (RFC 4343): the labels with their
-    lengths, as on the wire (a dot inside a label cannot make two names one)."""
-    return b"".join(bytes((len(label),)) + label for label in labels).lower()
+# The key of a name: its labels with their lengths as on the wire, in lower case (RFC 4343), so
+# a dot inside a label cannot make two names one.
+name_key = name_bytes

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 HEADER = struct.Struct("!HHHHHH")
 RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
-QTYPE_A, QTYPE_CNAME, QTYPE_AAAA, QTYPE_OPT = 1, 5, 28, 41
+QTYPE_A, QTYPE_CNAME, QTYPE_SOA, QTYPE_AAAA, QTYPE_OPT = 1, 5, 6, 28, 41
 CLASS_IN = 1
 OPCODE_QUERY = 0
 RCODE_NOERROR, RCODE_FORMERR, RCODE_SERVFAIL, RCODE_NXDOMAIN, RCODE_NOTIMP = 0, 1, 2, 3, 4
@@ -265,10 +265,17 @@ def with_id(data: bytes, id: int) -> bytes:
     return struct.pack("!H", id) + data[2:]
 
 
+def name_bytes(labels: tuple[bytes, ...]) -> bytes:
+    """A name's labels as on the wire, uncompressed, without the root, in lower case (RFC 4343):
+    one bytes object per name, equal for names that compare equal."""
+    return b"".join(bytes((len(label),)) + label.lower() for label in labels)
+
+
 def question_bytes(question: Question) -> bytes:
     """``question`` as it is on the wire, uncompressed, with its name in lower case."""
-    name = b"".join(bytes((len(label),)) + label.lower() for label in question.labels)
-    return name + b"\x00" + struct.pack("!HH", question.qtype, question.qclass)
+    return (
+        name_bytes(question.labels) + b"\x00" + struct.pack("!HH", question.qtype, question.qclass)
+    )
 
 
 def answers_question(data: bytes, id: int, question: Question) -> Header | None:
