@@ -5,6 +5,7 @@
 - ``identity``   which LAN client asked, from dnsmasq's EDNS options (pure)
 - ``answers``    addresses, TTLs and CNAME chains of answers -> the core's Observation (pure)
 - ``remembered`` the AAAA answers asked beside A queries, kept for their own TTL (pure)
+- ``repeated``   A answers read once per name while they repeat but for ID and TTLs (pure)
 - ``datagram``   UDP sockets read until empty at each wake-up of the loop
 - ``transport``  UDP socket pool (RFC 5452) and reused TCP connections (RFC 7766)
 - ``upstream``   exchanges with the resolvers, failover between them, identical ones coalesced

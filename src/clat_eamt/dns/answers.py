@@ -25,6 +25,7 @@ from clat_eamt.dns.records import (
     SECTION_AUTHORITY,
     Record,
     read_records,
+    read_ttl,
 )
 from clat_eamt.dns.wire import (
     CLASS_IN,
@@ -53,6 +54,9 @@ class AddressAnswer(NamedTuple):
     chain: tuple[str, ...] = ()
     authenticated: bool = False
     last: Labels = ()  # the owner of the addresses (the chain's last name)
+    # Where the TTLs whose least is ``ttl`` are in the answer (a repeated answer's are read
+    # there: ``repeated``).
+    ttl_at: tuple[int, ...] = ()
 
 
 class Answer(NamedTuple):
@@ -80,26 +84,28 @@ def _text(labels: Labels) -> str:
     return ".".join(label.decode("ascii", "backslashreplace") for label in labels)
 
 
-def _follow(answer: Answer, name: Labels) -> tuple[Labels, tuple[str, ...], int | None]:
-    """The last name of the CNAME chain from ``name``, the chain, and its smallest TTL."""
+def _follow(answer: Answer, name: Labels) -> tuple[Labels, tuple[str, ...], tuple[int, ...]]:
+    """The last name of the CNAME chain from ``name``, the chain, and where its TTLs are."""
     links = {
         r.owner: r
         for r in answer.records
         if r.section == SECTION_ANSWER and r.rtype == QTYPE_CNAME and r.rclass == CLASS_IN
     }
+    if not links:  # the usual answer
+        return name, (), ()
     chain: list[Labels] = []
-    ttl: int | None = None
+    ttl_at: list[int] = []
     current = name
     for _ in range(_MAX_CHAIN):
         link = links.get(current)
         if link is None:
-            return current, tuple(_text(c) for c in chain), ttl
+            return current, tuple(_text(c) for c in chain), tuple(ttl_at)
         target, _ = read_name(answer.data, link.rdata)
         current = tuple(label.lower() for label in target)
         if current in chain or current == name:
             break  # a CNAME loop: no addresses can be trusted
         chain.append(current)
-        ttl = link.ttl if ttl is None else min(ttl, link.ttl)
+        ttl_at.append(link.ttl_at)
     raise WireError(f"CNAME chain from {_text(name)} loops or is longer than {_MAX_CHAIN}")
 
 
@@ -116,7 +122,7 @@ def read_addresses(answer: Answer, name: str | Labels, rtype: int) -> AddressAns
         return AddressAnswer(AaaaStatus.NXDOMAIN, authenticated=ad)
     if rcode != RCODE_NOERROR:
         return AddressAnswer(AaaaStatus.SERVFAIL)
-    last, chain, chain_ttl = _follow(answer, labels_of(name))
+    last, chain, chain_ttl_at = _follow(answer, labels_of(name))
     found = [
         r
         for r in answer.records
@@ -127,11 +133,16 @@ def read_addresses(answer: Answer, name: str | Labels, rtype: int) -> AddressAns
     ]
     if not found:
         return AddressAnswer(AaaaStatus.NODATA, chain=chain, authenticated=ad, last=last)
-    ttl = min(r.ttl for r in found)
-    if chain_ttl is not None:
-        ttl = min(ttl, chain_ttl)
+    ttl_at = (*(r.ttl_at for r in found), *chain_ttl_at)  # the chain counts (module doc)
     addresses = tuple(dict.fromkeys(_decode(answer, r) for r in found))
-    return AddressAnswer(AaaaStatus.ANSWER, addresses, ttl, chain, ad, last)
+    return AddressAnswer(
+        AaaaStatus.ANSWER, addresses, least_ttl(answer.data, ttl_at), chain, ad, last, ttl_at
+    )
+
+
+def least_ttl(data: bytes, ttl_at: tuple[int, ...]) -> int:
+    """The smallest of the TTLs at ``ttl_at`` (at least one)."""
+    return min(read_ttl(data, at) for at in ttl_at)
 
 
 def keep_for(answer: Answer, read: AddressAnswer) -> int:
@@ -143,7 +154,10 @@ def keep_for(answer: Answer, read: AddressAnswer) -> int:
     if read.status not in (AaaaStatus.NODATA, AaaaStatus.NXDOMAIN):
         return 0
     ttls = [
-        min(r.ttl, int.from_bytes(answer.data[r.rdata + r.rdlength - 4 : r.rdata + r.rdlength]))
+        min(
+            read_ttl(answer.data, r.ttl_at),
+            int.from_bytes(answer.data[r.rdata + r.rdlength - 4 : r.rdata + r.rdlength]),
+        )
         for r in answer.records
         if r.section == SECTION_AUTHORITY
         and r.rtype == QTYPE_SOA
@@ -166,9 +180,12 @@ def additional_aaaa(answer: Answer, a: AddressAnswer) -> AddressAnswer | None:
     ]
     if not found:
         return None
-    ttl = min(a.ttl, *(r.ttl for r in found))
+    ttl_at = (*a.ttl_at, *(r.ttl_at for r in found))
     addresses = tuple(dict.fromkeys(_decode(answer, r) for r in found))
-    return AddressAnswer(AaaaStatus.ANSWER, addresses, ttl, a.chain, a.authenticated, a.last)
+    return AddressAnswer(
+        AaaaStatus.ANSWER, addresses, least_ttl(answer.data, ttl_at), a.chain, a.authenticated,
+        a.last, ttl_at,
+    )  # fmt: skip
 
 
 def observation(

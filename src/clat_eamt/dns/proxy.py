@@ -36,10 +36,11 @@ from ipaddress import IPv4Address, IPv6Address
 from clat_eamt.core.counters import Count
 from clat_eamt.core.model import AaaaStatus, Host, Observation
 from clat_eamt.dns import answers
-from clat_eamt.dns.answers import AddressAnswer, Answer
+from clat_eamt.dns.answers import AddressAnswer
 from clat_eamt.dns.identity import ClientIdentity, identify
 from clat_eamt.dns.records import clamp_ttls
 from clat_eamt.dns.remembered import RememberedAaaa, name_key
+from clat_eamt.dns.repeated import RepeatedAnswers
 from clat_eamt.dns.upstream import UpstreamError, Upstreams
 from clat_eamt.dns.wire import (
     CLASS_IN,
@@ -119,6 +120,7 @@ class Proxy:
         self.clock = upstreams.clock  # one time source, the daemon's (tests give a fake one)
         self.badlog = RateLimitedLog(log, logging.WARNING)
         self.remembered = RememberedAaaa()
+        self.repeated = RepeatedAnswers()
 
     async def handle(
         self,
@@ -188,7 +190,7 @@ class Proxy:
             side = self.upstreams.start(aaaa_query, query.question._replace(qtype=QTYPE_AAAA))
         try:
             data = await self.upstreams.exchange(upstream, query.question, tcp)
-            answer, observation = await self._observe(query, identity, data, side, hold)
+            rrset, observation = await self._observe(query, key, identity, data, side, hold)
         except WireError as error:  # the answer matched our query but cannot be read
             counters[Count.MALFORMED_ANSWERS] += 1
             counters[Count.REPLIES_SERVFAIL] += 1
@@ -204,32 +206,33 @@ class Proxy:
         reply = with_id(data, query.header.id)
         if upstream is not query.upstream:  # undo our AD request: the client did not ask
             reply = with_flag(reply, FLAG_AD, on=False)
-        if life is not None and answer is not None:
-            clamped = clamp_ttls(reply, answer.records, QTYPE_A, int(max(0.0, life)))
+        if life is not None:
+            clamped = clamp_ttls(reply, rrset, int(max(0.0, life)))
             if clamped is not reply:
                 counters[Count.TTL_CLAMPED] += 1
             reply = clamped
         return reply
 
-    async def _observe(
+    async def _observe(  # noqa: PLR0917 - one A answer's state
         self,
         query: ClientQuery,
+        key: bytes,
         identity: ClientIdentity,
         data: bytes,
         side: asyncio.Future[bytes] | AddressAnswer,
         hold: float | None = None,
-    ) -> tuple[Answer | None, Observation | None]:
-        """The answer read once, and what DNS said about the name once the hold is over; no
-        observation when there is nothing to decide (truncated or address-less A answer).
-        WireError for an unreadable one."""
+    ) -> tuple[tuple[int, ...], Observation | None]:
+        """Where the TTLs of the answer's A RRset are (the answer read once: ``dns.repeated``),
+        and what DNS said about the name once the hold is over; no observation when there is
+        nothing to decide (truncated or address-less A answer).  WireError for an unreadable
+        one."""
         if data[2] & 0x02:  # TC (the header was read when the answer was matched)
-            return None, None  # the client retries over TCP; the decision is made then
+            return (), None  # the client retries over TCP; the decision is made then
         name = query.question.name
-        answer = answers.parse(data)
-        a = answers.read_addresses(answer, query.question.labels, QTYPE_A)
+        rrset, a, additional = self.repeated.read(key, data, query.question.labels)
         if not a.addresses:
-            return answer, None
-        aaaa: AddressAnswer | AaaaStatus | None = answers.additional_aaaa(answer, a)
+            return rrset, None
+        aaaa: AddressAnswer | AaaaStatus | None = additional
         if aaaa is not None:
             self.counters[Count.AAAA_ADDITIONAL] += 1
         elif isinstance(side, AddressAnswer):  # kept from before (``dns.remembered``)
@@ -237,7 +240,7 @@ class Proxy:
         else:
             hold = self.settings.hold if hold is None else hold
             aaaa = await self._hold(query, side, asyncio.get_running_loop().time() + hold)
-        return answer, answers.observation(name, a, aaaa, self.classify(identity))
+        return rrset, answers.observation(name, a, aaaa, self.classify(identity))
 
     async def _hold(
         self, query: ClientQuery, side: asyncio.Future[bytes], until: float

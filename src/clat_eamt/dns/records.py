@@ -10,6 +10,7 @@ is where its parts are in the message; ``clamp_ttls`` rewrites TTLs there (RFC 2
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from clat_eamt.dns.wire import (
@@ -34,16 +35,24 @@ SECTION_ANSWER, SECTION_AUTHORITY, SECTION_ADDITIONAL = 0, 1, 2
 
 class Record(NamedTuple):
     """One resource record of an answer: where its parts are in the message, nothing decoded
-    beyond the fixed fields.  ``owner`` is lower-cased (RFC 4343)."""
+    beyond the fixed fields.  ``owner`` is lower-cased (RFC 4343).  The TTL is read where it
+    is (``read_ttl``): a repeated answer's records are where the first one's were, with other TTLs
+    (``repeated``)."""
 
     owner: tuple[bytes, ...]
     rtype: int
     rclass: int
-    ttl: int
     ttl_at: int  # offset of the TTL field (``clamp_ttls`` rewrites it there)
     rdata: int  # offset of the RDATA
     rdlength: int
     section: int
+
+
+def read_ttl(data: bytes, at: int) -> int:
+    """The TTL whose field is at ``at``; one with the top bit set reads as zero (RFC 2181
+    section 8)."""
+    value = int.from_bytes(data[at : at + 4])
+    return 0 if value > _MAX_TTL else value
 
 
 def read_records(
@@ -88,7 +97,7 @@ def read_records(
                 owner = tuple(label.lower() for label in labels)
             if offset + 10 > size:
                 raise WireError("resource record runs past the end of the message", header.id)
-            rtype, rclass, ttl, rdlength = RR_FIXED.unpack_from(data, offset)
+            rtype, rclass, _, rdlength = RR_FIXED.unpack_from(data, offset)
             rdata = offset + 10
             end = rdata + rdlength
             if end > size:
@@ -102,30 +111,34 @@ def read_records(
                     )
                 if rtype == QTYPE_CNAME and read_name(data, rdata)[1] != end:
                     raise WireError("CNAME target does not fill its record data", header.id)
-            ttl = 0 if ttl > _MAX_TTL else ttl
-            records.append(Record(owner, rtype, rclass, ttl, offset + 4, rdata, rdlength, section))
+            records.append(Record(owner, rtype, rclass, offset + 4, rdata, rdlength, section))
             offset = end
     if offset != size:
         raise WireError(f"{size - offset} bytes after the last record", header.id)
     return header, question, records
 
 
-def clamp_ttls(data: bytes, records: list[Record], rtype: int, ttl: int) -> bytes:
-    """``data`` with the TTL of every ``rtype`` record of class IN in the answer section set to
-    the smallest of ``ttl`` and their own TTLs: one value for the whole RRset (RFC 2181 section
-    5.2).  Nothing else changes; without such a record above ``ttl`` the bytes are returned."""
-    chosen = [
-        r
+def rrset_ttls(records: Sequence[Record], rtype: int) -> tuple[int, ...]:
+    """Where the TTL fields of the answer section's ``rtype`` RRset of class IN are."""
+    return tuple(
+        r.ttl_at
         for r in records
         if r.section == SECTION_ANSWER and r.rtype == rtype and r.rclass == CLASS_IN
-    ]
-    if not chosen:
+    )
+
+
+def clamp_ttls(data: bytes, rrset: tuple[int, ...], ceiling: int) -> bytes:
+    """``data`` with the TTL fields at ``rrset`` (``rrset_ttls``) set to the smallest of
+    ``ceiling`` and their own TTLs: one value for the whole RRset (RFC 2181 section 5.2).
+    Nothing else changes; without a TTL above ``ceiling`` the bytes are returned."""
+    if not rrset:
         return data
-    value = min(ttl, *(r.ttl for r in chosen))
-    if all(r.ttl == value for r in chosen):
+    ttls = [read_ttl(data, at) for at in rrset]
+    value = min(ceiling, *ttls)
+    if all(t == value for t in ttls):
         return data
     out = bytearray(data)
     packed = struct.pack("!I", max(0, value))
-    for r in chosen:
-        out[r.ttl_at : r.ttl_at + 4] = packed
+    for at in rrset:
+        out[at : at + 4] = packed
     return bytes(out)
