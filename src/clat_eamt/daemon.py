@@ -179,13 +179,17 @@ class Daemon:
         result, life = ApplyResult.NONE, None
         reply: tuple[JSON, str | None] = ({}, None)
         for command in commands:
-            match command:
+            match command:  # an A answer's commands first: they come once per answer
+                case c.Publish(outcome, action, observation):
+                    self.announce.publish(outcome, action, observation)
                 case c.ApplyOps(ops):
                     result = ApplyResult(await self.applier.apply(ops))
                 case c.Release(name, released, waited):
                     life = released
                     if waited:  # counted by how the wait ended
-                        await self.execute(self._handle(e.AnswerReleased(name, result)))
+                        said = self._handle(e.AnswerReleased(name, result))
+                        if said:
+                            await self.execute(said)
                 case c.Reply(answer, error):
                     reply = ({**answer, "dataplane": str(result)} if error is None else {}, error)
                 case c.RestartDataplane():

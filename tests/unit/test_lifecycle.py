@@ -130,3 +130,23 @@ def test_fqdns_are_bounded_most_recent_last():
         names = with_fqdn(names, f"n{i}.example")
     assert len(names) == MAX_FQDNS and names[-1] == f"n{MAX_FQDNS + 4}.example"
     assert with_fqdn(("a", "b"), "a") == ("b", "a")
+
+
+@pytest.mark.parametrize("state", [State.VALID, State.STALE])
+def test_a_refreshed_entry_written_field_by_field_equals_the_replaced_one(state):
+    # Entry.with_refresh copies every field by hand (the refresh per A answer is hot): it must make
+    # what replace makes, with every field of the old entry distinct so none can be mixed up.
+    old = Entry(
+        IPv4Network("192.0.2.0/28"), IPv6Network("2001:db8:1::/124"),
+        IPv4Network("198.51.100.16/28"), Origin.PROVIDER, state, created=1.0, refreshed=2.0,
+        expires=3.0, fqdns=("a.example",), host="02:00:00:00:00:01", comment="why",
+        stale_reason=None if state is State.VALID else StaleReason.EXPIRED,
+        stale_since=None if state is State.VALID else 4.0, refreshes=5, cnames=("c.example",),
+    )  # fmt: skip
+    fast = old.with_refresh(6.0, 7.0, ("a.example", "b.example"))
+    slow = old.replace(
+        state=State.VALID, refreshed=6.0, expires=7.0, fqdns=("a.example", "b.example"),
+        refreshes=6, stale_reason=None, stale_since=None,
+    )  # fmt: skip
+    assert fast == slow and fast._values() == slow._values()
+    assert len(fast._values()) == len(Entry.__slots__)  # every slot set

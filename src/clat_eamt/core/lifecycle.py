@@ -112,15 +112,8 @@ def transition(
         )
         if entry.state is State.STALE:  # revived: the new answer alone sets the expiry
             new_expiry = expires
-        return entry.replace(
-            state=state,
-            expires=new_expiry,
-            refreshed=now,
-            refreshes=entry.refreshes + 1,
-            fqdns=with_fqdn(entry.fqdns, fqdn),
-            stale_reason=None,
-            stale_since=None,
-        )
+        assert state is State.VALID  # what ``Entry.with_refresh`` makes
+        return entry.with_refresh(now, new_expiry, with_fqdn(entry.fqdns, fqdn))
     if state is State.STALE:
         return entry.replace(state=state, stale_reason=STALE_REASON[event], stale_since=now)
     return entry.replace(state=state)

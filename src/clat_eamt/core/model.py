@@ -289,6 +289,33 @@ class Entry:
                 object.__setattr__(new, name, value)
         return new
 
+    def with_refresh(self, now: float, expires: float | None, fqdns: tuple[str, ...]) -> Entry:
+        """The entry Valid again after a REFRESH at ``now`` (``lifecycle.transition`` decides
+        the values): what every A answer for a mapped name makes, so written out field by field
+        (a quarter of ``replace``'s cost, which reads every field by name; a test checks both
+        give the same entry)."""
+        new = object.__new__(Entry)
+        put = object.__setattr__
+        put(new, "_v4", self._v4)
+        put(new, "_v4len", self._v4len)
+        put(new, "_v6", self._v6)
+        put(new, "_v6len", self._v6len)
+        put(new, "_pool", self._pool)
+        put(new, "_poollen", self._poollen)
+        put(new, "origin", self.origin)
+        put(new, "state", State.VALID)
+        put(new, "created", self.created)
+        put(new, "refreshed", now)
+        put(new, "expires", expires)
+        put(new, "fqdns", fqdns)
+        put(new, "host", self.host)
+        put(new, "comment", self.comment)
+        put(new, "stale_reason", None)
+        put(new, "stale_since", None)
+        put(new, "refreshes", self.refreshes + 1)
+        put(new, "cnames", self.cnames)
+        return new
+
     def _values(self) -> tuple[object, ...]:
         return tuple(getattr(self, slot) for slot in Entry.__slots__)
 
