@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Protocol
 
-from clat_eamt.core.counters import Count
+from clat_eamt.core.counters import ApplyResult, Count
 from clat_eamt.core.dataplane import DataplaneState, Note
 from clat_eamt.core.model import DataplaneOp, FlowCensus, LiveFlows
 from clat_eamt.dataplane.interfaces import local_networks
@@ -126,9 +126,9 @@ class Applier:
         # while the dataplane starts waits for it instead of failing as "not running".
         self.lock = asyncio.Lock()
 
-    async def apply(self, ops: Sequence[DataplaneOp]) -> str:
-        """Queue ``ops`` and wait at most the deadline: "done", "late", "failed" or "none"
-        (nothing to install and nothing pending)."""
+    async def apply(self, ops: Sequence[DataplaneOp]) -> ApplyResult:
+        """Queue ``ops`` and wait at most the deadline: DONE, LATE, FAILED or NONE (nothing to
+        install and nothing pending)."""
         if ops:
             loop = asyncio.get_running_loop()
             self._last = loop.create_future()
@@ -136,12 +136,12 @@ class Applier:
             if self._worker is None or self._worker.done():
                 self._worker = asyncio.create_task(self._work())
         elif self._last is None or self._last.done():
-            return "none"
+            return ApplyResult.NONE
         try:
             ok = await asyncio.wait_for(asyncio.shield(self._last), self.deadline)
         except TimeoutError:
-            return "late"
-        return "done" if ok else "failed"
+            return ApplyResult.LATE
+        return ApplyResult.DONE if ok else ApplyResult.FAILED
 
     async def drain(self) -> None:
         if self._worker is not None:

@@ -183,7 +183,7 @@ class Daemon:
                 case c.Publish(outcome, action, observation):
                     self.announce.publish(outcome, action, observation)
                 case c.ApplyOps(ops):
-                    result = ApplyResult(await self.applier.apply(ops))
+                    result = await self.applier.apply(ops)
                 case c.Release(name, released, waited):
                     life = released
                     if waited:  # counted by how the wait ended

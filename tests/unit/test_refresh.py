@@ -103,7 +103,7 @@ def test_valid_life_from_the_decision_equals_the_tables():
     eng = engine(ttl_min=0)
     out = eng.observe(obs("m.example", ["192.0.2.1", "192.0.2.2"], "2001:db8:1::1", ttl=90), 0)
     addresses = [IPv4Address("192.0.2.1"), IPv4Address("192.0.2.2")]
-    assert decided_ends(eng.table, out.decision) == {a: 90 for a in addresses}
+    assert decided_ends(out.events) == {int(a): 90 for a in addresses}
     again = eng.observe(obs("m.example", ["192.0.2.1", "192.0.2.2"], "2001:db8:1::1", ttl=40), 5)
-    ends = decided_ends(eng.table, again.decision)
+    ends = decided_ends(again.events)
     assert valid_life(eng.table, addresses, 5, ends) == valid_life(eng.table, addresses, 5) == 85

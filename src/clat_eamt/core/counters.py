@@ -113,9 +113,12 @@ def stale(reason: StaleReason | None) -> str:
     return f"stale.{reason}"
 
 
-def applied(result: ApplyResult | str) -> str:
+def applied(result: ApplyResult) -> str:
     """A answers by how their wait for the dataplane ended (batches count apart)."""
-    return f"answers.apply_{result}"
+    return _APPLIED[result]
+
+
+_APPLIED = {result: f"answers.apply_{result}" for result in ApplyResult}  # not built per answer
 
 
 def summary(counters: Mapping[str, int]) -> dict[str, Any]:

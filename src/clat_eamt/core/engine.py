@@ -31,7 +31,14 @@ from clat_eamt.core.decide import (
     Withdraw,
     decide,
 )
-from clat_eamt.core.lifecycle import Event, allowed, take_over, transition, without_fqdn
+from clat_eamt.core.lifecycle import (
+    Event,
+    allowed,
+    refresh_valid,
+    take_over,
+    transition,
+    without_fqdn,
+)
 from clat_eamt.core.limits import CreationLimiter
 from clat_eamt.core.model import (
     DataplaneOp,
@@ -109,7 +116,9 @@ class Engine:
         learn = decision is None
         if decision is None:
             decision = decide(obs, table, self.limiter, policy, now, seen=self.seen)
-        all_valid = all(self._keeps_state(c) for c in decision.changes)
+            all_valid = all(self._keeps_state(c) for c in decision.changes)
+        else:  # it refreshes entries Valid when it was learned: none changed state since
+            all_valid = True
         # After deciding (a name objects not to itself), under the name decide gave it: one
         # string shared with the entries it made.
         forgotten = self.seen.remember(obs, now, decision.name)
@@ -325,8 +334,7 @@ class Engine:
         if not gone and refreshes:
             # Refreshing Valid entries (most answers) changes no state the dataplane holds:
             # skip the two views and their diff, the bulk of an answer's cost otherwise.
-            events = [self._apply(change, now) for change in changes]
-            return Outcome(events=tuple(e for e in events if e))
+            return Outcome(events=tuple(self._refresh(change, now) for change in changes))
         touched = [c.entry for c in changes if isinstance(c, Create)] + gone
         for change in changes:
             if not isinstance(change, Create | Quarantine):
@@ -352,6 +360,16 @@ class Engine:
             return False
         entry = self.table.get(change.key)
         return entry is not None and entry.state is State.VALID
+
+    def _refresh(self, change: _EngineChange, now: float) -> EntryEvent:
+        """``_apply`` for a Refresh of a Valid entry (``_keeps_state``): the most common change."""
+        assert isinstance(change, Refresh)
+        entry = self.table.get(change.key)
+        assert entry is not None
+        new = refresh_valid(entry, now, change.expires, change.fqdn)
+        self.table.replace(new)
+        self.counters[EntryKind.REFRESHED] += 1
+        return EntryEvent(EntryKind.REFRESHED, new)
 
     def _apply(self, change: _EngineChange, now: float) -> EntryEvent | None:
         if isinstance(change, Quarantine):

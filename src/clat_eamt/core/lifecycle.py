@@ -107,16 +107,21 @@ def transition(
         )
     state = TRANSITIONS[(entry.state, event)]
     if event is Event.REFRESH:
-        new_expiry = (
-            expires if entry.expires is None or expires is None else max(entry.expires, expires)
-        )
         if entry.state is State.STALE:  # revived: the new answer alone sets the expiry
-            new_expiry = expires
-        assert state is State.VALID  # what ``Entry.with_refresh`` makes
-        return entry.with_refresh(now, new_expiry, with_fqdn(entry.fqdns, fqdn))
+            return entry.with_refresh(now, expires, with_fqdn(entry.fqdns, fqdn))
+        return refresh_valid(entry, now, expires, fqdn)
     if state is State.STALE:
         return entry.replace(state=state, stale_reason=STALE_REASON[event], stale_since=now)
     return entry.replace(state=state)
+
+
+def refresh_valid(entry: Entry, now: float, expires: float | None, fqdn: str) -> Entry:
+    """REFRESH of a Valid entry, which every rule allows (``transition`` for one whose state the
+    caller knows: an A answer for a mapped name makes one).  The later expiry wins: an entry
+    shared by several names lives as long as the longest of their answers."""
+    if entry.expires is not None and expires is not None:
+        expires = max(entry.expires, expires)
+    return entry.with_refresh(now, expires, with_fqdn(entry.fqdns, fqdn))
 
 
 def take_over(

@@ -27,9 +27,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address
-from typing import Any
+from typing import Any, Protocol
 
-from clat_eamt.core.decide import Create, Decision, Refresh
+from clat_eamt.core.counters import EntryKind
 from clat_eamt.core.limits import TokenBucket
 from clat_eamt.core.model import Entry, LiveFlows, Origin, State
 from clat_eamt.core.table import MappingTable
@@ -45,14 +45,14 @@ def valid_life(
     table: MappingTable,
     addresses: Iterable[IPv4Address],
     now: float,
-    decided: Mapping[IPv4Address, float] | None = None,
+    decided: Mapping[int, float] | None = None,
 ) -> float | None:
     """Seconds until the first of the Valid dns mappings of ``addresses`` ends; None when none
     of them has one (static and provider entries have no end a DNS cache must respect).
     ``decided``: ends the decision on this answer just set, by address (saves table lookups)."""
     ends: list[float] = []
     for address in addresses:
-        end = decided.get(address) if decided else None
+        end = decided.get(int(address)) if decided else None
         if end is None:
             entry = table.valid_covering(address)
             if entry is None or entry.origin is not Origin.DNS or entry.expires is None:
@@ -62,20 +62,28 @@ def valid_life(
     return max(0.0, min(ends) - now) if ends else None
 
 
-def decided_ends(table: MappingTable, decision: Decision | None) -> dict[IPv4Address, float]:
-    """The ends, after the commit, of the single-address entries a decision created or
-    refreshed (a refresh never shortens an entry's life, so its own ``expires`` may not be it)."""
-    ends: dict[IPv4Address, float] = {}
-    for change in decision.changes if decision else ():
-        if isinstance(change, Create):
-            key = change.entry.key
-        elif isinstance(change, Refresh):
-            key = change.key
-        else:
-            continue
-        entry = table.get(key)
-        if entry is not None and entry.expires is not None and key[0].prefixlen == 32:
-            ends[key[0].network_address] = entry.expires
+_DECIDED = frozenset({EntryKind.ADDED, EntryKind.REFRESHED, EntryKind.REVIVED})
+
+
+class EntryEvent(Protocol):  # ``engine.EntryEvent`` (the engine imports this module)
+    @property
+    def kind(self) -> str: ...
+    @property
+    def entry(self) -> Entry: ...
+
+
+def decided_ends(events: Iterable[EntryEvent]) -> dict[int, float]:
+    """The ends of the single-address entries an answer's decision created, refreshed or
+    revived, by IPv4 address as an integer: its outcome's events carry them as the table holds
+    them now (a refresh never shortens an entry's life, so the decision's own expiry may not be
+    it)."""
+    ends: dict[int, float] = {}
+    for event in events:
+        entry = event.entry
+        if event.kind in _DECIDED and entry.expires is not None:
+            ipv4, prefixlen = entry.ipv4_int
+            if prefixlen == 32:
+                ends[ipv4] = entry.expires
     return ends
 
 

@@ -200,7 +200,7 @@ class Runtime:
         outcome = self.engine.observe(obs, now)
         if obs.name not in self.asking:  # our own asking is not a client's use
             self.refresh.client_answer(obs.name, now)
-        ends = decided_ends(self.engine.table, outcome.decision)
+        ends = decided_ends(outcome.events)
         life = valid_life(self.engine.table, obs.a, now, ends)
         published = c.Publish(outcome, "answer", obs)
         if not outcome.ops and not (outcome.decision and outcome.decision.changes):
