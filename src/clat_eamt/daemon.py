@@ -245,6 +245,8 @@ class Daemon:
 
     def _classify(self, identity: ClientIdentity) -> Host | None:
         """The client as the neighbour tables know it (SPEC 3); unknown when they do not."""
+        if identity.mac is None and identity.address is None:
+            return None  # no client identity (dnsmasq's default): nobody to look up
         address = str(identity.address) if identity.address else None
         return self.runtime.classify(identity.mac, address) or unknown_class(identity)
 

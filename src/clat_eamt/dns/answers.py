@@ -15,7 +15,7 @@ answer (measured: README, Benchmarks), and it read an A record of any length or 
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv6Address
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from clat_eamt.core.model import AaaaStatus, Host, Observation
 from clat_eamt.core.names import normalize
@@ -194,12 +194,14 @@ def observation(
     """The decision's input for one A query (``aaaa`` is TIMEOUT when the hold ran out)."""
     if isinstance(aaaa, AaaaStatus):
         aaaa = AddressAnswer(aaaa)
+    # The addresses as read (``read_addresses`` decodes only the type asked): the same objects
+    # for a repeated answer (``repeated``, ``remembered``), which the engine compares.
     return Observation(
         name=normalize(name),
-        a=tuple(x for x in a.addresses if isinstance(x, IPv4Address)),
+        a=cast(tuple[IPv4Address, ...], a.addresses),
         a_ttl=a.ttl,
         aaaa_status=aaaa.status,
-        aaaa=tuple(x for x in aaaa.addresses if isinstance(x, IPv6Address)),
+        aaaa=cast(tuple[IPv6Address, ...], aaaa.addresses),
         aaaa_ttl=aaaa.ttl,
         authenticated=a.authenticated and aaaa.authenticated,
         host=host,

@@ -64,7 +64,8 @@ class _UdpListener:
 
     def __init__(self, handler: Handler, sock: socket.socket) -> None:
         self.handler = handler
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: dict[int, asyncio.Task[None]] = {}  # by serial: ``_serve`` drops its own
+        self.serial = 0
         self.socket = DatagramSocket(sock, self._received, self._failed)
         self.loop = self.socket.loop
 
@@ -74,9 +75,10 @@ class _UdpListener:
     def _received(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(self.tasks) >= MAX_UDP_IN_FLIGHT:
             return  # dropped: the sender retries
-        self.tasks.add(self.loop.create_task(self._serve(data, addr)))
+        self.serial += 1
+        self.tasks[self.serial] = self.loop.create_task(self._serve(data, addr, self.serial))
 
-    async def _serve(self, data: bytes, addr: tuple[str, int]) -> None:
+    async def _serve(self, data: bytes, addr: tuple[str, int], serial: int) -> None:
         try:
             reply = await self.handler(data, _peer(addr), False)
             if reply is not None and not self.socket.closed:
@@ -84,7 +86,7 @@ class _UdpListener:
                 if error is not None:  # lost, as a datagram may be on the way: client retries
                     log.debug("reply to %s not sent: %s", addr[0], error)
         finally:  # here, not in a done callback: one loop pass less per query
-            self.tasks.discard(asyncio.current_task())
+            del self.tasks[serial]
 
     def _failed(self, error: OSError) -> None:
         # ICMP errors for replies to clients that went away; nothing to do.

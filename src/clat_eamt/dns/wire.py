@@ -268,14 +268,44 @@ def with_id(data: bytes, id: int) -> bytes:
 def name_bytes(labels: tuple[bytes, ...]) -> bytes:
     """A name's labels as on the wire, uncompressed, without the root, in lower case (RFC 4343):
     one bytes object per name, equal for names that compare equal."""
-    return b"".join(bytes((len(label),)) + label.lower() for label in labels)
+    try:
+        found = _names.get(labels)
+    except TypeError:  # labels not bytes (a caller's bytearray): nothing to remember
+        return _name_bytes(labels)
+    if found is None:
+        if len(_names) >= _REMEMBERED:
+            _names.clear()
+        found = _names[labels] = _name_bytes(labels)
+    return found
 
 
 def question_bytes(question: Question) -> bytes:
     """``question`` as it is on the wire, uncompressed, with its name in lower case."""
-    return (
-        name_bytes(question.labels) + b"\x00" + struct.pack("!HH", question.qtype, question.qclass)
-    )
+    try:
+        found = _questions.get(question)
+    except TypeError:
+        return _question_bytes(question)
+    if found is None:
+        if len(_questions) >= _REMEMBERED:
+            _questions.clear()
+        found = _questions[question] = _question_bytes(question)
+    return found
+
+
+def _name_bytes(labels: tuple[bytes, ...]) -> bytes:
+    return b"".join(bytes((len(label),)) + label.lower() for label in labels)
+
+
+def _question_bytes(question: Question) -> bytes:
+    packed = struct.pack("!HH", question.qtype, question.qclass)
+    return _name_bytes(question.labels) + b"\x00" + packed
+
+
+# Both are asked for every query and answer, and a home repeats its names: the wire forms are
+# remembered (pure functions), for at most this many names each, starting over when full.
+_REMEMBERED = 512
+_names: dict[tuple[bytes, ...], bytes] = {}
+_questions: dict[Question, bytes] = {}
 
 
 def answers_question(data: bytes, id: int, question: Question) -> Header | None:
