@@ -7,7 +7,7 @@ OpenWrt users already write in /etc/config/dhcp; IPv6 addresses need no brackets
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from clat_eamt.config.types import JSONScalar, JSONValue, ValueType
@@ -34,6 +34,15 @@ class ServerAddress:
 
     address: IPAddress
     port: int = 53
+    # Its hash, made once: the resolvers' health and sockets are looked up by it for every
+    # exchange, and an address's own hash is computed anew each time (ipaddress).
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.address, self.port)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def __str__(self) -> str:
         return str(self.address) if self.port == 53 else f"{self.address}#{self.port}"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from clat_eamt.config.nettypes import ServerAddress
 from clat_eamt.core.counters import Count
 from clat_eamt.dns.transport import Transport, UpstreamError
-from clat_eamt.dns.wire import FLAG_AD, FLAG_CD, FLAG_RD, RCODE_SERVFAIL, Question, read_header
+from clat_eamt.dns.wire import FLAG_AD, FLAG_CD, FLAG_RD, RCODE_SERVFAIL, Question, rcode
 
 __all__ = ["Health", "UpstreamError", "Upstreams"]
 
@@ -225,7 +225,7 @@ class Upstreams:
         if failure is None:
             data = sent.result()
             self._answered(servers[0])
-            if read_header(data).rcode not in (RCODE_SERVFAIL, RCODE_REFUSED):
+            if rcode(data) not in (RCODE_SERVFAIL, RCODE_REFUSED):
                 _settle(self.inflight, key, future, data)
                 return
             fallback = data
@@ -265,7 +265,7 @@ class Upstreams:
             errors.append(str(failure))
         else:
             self._answered(servers[0])
-            if read_header(data).rcode not in (RCODE_SERVFAIL, RCODE_REFUSED):
+            if rcode(data) not in (RCODE_SERVFAIL, RCODE_REFUSED):
                 return data
             fallback = data
         return await self._try(servers[1:], query, question, tcp, errors, fallback)
@@ -289,7 +289,7 @@ class Upstreams:
                 errors.append(str(failure))
                 continue
             self._answered(server)
-            if read_header(data).rcode in (RCODE_SERVFAIL, RCODE_REFUSED):
+            if rcode(data) in (RCODE_SERVFAIL, RCODE_REFUSED):
                 fallback = data
                 continue
             return data

@@ -93,6 +93,12 @@ class Question(NamedTuple):
         return b"".join(parts) + b"\x00" + struct.pack("!HH", self.qtype, self.qclass)
 
 
+def rcode(data: bytes) -> int:
+    """The RCODE of a message already known to hold a whole header (an answer matched to its
+    query): without reading the header into a ``Header``, once per answer."""
+    return data[3] & 0x0F
+
+
 def read_header(data: bytes) -> Header:
     if len(data) < HEADER.size:
         raise WireError(f"{len(data)} bytes is shorter than a DNS header")
