@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import struct
 
 import pytest
 from dnslib import EDNS0, QTYPE, RR, A, DNSRecord, EDNSOption
 
+from clat_eamt.dns import wire
 from clat_eamt.dns.wire import (
     FLAG_QR,
     OPTION_ECS,
@@ -151,3 +153,39 @@ def test_side_query_asks_aaaa_for_the_same_name_with_edns():
     side = DNSRecord.parse(side_query(7, q.question, QTYPE_AAAA, want_dnssec=True))
     assert side.q.qtype == QTYPE.AAAA and str(side.q.qname) == "Cname.Lab.Example."
     assert side.header.ad and side.header.rd and side.ar[0].ttl & 0x8000
+
+
+def reading(read, data: bytes) -> object:
+    try:
+        return read(data)
+    except WireError as error:
+        return ("WireError", str(error), error.id)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_repeated_query_is_read_as_a_full_reading_reads_it(seed):
+    # read_query remembers the last queries by their bytes after the ID: a repeat with another
+    # ID, or any other change, reads exactly as the full reader reads it.
+    rng = random.Random(seed)
+    names = ["ds.lab.example", "WWW.Lab.Example", "v4only1.lab.example"]
+    identities = [(), ((OPTION_MAC_BINARY, MAC),), ((OPTION_ECS, b"\x00\x01\x20\x00" + bytes(4)),)]
+    sent = [
+        query(name, qtype, (*identity, *extra), do=do)
+        for name in names
+        for qtype in ("A", "AAAA")
+        for identity in identities
+        for extra in ((), (COOKIE,))
+        for do in (False, True)
+    ] + [query(name, options=None) for name in names]
+    for _ in range(1500):
+        data = bytearray(rng.choice(sent))
+        kind = rng.random()
+        if kind < 0.7:
+            data[:2] = struct.pack("!H", rng.randrange(1 << 16))
+        elif kind < 0.85:
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        else:
+            del data[rng.randrange(len(data)) :]
+        message = bytes(data)
+        assert reading(read_query, message) == reading(wire._read_query, message), message.hex()
+    assert wire._queries  # the repeats were remembered

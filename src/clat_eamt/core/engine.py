@@ -132,10 +132,10 @@ class Engine:
         if decision.skipped:
             self.counters[Count.ADDRESSES_SKIPPED] += decision.skipped
         outcome = self._commit(decision.changes, now, refreshes=all_valid)
-        if learn:
+        if learn:  # a remembered decision creates nothing (``core.repeat``)
             self.repeats.learn(obs, decision, all_valid, table.generation, policy)
-        created = len(decision.created)
-        self.limiter.consume(obs.host.key if obs.host else None, now, created)
+            created = len(decision.created)
+            self.limiter.consume(obs.host.key if obs.host else None, now, created)
         return Outcome(outcome.ops, outcome.events, decision, decision.refusals)
 
     # --- time ---------------------------------------------------------------------------------

@@ -65,8 +65,11 @@ class AnswersSeen:
         normalized it (the same string then)."""
         vouch: Vouch
         if obs.aaaa_status is AaaaStatus.ANSWER:
-            found = sorted({int(x) for x in obs.aaaa})
-            vouch = found[0] if len(found) == 1 else tuple(found)
+            if len(obs.aaaa) == 1:  # the usual answer
+                vouch = int(obs.aaaa[0])
+            else:
+                found = sorted({int(x) for x in obs.aaaa})
+                vouch = found[0] if len(found) == 1 else tuple(found)
         elif obs.aaaa_status in (AaaaStatus.NODATA, AaaaStatus.NXDOMAIN):
             vouch = ()
         else:
@@ -74,7 +77,7 @@ class AnswersSeen:
         expires = now + min(max(obs.a_ttl, 0), MAX_MEMORY_TTL)
         name = normalize(obs.name) if name is None else name  # as decide compares names
         self._vouch[name] = vouch
-        for ipv4 in {int(a) for a in obs.a}:
+        for ipv4 in (int(obs.a[0]),) if len(obs.a) == 1 else {int(a) for a in obs.a}:
             key = (ipv4, name)
             if self._pairs.pop(key, None) is None:  # a repeated pair is indexed already
                 self._index(ipv4, name)

@@ -135,7 +135,7 @@ def clamp_ttls(data: bytes, rrset: tuple[int, ...], ceiling: int) -> bytes:
         return data
     ttls = [read_ttl(data, at) for at in rrset]
     value = min(ceiling, *ttls)
-    if all(t == value for t in ttls):
+    if max(ttls) == value:  # all equal, none above the ceiling: nothing to change
         return data
     out = bytearray(data)
     packed = struct.pack("!I", max(0, value))

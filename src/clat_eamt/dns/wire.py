@@ -239,7 +239,28 @@ def find_opt(data: bytes, header: Header, offset: int) -> Opt | None:
 
 def read_query(data: bytes) -> ClientQuery:
     """A client's query, checked, with its client-identity options taken out of the copy that
-    goes upstream.  Raises WireError; answer it with FORMERR when ``error.id`` is set."""
+    goes upstream.  Raises WireError; answer it with FORMERR when ``error.id`` is set.
+
+    dnsmasq sends the same query for a name again and again but for the ID, which nothing read
+    here depends on: the last queries read are remembered by their bytes after the ID, and a
+    repeat is given the same reading with its own ID (in the header and the copy upstream)."""
+    try:
+        kept = _queries.get(data[2:])
+    except TypeError:  # not bytes (a caller's bytearray): nothing to remember
+        return _read_query(data)
+    if kept is None:
+        kept = _read_query(data)
+        if len(_queries) >= _REMEMBERED:
+            _queries.clear()
+        _queries[data[2:]] = kept
+        return kept
+    # The copy upstream is the query itself unless identity options were taken out of it.
+    upstream = data[:2] + kept.upstream[2:] if kept.identity else data
+    header = Header((data[0] << 8) | data[1], *kept.header[1:])
+    return ClientQuery(header, kept.question, kept.opt, upstream, kept.identity, kept.question_end)
+
+
+def _read_query(data: bytes) -> ClientQuery:
     header, question, offset = read_question(data)
     if header.qr:
         raise WireError("a response, not a query")  # never answer one: that could loop
@@ -311,6 +332,7 @@ def _question_bytes(question: Question) -> bytes:
 # remembered (pure functions), for at most this many names each, starting over when full.
 _REMEMBERED = 512
 _names: dict[tuple[bytes, ...], bytes] = {}
+_queries: dict[bytes, ClientQuery] = {}  # by the bytes after the ID
 _questions: dict[Question, bytes] = {}
 
 
