@@ -306,7 +306,8 @@ class Daemon:
             error = f"{type(failure).__name__}: {failure}"
         flows: LiveFlows | None = None
         try:
-            flows = await self.dataplane.live_flows()
+            if self.runtime.wants_flows(self.clock()):  # else none to read: they cost a dump
+                flows = await self.dataplane.live_flows()
         except Exception as failure:  # unknown flows: nothing is deleted this tick
             self.announce.say(c.Say(logging.WARNING, f"live flows: {failure}", "flows"))
         await self.execute(self._handle(e.Tick(flows, neighbours, error)))

@@ -46,6 +46,7 @@ class ModelKernel:
     refuse_starts: int = 0  # the next n starts fail
     dead: str | None = None  # what problem() says
     batches: int = 0
+    dumps: int = 0  # live flows read
 
     def state(self) -> DataplaneState:
         return DataplaneState(dict(self.dnat), dict(self.translator))
@@ -90,6 +91,7 @@ class ModelKernel:
         return self.state()
 
     def live(self) -> LiveFlows:
+        self.dumps += 1
         return LiveFlows(frozenset(self.flows))
 
 
@@ -117,7 +119,9 @@ class ModelDriver:
         """What ``Daemon.tick`` does: a dead translator first, then the tick itself."""
         if not self.runtime.dataplane_error and self.kernel.dead:
             self.handle(e.DataplaneDied(self.kernel.dead))
-        self.handle(e.Tick(self.kernel.live() if flows is None else flows, neighbours))
+        if flows is None and self.runtime.wants_flows(self.now):
+            flows = self.kernel.live()
+        self.handle(e.Tick(flows, neighbours))
 
     def run(
         self, commands: list[c.Command]

@@ -306,3 +306,24 @@ def test_every_live_option_reaches_the_component_that_uses_it(option: Option[Any
     changed = [name for name in before if before[name] != after[name]]
     assert changed, f"{option.name} reached no component"
     assert driver.settings[-1].settings == after["shells"]  # the shells were told
+
+
+def test_the_live_flows_are_read_only_when_a_tick_needs_them():
+    # A conntrack dump walks the kernel's whole table: a tick reads the live flows only to
+    # delete Stale entries and to tell whether a mapping near its end is in use.
+    driver = booted("\toption stale_linger '0'\n")
+    start = driver.kernel.dumps  # the start reads them (adoption)
+    at(driver, 1001.0).tick()
+    assert driver.kernel.dumps - start == 0  # nothing mapped
+    answer(driver, "a.example", "192.0.2.1", "2001:db8:1::1", ttl=60)  # ends at 1060
+    at(driver, 1040.0).tick()
+    assert driver.kernel.dumps - start == 0  # Valid, far from its end
+    at(driver, 1049.0).tick()
+    assert driver.kernel.dumps - start == 1  # near its end: is it in use? (refresh ahead)
+    at(driver, 1070.0).tick()  # expired, now Stale (nobody used it: not asked again)
+    [entry] = list(driver.runtime.engine.table)
+    assert entry.state is State.STALE and driver.kernel.dumps - start == 2
+    at(driver, 1071.0).tick()  # Stale: its flows are read, none, so it goes
+    assert not list(driver.runtime.engine.table) and driver.kernel.dumps - start == 3
+    at(driver, 1072.0).tick()
+    assert driver.kernel.dumps - start == 3

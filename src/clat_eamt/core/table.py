@@ -181,6 +181,10 @@ class MappingTable:
     def stale(self) -> list[Entry]:
         return [self._entries[i] for i in self._stale]
 
+    @property
+    def has_stale(self) -> bool:
+        return bool(self._stale)
+
     def quarantined(self, ipv4: IPv4Network, now: float) -> bool:
         until = self.quarantine.get(ipv4)
         return until is not None and until > now

@@ -42,6 +42,7 @@ from clat_eamt.runtime.settings import fixed_options, shell_settings
 from clat_eamt.runtime.snapshot import Snapshot
 
 REPAIR_FIRST, REPAIR_MAX = 5.0, 300.0  # back-off of dataplane repairs, seconds
+FLOWS_AHEAD = 2.0  # seconds: the live flows are read for entries this close to refresh ahead
 STARTING = "starting"  # the dataplane error until the first start finished (status, tests)
 INFO, WARNING, ERROR = logging.INFO, logging.WARNING, logging.ERROR
 
@@ -184,6 +185,16 @@ class Runtime:
             if host is not None:
                 return host
         return None
+
+    def wants_flows(self, now: float) -> bool:
+        """Whether the tick at ``now`` needs the live flows, which cost a dump of the kernel's
+        whole conntrack table (12 ms of CPU here even when it is empty: every bucket is walked):
+        only to delete the Stale entries whose flows are gone (``Engine.tick``) and to tell
+        whether mappings near their end are in use (refresh ahead).  A tick without them is
+        given none (unknown), which deletes nothing, as when conntrack cannot be read."""
+        table = self.engine.table
+        ahead = now + self.refresh.settings.lead + FLOWS_AHEAD
+        return table.has_stale or bool(table.expiring(ahead))
 
     def known_pref64(self) -> IPv6Network | None:
         """The Pref64 for a CLAT whose own cannot be read: configured, else discovered."""
