@@ -330,7 +330,7 @@ def _question_bytes(question: Question) -> bytes:
 
 # Both are asked for every query and answer, and a home repeats its names: the wire forms are
 # remembered (pure functions), for at most this many names each, starting over when full.
-_REMEMBERED = 512
+_REMEMBERED = 256
 _names: dict[tuple[bytes, ...], bytes] = {}
 _queries: dict[bytes, ClientQuery] = {}  # by the bytes after the ID
 _questions: dict[Question, bytes] = {}
