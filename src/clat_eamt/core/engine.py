@@ -131,12 +131,12 @@ class Engine:
             self.counters[refused(refusal.reason)] += 1
         if decision.skipped:
             self.counters[Count.ADDRESSES_SKIPPED] += decision.skipped
-        outcome = self._commit(decision.changes, now, refreshes=all_valid)
+        outcome = self._commit(decision.changes, now, refreshes=all_valid, decision=decision)
         if learn:  # a remembered decision creates nothing (``core.repeat``)
             self.repeats.learn(obs, decision, all_valid, table.generation, policy)
             created = len(decision.created)
             self.limiter.consume(obs.host.key if obs.host else None, now, created)
-        return Outcome(outcome.ops, outcome.events, decision, decision.refusals)
+        return outcome
 
     # --- time ---------------------------------------------------------------------------------
 
@@ -325,16 +325,18 @@ class Engine:
 
     def _commit(
         self, changes: Iterable[_EngineChange], now: float, gone: Iterable[Entry] = (),
-        refreshes: bool | None = None,
+        refreshes: bool | None = None, decision: Decision | None = None,
     ) -> Outcome:  # fmt: skip
-        """``refreshes``: the caller knows whether every change keeps its entry's state."""
+        """``refreshes``: the caller knows whether every change keeps its entry's state;
+        ``decision``: the one the changes come from (the outcome carries it)."""
         changes, gone = list(changes), list(gone)
         if refreshes is None:
             refreshes = all(self._keeps_state(c) for c in changes)
         if not gone and refreshes:
             # Refreshing Valid entries (most answers) changes no state the dataplane holds:
             # skip the two views and their diff, the bulk of an answer's cost otherwise.
-            return Outcome(events=tuple(self._refresh(change, now) for change in changes))
+            refreshed = tuple(self._refresh(change, now) for change in changes)
+            return Outcome((), refreshed, decision, decision.refusals if decision else ())
         touched = [c.entry for c in changes if isinstance(c, Create)] + gone
         for change in changes:
             if not isinstance(change, Create | Quarantine):
@@ -351,7 +353,8 @@ class Engine:
             self.counters[Count.DELETED] += 1
             events.append(EntryEvent(EntryKind.REMOVED, done))
         after = partial_state(self.table, ipv4s, targets)
-        return Outcome(ops=diff(before, after), events=tuple(e for e in events if e))
+        found = tuple(e for e in events if e)
+        return Outcome(diff(before, after), found, decision, decision.refusals if decision else ())
 
     def _keeps_state(self, change: _EngineChange) -> bool:
         """A refresh of a Valid entry: it stays Valid with its key and pool block (lifecycle),

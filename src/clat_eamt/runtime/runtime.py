@@ -42,6 +42,7 @@ from clat_eamt.runtime.settings import fixed_options, shell_settings
 from clat_eamt.runtime.snapshot import Snapshot
 
 REPAIR_FIRST, REPAIR_MAX = 5.0, 300.0  # back-off of dataplane repairs, seconds
+_WAIT_ONLY = c.ApplyOps(())  # nothing to install: wait for what is queued (one, immutable)
 FLOWS_AHEAD = 2.0  # seconds: the live flows are read for entries this close to refresh ahead
 STARTING = "starting"  # the dataplane error until the first start finished (status, tests)
 INFO, WARNING, ERROR = logging.INFO, logging.WARNING, logging.ERROR
@@ -217,7 +218,8 @@ class Runtime:
         if not outcome.ops and not (outcome.decision and outcome.decision.changes):
             return [published, c.Release(obs.name, life, waited=False)]  # nothing to wait for
         # A refresh has no ops but may concern a mapping still being installed: wait for it too.
-        return [published, c.ApplyOps(outcome.ops), c.Release(obs.name, life, waited=True)]
+        ops = c.ApplyOps(outcome.ops) if outcome.ops else _WAIT_ONLY
+        return [published, ops, c.Release(obs.name, life, waited=True)]
 
     # --- the clock -----------------------------------------------------------------------------
 
