@@ -13,7 +13,7 @@ Nothing but the bytes goes into a reading, so equal bytes give an equal one and 
 never goes stale.  The OPT record's TTL field holds the extended RCODE and flags (RFC 6891
 section 6.1.3), not a TTL: it is compared like any other byte.  Every answer that is not a
 repeat is read in full, strictly, as before.  At most ``CAPACITY`` names, the oldest forgotten
-first; a name costs about twice its answer's size plus 1 KB (tests/unit/test_repeated.py).
+first; a name costs about 0.8 KB plus its answer's size (tests/unit/test_repeated.py).
 """
 
 from __future__ import annotations

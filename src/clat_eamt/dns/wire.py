@@ -12,7 +12,8 @@ records are read by ``records``.
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+from collections.abc import Callable, Hashable
+from typing import NamedTuple, TypeVar
 
 HEADER = struct.Struct("!HHHHHH")
 RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
@@ -244,19 +245,13 @@ def read_query(data: bytes) -> ClientQuery:
     dnsmasq sends the same query for a name again and again but for the ID, which nothing read
     here depends on: the last queries read are remembered by their bytes after the ID, and a
     repeat is given the same reading with its own ID (in the header and the copy upstream)."""
-    try:
-        kept = _queries.get(data[2:])
-    except TypeError:  # not bytes (a caller's bytearray): nothing to remember
-        return _read_query(data)
-    if kept is None:
-        kept = _read_query(data)
-        if len(_queries) >= _REMEMBERED:
-            _queries.clear()
-        _queries[data[2:]] = kept
-        return kept
+    kept = _remembered(_queries, data[2:], lambda _: _read_query(data))
+    qid = (data[0] << 8) | data[1]
+    if kept.header.id == qid:
+        return kept  # read just now (or the same ID again)
     # The copy upstream is the query itself unless identity options were taken out of it.
     upstream = data[:2] + kept.upstream[2:] if kept.identity else data
-    header = Header((data[0] << 8) | data[1], *kept.header[1:])
+    header = Header(qid, *kept.header[1:])
     return ClientQuery(header, kept.question, kept.opt, upstream, kept.identity, kept.question_end)
 
 
@@ -295,28 +290,12 @@ def with_id(data: bytes, id: int) -> bytes:
 def name_bytes(labels: tuple[bytes, ...]) -> bytes:
     """A name's labels as on the wire, uncompressed, without the root, in lower case (RFC 4343):
     one bytes object per name, equal for names that compare equal."""
-    try:
-        found = _names.get(labels)
-    except TypeError:  # labels not bytes (a caller's bytearray): nothing to remember
-        return _name_bytes(labels)
-    if found is None:
-        if len(_names) >= _REMEMBERED:
-            _names.clear()
-        found = _names[labels] = _name_bytes(labels)
-    return found
+    return _remembered(_names, labels, _name_bytes)
 
 
 def question_bytes(question: Question) -> bytes:
     """``question`` as it is on the wire, uncompressed, with its name in lower case."""
-    try:
-        found = _questions.get(question)
-    except TypeError:
-        return _question_bytes(question)
-    if found is None:
-        if len(_questions) >= _REMEMBERED:
-            _questions.clear()
-        found = _questions[question] = _question_bytes(question)
-    return found
+    return _remembered(_questions, question, _question_bytes)
 
 
 def _name_bytes(labels: tuple[bytes, ...]) -> bytes:
@@ -328,9 +307,24 @@ def _question_bytes(question: Question) -> bytes:
     return _name_bytes(question.labels) + b"\x00" + packed
 
 
-# Both are asked for every query and answer, and a home repeats its names: the wire forms are
-# remembered (pure functions), for at most this many names each, starting over when full.
+def _remembered(memory: dict[_K, _V], key: _K, make: Callable[[_K], _V]) -> _V:
+    """``make(key)``, a pure function's result, remembered in ``memory``: every query and
+    answer asks for the wire forms of their names, and a home repeats its names and queries.
+    At most ``_REMEMBERED`` keys; the memory starts over when full."""
+    try:
+        found = memory.get(key)
+    except TypeError:  # not bytes (a caller's bytearray): nothing to remember
+        return make(key)
+    if found is None:
+        if len(memory) >= _REMEMBERED:
+            memory.clear()
+        found = memory[key] = make(key)
+    return found
+
+
 _REMEMBERED = 256
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
 _names: dict[tuple[bytes, ...], bytes] = {}
 _queries: dict[bytes, ClientQuery] = {}  # by the bytes after the ID
 _questions: dict[Question, bytes] = {}
