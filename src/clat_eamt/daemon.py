@@ -306,7 +306,7 @@ class Daemon:
             error = f"{type(failure).__name__}: {failure}"
         flows: LiveFlows | None = None
         try:
-            if self.runtime.wants_flows(self.clock()):  # else none to read: they cost a dump
+            if self.runtime.wants_flows(self.clock()):  # else unread: a dump walks all conntrack
                 flows = await self.dataplane.live_flows()
         except Exception as failure:  # unknown flows: nothing is deleted this tick
             self.announce.say(c.Say(logging.WARNING, f"live flows: {failure}", "flows"))

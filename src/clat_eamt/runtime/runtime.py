@@ -43,7 +43,7 @@ from clat_eamt.runtime.snapshot import Snapshot
 
 REPAIR_FIRST, REPAIR_MAX = 5.0, 300.0  # back-off of dataplane repairs, seconds
 _WAIT_ONLY = c.ApplyOps(())  # nothing to install: wait for what is queued (one, immutable)
-FLOWS_AHEAD = 2.0  # seconds: the live flows are read for entries this close to refresh ahead
+FLOWS_AHEAD = 2.0  # seconds before refresh ahead looks at a mapping: its flows are read by then
 STARTING = "starting"  # the dataplane error until the first start finished (status, tests)
 INFO, WARNING, ERROR = logging.INFO, logging.WARNING, logging.ERROR
 
