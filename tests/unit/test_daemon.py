@@ -9,12 +9,15 @@ import asyncio
 import shutil
 import socket
 import tempfile
+from ipaddress import IPv4Network, IPv6Network
 
 from dnslib import DNSRecord
 
-from clat_eamt.config import load_text
+from clat_eamt.config import StaticEntry, load_text
 from clat_eamt.core.counters import known
+from clat_eamt.core.model import LiveFlows
 from clat_eamt.daemon import Daemon
+from clat_eamt.runtime import events as e
 from tests.unit.dnspeer import ScriptedPeer, zone_answer
 from tests.unit.standins import ScriptedDataplane, free_port, loopback_config
 
@@ -101,3 +104,37 @@ def test_a_dead_translator_is_noticed_and_restarted_by_one_tick(tmp_path, caplog
     starts, error = asyncio.run(scenario())
     assert starts == 2 and error is None
     assert "dataplane scripted: tayga is not running; restarting it" in caplog.text
+
+
+def test_a_tick_reads_the_live_flows_only_when_the_runtime_needs_them(tmp_path):
+    """A conntrack dump walks the kernel's whole table (Runtime.wants_flows): an idle daemon's
+    tick reads none; one with a Stale entry to delete reads them."""
+
+    class Counting(ScriptedDataplane):
+        reads = 0
+
+        async def live_flows(self) -> LiveFlows | None:
+            self.reads += 1
+            return LiveFlows()
+
+    dataplane = Counting()
+
+    async def scenario() -> tuple[int, int, int]:
+        extra = "\toption stale_linger '0'\n"
+        cfg = load_text(loopback_config(free_port(), f"{tmp_path}/control.sock", extra))
+        daemon = Daemon(cfg, dataplane)
+        await daemon.start()
+        try:
+            started = dataplane.reads  # the start reads them (adoption)
+            await daemon.tick()
+            idle = dataplane.reads - started
+            entry = StaticEntry(IPv4Network("192.0.2.10/32"), IPv6Network("2001:db8:1::10/128"))
+            await daemon.act(e.OperatorAdd(entry))
+            await daemon.act(e.OperatorDelete(entry.ipv4))  # Stale until its flows are gone
+            await daemon.tick()
+            return idle, dataplane.reads - started, daemon.status()["mappings"]
+        finally:
+            await daemon.stop()
+
+    idle, reads, left = asyncio.run(scenario())
+    assert idle == 0 and reads == 1 and left == 0  # read once, no flow: the entry went
