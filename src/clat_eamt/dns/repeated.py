@@ -4,10 +4,11 @@ A home asks the same names over and over, and with dnsmasq's cache off (per-clie
 answer reaches the proxy: the resolver gives the same records each time, their TTLs counted
 down.  Reading such an answer again (``answers``: its records, the A addresses through the CNAME
 chain, AAAA records in the Additional section) finds what the last reading of the name found,
-but for the TTLs, and was about a sixth of the proxy's own work per repeated A answer
-(instructions counted: README, Benchmarks).  So the last A answer read for each name is kept
-with where its TTL fields are (RFC 1035 section 4.1.3), and an answer equal to it in every byte
-but the ID and those fields is given the same reading, with the TTLs it carries now.
+but for the TTLs, and was about a sixth of the proxy's own work per repeated A answer (76,000
+of 451,000 instructions, counted in one process: README, Benchmarks).  So the last A answer
+read for each name is kept with where its TTL fields are (RFC 1035 section 4.1.3), and an
+answer equal to it in every byte but the ID and those fields is given the same reading, with
+the TTLs it carries now.
 
 Nothing but the bytes goes into a reading, so equal bytes give an equal one and what is kept
 never goes stale.  The OPT record's TTL field holds the extended RCODE and flags (RFC 6891
