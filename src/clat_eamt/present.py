@@ -11,12 +11,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from clat_eamt.core.decide import Decision
-from clat_eamt.core.engine import EntryEvent, Outcome
+from clat_eamt.core.engine import Outcome
 from clat_eamt.core.model import (
     DataplaneOp,
     EnsureDnat,
     EnsureTranslator,
     Entry,
+    EntryEvent,
     Observation,
     RemoveDnat,
     RemoveTranslator,

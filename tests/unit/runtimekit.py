@@ -19,11 +19,11 @@ from typing import Any
 
 from clat_eamt.core.counters import ApplyResult
 from clat_eamt.core.dataplane import DataplaneState
-from clat_eamt.core.engine import EntryEvent
 from clat_eamt.core.model import (
     DataplaneOp,
     EnsureDnat,
     EnsureTranslator,
+    EntryEvent,
     LiveFlows,
     RemoveDnat,
     RemoveTranslator,

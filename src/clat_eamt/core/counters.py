@@ -27,7 +27,7 @@ from clat_eamt.core.model import Reason, StaleReason
 
 
 class EntryKind(enum.StrEnum):
-    """What happened to one entry (``core.engine.EntryEvent.kind``)."""
+    """What happened to one entry (``core.model.EntryEvent.kind``)."""
 
     ADDED = "added"
     REFRESHED = "refreshed"

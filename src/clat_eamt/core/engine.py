@@ -43,6 +43,7 @@ from clat_eamt.core.limits import CreationLimiter
 from clat_eamt.core.model import (
     DataplaneOp,
     Entry,
+    EntryEvent,
     EntryKey,
     LiveFlows,
     Observation,
@@ -58,14 +59,6 @@ from clat_eamt.core.refresh import REFRESH_GRACE
 from clat_eamt.core.repeat import Repeats
 from clat_eamt.core.seen import AnswersSeen
 from clat_eamt.core.table import MappingTable
-
-
-@dataclass(frozen=True)
-class EntryEvent:
-    """What happened to one entry: added, refreshed, revived, stale, removed."""
-
-    kind: str
-    entry: Entry
 
 
 @dataclass(frozen=True)

@@ -342,6 +342,15 @@ _SLOTS = Entry.__slots__
 EntryKey = tuple[IPv4Network, IPv6Network]
 
 
+@dataclass(frozen=True)
+class EntryEvent:
+    """What happened to one entry: added, refreshed, revived, stale, removed
+    (``counters.EntryKind``)."""
+
+    kind: str
+    entry: Entry
+
+
 # --- dataplane operations (what the shells do), in the order they must be applied -------------
 
 

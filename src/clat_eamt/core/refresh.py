@@ -27,11 +27,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address
-from typing import Any, Protocol
+from typing import Any
 
 from clat_eamt.core.counters import EntryKind
 from clat_eamt.core.limits import TokenBucket
-from clat_eamt.core.model import Entry, LiveFlows, Origin, State
+from clat_eamt.core.model import Entry, EntryEvent, LiveFlows, Origin, State
 from clat_eamt.core.table import MappingTable
 
 REFRESH_GRACE = 5.0  # seconds an entry outlives its end while its name is being asked again
@@ -63,13 +63,6 @@ def valid_life(
 
 
 _DECIDED = frozenset({EntryKind.ADDED, EntryKind.REFRESHED, EntryKind.REVIVED})
-
-
-class EntryEvent(Protocol):  # ``engine.EntryEvent`` (the engine imports this module)
-    @property
-    def kind(self) -> str: ...
-    @property
-    def entry(self) -> Entry: ...
 
 
 def decided_ends(events: Iterable[EntryEvent]) -> dict[int, float]:

@@ -74,18 +74,7 @@ Classifier = Callable[[ClientIdentity], Host | None]
 def unknown_class(identity: ClientIdentity) -> Host | None:
     """A client the neighbour tables do not know (yet) is UNKNOWN: do not optimize (SPEC 3)."""
     key = identity.key
-    if not key:
-        return None
-    host = _unknown.get(key)  # one per client, not one per query
-    if host is None:
-        if len(_unknown) >= _UNKNOWN:
-            _unknown.clear()
-        host = _unknown[key] = Host(key)
-    return host
-
-
-_UNKNOWN = 256  # clients of a home; starts over when a flood of others fills it
-_unknown: dict[str, Host] = {}
+    return Host(key) if key else None
 
 
 async def _within(future: asyncio.Future[bytes], until: float) -> bool:

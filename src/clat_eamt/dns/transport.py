@@ -110,8 +110,7 @@ class _UdpSocket:
     def _received(self, data: bytes, addr: Any) -> None:
         if len(data) >= 12:
             _settle(self.waiters, (data[0] << 8) | data[1], data)
-            if self.retired and not self.waiters:  # ``close_if_done``, per answer
-                self.close()
+            self.close_if_done()
 
     def _failed(self, error: OSError) -> None:
         # An ICMP error on the connected socket (port unreachable: nothing listens there) fails
