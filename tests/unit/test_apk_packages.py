@@ -1,10 +1,10 @@
 """The apk v3 packages `make apk` builds for OpenWrt 25.12 (openwrt/apk.py), read with the
-project's own reader of the format (openwrt/adb.py) and checked field by field against the ipk
-packages of the same tree (openwrt/ipkg.py, tests/unit/test_packages.py): the same files with
-the same bytes, modes and owner (the modules as sources, i.e. what clat-eamt-src carries, under
-25.12's python3.13), the same conffiles, the same dependencies (each name is the same in 25.12's
-feeds), the Makefile's scripts inside the wrappers of package-pack.mk's apk branch, the bytes
-again on a second build; and the reader's own rules against damaged packages.
+project's own reader of the format (openwrt/adb_reader.py) and checked field by field against
+the ipk packages of the same tree (openwrt/ipkg.py, tests/unit/test_packages.py): the same files
+with the same bytes, modes and owner (the modules as sources, i.e. what clat-eamt-src carries,
+under 25.12's python3.13), the same conffiles, the same dependencies (each name is the same in
+25.12's feeds), the Makefile's scripts inside the wrappers of package-pack.mk's apk branch, the
+bytes again on a second build; and the reader's own rules against damaged packages.
 
 No apk-tools can be installed here (no registry these machines reach packages it): the packages
 were checked by hand against apk-tools 3.0.6 built from its sources (`apk adbdump`, `apk
@@ -32,6 +32,7 @@ from tests.unit.test_packages import EPOCH, Ipk, built
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "openwrt"))
 import adb  # noqa: E402
+import adb_reader  # noqa: E402
 
 BUILDER = REPO / "openwrt" / "apk.py"
 VERSION = f"{clat_eamt.__version__}-r1"
@@ -58,9 +59,11 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="module")
-def apks(build: tuple[Path, str]) -> dict[str, adb.Package]:
+def apks(build: tuple[Path, str]) -> dict[str, adb_reader.Package]:
     out = build[0]
-    return {name: adb.read_package((out / f"{name}-{VERSION}.apk").read_bytes()) for name in OWN}
+    return {
+        name: adb_reader.read_package((out / f"{name}-{VERSION}.apk").read_bytes()) for name in OWN
+    }
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +84,7 @@ def ipk_members(ipk: Ipk) -> dict[str, tuple[str, int, bytes]]:
     return out
 
 
-def apk_members(pkg: adb.Package) -> dict[str, tuple[str, int, bytes]]:
+def apk_members(pkg: adb_reader.Package) -> dict[str, tuple[str, int, bytes]]:
     return {p: (m.kind, m.mode, m.data) for p, m in pkg.members.items()}
 
 
@@ -104,7 +107,9 @@ def test_make_apk_prints_the_two_packages(build: tuple[Path, str], tmp_path: Pat
         ).read_bytes()
 
 
-def test_files_are_the_ipks_files(apks: dict[str, adb.Package], ipks: dict[str, Ipk]) -> None:
+def test_files_are_the_ipks_files(
+    apks: dict[str, adb_reader.Package], ipks: dict[str, Ipk]
+) -> None:
     """clat-eamt: the ipk's files but its bytecode, and clat-eamt-src's sources, moved from
     python3.11 to python3.13; luci-app-clat-eamt: the ipk's files.  Same bytes and modes;
     every directory 0755.  Plus lib/apk/packages/ (the next test)."""
@@ -132,7 +137,7 @@ def test_files_are_the_ipks_files(apks: dict[str, adb.Package], ipks: dict[str, 
     assert not [p for p in apks["clat-eamt"].members if p.endswith(".pyc")]
 
 
-def test_apk_database_files(apks: dict[str, adb.Package], ipks: dict[str, Ipk]) -> None:
+def test_apk_database_files(apks: dict[str, adb_reader.Package], ipks: dict[str, Ipk]) -> None:
     """lib/apk/packages/NAME.list: every file and symlink but itself and the conffiles files;
     NAME.conffiles: the ipk's conffiles; NAME.conffiles_static: each with its sha256."""
     for name, pkg in apks.items():
@@ -150,7 +155,9 @@ def test_apk_database_files(apks: dict[str, adb.Package], ipks: dict[str, Ipk]) 
     assert f"{APK_FILES}luci-app-clat-eamt.conffiles" not in apks["luci-app-clat-eamt"].members
 
 
-def test_info_is_the_ipks_control(apks: dict[str, adb.Package], ipks: dict[str, Ipk]) -> None:
+def test_info_is_the_ipks_control(
+    apks: dict[str, adb_reader.Package], ipks: dict[str, Ipk]
+) -> None:
     for name, pkg in apks.items():
         control = ipks[name].control()
         info = pkg.info
@@ -200,7 +207,7 @@ def _own(ipk: Ipk, name: str) -> str:
 
 
 def test_scripts_wrap_the_makefiles(
-    apks: dict[str, adb.Package], ipks: dict[str, Ipk], tmp_path: Path
+    apks: dict[str, adb_reader.Package], ipks: dict[str, Ipk], tmp_path: Path
 ) -> None:
     for name, pkg in apks.items():
         post_install = WRAP_POSTINST.format(name=name) + _own(ipks[name], "postinst-pkg")
@@ -219,7 +226,9 @@ def test_scripts_wrap_the_makefiles(
     assert "killall -HUP rpcd" in apks["luci-app-clat-eamt"].scripts["post-install"]
 
 
-def test_modules_import_from_the_sources(apks: dict[str, adb.Package], tmp_path: Path) -> None:
+def test_modules_import_from_the_sources(
+    apks: dict[str, adb_reader.Package], tmp_path: Path
+) -> None:
     site = tmp_path / SITE_APK
     for path, m in apks["clat-eamt"].members.items():
         if path.startswith(SITE_APK) and m.kind == "file":
@@ -262,7 +271,7 @@ def test_round_trip() -> None:
     """Blobs of 1, 2 and 4 length bytes, an int of 4 bytes, an empty file (no data block), a
     symlink, dependencies sorted by name without repeats."""
     info = {"name": "t", "version": "1.0-r1", "depends": ["b", "a", "b", "c=2"], "arch": "noarch"}
-    pkg = adb.read_package(adb.write_package(info, {"post-install": "#!/bin/sh\n"}, SAMPLE))
+    pkg = adb_reader.read_package(adb.write_package(info, {"post-install": "#!/bin/sh\n"}, SAMPLE))
     assert pkg.members == {m.path: m for m in SAMPLE}
     assert list(pkg.members) == ["", "big", "etc", "etc/a", "etc/b", "etc/link"]
     assert pkg.info["depends"] == ["a", "b", "c=2"]
@@ -271,7 +280,7 @@ def test_round_trip() -> None:
 
 
 def _stream(apk: bytes) -> bytes:
-    return adb.decompress(apk)
+    return adb_reader.decompress(apk)
 
 
 def _pack(stream: bytes) -> bytes:
@@ -282,13 +291,13 @@ def _pack(stream: bytes) -> bytes:
 def test_reader_rejects_damage() -> None:
     good = adb.write_package({"name": "t", "version": "1"}, {}, SAMPLE)
     stream = bytearray(_stream(good))
-    assert adb.read_package(_pack(bytes(stream))).members  # recompressed, still good
+    assert adb_reader.read_package(_pack(bytes(stream))).members  # recompressed, still good
     damaged = bytearray(stream)
     damaged[-5] ^= 1  # inside the last data block
     with pytest.raises(adb.FormatError, match="sha256"):
-        adb.read_package(_pack(bytes(damaged)))
+        adb_reader.read_package(_pack(bytes(damaged)))
     with pytest.raises(adb.FormatError):
-        adb.read_package(good[: len(good) // 2])
+        adb_reader.read_package(good[: len(good) // 2])
     adb_len = struct.unpack_from("<I", stream, 8)[0] & 0x3FFFFFFF
     adb_len += -adb_len % 8
     first, rest = stream[8 + adb_len :], stream[: 8 + adb_len]
@@ -296,12 +305,12 @@ def test_reader_rejects_damage() -> None:
     size += -size % 8
     swapped = rest + first[size:] + first[:size]  # the two data blocks swapped
     with pytest.raises(adb.FormatError, match="out of order"):
-        adb.read_package(_pack(bytes(swapped)))
+        adb_reader.read_package(_pack(bytes(swapped)))
     renamed = bytes(stream).replace(b"\x01t", b"\x01u", 1)  # the name: the identity no longer
     with pytest.raises(adb.FormatError, match="identity"):
-        adb.read_package(_pack(renamed))
+        adb_reader.read_package(_pack(renamed))
     with pytest.raises(adb.FormatError, match="not an apk v3"):
-        adb.read_package(b"\x1f\x8b" + good)
+        adb_reader.read_package(b"\x1f\x8b" + good)
 
 
 def test_writer_refuses_what_it_cannot_write() -> None:
