@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 import clat_eamt
-from tests.unit.test_packages import EPOCH, Ipk, built
+from tests.unit.test_packages import EPOCH, Ipk, built, imported_daemon
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "openwrt"))
@@ -234,17 +234,7 @@ def test_modules_import_from_the_sources(
         if path.startswith(SITE_APK) and m.kind == "file":
             (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / path).write_bytes(m.data)
-    probe = "import clat_eamt.daemon, clat_eamt.cli; print(clat_eamt.daemon.__file__)"
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        env={**os.environ, "PYTHONPATH": str(site), "PYTHONDONTWRITEBYTECODE": "1"},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == str(site / "clat_eamt" / "daemon.py")
+    assert imported_daemon(site, tmp_path) == site / "clat_eamt" / "daemon.py"
 
 
 def test_reproducible(build: tuple[Path, str], tmp_path: Path) -> None:
