@@ -144,7 +144,7 @@ def info(meta: ipkg.Meta) -> dict[str, str | int | bytes | list[str]]:
         "origin": f"feeds/{ipkg.FEED_NAME}/{meta.feed_dir}",
         "url": meta.get("URL"),
         "maintainer": meta.get("MAINTAINER"),
-        "provides": [*meta.get("PROVIDES").split(), f"{meta.name}-any"],
+        "provides": [f"{meta.name}-any"],  # build() refuses a Makefile PROVIDES
         "depends": depends,
     }
     return {k: v for k, v in fields.items() if v}
