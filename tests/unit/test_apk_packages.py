@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "openwrt"))
 import adb  # noqa: E402
 import adb_reader  # noqa: E402
+import apk  # noqa: E402
 
 BUILDER = REPO / "openwrt" / "apk.py"
 VERSION = f"{clat_eamt.__version__}-r1"
@@ -235,6 +236,28 @@ def test_modules_import_from_the_sources(
             (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / path).write_bytes(m.data)
     assert imported_daemon(site, tmp_path) == site / "clat_eamt" / "daemon.py"
+
+
+@pytest.mark.skipif(
+    "PYTHON3_KEEP_SOURCES=1" in apk.python_variables(sources=False),
+    reason="needs python3.13 on the build machine (Debian 12 has none): the sources path is tested",
+)
+def test_bytecode_where_python313_runs(tmp_path: Path) -> None:
+    """With python3.13 the modules are its hash-based bytecode, as 25.12's SDK builds them."""
+    done = run_builder(tmp_path, "clat-eamt")
+    assert done.returncode == 0, done.stderr
+    pkg = adb_reader.read_package((tmp_path / f"clat-eamt-{VERSION}.apk").read_bytes())
+    modules = [p for p in pkg.members if p.startswith(SITE_APK) and pkg.members[p].kind == "file"]
+    assert modules and all(p.endswith(".pyc") for p in modules)
+    magic = subprocess.run(
+        ["python3.13", "-c", "import importlib.util as u; print(u.MAGIC_NUMBER.hex())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    body = pkg.members[f"{SITE_APK}clat_eamt/daemon.pyc"].data
+    assert body[:4].hex() == magic
+    assert int.from_bytes(body[4:8], "little") & 1  # PEP 552: hash-based
 
 
 def test_reproducible(build: tuple[Path, str], tmp_path: Path) -> None:
