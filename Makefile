@@ -15,7 +15,7 @@ HOST_TOOLS := python3:python3 python3.11:python3.11 dnsmasq:dnsmasq-base unbound
 	knotd:knot tayga:tayga dnsperf:dnsperf nft:nftables conntrack:conntrack ip:iproute2 \
 	shellcheck:shellcheck chromium:chromium node:nodejs msguniq:gettext
 
-.PHONY: all test lint demo docs bench footprint fuzz ipk screenshots host-deps clean
+.PHONY: all test lint demo docs bench footprint fuzz ipk apk screenshots host-deps clean
 
 all: test
 
@@ -82,6 +82,13 @@ footprint: $(TOX)
 # built from the feed's Makefiles without the SDK (openwrt/ipkg.py; dnslib comes from PyPI).
 ipk: $(TOX)
 	$(VENV)/bin/python openwrt/ipkg.py --out build/ipk
+
+# The OpenWrt 25.12 packages (clat-eamt, luci-app-clat-eamt) as apk v3 files in build/apk/, from
+# the same Makefiles without the SDK (openwrt/apk.py, openwrt/adb.py): nothing but the host's
+# Python, make and coreutils.  The modules as Python 3.13 bytecode when the host runs python3.13,
+# else as sources (Debian 12 has no 3.13); APK_ARGS=--sources for sources anyway.
+apk:
+	$(PYTHON) openwrt/apk.py --out build/apk $(APK_ARGS)
 
 # The LuCI status and settings pages in headless Chromium against the daemon in the lab (root),
 # as luci-app/screenshots/status.png (the README's picture) and settings.png.  The page around

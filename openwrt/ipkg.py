@@ -70,7 +70,9 @@ class Meta:
         return self.values.get(key, "")
 
 
-def _make(feed_dir: str, work: Path, target: str) -> None:
+def _make(feed_dir: str, work: Path, target: str, extra: tuple[str, ...] = ()) -> None:
+    """`extra`: more make variables (NAME=VALUE), after ours so that they win (openwrt/apk.py
+    builds for another release's Python with them)."""
     argv = [
         "make",
         "--no-print-directory",
@@ -83,6 +85,7 @@ def _make(feed_dir: str, work: Path, target: str) -> None:
         f"IPKG_STAGE={work / 'stage'}",
         f"IPKG_META={work / 'meta' / feed_dir}",
         f"PYTHON3_VERSION={PYTHON3_VERSION}",
+        *extra,
         target,
     ]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -90,7 +93,7 @@ def _make(feed_dir: str, work: Path, target: str) -> None:
         raise BuildError(f"make {target} in openwrt/{feed_dir} failed:\n{done.stderr.strip()}")
 
 
-def read_metas(work: Path) -> dict[str, Meta]:
+def read_metas(work: Path, extra: tuple[str, ...] = ()) -> dict[str, Meta]:
     """Every package every Makefile of the feed defines, by package name."""
     metas: dict[str, Meta] = {}
     for makefile in sorted(FEED.glob("*/Makefile")):
@@ -98,7 +101,7 @@ def read_metas(work: Path) -> dict[str, Meta]:
         if "call BuildPackage" not in makefile.read_text():  # the SDK's scan.mk looks for it
             continue
         shutil.rmtree(work / "meta" / feed_dir, ignore_errors=True)
-        _make(feed_dir, work, "ipkg-meta")
+        _make(feed_dir, work, "ipkg-meta", extra)
         for pkg_dir in sorted((work / "meta" / feed_dir).iterdir()):
             values = {}
             for var in pkg_dir.iterdir():
@@ -307,11 +310,12 @@ def gz(data: bytes) -> bytes:
 # -- one package ------------------------------------------------------------------------------
 
 
-def build(meta: Meta, work: Path, out: Path, epoch: int) -> Path:
+def stage(meta: Meta, work: Path, extra: tuple[str, ...] = ()) -> Path:
+    """The package's files as its install recipe installs them (package-pack.mk's IDIR)."""
     if meta.get("PKGARCH") != "all":
         raise BuildError(f"{meta.name}: only PKGARCH all can be built without the SDK")
     fetch_source(meta, work)
-    _make(meta.feed_dir, work, f"ipkg-stage-{meta.name}")
+    _make(meta.feed_dir, work, f"ipkg-stage-{meta.name}", extra)
     data = work / "stage" / meta.name
     for junk in sorted(data.rglob("*"), reverse=True):  # as package-pack.mk removes them
         if junk.name in ("CVS", ".svn") or junk.name.startswith(".#") or junk.name.endswith("~"):
@@ -320,6 +324,11 @@ def build(meta: Meta, work: Path, out: Path, epoch: int) -> Path:
             else:
                 junk.unlink()
     data.chmod(0o755)
+    return data
+
+
+def build(meta: Meta, work: Path, out: Path, epoch: int) -> Path:
+    data = stage(meta, work)
     control = work / "control" / meta.name
     write_control(meta, data, control)
     data_tar = tar_tree(data, epoch)

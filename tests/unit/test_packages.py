@@ -321,17 +321,23 @@ def test_bytecode_is_hash_based_and_loads_without_sources(
     with ipks["clat-eamt"].part("./data.tar.gz") as tar:
         tar.extractall(tree, filter="data")
     site = tree / SITE
+    assert imported_daemon(site, tmp_path) == site / "clat_eamt" / "daemon.pyc"
+
+
+def imported_daemon(site: Path, cwd: Path) -> Path:
+    """The file Python imports clat_eamt.daemon from, with only `site` on its path (and the
+    CLI imported too), writing no bytecode."""
     probe = "import clat_eamt.daemon, clat_eamt.cli; print(clat_eamt.daemon.__file__)"
     done = subprocess.run(
         [sys.executable, "-c", probe],
         env={**os.environ, "PYTHONPATH": str(site), "PYTHONDONTWRITEBYTECODE": "1"},
-        cwd=tmp_path,
+        cwd=cwd,
         capture_output=True,
         text=True,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == str(site / "clat_eamt" / "daemon.pyc")
+    return Path(done.stdout.strip())
 
 
 def test_src_package_control(ipks: dict[str, Ipk]) -> None:

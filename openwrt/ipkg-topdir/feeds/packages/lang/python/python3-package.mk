@@ -29,6 +29,14 @@ define Python3/DeleteSourceFiles
 	$(FIND) $(1) -type f -name '*.py' -delete
 endef
 
+# Not the packages feed's: PYTHON3_KEEP_SOURCES=1 (openwrt/apk.py, when the host has no Python
+# of the release) keeps the modules as sources instead of bytecode, which the router's Python
+# compiles as it imports them.
+ifeq ($(PYTHON3_KEEP_SOURCES),1)
+  Python3/CompileAll:=
+  Python3/DeleteSourceFiles:=
+endif
+
 define Python3/DeleteNonSourceFiles
 	$(FIND) $(1) -not -type d -not -name '*.py' -delete
 endef
