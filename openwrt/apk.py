@@ -217,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         elif python is None:
             print(f"(Python modules as sources: no python{PYTHON3_VERSION} here for bytecode)")
         else:
-            used = f"{os.path.relpath(python)} {debian_python.probe(python)}"
+            shown = os.path.relpath(python) if Path(python).is_relative_to(Path.cwd()) else python
+            used = f"{shown} {debian_python.probe(python)}"
             print(f"(Python modules as {PYTHON3_VERSION} bytecode: {used})")
     except ipkg.DownloadError as error:
         print(f"apk: {error}", file=sys.stderr)
