@@ -85,8 +85,10 @@ ipk: $(TOX)
 
 # The OpenWrt 25.12 packages (clat-eamt, luci-app-clat-eamt) as apk v3 files in build/apk/, from
 # the same Makefiles without the SDK (openwrt/apk.py, openwrt/adb.py): nothing but the host's
-# Python, make and coreutils.  The modules as Python 3.13 bytecode when the host runs python3.13,
-# else as sources (Debian 12 has no 3.13); APK_ARGS=--sources for sources anyway.
+# Python, make, coreutils and apt-get.  The modules as Python 3.13 bytecode: python3.13 from PATH,
+# else Debian 13's, fetched once into build/python3.13 (openwrt/debian_python.py; Debian 12 has
+# no 3.13); as sources if neither is to be had.  APK_ARGS=--sources for sources anyway,
+# APK_ARGS=--offline for no download.
 apk:
 	$(PYTHON) openwrt/apk.py --out build/apk $(APK_ARGS)
 

@@ -20,13 +20,16 @@ CONFIG_USE_APK (its apk branch):
 
 Python: 25.12's packages feed builds Python 3.13 (openwrt/packages, branch openwrt-25.12,
 lang/python/python3-version.mk: PYTHON3_VERSION_MINOR:=13) and ships its Python packages as
-bytecode (python3-package.mk: compileall -b, sources deleted).  Bytecode is valid only for the
-Python version that wrote it, and Debian 12 has no Python 3.13: without `python3.13` on the
-host, clat-eamt carries its modules as sources (what clat-eamt-src holds), which the router's
-Python compiles in memory as it imports them (OpenWrt's Python writes no .pyc files: its patch
-004-do-not-write-bytes-codes); with it, bytecode as the SDK builds it.
+bytecode (python3-package.mk: compileall -b, sources deleted; OpenWrt's Python writes no .pyc
+files itself: its patch 004-do-not-write-bytes-codes).  Bytecode is valid only for the Python
+version that wrote it, and Debian 12 has no Python 3.13: the compiler is `python3.13` on PATH,
+else Debian 13's, fetched once with apt-get into build/python3.13 (openwrt/debian_python.py).
+With --sources, or when neither is to be had (--offline, no apt-get, no network: said in the
+output), clat-eamt carries its modules as sources (what clat-eamt-src holds), which the
+router's Python compiles in memory as it imports them: the same package, slower to start.
 
-Usage: apk.py [--out DIR] [--sources] [PACKAGE ...]     (exit 3: a source could not be downloaded)
+Usage: apk.py [--out DIR] [--sources | --offline] [--python-cache DIR] [--debian-mirror URL]
+              [PACKAGE ...]     (exit 3: a source could not be downloaded)
 """
 
 from __future__ import annotations
@@ -35,12 +38,11 @@ import argparse
 import hashlib
 import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import adb
+import debian_python
 import ipkg
 
 PACKAGES = ("clat-eamt", "luci-app-clat-eamt")
@@ -50,15 +52,26 @@ APK_DIR = "lib/apk/packages"
 SHEBANG = re.compile(r"^\s*#!.*\n?", re.M)  # sed '/^\s*#!/d'
 
 
-def python_variables(sources: bool) -> tuple[str, ...]:
-    """Make variables for the release's Python: bytecode if the host runs it, else sources."""
-    version = (f"PYTHON3_VERSION={PYTHON3_VERSION}",)
-    probe = [f"python{PYTHON3_VERSION}", "-c", "import sys; print(*sys.version_info[:2], sep='.')"]
-    if not sources and shutil.which(probe[0]):
-        done = subprocess.run(probe, capture_output=True, text=True, check=False)
-        if done.returncode == 0 and done.stdout.strip() == PYTHON3_VERSION:
-            return version
-    return (*version, "PYTHON3_KEEP_SOURCES=1")
+def host_python(args: argparse.Namespace) -> str | None:
+    """The command that runs 25.12's Python here (PATH, cache, download), or None: sources."""
+    if args.sources:
+        return None
+    found = debian_python.find(PYTHON3_VERSION, args.python_cache)
+    if found or args.offline:
+        return found
+    try:
+        return debian_python.fetch(PYTHON3_VERSION, args.python_cache, args.debian_mirror, print)
+    except debian_python.FetchError as error:
+        print(f"apk: no python{PYTHON3_VERSION} for bytecode: {error}", file=sys.stderr)
+        return None
+
+
+def python_variables(python: str | None) -> tuple[str, ...]:
+    """Make variables for the release's Python: its bytecode with `python`, else sources."""
+    version = f"PYTHON3_VERSION={PYTHON3_VERSION}"
+    if python is None:
+        return (version, "PYTHON3_KEEP_SOURCES=1")
+    return (version, f"HOST_PYTHON3_BIN={python}")
 
 
 def scripts(name: str, control: Path) -> dict[str, str]:
@@ -169,6 +182,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sources", action="store_true", help="Python modules as sources even with python3.13"
     )
+    parser.add_argument(
+        "--offline", action="store_true", help="python3.13 from PATH or the cache, no download"
+    )
+    parser.add_argument(
+        "--python-cache",
+        type=Path,
+        default=ipkg.REPO / "build" / f"python{PYTHON3_VERSION}",
+        help="where the fetched python3.13 is kept (default build/python3.13)",
+    )
+    parser.add_argument(
+        "--debian-mirror", metavar="URL", help="instead of the apt sources' Debian mirror"
+    )
     parser.add_argument("packages", nargs="*", default=list(PACKAGES), metavar="PACKAGE")
     args = parser.parse_args(argv)
     out: Path = args.out.resolve()
@@ -177,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         epoch = ipkg.source_date_epoch()
         os.environ["SOURCE_DATE_EPOCH"] = str(epoch)  # as ipkg.py: reproducible bytecode
         work.mkdir(parents=True, exist_ok=True)
-        variables = python_variables(args.sources)
+        python = host_python(args)
+        variables = python_variables(python)
         metas = ipkg.read_metas(work, variables)
         ipkg.check_version(metas)
         unknown = sorted(set(args.packages) - set(metas))
@@ -186,8 +212,14 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.packages:
             apk = build(metas[name], work, out, epoch, variables)
             print(f"{os.path.relpath(apk)}  {apk.stat().st_size:,} bytes")
-        if "PYTHON3_KEEP_SOURCES=1" in variables:
+        if args.sources:
+            print("(Python modules as sources: --sources)")
+        elif python is None:
             print(f"(Python modules as sources: no python{PYTHON3_VERSION} here for bytecode)")
+        else:
+            shown = os.path.relpath(python) if Path(python).is_relative_to(Path.cwd()) else python
+            used = f"{shown} {debian_python.probe(python)}"
+            print(f"(Python modules as {PYTHON3_VERSION} bytecode: {used})")
     except ipkg.DownloadError as error:
         print(f"apk: {error}", file=sys.stderr)
         return ipkg.EXIT_DOWNLOAD

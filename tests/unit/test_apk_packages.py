@@ -6,6 +6,10 @@ under 25.12's python3.13), the same conffiles, the same dependencies (each name 
 25.12's feeds), the Makefile's scripts inside the wrappers of package-pack.mk's apk branch, the
 bytes again on a second build; and the reader's own rules against damaged packages.
 
+The modules as Python 3.13 bytecode need a python3.13: on PATH, or Debian 13's that `make apk`
+fetched into build/python3.13 (openwrt/debian_python.py).  These tests download nothing: with
+neither, the bytecode test is skipped; without one to be had, the build falls back to sources.
+
 No apk-tools can be installed here (no registry these machines reach packages it): the packages
 were checked by hand against apk-tools 3.0.6 built from its sources (`apk adbdump`, `apk
 verify`, `apk add` into an empty root with its scripts, `apk del`; the issue 29 note), and
@@ -17,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import struct
 import subprocess
 import sys
@@ -33,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "openwrt"))
 import adb  # noqa: E402
 import adb_reader  # noqa: E402
-import apk  # noqa: E402
+import debian_python  # noqa: E402
 
 BUILDER = REPO / "openwrt" / "apk.py"
 VERSION = f"{clat_eamt.__version__}-r1"
@@ -41,6 +44,8 @@ SITE_IPK = "usr/lib/python3.11/site-packages/"
 SITE_APK = "usr/lib/python3.13/site-packages/"
 APK_FILES = "lib/apk/packages/"
 OWN = ("clat-eamt", "luci-app-clat-eamt")
+CACHE = REPO / "build" / "python3.13"  # where `make apk` keeps the python3.13 it fetched
+PYTHON313 = debian_python.find("3.13", CACHE)
 
 
 def run_builder(out: Path, *args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -49,6 +54,19 @@ def run_builder(out: Path, *args: str, path: str | None = None) -> subprocess.Co
         env["PATH"] = path
     argv = [sys.executable, str(BUILDER), "--out", str(out), *args]
     return subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+
+
+def debian12_path(tmp: Path, *without: str) -> str:
+    """A PATH of the host's /usr/bin and /bin without python3.13 (as on Debian 12) nor `without`."""
+    tools = tmp / "bin"
+    tools.mkdir()
+    for directory in (Path("/usr/bin"), Path("/bin")):
+        for tool in sorted(directory.iterdir()):
+            link = tools / tool.name
+            skip = tool.name.startswith("python3.13") or tool.name in without
+            if not (skip or link.is_symlink()):
+                link.symlink_to(tool)
+    return str(tools)
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +116,42 @@ def test_make_apk_prints_the_two_packages(build: tuple[Path, str], tmp_path: Pat
     for name in OWN:
         size = (out / f"{name}-{VERSION}.apk").stat().st_size
         assert re.search(rf"{re.escape(name)}-{VERSION}\.apk  {size:,} bytes\n", stdout), stdout
-    # Debian 12 has no python3.13: the default is then the modules as sources, and it says so
-    if shutil.which("python3.13", path="/usr/bin:/bin") is None:
-        done = run_builder(tmp_path, "clat-eamt", path="/usr/bin:/bin")
-        assert done.returncode == 0, done.stderr
-        assert "as sources: no python3.13" in done.stdout
-        assert (tmp_path / f"clat-eamt-{VERSION}.apk").read_bytes() == (
-            out / f"clat-eamt-{VERSION}.apk"
-        ).read_bytes()
+    # Debian 12 has no python3.13: without one (no download here) the modules as sources, said
+    cache = tmp_path / "no-cache"
+    args = ("--offline", "--python-cache", str(cache), "clat-eamt")
+    done = run_builder(tmp_path, *args, path=debian12_path(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "as sources: no python3.13 here for bytecode" in done.stdout
+    assert (tmp_path / f"clat-eamt-{VERSION}.apk").read_bytes() == (
+        out / f"clat-eamt-{VERSION}.apk"
+    ).read_bytes()
+    assert not cache.exists()
+
+
+@pytest.mark.parametrize("case", ["no apt-get", "unsigned index"])
+def test_no_python313_to_be_had_gives_sources(
+    case: str, build: tuple[Path, str], tmp_path: Path
+) -> None:
+    """The fetch of Debian 13's python3.13 failing (a tool missing; an index apt refuses, here a
+    local mirror whose Release is unsigned: no network) says why, in one line, and the build
+    goes on with the modules as sources."""
+    mirror = tmp_path / "debian"
+    (mirror / "dists" / "trixie").mkdir(parents=True)
+    (mirror / "dists" / "trixie" / "Release").write_text("Suite: trixie\nCodename: trixie\n")
+    without = ("apt-get",) if case == "no apt-get" else ()
+    args = ("--python-cache", str(tmp_path / "cache"), "--debian-mirror", mirror.as_uri())
+    done = run_builder(tmp_path / "out", *args, "clat-eamt", path=debian12_path(tmp_path, *without))
+    assert done.returncode == 0, done.stderr
+    why = (
+        "apt-get missing"
+        if without
+        else f"'file:{re.escape(str(mirror))} trixie Release'.*not signed"
+    )
+    assert re.fullmatch(rf"apk: no python3\.13 for bytecode: .*{why}.*\n", done.stderr)
+    assert "as sources: no python3.13 here for bytecode" in done.stdout
+    file = f"clat-eamt-{VERSION}.apk"
+    assert (tmp_path / "out" / file).read_bytes() == (build[0] / file).read_bytes()
+    assert not (tmp_path / "cache" / "bin").exists()
 
 
 def test_files_are_the_ipks_files(
@@ -239,25 +285,43 @@ def test_modules_import_from_the_sources(
 
 
 @pytest.mark.skipif(
-    "PYTHON3_KEEP_SOURCES=1" in apk.python_variables(sources=False),
-    reason="needs python3.13 on the build machine (Debian 12 has none): the sources path is tested",
+    PYTHON313 is None,
+    reason="no python3.13 on PATH nor fetched into build/python3.13 by `make apk` (no download"
+    " in the tests): the sources path is tested",
 )
-def test_bytecode_where_python313_runs(tmp_path: Path) -> None:
-    """With python3.13 the modules are its hash-based bytecode, as 25.12's SDK builds them."""
-    done = run_builder(tmp_path, "clat-eamt")
-    assert done.returncode == 0, done.stderr
-    pkg = adb_reader.read_package((tmp_path / f"clat-eamt-{VERSION}.apk").read_bytes())
-    modules = [p for p in pkg.members if p.startswith(SITE_APK) and pkg.members[p].kind == "file"]
-    assert modules and all(p.endswith(".pyc") for p in modules)
-    magic = subprocess.run(
-        ["python3.13", "-c", "import importlib.util as u; print(u.MAGIC_NUMBER.hex())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    body = pkg.members[f"{SITE_APK}clat_eamt/daemon.pyc"].data
-    assert body[:4].hex() == magic
-    assert int.from_bytes(body[4:8], "little") & 1  # PEP 552: hash-based
+def test_bytecode_with_python313(apks: dict[str, adb_reader.Package], tmp_path: Path) -> None:
+    """With python3.13 (on PATH, or Debian 13's that `make apk` fetched) each module of the
+    sources package is that Python's hash-based bytecode, as 25.12's SDK builds it: its magic
+    number, the router's path inside, the same bytes on a second build, and that Python imports
+    the daemon and the CLI from the bytecode alone."""
+    assert PYTHON313 is not None
+    bodies = []
+    for run in ("1", "2"):
+        done = run_builder(tmp_path / run, "--offline", "--python-cache", str(CACHE), "clat-eamt")
+        assert done.returncode == 0, done.stderr
+        note = r"\(Python modules as 3\.13 bytecode: .*python3\.13 3\.13\.\d+\)"
+        assert re.search(note, done.stdout)
+        bodies.append((tmp_path / run / f"clat-eamt-{VERSION}.apk").read_bytes())
+    assert bodies[0] == bodies[1]
+    pkg = adb_reader.read_package(bodies[0])
+    want = {re.sub(r"\.py$", ".pyc", p) for p in apks["clat-eamt"].members}
+    assert {p for p in pkg.members if not p.startswith(APK_FILES)} == {
+        p for p in want if not p.startswith(APK_FILES)
+    }
+    probe = "import importlib.util as u, sys; print(u.MAGIC_NUMBER.hex(), sys.version_info[:2])"
+    done = subprocess.run([PYTHON313, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split(" ", 1)[1].strip() == "(3, 13)"
+    magic = bytes.fromhex(done.stdout.split()[0])
+    modules = {p: m.data for p, m in pkg.members.items() if p.endswith(".pyc")}
+    assert len(modules) > 50
+    for path, body in modules.items():
+        assert body[:4] == magic, path
+        assert int.from_bytes(body[4:8], "little") & 1, path  # PEP 552: hash-based
+        assert f"/{path[:-1]}".encode() in body, path  # compileall -d /: the router's path
+        (tmp_path / "root" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "root" / path).write_bytes(body)
+    site = tmp_path / "root" / SITE_APK
+    assert imported_daemon(site, tmp_path, PYTHON313) == site / "clat_eamt" / "daemon.pyc"
 
 
 def test_reproducible(build: tuple[Path, str], tmp_path: Path) -> None:

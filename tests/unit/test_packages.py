@@ -324,12 +324,12 @@ def test_bytecode_is_hash_based_and_loads_without_sources(
     assert imported_daemon(site, tmp_path) == site / "clat_eamt" / "daemon.pyc"
 
 
-def imported_daemon(site: Path, cwd: Path) -> Path:
-    """The file Python imports clat_eamt.daemon from, with only `site` on its path (and the
+def imported_daemon(site: Path, cwd: Path, python: str = sys.executable) -> Path:
+    """The file `python` imports clat_eamt.daemon from, with only `site` on its path (and the
     CLI imported too), writing no bytecode."""
     probe = "import clat_eamt.daemon, clat_eamt.cli; print(clat_eamt.daemon.__file__)"
     done = subprocess.run(
-        [sys.executable, "-c", probe],
+        [python, "-c", probe],
         env={**os.environ, "PYTHONPATH": str(site), "PYTHONDONTWRITEBYTECODE": "1"},
         cwd=cwd,
         capture_output=True,

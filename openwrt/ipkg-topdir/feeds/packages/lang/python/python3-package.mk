@@ -13,7 +13,8 @@
 #   package (dnslib).
 
 # The Python of the release the ipk is for (OpenWrt 24.10: 3.11); ipkg.py passes it.  Bytecode
-# is only valid for the Python version that wrote it: the host Python must be that version.
+# is only valid for the Python version that wrote it: the host Python must be that version
+# (apk.py passes HOST_PYTHON3_BIN for 25.12's 3.13: python3.13 from PATH or the one it fetched).
 PYTHON3_VERSION?=3.11
 PYTHON3_PKG_DIR:=/usr/lib/python$(PYTHON3_VERSION)/site-packages
 HOST_PYTHON3_BIN?=python$(PYTHON3_VERSION)
