@@ -36,7 +36,7 @@ host-deps.base host-deps.demo host-deps.test: host-deps.%:
 		command -v "$${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/$${pair%%:*}" ] || \
 			missing="$$missing $${pair#*:}"; \
 	done; \
-	[ ! -x $(PYTHON) ] || $(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || \
+	{ [ -x $(PYTHON) ] && $(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1; } || \
 		missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then echo "make: need root to install:$$missing" >&2; exit 1; fi; \
