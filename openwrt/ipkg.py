@@ -379,7 +379,7 @@ def source_date() -> tuple[int, str]:
     ]
     if not files:
         raise BuildError(f"no sources in {REPO}: set SOURCE_DATE_EPOCH")
-    newest = max(files, key=lambda path: path.stat().st_mtime)
+    newest = max(sorted(files), key=lambda path: path.stat().st_mtime)  # ties: the first name
     return int(newest.stat().st_mtime), f"the newest file's time ({newest.relative_to(REPO)})"
 
 
