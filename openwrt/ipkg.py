@@ -44,7 +44,7 @@ PACKAGES = (
 )
 # The release the ipk files are for uses opkg and Python 3.11 (OpenWrt 24.10).  The packages
 # carry bytecode (python3-package.mk's Py3Package), valid only for that Python version: the
-# host's python3.11 compiles it.
+# host's Python 3.11 compiles it (host_python).
 PYTHON3_VERSION = "3.11"
 EXIT_DOWNLOAD = 3
 
@@ -63,6 +63,18 @@ def run_tool(argv: list[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(argv, capture_output=True, text=True, check=False)
     except FileNotFoundError:
         raise BuildError(missing_tool(argv[0])) from None
+
+
+def host_python() -> str:
+    """The interpreter that compiles the bytecode: the one running this script when it is the
+    release's Python version (the Makefile runs it under Debian's /usr/bin/python3, not
+    whatever python3.11 comes first on PATH), else python3.11 from PATH."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == PYTHON3_VERSION:
+        return sys.executable
+    found = shutil.which(f"python{PYTHON3_VERSION}")
+    if found is None:
+        raise BuildError(missing_tool(f"python{PYTHON3_VERSION}") + ": it compiles the bytecode")
+    return found
 
 
 def missing_tool(name: str) -> str:
@@ -99,6 +111,7 @@ def _make(feed_dir: str, work: Path, target: str) -> None:
         f"IPKG_STAGE={work / 'stage'}",
         f"IPKG_META={work / 'meta' / feed_dir}",
         f"PYTHON3_VERSION={PYTHON3_VERSION}",
+        f"HOST_PYTHON3_BIN={host_python()}",
         target,
     ]
     done = run_tool(argv)
@@ -407,9 +420,9 @@ def main(argv: list[str] | None = None) -> int:
         epoch, origin = source_date()
         stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
         print(f"ipkg: time stamps {stamp} ({epoch}) from {origin}")
-        for tool in ("make", f"python{PYTHON3_VERSION}"):
-            if shutil.which(tool) is None:
-                raise BuildError(missing_tool(tool) + ": it is needed to build the packages")
+        if shutil.which("make") is None:
+            raise BuildError(missing_tool("make") + ": it runs the packages' Makefiles")
+        host_python()
         # The SDK exports it: compileall then writes hash-based .pyc files and the hash seed
         # is fixed (python3-package.mk), so the same sources give the same bytes.
         os.environ["SOURCE_DATE_EPOCH"] = str(epoch)

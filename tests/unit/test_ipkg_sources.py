@@ -143,5 +143,18 @@ def test_missing_make_is_a_message_not_a_traceback(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr == (
         "ipkg: make is not installed (Debian: apt-get install make): "
-        "it is needed to build the packages\n"
+        "it runs the packages' Makefiles\n"
     )
+
+
+def test_bytecode_compiled_by_the_python_running_the_builder(tmp_path: Path) -> None:
+    """Not by whatever python3.11 comes first on PATH (a pyenv's on the development machine):
+    the Makefile runs the builder under Debian's, and that one compiles."""
+    decoy = tmp_path / "bin" / "python3.11"
+    decoy.parent.mkdir()
+    decoy.write_text("#!/bin/sh\necho 'not this python3.11' >&2\nexit 9\n")
+    decoy.chmod(0o755)
+    env = {**os.environ, "PATH": f"{decoy.parent}:{os.environ['PATH']}", "SOURCE_DATE_EPOCH": "1"}
+    done = run(REPO, tmp_path / "out", env)
+    assert done.returncode == 0, done.stderr
+    assert next((tmp_path / "out").glob("clat-eamt_*.ipk")).stat().st_size > 0
