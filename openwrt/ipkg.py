@@ -9,7 +9,8 @@ OpenWrt's include/package-pack.mk (ipk branch) and scripts/ipkg-build do with th
 control file, the postinst/prerm wrappers around default_postinst/default_prerm, conffiles,
 and an ipk that is a gzip'ed GNU tar of ./debian-binary, ./data.tar.gz and ./control.tar.gz,
 members sorted by name per directory, owned by 0:0 without user names, all with the mtime
-SOURCE_DATE_EPOCH (or the last commit's time).  The same inputs give the same bytes.
+``source_date()`` chooses (SOURCE_DATE_EPOCH, else the last commit's time, else the newest
+source file's time), which it prints.  The same inputs give the same bytes.
 
 Usage: ipkg.py [--out DIR] [PACKAGE ...]     (exit 3: a source could not be downloaded)
 """
@@ -24,6 +25,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +44,7 @@ PACKAGES = (
 )
 # The release the ipk files are for uses opkg and Python 3.11 (OpenWrt 24.10).  The packages
 # carry bytecode (python3-package.mk's Py3Package), valid only for that Python version: the
-# host's python3.11 compiles it.
+# host's Python 3.11 compiles it (host_python).
 PYTHON3_VERSION = "3.11"
 EXIT_DOWNLOAD = 3
 
@@ -53,6 +55,32 @@ class BuildError(Exception):
 
 class DownloadError(BuildError):
     pass
+
+
+def run_tool(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run a host tool, its output captured; a missing tool is a BuildError saying so."""
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise BuildError(missing_tool(argv[0])) from None
+
+
+def host_python() -> str:
+    """The interpreter that compiles the bytecode: the one running this script when it is the
+    release's Python version (the Makefile runs it under Debian's /usr/bin/python3, not
+    whatever python3.11 comes first on PATH), else python3.11 from PATH."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == PYTHON3_VERSION:
+        return sys.executable
+    found = shutil.which(f"python{PYTHON3_VERSION}")
+    if found is None:
+        raise BuildError(missing_tool(f"python{PYTHON3_VERSION}") + ": it compiles the bytecode")
+    return found
+
+
+def missing_tool(name: str) -> str:
+    # make, git and python3.11 are each a Debian package of that name (a bare Debian 12 has
+    # neither make nor git)
+    return f"{name} is not installed (Debian: apt-get install {name})"
 
 
 # -- the package's Makefile, run through the stand-in TOPDIR ----------------------------------
@@ -85,10 +113,11 @@ def _make(feed_dir: str, work: Path, target: str, extra: tuple[str, ...] = ()) -
         f"IPKG_STAGE={work / 'stage'}",
         f"IPKG_META={work / 'meta' / feed_dir}",
         f"PYTHON3_VERSION={PYTHON3_VERSION}",
+        f"HOST_PYTHON3_BIN={host_python()}",
         *extra,
         target,
     ]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    done = run_tool(argv)
     if done.returncode != 0:
         raise BuildError(f"make {target} in openwrt/{feed_dir} failed:\n{done.stderr.strip()}")
 
@@ -125,7 +154,7 @@ def fetch_source(meta: Meta, work: Path) -> None:
         spec = f"{pypi}=={meta.get('PKG_VERSION')}"
         argv = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check"]
         argv += ["--no-deps", "--no-binary", ":all:", "--dest", str(target.parent), spec]
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        done = run_tool(argv)
         if done.returncode != 0 or not target.exists():
             raise DownloadError(f"cannot download {spec} from PyPI: {done.stderr.strip()[-400:]}")
     got = _sha256(target)
@@ -347,18 +376,37 @@ def build(meta: Meta, work: Path, out: Path, epoch: int) -> Path:
     return ipk
 
 
+# What a release's packages are built from: their newest file dates a tree without git.
+SOURCES = ("src", "files", "luci-app", "openwrt", "pyproject.toml")
+
+
+def source_date() -> tuple[int, str]:
+    """The packages' time stamp and where it came from: SOURCE_DATE_EPOCH when set, else the
+    last commit's time (git, in a checkout), else the newest time of the files the packages are
+    built from (a release tarball, or a checkout on a machine without git)."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if value:
+        if not value.isdigit():
+            raise BuildError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds")
+        return int(value), "SOURCE_DATE_EPOCH"
+    if (REPO / ".git").exists() and shutil.which("git"):
+        done = run_tool(["git", "-C", str(REPO), "log", "-1", "--format=%ct"])
+        if done.returncode == 0 and done.stdout.strip().isdigit():
+            return int(done.stdout), "the last commit (git log)"
+    files = [
+        path
+        for top in SOURCES
+        for path in ([REPO / top] if (REPO / top).is_file() else (REPO / top).rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    ]
+    if not files:
+        raise BuildError(f"no sources in {REPO}: set SOURCE_DATE_EPOCH")
+    newest = max(sorted(files), key=lambda path: path.stat().st_mtime)  # ties: the first name
+    return int(newest.stat().st_mtime), f"the newest file's time ({newest.relative_to(REPO)})"
+
+
 def source_date_epoch() -> int:
-    if os.environ.get("SOURCE_DATE_EPOCH"):
-        return int(os.environ["SOURCE_DATE_EPOCH"])
-    done = subprocess.run(
-        ["git", "-C", str(REPO), "log", "-1", "--format=%ct"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0 or not done.stdout.strip():
-        raise BuildError("not a git checkout: set SOURCE_DATE_EPOCH")
-    return int(done.stdout)
+    return source_date()[0]
 
 
 def check_version(metas: dict[str, Meta]) -> None:
@@ -378,9 +426,12 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out.resolve()
     work = out / ".work"
     try:
-        epoch = source_date_epoch()
-        if shutil.which(f"python{PYTHON3_VERSION}") is None:
-            raise BuildError(f"python{PYTHON3_VERSION} is needed to compile the bytecode")
+        epoch, origin = source_date()
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+        print(f"ipkg: time stamps {stamp} ({epoch}) from {origin}")
+        if shutil.which("make") is None:
+            raise BuildError(missing_tool("make") + ": it runs the packages' Makefiles")
+        host_python()
         # The SDK exports it: compileall then writes hash-based .pyc files and the hash seed
         # is fixed (python3-package.mk), so the same sources give the same bytes.
         os.environ["SOURCE_DATE_EPOCH"] = str(epoch)

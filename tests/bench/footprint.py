@@ -40,6 +40,7 @@ from dnslib import AAAA, QTYPE, RR, A, DNSRecord  # type: ignore[import-untyped]
 from clat_eamt.control.client import call
 from tests.integration.proxykit import uci
 from tests.openwrtkit import free_port
+from tests.openwrtkit.ipk import unpack as unpack_tree
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = "usr/lib/python3.11/site-packages"
@@ -49,8 +50,12 @@ V6_BASE = int(IPv6Address("2001:db8:45::"))
 
 
 def build_ipk(out: Path) -> Path:
+    """The clat-eamt package as `make ipk` builds it; ipkg's own message when it cannot."""
     argv = [sys.executable, str(REPO / "openwrt" / "ipkg.py"), "--out", str(out), "clat-eamt"]
-    subprocess.run(argv, check=True, capture_output=True, text=True)
+    done = subprocess.run(argv, check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        said = (done.stdout + done.stderr).strip()
+        sys.exit(f"footprint: openwrt/ipkg.py failed (exit {done.returncode}):\n{said}")
     return next(out.glob("clat-eamt_*.ipk"))
 
 
@@ -62,7 +67,7 @@ def unpack(ipk: Path, dest: Path) -> int:
         assert data is not None and control is not None
         raw_data, raw_control = data.read(), control.read()
     with tarfile.open(fileobj=io.BytesIO(raw_data), mode="r:gz") as tar:
-        tar.extractall(dest, filter="data")
+        unpack_tree(tar, dest)
     with tarfile.open(fileobj=io.BytesIO(raw_control), mode="r:gz") as tar:
         fields = tar.extractfile("./control")
         assert fields is not None
