@@ -9,6 +9,7 @@ from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
+from clat_eamt.core.limits import MAX_ADDRESSES
 from clat_eamt.core.model import AaaaStatus, LiveFlows, Observation, Reason, StaleReason, State
 from clat_eamt.core.seen import PER_TARGET, AnswersSeen
 
@@ -108,16 +109,39 @@ def test_one_answer_with_forty_a_records_maps_only_a_few_to_one_target():
     assert not more.decision.created
 
 
-def test_memory_is_bounded_and_forgets_the_oldest_first():
-    seen = AnswersSeen(capacity=3)
-    for i in range(5):
-        seen.remember(obs(f"n{i}.example", f"192.0.2.{i}", AaaaStatus.NODATA, ttl=600), 0)
-    assert len(seen) == 3 and seen.forgotten == 2
+def test_a_full_memory_forgets_nothing_and_refuses_what_it_cannot_vouch_for():
+    """Issue 26: an unexpired answer is never pushed out; an answer that does not fit is not
+    kept, and until its TTL would have ended no IPv4 the memory does not hold is mapped."""
+    seen = AnswersSeen(capacity=2 * MAX_ADDRESSES)
+    for i in range(2):
+        many = [f"198.51.100.{16 * i + j}" for j in range(MAX_ADDRESSES)]
+        assert seen.remember(obs(f"n{i}.example", many, AaaaStatus.NODATA, ttl=600), 0) == 0
+    assert len(seen) == 2 * MAX_ADDRESSES and seen.full()
+    late = obs("late.example", "192.0.2.99", AaaaStatus.NODATA, ttl=300)
+    assert seen.remember(late, 1) == 1 and seen.refused == 1
     target = IPv6Address(ATTACKER_V6)
-    assert seen.objection("x.example", IPv4Address("192.0.2.0"), target, 1) is None  # forgotten
-    assert seen.objection("x.example", IPv4Address("192.0.2.4"), target, 1) is not None
+    # what it holds still objects; what it could not keep is refused while it may be cached
+    assert "n0.example" in seen.objection("x.example", IPv4Address("198.51.100.0"), target, 2)
+    assert "full" in seen.objection("x.example", IPv4Address("192.0.2.99"), target, 2)
+    assert "full" in seen.objection("x.example", IPv4Address("203.0.113.1"), target, 2)
+    assert seen.status(2)["blind_for"] == 299 and seen.status(2)["pairs"] == 32
     seen.expire(601)
-    assert len(seen) == 0
+    assert len(seen) == 0 and seen.bytes == 0
+    assert seen.objection("x.example", IPv4Address("192.0.2.99"), target, 601) is None
+
+
+def test_five_answers_of_4000_a_records_do_not_open_a_hijack():
+    """Issue 26, as measured: five answers of 4,000 A records pushed out (16,384 pairs) what
+    vouched for the victims; a hostile name then mapped a victim's IPv4 to its IPv6."""
+    eng = engine()
+    eng.observe(obs("victim.example", VICTIM_IP, AaaaStatus.NODATA, ttl=600), 0)
+    for n in range(5):
+        # 198.18.0.0/15 (benchmarking, RFC 2544): data only, no packet goes anywhere
+        flood = [str(IPv4Address("198.18.0.0") + (n << 12) + i) for i in range(4000)]
+        eng.observe(obs(f"flood{n}.example", flood, AaaaStatus.NODATA, ttl=600), 1 + n)
+    assert len(eng.seen) <= 1 + 5 * MAX_ADDRESSES  # what decide reads, nothing more
+    out = eng.observe(obs("hostile.example", VICTIM_IP, ATTACKER_V6, ttl=600), 10)
+    assert not out.decision.created and reasons(out) == {Reason.UNVOUCHED}
 
 
 def test_a_name_does_not_object_to_itself_whatever_its_case():

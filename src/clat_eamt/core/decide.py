@@ -30,16 +30,14 @@ counted (``Decision.skipped``).
 from __future__ import annotations
 
 import enum
-import heapq
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
-from typing import TypeVar
 
 from clat_eamt.core.addresses import AddressPolicy
 from clat_eamt.core.lifecycle import Event, allowed
-from clat_eamt.core.limits import CreationLimiter
+from clat_eamt.core.limits import MAX_ADDRESSES, CreationLimiter, lowest
 from clat_eamt.core.model import (
     AaaaStatus,
     Entry,
@@ -57,19 +55,6 @@ from clat_eamt.core.names import NameFilter, normalize
 from clat_eamt.core.pref64 import Pref64Set
 from clat_eamt.core.seen import PER_TARGET, AnswersSeen
 from clat_eamt.core.table import MappingTable
-
-_Address = TypeVar("_Address", IPv4Address, IPv6Address)
-MAX_ADDRESSES = 16  # per family and answer; CDNs answer with a handful
-
-
-def _bounded(records: Iterable[_Address], limit: int = MAX_ADDRESSES) -> tuple[list[_Address], int]:
-    """The lowest ``limit`` distinct records, sorted, and how many others were left out."""
-    if isinstance(records, tuple) and len(records) <= 1:  # the usual answer: one record
-        return list(records), 0
-    distinct = set(records)
-    if len(distinct) <= limit:
-        return sorted(distinct), 0
-    return heapq.nsmallest(limit, distinct), len(distinct) - limit
 
 
 class HostMode(enum.StrEnum):
@@ -183,8 +168,8 @@ def decide(
         return Decision(name, None, refusals=(Refusal(Reason.AAAA_UNKNOWN, why),))
 
     refusals: list[Refusal] = []
-    a, a_skipped = _bounded(obs.a)
-    aaaa, aaaa_skipped = _bounded(obs.aaaa)
+    a, a_skipped = lowest(obs.a)
+    aaaa, aaaa_skipped = lowest(obs.aaaa)
     skipped = a_skipped + aaaa_skipped
     if skipped:
         why = f"{len(a) + a_skipped} A and {len(aaaa) + aaaa_skipped} AAAA records: the lowest "

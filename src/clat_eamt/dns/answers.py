@@ -24,6 +24,7 @@ from clat_eamt.dns.records import (
     SECTION_ANSWER,
     SECTION_AUTHORITY,
     Record,
+    Unusable,
     read_records,
     read_ttl,
 )
@@ -36,7 +37,6 @@ from clat_eamt.dns.wire import (
     RCODE_NOERROR,
     RCODE_NXDOMAIN,
     Header,
-    WireError,
     read_name,
 )
 
@@ -68,7 +68,8 @@ class Answer(NamedTuple):
 
 
 def parse(message: bytes) -> Answer:
-    """The records of a response; WireError if it is malformed anywhere."""
+    """The records of a response; WireError if it is malformed anywhere, Unusable if it holds
+    more records than are read (``records.MAX_RECORDS``)."""
     message = bytes(message)  # slices of it become addresses, which take only bytes
     header, _, records = read_records(message)
     return Answer(message, header, records)
@@ -106,7 +107,8 @@ def _follow(answer: Answer, name: Labels) -> tuple[Labels, tuple[str, ...], tupl
             break  # a CNAME loop: no addresses can be trusted
         chain.append(current)
         ttl_at.append(link.ttl_at)
-    raise WireError(f"CNAME chain from {_text(name)} loops or is longer than {_MAX_CHAIN}")
+    # Not malformed, only more than the optimization follows: the answer goes out as it came.
+    raise Unusable(f"CNAME chain from {_text(name)} loops or is longer than {_MAX_CHAIN}")
 
 
 def _decode(answer: Answer, record: Record) -> IPv4Address | IPv6Address:

@@ -32,6 +32,9 @@ IDENTITY_OPTIONS = frozenset({OPTION_MAC_BINARY, OPTION_MAC_TEXT, OPTION_ECS})
 
 _MAX_NAME = 255  # RFC 1035 section 2.3.4
 MAX_NAME_STEPS = 64  # labels and compression pointers of one name
+# Records beside the question in a client's query: an OPT (RFC 6891), a TSIG (RFC 8945) or a
+# cookie's OPT; a query carries none in the answer and authority sections.
+MAX_QUERY_RECORDS = 8
 
 
 class WireError(ValueError):
@@ -146,6 +149,8 @@ def read_question(data: bytes) -> tuple[Header, Question | None, int]:
     header = read_header(data)
     offset = HEADER.size
     question: Question | None = None
+    if header.qdcount > 1:  # RFC 9619: QDCOUNT is 0 or 1; never walk thousands of them
+        raise WireError(f"{header.qdcount} questions (exactly one is allowed)", header.id)
     try:
         for index in range(header.qdcount):
             labels, offset = read_name(data, offset)
@@ -209,6 +214,8 @@ def find_opt(data: bytes, header: Header, offset: int) -> Opt | None:
     Raises WireError for records that run past the end, a second OPT or trailing bytes."""
     opt: Opt | None = None
     records = header.ancount + header.nscount + header.arcount
+    if records > MAX_QUERY_RECORDS:  # bounded work per query: never walk thousands
+        raise WireError(f"{records} records in a query (at most {MAX_QUERY_RECORDS})", header.id)
     labels: tuple[bytes, ...]
     for index in range(records):
         start = offset
