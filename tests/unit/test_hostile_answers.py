@@ -10,7 +10,7 @@ import struct
 from ipaddress import IPv4Address
 
 import pytest
-from dnslib import QTYPE, RR, A, CNAME, DNSRecord
+from dnslib import CNAME, QTYPE, RR, A, DNSRecord
 
 from clat_eamt.dns.records import MAX_RECORDS
 from clat_eamt.dns.wire import MAX_QUERY_RECORDS
