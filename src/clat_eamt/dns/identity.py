@@ -86,6 +86,7 @@ def _subnet_address(data: bytes) -> IPAddress | None:
 
 
 _MEMO_SIZE = 256  # clients of a home; the memo starts over when a flood of others fills it
+_MEMO_OPTIONS = 64  # bytes of option values remembered per client (dnsmasq's take 6-20)
 _memo: dict[tuple[tuple[tuple[int, bytes], ...], IPAddress | None], ClientIdentity] = {}
 
 
@@ -95,6 +96,8 @@ def identify(options: Iterable[tuple[int, bytes]], peer: IPAddress | None = None
     (a LAN host that asked the proxy directly).  Pure, so remembered for the few options a
     home's clients send (every query of a client carries the same)."""
     key = (tuple(options), peer)
+    if sum(len(value) for _, value in key[0]) > _MEMO_OPTIONS:  # not dnsmasq's: not kept
+        return _identify(key[0], peer)
     try:
         found = _memo.get(key)
     except TypeError:  # option values not bytes (a caller's bytearray): nothing to remember

@@ -252,6 +252,8 @@ def read_query(data: bytes) -> ClientQuery:
     dnsmasq sends the same query for a name again and again but for the ID, which nothing read
     here depends on: the last queries read are remembered by their bytes after the ID, and a
     repeat is given the same reading with its own ID (in the header and the copy upstream)."""
+    if len(data) > _REMEMBERED_QUERY:  # not dnsmasq's: read, not kept (bounded in bytes)
+        return _read_query(data)
     kept = _remembered(_queries, data[2:], lambda _: _read_query(data))
     qid = (data[0] << 8) | data[1]
     if kept.header.id == qid:
@@ -329,7 +331,8 @@ def _remembered(memory: dict[_K, _V], key: _K, make: Callable[[_K], _V]) -> _V:
     return found
 
 
-_REMEMBERED = 256
+_REMEMBERED = 256  # of each kind: at most about 0.5 MB together (queries of _REMEMBERED_QUERY)
+_REMEMBERED_QUERY = 512  # bytes: dnsmasq's queries with its options take about 60-100
 _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
 _names: dict[tuple[bytes, ...], bytes] = {}
