@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
+from clat_eamt.core.names import escape
 from clat_eamt.dns.wire import OPTION_ECS, OPTION_MAC_BINARY, OPTION_MAC_TEXT
 
 IPAddress = IPv4Address | IPv6Address
@@ -63,7 +64,8 @@ def _text_mac(data: bytes) -> str:
         raw = b""
     if len(raw) == 6:
         return _mac_text(raw)
-    raise ValueError(f"option 65073 {data[:40]!r} is neither a text nor a base64 MAC")
+    shown = escape(data[:40])  # wire bytes in a log line: escaped as names are (core.names)
+    raise ValueError(f"option 65073 '{shown}' is neither a text nor a base64 MAC")
 
 
 _READERS = {OPTION_MAC_BINARY: _binary_mac, OPTION_MAC_TEXT: _text_mac}

@@ -38,6 +38,7 @@ from ipaddress import IPv4Address, IPv6Address
 
 from clat_eamt.core.counters import Count
 from clat_eamt.core.model import AaaaStatus, Host, Observation
+from clat_eamt.core.names import labels
 from clat_eamt.dns import answers
 from clat_eamt.dns.answers import AddressAnswer
 from clat_eamt.dns.identity import ClientIdentity, identify
@@ -288,8 +289,7 @@ class Proxy:
         """Ask A (and so AAAA) for ``name`` as a client would, through the whole path: the
         refresh ahead of a used mapping's end (``core.refresh``).  True if it was answered."""
         self.counters[Count.REFRESH_ASKED] += 1
-        labels = tuple(label.encode("ascii", "replace") for label in name.split(".") if label)
-        question = Question(labels, QTYPE_A, CLASS_IN)
+        question = Question(labels(name), QTYPE_A, CLASS_IN)  # the name as shown: escaped
         query = side_query(0, question, QTYPE_A, self.settings.require_dnssec)
         # Nobody waits for this answer, and at a mapping's end the resolver's copy of the AAAA
         # has expired too, so it asks the authoritative servers: wait for it as long as for any

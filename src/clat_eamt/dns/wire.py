@@ -15,6 +15,8 @@ import struct
 from collections.abc import Callable, Hashable
 from typing import NamedTuple, TypeVar
 
+from clat_eamt.core.names import presentation
+
 HEADER = struct.Struct("!HHHHHH")
 RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
 QTYPE_A, QTYPE_CNAME, QTYPE_SOA, QTYPE_AAAA, QTYPE_OPT = 1, 5, 6, 28, 41
@@ -84,8 +86,8 @@ class Question(NamedTuple):
 
     @property
     def name(self) -> str:
-        """Presentation form without the final dot ('' for the root)."""
-        return ".".join(label.decode("ascii", "backslashreplace") for label in self.labels)
+        """Presentation form without the final dot ('' for the root), escaped (issue 26)."""
+        return presentation(self.labels)
 
     def key(self) -> tuple[tuple[bytes, ...], int, int]:
         # RFC 5452 section 9.1: the answer must carry the question asked; names compare
