@@ -173,3 +173,19 @@ def test_a_names_one_or_several_ipv6_each_vouch(aaaa):
     said = seen.objection("other.example", d, IPv6Address(ATTACKER_V6), 1)
     listed = ", ".join(sorted(aaaa))
     assert said == f"www.example answered 192.0.2.10 with {listed} (599 s of its TTL left)"
+
+
+def test_names_together_map_at_most_max_per_target_ipv4s_to_one_ipv6():
+    """Issue 26, as measured: five more names pointing their A records at one attacker IPv6
+    got 8 each, 56 destinations on one IPv6; only the creation rate limited it."""
+    eng = engine()
+    cap = eng.policy.max_per_target
+    created = 0
+    for n in range(7):
+        many = [f"203.0.113.{8 * n + i}" for i in range(8)]
+        out = eng.observe(obs(f"name{n}.example", many, ATTACKER_V6, ttl=600), n)
+        created += len(out.decision.created)
+    on_target = [e for e in eng.table if e.ipv6.network_address == IPv6Address(ATTACKER_V6)]
+    assert created == len(on_target) == cap == 16
+    assert Reason.TARGET_CAP in reasons(out)
+    assert "max_ipv4_per_ipv6" in next(r.detail for r in out.refusals)

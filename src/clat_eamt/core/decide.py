@@ -17,8 +17,9 @@
    Stale, D is quarantined, nothing new is made); a revivable Stale entry D -> X -> refresh;
    otherwise create, if the host is eligible and the table size, rates and pool allow.
 5. Hostile names (``seen``): a create or revive D -> X is refused while another name's
-   unexpired answer holds D without X, and a name maps at most ``seen.PER_TARGET`` IPv4s to
-   one target.  An answer that holds D with no usable IPv6 at all (NODATA, only synthesized)
+   unexpired answer holds D without X, a name maps at most ``seen.PER_TARGET`` IPv4s to one
+   target, and all names together at most ``Policy.max_per_target`` (issue 26: five names
+   brought 8 each, 56 destinations, to one attacker's IPv6).  An answer that holds D with no usable IPv6 at all (NODATA, only synthesized)
    conflicts with another name's Valid D -> X as rule 4's conflict does.
 
 Work per answer is bounded whatever the answer holds (issue 15): at most ``MAX_ADDRESSES`` A
@@ -76,6 +77,7 @@ class Policy:
     require_dnssec: bool = False
     host_mode: HostMode = HostMode.IPV4_ONLY
     max_entries: int = 4096
+    max_per_target: int = 16  # IPv4s mapped to one IPv6, all names together (rule 5)
     ipv4_only_hosts: bool = False  # the neighbour tables know an IPv4-only host on the LAN
 
     def expiry(self, now: float, ttl: int) -> float:
@@ -333,6 +335,7 @@ class _Plan:
         self.created = 0
         self.seen: AnswersSeen | None = None
         self.to_target: int | None = None  # rule 5: IPv4s this name maps to the target (lazy)
+        self.on_target: int | None = None  # rule 5: IPv4s all names map to the target (lazy)
 
     def destination(self, ipv4: IPv4Address, targets: set[IPv6Address]) -> None:
         covering = self.table.covering(ipv4)
@@ -406,6 +409,15 @@ class _Plan:
         if refusal is None and (self.to_target or 0) >= PER_TARGET:
             why = f"{self.name} already maps {PER_TARGET} IPv4s to {self.target}"
             refusal = Refusal(Reason.TARGET_CAP, why)
+        if refusal is None and self.on_target is None:
+            mapped = self.table.with_target(IPv6Network(self.target))
+            self.on_target = sum(
+                1 for e in mapped if e.origin is Origin.DNS and e.state is State.VALID
+            )
+        if refusal is None and (self.on_target or 0) >= self.policy.max_per_target:
+            cap = self.policy.max_per_target
+            why = f"{cap} IPv4s already map to {self.target} (max_ipv4_per_ipv6)"
+            refusal = Refusal(Reason.TARGET_CAP, why)
         block = None
         if refusal is None:
             block = self.table.pool.peek(IPv6Network(self.target), 32)
@@ -417,6 +429,7 @@ class _Plan:
             return
         self.created += 1
         self.to_target = (self.to_target or 0) + 1
+        self.on_target = (self.on_target or 0) + 1
         entry = Entry(  # from the answer's integers: the entry and the seen memory share them
             ipv4=IPv4Network((int(ipv4), 32)),
             ipv6=IPv6Network((int(self.target), 128)),
