@@ -19,8 +19,9 @@
 5. Hostile names (``seen``): a create or revive D -> X is refused while another name's
    unexpired answer holds D without X, a name maps at most ``seen.PER_TARGET`` IPv4s to one
    target, and all names together at most ``Policy.max_per_target`` (issue 26: five names
-   brought 8 each, 56 destinations, to one attacker's IPv6).  An answer that holds D with no usable IPv6 at all (NODATA, only synthesized)
-   conflicts with another name's Valid D -> X as rule 4's conflict does.
+   brought 8 each, 56 destinations, to one attacker's IPv6).  An answer that holds D with no
+   usable IPv6 at all (NODATA, only synthesized) conflicts with another name's Valid D -> X as
+   rule 4's conflict does.
 
 Work per answer is bounded whatever the answer holds (issue 15): at most ``MAX_ADDRESSES`` A
 and AAAA records each are considered, the lowest ones (deterministic, so a name's choice does
