@@ -21,6 +21,7 @@ from clat_eamt.config import load_text
 from clat_eamt.control import server, views
 from clat_eamt.control.client import CallFailedError, DaemonNotRunningError, call
 from clat_eamt.control.methods import METHODS
+from clat_eamt.core.seen import CAPACITY
 from clat_eamt.daemon import Daemon, StartError
 from clat_eamt.history import FlowHistory
 from tests.unit.standins import ScriptedDataplane, free_port, loopback_config
@@ -258,6 +259,8 @@ def test_idle_clients_are_closed_and_status_answers_again(tmp_path, monkeypatch,
             await asyncio.sleep(server.IDLE_TIMEOUT + 0.5)
             assert all(sock.recv(1) == b"" for sock in idle)  # closed by the daemon
             assert await asyncio.to_thread(cli.main, ["status", "--socket", path]) == 0
+            seen = (await ask("status"))["memory"]["answers_seen"]  # how full it is (issue 26)
+            assert seen["capacity"] == CAPACITY and seen["blind_for"] == 0
         finally:
             for sock in idle:
                 sock.close()
