@@ -11,7 +11,7 @@ import pytest
 
 from clat_eamt.core.limits import MAX_ADDRESSES
 from clat_eamt.core.model import AaaaStatus, LiveFlows, Observation, Reason, StaleReason, State
-from clat_eamt.core.seen import PER_TARGET, AnswersSeen
+from clat_eamt.core.seen import PAIR_COST, PER_TARGET, AnswersSeen
 
 from .corekit import engine, obs
 
@@ -189,3 +189,25 @@ def test_names_together_map_at_most_max_per_target_ipv4s_to_one_ipv6():
     assert created == len(on_target) == cap == 16
     assert Reason.TARGET_CAP in reasons(out)
     assert "max_ipv4_per_ipv6" in next(r.detail for r in out.refusals)
+
+
+def test_the_memory_of_answers_costs_no_more_than_its_byte_bound_says():
+    """Issue 26: its names and AAAA sets are counted against ``max_bytes`` by an estimate
+    (``NAME_COST``, ``ADDRESS_COST``); tracemalloc finds no more than the estimate plus the
+    pairs' share, for the largest answers it keeps (255-character names, 16 AAAA each)."""
+    import tracemalloc  # noqa: PLC0415
+
+    seen = AnswersSeen()
+    tracemalloc.start()
+    try:
+        for n in range(5000):
+            name = ("n%05d" % n + "x" * 58 + ".") * 3 + "y" * 60
+            a = tuple(IPv4Address(0xC6120000 + 16 * n + i) for i in range(16))
+            aaaa = tuple(IPv6Address((1 << 125) + 64 * n + i) for i in range(16))
+            seen.remember(Observation(name, a, 600, AaaaStatus.ANSWER, aaaa, 600), 0.0)
+            del name, a, aaaa
+        used = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert seen.full() and len(seen) <= seen.capacity and seen.bytes <= seen.max_bytes
+    assert used <= seen.bytes + PAIR_COST * len(seen), (used, seen.bytes, len(seen))

@@ -17,7 +17,7 @@ hostile name map two victims' IPv4s.
 
 Memory is bounded in entries and bytes: at most ``capacity`` (D, name) pairs and
 ``max_bytes`` of names and AAAA sets (estimated per name as ``NAME_COST`` plus its name's
-length and ``ADDRESS_COST`` per IPv6; measured with tracemalloc, tests/unit/test_seen_memory.py).
+length and ``ADDRESS_COST`` per IPv6; tracemalloc, tests/unit/test_hostile_names.py).
 An unexpired answer is never forgotten to make room: forgetting it is what opened the hijack.
 When the memory is full, an answer that does not fit is not kept, and until that answer's TTL
 would have ended (``blind_until``) no new mapping is made of an IPv4 the memory cannot vouch
@@ -37,11 +37,11 @@ from clat_eamt.core.limits import MAX_ADDRESSES, lowest
 from clat_eamt.core.model import AaaaStatus, Observation
 from clat_eamt.core.names import normalize
 
-# (IPv4, name) pairs: about 150 bytes each (tracemalloc at 10,000, issue 15)
-CAPACITY = 16384
+CAPACITY = 16384  # (IPv4, name) pairs
+PAIR_COST = 180  # bytes per pair: its key, IPv4, dict slots and index (tracemalloc, 3 MB full)
 MAX_BYTES = 4 << 20  # the names and AAAA sets the pairs refer to (module doc)
 NAME_COST = 250  # a name's string object, its dict slots and its AAAA set's container, bytes
-ADDRESS_COST = 40  # one IPv6 of an AAAA set (an int, a tuple slot)
+ADDRESS_COST = 56  # one IPv6 of an AAAA set: its int (44 bytes for 128 bits) and a tuple slot
 _WORST_NAME = NAME_COST + 255 + ADDRESS_COST * MAX_ADDRESSES  # the most one answer's name adds
 PER_TARGET = 8  # IPv4s one name may map to one IPv6 target
 SWEEP = 10.0  # seconds between sweeps of expired pairs
