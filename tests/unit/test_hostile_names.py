@@ -201,7 +201,7 @@ def test_the_memory_of_answers_costs_no_more_than_its_byte_bound_says():
     tracemalloc.start()
     try:
         for n in range(5000):
-            name = ("n%05d" % n + "x" * 58 + ".") * 3 + "y" * 60
+            name = (f"n{n:05d}" + "x" * 58 + ".") * 3 + "y" * 60
             a = tuple(IPv4Address(0xC6120000 + 16 * n + i) for i in range(16))
             aaaa = tuple(IPv6Address((1 << 125) + 64 * n + i) for i in range(16))
             seen.remember(Observation(name, a, 600, AaaaStatus.ANSWER, aaaa, 600), 0.0)
