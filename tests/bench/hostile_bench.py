@@ -32,7 +32,7 @@ import time
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
-from tests.bench.loopback import LoopbackDaemon, loopback_daemon
+from tests.bench.loopback import LoopbackDaemon, loopback_daemon, start_resolver
 
 FIRST_A = int(IPv4Address("198.18.0.0"))
 DOCUMENTATION = [  # the one-A names' destinations: mappable with allow_documentation
@@ -77,19 +77,6 @@ def answer(query: bytes) -> bytes | None:
         body, count = _RR.pack(0xC00C, 1, 1, TTL, 4) + DOCUMENTATION[n % 768].packed, 1
     header = query[:2] + b"\x81\x80" + struct.pack("!HHHH", 1, count, 0, 0)
     return header + query[12:end] + body
-
-
-class _Resolver(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        reply = answer(data)
-        if reply is not None and self.transport is not None:
-            self.transport.sendto(reply, addr)
 
 
 def query(qid: int, name: str) -> bytes:
@@ -164,9 +151,7 @@ async def window(client: Client, inject: str | None, length: float = 0.3) -> flo
 
 
 async def run(answers: int) -> tuple[float, float, float, float, float, float]:
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(_Resolver, local_addr=("127.0.0.1", 0))
-    upstream = int(transport.get_extra_info("sockname")[1])
+    transport, upstream = await start_resolver(answer)
     try:
         with loopback_daemon(upstream) as daemon:
             client = Client(daemon.port)

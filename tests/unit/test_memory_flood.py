@@ -18,7 +18,7 @@ from ipaddress import IPv4Address, IPv6Address
 
 from clat_eamt.dns.records import MAX_RECORDS
 from tests.bench.hostile_bench import query
-from tests.bench.loopback import loopback_daemon
+from tests.bench.loopback import loopback_daemon, start_resolver
 
 FLOOD_BOUND_MB = 25  # README, Security: the bounded memories full of the largest answers
 LINKS = 15
@@ -63,16 +63,6 @@ def flood_answer(data: bytes) -> bytes | None:
     return header + data[12:end] + b"".join(records)
 
 
-class _Flood(asyncio.DatagramProtocol):
-    def connection_made(self, transport):  # type: ignore[no-untyped-def]
-        self.transport = transport
-
-    def datagram_received(self, data, addr):  # type: ignore[no-untyped-def]
-        reply = flood_answer(data)
-        if reply is not None:
-            self.transport.sendto(reply, addr)
-
-
 async def _ask_all(port: int, first: int, count: int, parallel: int = 16) -> int:
     """Ask A for ``count`` new names, ``parallel`` at a time; how many were answered."""
     loop = asyncio.get_running_loop()
@@ -99,9 +89,7 @@ async def _ask_all(port: int, first: int, count: int, parallel: int = 16) -> int
 
 def test_a_flood_of_the_largest_answers_read_stays_within_the_memory_bound():
     async def scenario() -> tuple[float, float, float, int, dict]:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(_Flood, local_addr=("127.0.0.1", 0))
-        upstream = int(transport.get_extra_info("sockname")[1])
+        transport, upstream = await start_resolver(flood_answer)
         try:
             with loopback_daemon(upstream) as daemon:
                 await _ask_all(daemon.port, 10**6, 200)  # warm up: imports, first allocations
