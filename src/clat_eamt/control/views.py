@@ -83,7 +83,7 @@ def status_text(s: JSON) -> str:
     )  # fmt: skip
     seen = (s.get("memory") or {}).get("answers_seen")
     if seen:
-        lines.append(("answers seen", _seen_text(seen)))
+        lines.append(("memory", _seen_text(seen)))
     if s["control"]["error"]:
         lines.append(("control", s["control"]["error"]))
     width = max(len(k) for k, _ in lines)
@@ -93,7 +93,7 @@ def status_text(s: JSON) -> str:
 def _seen_text(seen: JSON) -> str:
     """The memory of answers seen (core.seen): how full, and whether it refuses for now."""
     text = (
-        f"{seen['pairs']} of {seen['capacity']} (IPv4, name) pairs, "
+        f"answers seen {seen['pairs']} of {seen['capacity']} (IPv4, name) pairs, "
         f"{seen['bytes'] // 1024} of {seen['max_bytes'] // 1024} KB of names"
     )
     if seen["blind_for"]:
