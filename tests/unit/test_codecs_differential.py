@@ -9,18 +9,22 @@ the two libraries, which the design names, stay as the oracles that check them (
   proxy takes from it (through the CNAME chain, the least TTL along it) must be those a reading
   of dnslib's objects gives.  Where dnslib accepts what ours refuses, ours names the reason
   (WireError, or Unusable for more than ``MAX_RECORDS`` records).
-- rtnetlink: this machine's kernel's own link, address and neighbour dumps (recorded as the
-  test runs: dumps need no root) and generated messages (random names, addresses of both
+- rtnetlink: dumps recorded from a namespace (tests/unit/data/rtnl-dumps.json: a veth pair,
+  documentation addresses, a point-to-point peer, permanent neighbours of both families, and
+  what the kernel adds), this machine's kernel's own dumps as the test runs (dumps need no
+  root) and generated messages (random names, addresses of both
   families, local and peer addresses, MACs, attributes neither knows, truncated tails), decoded
   by both: every field ours reads must equal pyroute2's.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address, ip_address
+from pathlib import Path
 
 import pytest
 from dnslib import (
@@ -256,6 +260,31 @@ def compare_with_pyroute2(datagram: bytes) -> int:
             lladdr = message.get_attr("NDA_LLADDR")
             assert entry.lladdr == (lladdr if lladdr else None)
     return len(ours)
+
+
+RECORDED = json.loads((Path(__file__).parent / "data" / "rtnl-dumps.json").read_text())
+
+
+def test_recorded_dumps_decode_as_pyroute2_decodes_them_and_as_they_were_made() -> None:
+    """Recorded with `ip netns add`, a veth pair lan0/lan1, 192.0.2.1/24 and 2001:db8::1/64 on
+    lan0, 198.51.100.2 peer 198.51.100.1 on lan1, permanent neighbours 192.0.2.7 and
+    2001:db8::7, then the three dumps through rtnl's own request (the namespace removed)."""
+    for grams in RECORDED.values():
+        assert sum(compare_with_pyroute2(bytes.fromhex(g)) for g in grams) > 0
+    got = {
+        name: [parse(p) for g in RECORDED[name] for k, p in rtnl.messages(bytes.fromhex(g))
+               if k != rtnl.NLMSG_DONE]
+        for name, parse in (("links", rtnl.parse_link), ("addresses", rtnl.parse_address),
+                            ("neighbours", rtnl.parse_neighbour))
+    }  # fmt: skip
+    assert {x.name for x in got["links"]} == {"lo", "lan0", "lan1"}
+    addresses = {(str(x.address), x.prefixlen) for x in got["addresses"]}
+    assert {("192.0.2.1", 24), ("2001:db8::1", 64), ("198.51.100.2", 32)} <= addresses
+    neighbours = {(str(x.dst), x.lladdr, x.state) for x in got["neighbours"]}
+    assert {
+        ("192.0.2.7", "02:00:00:00:00:07", 0x80),
+        ("2001:db8::7", "02:00:00:00:00:08", 0x80),
+    } <= neighbours
 
 
 @pytest.mark.parametrize("kind", [rtnl.RTM_GETLINK, rtnl.RTM_GETADDR, rtnl.RTM_GETNEIGH])
