@@ -40,6 +40,7 @@ def policy_from_config(cfg: EffectiveConfig, local: tuple[IPNetwork, ...] = ()) 
         require_dnssec=cfg[schema.REQUIRE_DNSSEC],
         host_mode=HostMode(cfg[schema.HOST_MODE]),
         max_entries=cfg[schema.MAX_ENTRIES],
+        max_per_target=cfg[schema.MAX_IPV4_PER_IPV6],
     )
 
 

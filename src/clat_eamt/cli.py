@@ -223,6 +223,9 @@ def _control(args: argparse.Namespace) -> int:
     except CallFailedError as error:
         print(f"clat-eamt {method.name}: {error}", file=sys.stderr)
         return 1 if error.code == "invalid-argument" else 4
+    except OSError as error:  # any other socket failure: a clear line, never a traceback
+        print(f"clat-eamt {method.name}: control socket: {error}", file=sys.stderr)
+        return 4
     if args.json:
         print(json.dumps(result, indent=2))
     elif method.name in tables:

@@ -358,10 +358,22 @@ class Daemon:
             },
             "control": {"socket": str(self.control.path), "error": self.control_error},
             "ubus": self.ubus.status() if self.ubus else {"state": "not started"},
+            "memory": self._memory(),
         }
         counters = self.proxy.counters + self.applier.counters
         return self.runtime.snapshot(self.clock(), entries=entries, shells=shells,
                                      counters=counters)  # fmt: skip
+
+    def _memory(self) -> dict[str, Any]:
+        """How full the bounded memories are (issue 26; README, Security): the memory of
+        answers seen in full, the others' names against their capacity."""
+        proxy, engine = self.proxy, self.runtime.engine
+        return {
+            "answers_seen": engine.seen.status(self.clock()),
+            "aaaa_kept": [len(proxy.remembered), proxy.remembered.capacity],
+            "answers_read": [len(proxy.repeated), proxy.repeated.capacity],
+            "decisions": [len(engine.repeats), engine.repeats.capacity],
+        }
 
     async def _census(self) -> FlowCensus | None:
         return await self.dataplane.flow_census()

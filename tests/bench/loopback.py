@@ -60,21 +60,27 @@ def answer(query: bytes) -> bytes | None:
 
 
 class _Resolver(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
+    def __init__(self, respond: Callable[[bytes], bytes | None]) -> None:
+        self.respond = respond
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        reply = answer(data)
+        reply = self.respond(data)
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)
 
 
-async def start_resolver() -> tuple[asyncio.DatagramTransport, int]:
+async def start_resolver(
+    respond: Callable[[bytes], bytes | None] = answer,
+) -> tuple[asyncio.DatagramTransport, int]:
+    """The stand-in on 127.0.0.1 (``respond``: its answers; this module's by default)."""
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(_Resolver, local_addr=("127.0.0.1", 0))
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _Resolver(respond), local_addr=("127.0.0.1", 0)
+    )
     return transport, int(transport.get_extra_info("sockname")[1])
 
 

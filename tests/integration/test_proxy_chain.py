@@ -93,14 +93,18 @@ def test_several_a_records_share_one_pool_address(daemon, dnsmasq):
 
 
 def test_large_answer_truncates_over_udp_and_completes_over_tcp(daemon, dnsmasq):
-    before = daemon.status()["counters"].get("queries.tcp", 0)
+    """120 A records: truncated over UDP, whole over TCP, and more records than the proxy
+    reads (records.MAX_RECORDS, issue 26): the client gets it as the resolver sent it, unread
+    and unmapped."""
+    before = daemon.status()["counters"]
     udp = ask(dnsmasq, "big.lab.example")
     assert udp.header.tc
     tcp = ask(dnsmasq, "big.lab.example", tcp=True)
     assert not tcp.header.tc and len(answers(tcp, "A")) == 120
-    assert daemon.status()["counters"]["queries.tcp"] > before  # dnsmasq came to us over TCP
-    decision = daemon.wait_decision("big.lab.example")  # decided once, from the TCP answer
-    assert decision["observation"]["a_count"] == 120  # the log lists the first few (issue 15)
+    after = daemon.status()["counters"]
+    assert after["queries.tcp"] > before.get("queries.tcp", 0)  # dnsmasq came to us over TCP
+    assert after["answers.unusable"] > before.get("answers.unusable", 0)  # passed unread
+    assert after.get("observed", 0) == before.get("observed", 0)  # no decision on it
 
 
 def test_other_query_types_pass_through(daemon, dnsmasq):

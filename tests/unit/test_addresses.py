@@ -6,6 +6,7 @@ import pytest
 
 from clat_eamt.core.addresses import (
     IPV4_SPECIAL,
+    IPV6_RETURNED,
     IPV6_SPECIAL,
     AddressPolicy,
     documentation_blocks,
@@ -25,6 +26,17 @@ def test_spec4_every_registry_block_is_refused_on_a_real_router(block):
         refusal = STRICT.refusal(address)
         assert refusal is not None and refusal.reason is Reason.SPECIAL_PURPOSE
         assert block.rfc in refusal.detail
+
+
+@pytest.mark.parametrize("block", IPV6_RETURNED, ids=lambda b: str(b.network))
+def test_returned_and_deprecated_ipv6_blocks_are_refused_with_their_rfc(block):
+    """Issue 26: 3ffe::/16 (the 6bone's, returned by RFC 3701) was mapped.  The middle of each
+    block (its first address may sit in a more specific registry block, :: or 5f00::/16)."""
+    inner = block.network.network_address + block.network.num_addresses // 2
+    refusal = STRICT.refusal(inner)
+    assert refusal is not None and refusal.reason is Reason.SPECIAL_PURPOSE
+    assert block.rfc in refusal.detail
+    assert STRICT.refusal(ip_address("3ffe:831f::1")) is not None  # pre-RFC Teredo inside
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from dnslib import AAAA, CNAME, QTYPE, RCODE, RR, A, DNSRecord
 
 from clat_eamt.core.model import AaaaStatus, Host
 from clat_eamt.dns import answers
+from clat_eamt.dns.records import Unusable
 from clat_eamt.dns.wire import QTYPE_A, QTYPE_AAAA, WireError
 
 
@@ -49,14 +50,15 @@ def test_cname_chain_is_followed_and_its_smallest_ttl_counts():
     assert got.ttl == 30
 
 
-def test_cname_loop_is_an_error():
+def test_cname_loop_is_unusable_not_malformed():
+    """Not read, passed to the client as it came (issue 26), never SERVFAIL."""
     r = reply(
         "a.lab.example",
         "A",
         RR("a.lab.example", QTYPE.CNAME, rdata=CNAME("b.lab.example")),
         RR("b.lab.example", QTYPE.CNAME, rdata=CNAME("a.lab.example")),
     )
-    with pytest.raises(WireError, match="loops"):
+    with pytest.raises(Unusable, match="loops"):
         answers.read_addresses(r, "a.lab.example", QTYPE_A)
 
 

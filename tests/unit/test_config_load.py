@@ -506,6 +506,7 @@ def lab_configs(draw: st.DrawFn) -> tuple[dict[Any, Any], list[StaticEntry]]:
         schema.REQUIRE_DNSSEC: draw(st.booleans()),
         schema.HOST_MODE: draw(st.sampled_from(["ipv4-only", "all"])),
         schema.MAX_ENTRIES: draw(st.integers(1, 1000000)),
+        schema.MAX_IPV4_PER_IPV6: draw(st.integers(1, 4096)),
         schema.CREATE_RATE: draw(st.integers(1, 100000)),
         schema.CREATE_BURST: draw(st.integers(1, 1000000)),
         schema.CLIENT_IDENTITY: draw(st.booleans()),

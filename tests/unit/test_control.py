@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 
+from clat_eamt import cli
 from clat_eamt.config import load_text
-from clat_eamt.control import views
+from clat_eamt.control import server, views
 from clat_eamt.control.client import CallFailedError, DaemonNotRunningError, call
 from clat_eamt.control.methods import METHODS
+from clat_eamt.core.seen import CAPACITY
 from clat_eamt.daemon import Daemon, StartError
 from clat_eamt.history import FlowHistory
 from tests.unit.standins import ScriptedDataplane, free_port, loopback_config
@@ -232,3 +234,39 @@ def config_text_of(tmp_path: Path) -> str:
     extra += "\toption require_dnssec '1'\n"
     static = OFFICE.replace("'printer'", "'printer in the \"back\" room, it'\\''s old'")
     return loopback_config(5353, f"{tmp_path}/control.sock", extra, static)
+
+
+def test_idle_clients_are_closed_and_status_answers_again(tmp_path, monkeypatch, capsys):
+    """Issue 26: 16 connections that send nothing made every later call fail with `busy` for
+    as long as they stayed, and `clat-eamt status` printed a BrokenPipeError traceback in 3
+    of 10 runs while busy.  Now the busy answer is a clear error (exit 4) and the idle ones
+    are closed after IDLE_TIMEOUT."""
+    monkeypatch.setattr(server, "IDLE_TIMEOUT", 1.0)
+
+    async def scenario(daemon: Daemon, ask: Callable[..., Awaitable[Any]]) -> None:
+        path = str(daemon.control.path)
+        idle = []
+        for _ in range(server.MAX_CLIENTS):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(path)
+            idle.append(sock)
+        try:
+            await asyncio.sleep(0.2)  # all of them accepted and counted
+            codes = [
+                await asyncio.to_thread(cli.main, ["status", "--socket", path]) for _ in range(10)
+            ]
+            assert codes == [4] * 10
+            await asyncio.sleep(server.IDLE_TIMEOUT + 0.5)
+            assert all(sock.recv(1) == b"" for sock in idle)  # closed by the daemon
+            assert await asyncio.to_thread(cli.main, ["status", "--socket", path]) == 0
+            seen = (await ask("status"))["memory"]["answers_seen"]  # how full it is (issue 26)
+            assert seen["capacity"] == CAPACITY and seen["blind_for"] == 0
+        finally:
+            for sock in idle:
+                sock.close()
+
+    with_daemon(tmp_path, scenario)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    busy = [line for line in err.splitlines() if line]
+    assert len(busy) == 10 and all("busy: 16 clients connected" in line for line in busy)

@@ -9,8 +9,9 @@ from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
+from clat_eamt.core.limits import MAX_ADDRESSES
 from clat_eamt.core.model import AaaaStatus, LiveFlows, Observation, Reason, StaleReason, State
-from clat_eamt.core.seen import PER_TARGET, AnswersSeen
+from clat_eamt.core.seen import PAIR_COST, PER_TARGET, AnswersSeen
 
 from .corekit import engine, obs
 
@@ -108,16 +109,39 @@ def test_one_answer_with_forty_a_records_maps_only_a_few_to_one_target():
     assert not more.decision.created
 
 
-def test_memory_is_bounded_and_forgets_the_oldest_first():
-    seen = AnswersSeen(capacity=3)
-    for i in range(5):
-        seen.remember(obs(f"n{i}.example", f"192.0.2.{i}", AaaaStatus.NODATA, ttl=600), 0)
-    assert len(seen) == 3 and seen.forgotten == 2
+def test_a_full_memory_forgets_nothing_and_refuses_what_it_cannot_vouch_for():
+    """Issue 26: an unexpired answer is never pushed out; an answer that does not fit is not
+    kept, and until its TTL would have ended no IPv4 the memory does not hold is mapped."""
+    seen = AnswersSeen(capacity=2 * MAX_ADDRESSES)
+    for i in range(2):
+        many = [f"198.51.100.{16 * i + j}" for j in range(MAX_ADDRESSES)]
+        assert seen.remember(obs(f"n{i}.example", many, AaaaStatus.NODATA, ttl=600), 0) == 0
+    assert len(seen) == 2 * MAX_ADDRESSES and seen.full()
+    late = obs("late.example", "192.0.2.99", AaaaStatus.NODATA, ttl=300)
+    assert seen.remember(late, 1) == 1 and seen.refused == 1
     target = IPv6Address(ATTACKER_V6)
-    assert seen.objection("x.example", IPv4Address("192.0.2.0"), target, 1) is None  # forgotten
-    assert seen.objection("x.example", IPv4Address("192.0.2.4"), target, 1) is not None
+    # what it holds still objects; what it could not keep is refused while it may be cached
+    assert "n0.example" in seen.objection("x.example", IPv4Address("198.51.100.0"), target, 2)
+    assert "full" in seen.objection("x.example", IPv4Address("192.0.2.99"), target, 2)
+    assert "full" in seen.objection("x.example", IPv4Address("203.0.113.1"), target, 2)
+    assert seen.status(2)["blind_for"] == 299 and seen.status(2)["pairs"] == 32
     seen.expire(601)
-    assert len(seen) == 0
+    assert len(seen) == 0 and seen.bytes == 0
+    assert seen.objection("x.example", IPv4Address("192.0.2.99"), target, 601) is None
+
+
+def test_five_answers_of_4000_a_records_do_not_open_a_hijack():
+    """Issue 26, as measured: five answers of 4,000 A records pushed out (16,384 pairs) what
+    vouched for the victims; a hostile name then mapped a victim's IPv4 to its IPv6."""
+    eng = engine()
+    eng.observe(obs("victim.example", VICTIM_IP, AaaaStatus.NODATA, ttl=600), 0)
+    for n in range(5):
+        # 198.18.0.0/15 (benchmarking, RFC 2544): data only, no packet goes anywhere
+        flood = [str(IPv4Address("198.18.0.0") + (n << 12) + i) for i in range(4000)]
+        eng.observe(obs(f"flood{n}.example", flood, AaaaStatus.NODATA, ttl=600), 1 + n)
+    assert len(eng.seen) <= 1 + 5 * MAX_ADDRESSES  # what decide reads, nothing more
+    out = eng.observe(obs("hostile.example", VICTIM_IP, ATTACKER_V6, ttl=600), 10)
+    assert not out.decision.created and reasons(out) == {Reason.UNVOUCHED}
 
 
 def test_a_name_does_not_object_to_itself_whatever_its_case():
@@ -149,3 +173,41 @@ def test_a_names_one_or_several_ipv6_each_vouch(aaaa):
     said = seen.objection("other.example", d, IPv6Address(ATTACKER_V6), 1)
     listed = ", ".join(sorted(aaaa))
     assert said == f"www.example answered 192.0.2.10 with {listed} (599 s of its TTL left)"
+
+
+def test_names_together_map_at_most_max_per_target_ipv4s_to_one_ipv6():
+    """Issue 26, as measured: five more names pointing their A records at one attacker IPv6
+    got 8 each, 56 destinations on one IPv6; only the creation rate limited it."""
+    eng = engine()
+    cap = eng.policy.max_per_target
+    created = 0
+    for n in range(7):
+        many = [f"203.0.113.{8 * n + i}" for i in range(8)]
+        out = eng.observe(obs(f"name{n}.example", many, ATTACKER_V6, ttl=600), n)
+        created += len(out.decision.created)
+    on_target = [e for e in eng.table if e.ipv6.network_address == IPv6Address(ATTACKER_V6)]
+    assert created == len(on_target) == cap == 16
+    assert Reason.TARGET_CAP in reasons(out)
+    assert "max_ipv4_per_ipv6" in next(r.detail for r in out.refusals)
+
+
+def test_the_memory_of_answers_costs_no_more_than_its_byte_bound_says():
+    """Issue 26: its names and AAAA sets are counted against ``max_bytes`` by an estimate
+    (``NAME_COST``, ``ADDRESS_COST``); tracemalloc finds no more than the estimate plus the
+    pairs' share, for the largest answers it keeps (255-character names, 16 AAAA each)."""
+    import tracemalloc  # noqa: PLC0415
+
+    seen = AnswersSeen()
+    tracemalloc.start()
+    try:
+        for n in range(5000):
+            name = (f"n{n:05d}" + "x" * 58 + ".") * 3 + "y" * 60
+            a = tuple(IPv4Address(0xC6120000 + 16 * n + i) for i in range(16))
+            aaaa = tuple(IPv6Address((1 << 125) + 64 * n + i) for i in range(16))
+            seen.remember(Observation(name, a, 600, AaaaStatus.ANSWER, aaaa, 600), 0.0)
+            del name, a, aaaa
+        used = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert seen.full() and len(seen) <= seen.capacity and seen.bytes <= seen.max_bytes
+    assert used <= seen.bytes + PAIR_COST * len(seen), (used, seen.bytes, len(seen))

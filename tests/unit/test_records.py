@@ -9,7 +9,7 @@ import random
 import pytest
 from dnslib import EDNS0, RR, DNSRecord
 
-from clat_eamt.dns.records import read_records
+from clat_eamt.dns.records import Unusable, read_records
 from clat_eamt.dns.wire import WireError
 
 
@@ -30,6 +30,8 @@ def both(data: bytes) -> tuple[object, object]:
             return read_records(data, shortcuts)
         except WireError as error:
             return ("error", str(error), error.id)
+        except Unusable as error:
+            return ("unusable", str(error))
 
     return read(True), read(False)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 from dnslib import AAAA, CNAME, EDNS0, QTYPE, RR, SOA, A, DNSRecord
 
-from clat_eamt.dns.records import read_records
+from clat_eamt.dns.records import Unusable, read_records
 from clat_eamt.dns.remembered import name_key
 from clat_eamt.dns.repeated import Reading, RepeatedAnswers, read_a
 from clat_eamt.dns.wire import QTYPE_OPT, WireError
@@ -77,8 +77,8 @@ def outcome(read: Callable[..., Reading], *args: object) -> object:
     """A reading, or the error it raised (its message: the same error either way)."""
     try:
         return read(*args)
-    except WireError as error:
-        return ("WireError", str(error))
+    except (WireError, Unusable) as error:
+        return (type(error).__name__, str(error))
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -269,6 +269,11 @@ MAX_ENTRIES = scalar("max_entries", BoundedInt(1, 1000000), 4096,
     "Most mappings learned from DNS kept at once (static ones do not count). Caps memory use "
     "and what a flood of DNS answers can do.",
 )
+MAX_IPV4_PER_IPV6 = scalar("max_ipv4_per_ipv6", BoundedInt(1, 4096), 16,
+    "Most IPv4 destinations learned from DNS mapped to one IPv6 target, all names together "
+    "(one name maps at most 8). Stops hostile names from steering many destinations to one "
+    "host.",
+)
 CREATE_RATE = scalar("create_rate", BoundedInt(1, 100000, "per second"), 20,
     "New learned mappings per second, all hosts together.",
 )
@@ -337,7 +342,7 @@ GLOBAL_OPTIONS: tuple[Option[Any], ...] = (
     STALE_LINGER, REQUIRE_DNSSEC, HOLD_MS, APPLY_TIMEOUT_MS, UPSTREAM_TIMEOUT_MS,
     TRANSLATOR, CLAT_DEVICE, STATE_DIR, CONTROL_SOCKET, TUN, CLAT_IPV4, CLAT_IPV6, TAYGA_IPV4,
     TAYGA_IPV6, JOOL_INSTANCE, JOOL_NETNS, HOST_MODE, HOST_OBSERVE, LAN_INTERFACES,
-    MAX_ENTRIES, CREATE_RATE, CREATE_BURST, CLIENT_IDENTITY, HOST_CREATE_RATE,
+    MAX_ENTRIES, MAX_IPV4_PER_IPV6, CREATE_RATE, CREATE_BURST, CLIENT_IDENTITY, HOST_CREATE_RATE,
     HOST_CREATE_BURST,
     ALLOW_NAME, DENY_NAME, ALLOW_PREFIX, DENY_PREFIX, ALLOW_DOCUMENTATION,
 )

@@ -1,4 +1,5 @@
-"""The CLI's side of the control socket: one blocking call, clear errors."""
+"""The CLI's side of the control socket: one blocking call, clear errors (never a traceback:
+a daemon that is busy or hangs up is a ``CallFailedError`` like any other refusal)."""
 
 from __future__ import annotations
 
@@ -35,19 +36,41 @@ def call(
             ) from None
         except PermissionError:
             raise DaemonNotRunningError(f"permission denied on {path}: run as root") from None
-        data = b""
+        except TimeoutError:  # its backlog is full: it does not take connections now
+            raise CallFailedError(
+                "failed", f"the daemon took no connection in {timeout:.0f} s"
+            ) from None
         try:
             sock.sendall(request)
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(1 << 16)
-                if not chunk:
-                    raise CallFailedError("failed", "the daemon hung up without answering")
-                data += chunk
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # hung up at once (busy): what it said before is read below
         except TimeoutError:
             raise CallFailedError(
                 "failed", f"no answer from the daemon in {timeout:.0f} s"
             ) from None
-    reply = json.loads(data)
-    if "error" in reply:
-        raise CallFailedError(reply["error"]["code"], reply["error"]["message"])
-    return reply["result"]
+        data = _answer(sock, timeout)
+    try:
+        reply = json.loads(data)
+        if "error" in reply:
+            raise CallFailedError(reply["error"]["code"], reply["error"]["message"])
+        return reply["result"]
+    except (ValueError, TypeError, KeyError):
+        raise CallFailedError("failed", "the daemon's answer is not the control protocol") from None
+
+
+def _answer(sock: socket.socket, timeout: float) -> bytes:
+    """The daemon's answer line; CallFailedError when it hangs up or says nothing in time."""
+    data = b""
+    try:
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    except TimeoutError:
+        raise CallFailedError("failed", f"no answer from the daemon in {timeout:.0f} s") from None
+    except ConnectionResetError:
+        pass  # what arrived before the reset may still be a whole answer
+    if not data.endswith(b"\n"):
+        raise CallFailedError("failed", "the daemon hung up without answering")
+    return data

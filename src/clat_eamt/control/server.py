@@ -13,6 +13,8 @@ so a second daemon refuses to start instead of stealing the first one's API.
 Nothing a client sends can stall DNS (issue 15): a request line is at most ``MAX_REQUEST``
 bytes and ``MAX_DEPTH`` levels of JSON nesting (checked before parsing: 50,000 nested ``[`` made
 the parser recurse until it failed), at most ``MAX_CLIENTS`` connections are served at once,
+a connection that brings no whole request line within ``IDLE_TIMEOUT`` seconds is closed (issue
+26: sixteen clients that sent nothing locked everyone else out for as long as they stayed),
 and a large result (``mappings`` with 10,000 entries, about 4 MB) is encoded a chunk at a time,
 letting the event loop answer DNS in between.
 """
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 MAX_REQUEST = 4096  # bytes per request line: the largest real one (add, a long comment) ~500
 MAX_DEPTH = 4  # JSON nesting: {"method": ..., "args": {...}} is 2
 MAX_CLIENTS = 16
+IDLE_TIMEOUT = 5.0  # seconds for a request line: the CLI sends its one at once
 CHUNK = 256  # result rows encoded between two turns of the event loop
 
 
@@ -145,13 +148,17 @@ class ControlServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.clients >= MAX_CLIENTS:
             writer.write(answer(error=("failed", f"busy: {MAX_CLIENTS} clients connected")))
+            with contextlib.suppress(Exception):  # said before hanging up, if it can be
+                await asyncio.wait_for(writer.drain(), 1.0)
             writer.close()
             return
         self.clients += 1
         try:
             while True:
                 try:
-                    line = await reader.readline()
+                    line = await asyncio.wait_for(reader.readline(), IDLE_TIMEOUT)
+                except TimeoutError:  # idle (or a line trickling in): make room for others
+                    break
                 except ValueError:  # longer than MAX_REQUEST: answer and hang up
                     message = f"request longer than {MAX_REQUEST} bytes"
                     writer.write(answer(error=("bad-request", message)))

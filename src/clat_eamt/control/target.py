@@ -57,6 +57,7 @@ def status_json(s: Snapshot) -> JSON:
         },
         "control": shells.get("control"),
         "ubus": shells.get("ubus", {"state": "not started"}),
+        "memory": shells.get("memory"),
         "restart_needed": list(s.restart_needed),
         "counters": dict(s.counters),
     }

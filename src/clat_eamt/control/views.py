@@ -81,10 +81,24 @@ def status_text(s: JSON) -> str:
         ("flows", "unknown (conntrack unreadable or no dataplane)" if flows is None
          else f"{flows['native']} native (EAM), {flows['nat64']} through the NAT64")
     )  # fmt: skip
+    seen = (s.get("memory") or {}).get("answers_seen")
+    if seen:
+        lines.append(("memory", _seen_text(seen)))
     if s["control"]["error"]:
         lines.append(("control", s["control"]["error"]))
     width = max(len(k) for k, _ in lines)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in lines)
+
+
+def _seen_text(seen: JSON) -> str:
+    """The memory of answers seen (core.seen): how full, and whether it refuses for now."""
+    text = (
+        f"answers seen {seen['pairs']} of {seen['capacity']} (IPv4, name) pairs, "
+        f"{seen['bytes'] // 1024} of {seen['max_bytes'] // 1024} KB of names"
+    )
+    if seen["blind_for"]:
+        text += f"; FULL: new mappings refused for {seen['blind_for']} s more"
+    return text + (f" ({seen['refused']} pairs not kept)" if seen["refused"] else "")
 
 
 def mappings_text(rows: list[JSON]) -> str:

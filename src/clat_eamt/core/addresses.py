@@ -1,7 +1,8 @@
 """Address policy: which IPv4 destinations and IPv6 targets may ever be mapped.
 
 SPEC section 4: never map special-purpose or local addresses.  The two IANA special-purpose
-address registries (RFC 6890 and its updates) are restated below as data; an address inside any
+address registries (RFC 6890 and its updates), and the IPv6 blocks returned or deprecated since
+(``IPV6_RETURNED``), are restated below as data; an address inside any
 of their blocks is refused whatever the registry's "globally reachable" column says, because a
 CDN never serves from them and an attacker could use them to redirect traffic (e.g. to the
 translation prefixes).  On top of that only global unicast is accepted (IPv6: 2000::/3, RFC 4291
@@ -80,6 +81,19 @@ IPV6_SPECIAL: tuple[SpecialBlock, ...] = (
     _block("fe80::/10", "link-local unicast", "RFC 4291"),
 )
 
+# Returned and deprecated IPv6 blocks (issue 26: 3ffe::/16 was mapped).  Not in the special-
+# purpose registry, since they are no longer assigned for a purpose; IANA's IPv6 Address Space
+# and Global Unicast Address Assignments registries and the RFCs that returned them list them.
+# Whatever is announced from them now is no CDN's: never a target.
+IPV6_RETURNED: tuple[SpecialBlock, ...] = (
+    _block("3ffe::/16", "6bone testing, returned to IANA", "RFC 3701"),
+    _block("5f00::/8", "6bone testing (the first plan), replaced by 3ffe::/16", "RFC 1897"),
+    _block("2001:10::/28", "ORCHID, deprecated (ORCHIDv2 is 2001:20::/28)", "RFC 4843"),
+    _block("fec0::/10", "site-local unicast, deprecated", "RFC 3879"),
+    _block("::/96", "IPv4-compatible IPv6 address, deprecated", "RFC 4291 section 2.5.5.1"),
+    _block("200::/7", "OSI NSAP-mapped, deprecated", "RFC 4048"),
+)
+
 IPV4_MULTICAST = IPv4Network("224.0.0.0/4")  # RFC 5771
 IPV6_GLOBAL_UNICAST = IPv6Network("2000::/3")  # RFC 4291 section 2.4 / IANA unicast space
 _MULTICAST_FIRST = int(IPV4_MULTICAST.network_address)
@@ -99,7 +113,7 @@ def _span(net: IPNetwork) -> tuple[int, int, int]:
 # time: a memo of network objects cost about 1 KB per address seen).
 _SPECIAL_SPANS: tuple[tuple[int, int, int, SpecialBlock], ...] = tuple(
     (*_span(b.network), b)
-    for b in sorted(IPV4_SPECIAL + IPV6_SPECIAL, key=lambda b: -b.network.prefixlen)
+    for b in sorted(IPV4_SPECIAL + IPV6_SPECIAL + IPV6_RETURNED, key=lambda b: -b.network.prefixlen)
 )
 
 

@@ -59,6 +59,7 @@ class Count(enum.StrEnum):
     REPLIES_FORMERR = "replies.formerr"
     MALFORMED_QUERIES = "malformed.queries"
     MALFORMED_ANSWERS = "malformed.answers"
+    ANSWERS_UNUSABLE = "answers.unusable"  # passed unread and unmapped (records.Unusable)
     ERRORS_INTERNAL = "errors.internal"
     ERRORS_MAPPER = "errors.mapper"
     TTL_CLAMPED = "answers.ttl_clamped"
@@ -73,7 +74,7 @@ class Count(enum.StrEnum):
     # the engine
     OBSERVED = "observed"
     OBSERVED_WITH_AAAA = "observed.with_aaaa"  # A answers whose AAAA had records
-    SEEN_FORGOTTEN = "seen.forgotten"  # the memory of answers is too small for the load
+    SEEN_REFUSED = "seen.refused"  # answers' pairs the full memory of answers could not keep
     ADDRESSES_SKIPPED = "addresses.skipped"
     CREATED = "created"
     ADDED = "added"  # an operator or provider entry took over one of another origin

@@ -17,9 +17,11 @@
    Stale, D is quarantined, nothing new is made); a revivable Stale entry D -> X -> refresh;
    otherwise create, if the host is eligible and the table size, rates and pool allow.
 5. Hostile names (``seen``): a create or revive D -> X is refused while another name's
-   unexpired answer holds D without X, and a name maps at most ``seen.PER_TARGET`` IPv4s to
-   one target.  An answer that holds D with no usable IPv6 at all (NODATA, only synthesized)
-   conflicts with another name's Valid D -> X as rule 4's conflict does.
+   unexpired answer holds D without X, a name maps at most ``seen.PER_TARGET`` IPv4s to one
+   target, and all names together at most ``Policy.max_per_target`` (issue 26: five names
+   brought 8 each, 56 destinations, to one attacker's IPv6).  An answer that holds D with no
+   usable IPv6 at all (NODATA, only synthesized) conflicts with another name's Valid D -> X as
+   rule 4's conflict does.
 
 Work per answer is bounded whatever the answer holds (issue 15): at most ``MAX_ADDRESSES`` A
 and AAAA records each are considered, the lowest ones (deterministic, so a name's choice does
@@ -30,16 +32,14 @@ counted (``Decision.skipped``).
 from __future__ import annotations
 
 import enum
-import heapq
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
-from typing import TypeVar
 
 from clat_eamt.core.addresses import AddressPolicy
 from clat_eamt.core.lifecycle import Event, allowed
-from clat_eamt.core.limits import CreationLimiter
+from clat_eamt.core.limits import MAX_ADDRESSES, CreationLimiter, lowest
 from clat_eamt.core.model import (
     AaaaStatus,
     Entry,
@@ -57,19 +57,6 @@ from clat_eamt.core.names import NameFilter, normalize
 from clat_eamt.core.pref64 import Pref64Set
 from clat_eamt.core.seen import PER_TARGET, AnswersSeen
 from clat_eamt.core.table import MappingTable
-
-_Address = TypeVar("_Address", IPv4Address, IPv6Address)
-MAX_ADDRESSES = 16  # per family and answer; CDNs answer with a handful
-
-
-def _bounded(records: Iterable[_Address], limit: int = MAX_ADDRESSES) -> tuple[list[_Address], int]:
-    """The lowest ``limit`` distinct records, sorted, and how many others were left out."""
-    if isinstance(records, tuple) and len(records) <= 1:  # the usual answer: one record
-        return list(records), 0
-    distinct = set(records)
-    if len(distinct) <= limit:
-        return sorted(distinct), 0
-    return heapq.nsmallest(limit, distinct), len(distinct) - limit
 
 
 class HostMode(enum.StrEnum):
@@ -91,6 +78,7 @@ class Policy:
     require_dnssec: bool = False
     host_mode: HostMode = HostMode.IPV4_ONLY
     max_entries: int = 4096
+    max_per_target: int = 16  # IPv4s mapped to one IPv6, all names together (rule 5)
     ipv4_only_hosts: bool = False  # the neighbour tables know an IPv4-only host on the LAN
 
     def expiry(self, now: float, ttl: int) -> float:
@@ -183,8 +171,8 @@ def decide(
         return Decision(name, None, refusals=(Refusal(Reason.AAAA_UNKNOWN, why),))
 
     refusals: list[Refusal] = []
-    a, a_skipped = _bounded(obs.a)
-    aaaa, aaaa_skipped = _bounded(obs.aaaa)
+    a, a_skipped = lowest(obs.a)
+    aaaa, aaaa_skipped = lowest(obs.aaaa)
     skipped = a_skipped + aaaa_skipped
     if skipped:
         why = f"{len(a) + a_skipped} A and {len(aaaa) + aaaa_skipped} AAAA records: the lowest "
@@ -348,6 +336,7 @@ class _Plan:
         self.created = 0
         self.seen: AnswersSeen | None = None
         self.to_target: int | None = None  # rule 5: IPv4s this name maps to the target (lazy)
+        self.on_target: int | None = None  # rule 5: IPv4s all names map to the target (lazy)
 
     def destination(self, ipv4: IPv4Address, targets: set[IPv6Address]) -> None:
         covering = self.table.covering(ipv4)
@@ -421,6 +410,15 @@ class _Plan:
         if refusal is None and (self.to_target or 0) >= PER_TARGET:
             why = f"{self.name} already maps {PER_TARGET} IPv4s to {self.target}"
             refusal = Refusal(Reason.TARGET_CAP, why)
+        if refusal is None and self.on_target is None:
+            mapped = self.table.with_target(IPv6Network(self.target))
+            self.on_target = sum(
+                1 for e in mapped if e.origin is Origin.DNS and e.state is State.VALID
+            )
+        if refusal is None and (self.on_target or 0) >= self.policy.max_per_target:
+            cap = self.policy.max_per_target
+            why = f"{cap} IPv4s already map to {self.target} (max_ipv4_per_ipv6)"
+            refusal = Refusal(Reason.TARGET_CAP, why)
         block = None
         if refusal is None:
             block = self.table.pool.peek(IPv6Network(self.target), 32)
@@ -432,6 +430,7 @@ class _Plan:
             return
         self.created += 1
         self.to_target = (self.to_target or 0) + 1
+        self.on_target = (self.on_target or 0) + 1
         entry = Entry(  # from the answer's integers: the entry and the seen memory share them
             ipv4=IPv4Network((int(ipv4), 32)),
             ipv6=IPv6Network((int(self.target), 128)),

@@ -114,9 +114,9 @@ class Engine:
             all_valid = True
         # After deciding (a name objects not to itself), under the name decide gave it: one
         # string shared with the entries it made.
-        forgotten = self.seen.remember(obs, now, decision.name)
-        if forgotten:
-            self.counters[Count.SEEN_FORGOTTEN] += forgotten  # the memory is too small for the load
+        not_kept = self.seen.remember(obs, now, decision.name)
+        if not_kept:
+            self.counters[Count.SEEN_REFUSED] += not_kept  # the memory is full (``core.seen``)
         self.counters[Count.OBSERVED] += 1
         if obs.aaaa:
             self.counters[Count.OBSERVED_WITH_AAAA] += 1  # A answers whose AAAA had records

@@ -1,4 +1,5 @@
-"""Creation rate limits (SPEC section 4: cap table size and creation rate).
+"""Creation rate limits (SPEC section 4: cap table size and creation rate), and the bound on
+the addresses of one answer that anything reads or keeps (``lowest``).
 
 Token buckets with time passed in.  One global bucket and one per host; the per-host buckets live
 in a bounded LRU so a LAN full of (spoofed) MACs cannot grow memory without bound.  An evicted
@@ -7,10 +8,29 @@ host starts again with a full bucket, which the global bucket still caps.
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+from typing import TypeVar
 
 from clat_eamt.core.model import Reason
+
+_Address = TypeVar("_Address", IPv4Address, IPv6Address)
+MAX_ADDRESSES = 16  # per family and answer; CDNs answer with a handful
+
+
+def lowest(records: Iterable[_Address], limit: int = MAX_ADDRESSES) -> tuple[list[_Address], int]:
+    """The lowest ``limit`` distinct records, sorted, and how many others were left out: what
+    the decision considers and the memory of answers keeps (deterministic, so a name's choice
+    does not move when a resolver rotates its records)."""
+    if isinstance(records, tuple) and len(records) <= 1:  # the usual answer: one record
+        return list(records), 0
+    distinct = set(records)
+    if len(distinct) <= limit:
+        return sorted(distinct), 0
+    return heapq.nsmallest(limit, distinct), len(distinct) - limit
 
 
 @dataclass

@@ -74,7 +74,7 @@ class Reason(enum.StrEnum):
     HOST_RATE_LIMITED = "host-rate-limited"
     POOL_EXHAUSTED = "pool-exhausted"
     UNVOUCHED = "unvouched"  # another name's unexpired answer holds the IPv4 without this IPv6
-    TARGET_CAP = "target-cap"  # the name already maps as many IPv4s to this IPv6 as allowed
+    TARGET_CAP = "target-cap"  # as many IPv4s map to this IPv6 as allowed (per name, in all)
     TOO_MANY_ADDRESSES = "too-many-addresses"  # records beyond the per-answer cap (issue 15)
 
 

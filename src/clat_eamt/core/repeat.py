@@ -23,7 +23,10 @@ Decisions that read the clock (quarantine, the memory of answers seen, rate limi
 what the table holds are never remembered.  What is given again is the same decision with the
 expiry the new answer's TTLs give (``Policy.expiry``), so the table, counters and log come out
 exactly as ``decide`` would make them (tests/unit/test_repeat.py compares the two on random
-histories).  At most ``CAPACITY`` names, the oldest forgotten first.
+histories).  At most ``CAPACITY`` names, the oldest forgotten first, and bounded in bytes
+(issue 26): an answer of more than ``limits.MAX_ADDRESSES`` records of a family is never
+remembered (``Decision.skipped``), nor a decision whose texts (refusals, notes, the CNAME chain)
+exceed ``MAX_TEXT`` characters; a name so costs at most about 6 KB, 6 MB for ``CAPACITY``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from clat_eamt.core.decide import Decision, Policy, Refresh
 from clat_eamt.core.model import EntryKey, Observation, Reason
 
 CAPACITY = 1024  # names; about 250 to 600 bytes each (a refusal's text), tests/unit/test_repeat.py
+MAX_TEXT = 2048  # characters of a remembered decision's texts and chain (module doc)
 # Refusals that depend on the clock or the limiter (never in the two kinds above; a safeguard).
 _TIMED = frozenset({Reason.CONFLICT, Reason.UNVOUCHED, Reason.RATE_LIMITED,
                     Reason.HOST_RATE_LIMITED})  # fmt: skip
@@ -53,6 +57,11 @@ class _Remembered:
     policy: Policy
     decision: Decision  # its Refresh changes' keys, refusals, notes and target
     keys: tuple[EntryKey, ...]
+
+
+def _text_size(obs: Observation, decision: Decision) -> int:
+    texts = [r.detail for r in decision.refusals] + list(decision.notes) + list(obs.chain)
+    return sum(len(text) for text in texts)
 
 
 class Repeats:
@@ -92,7 +101,11 @@ class Repeats:
         """Remember ``decision`` on ``obs`` if it is of a kind the module doc names, as of the
         table's ``generation`` after its commit.  ``all_valid``: every entry it refreshes was
         Valid before."""
-        if decision.skipped or any(r.reason in _TIMED for r in decision.refusals):
+        if (
+            decision.skipped
+            or any(r.reason in _TIMED for r in decision.refusals)
+            or _text_size(obs, decision) > MAX_TEXT
+        ):
             self._by_name.pop(obs.name, None)
             return
         changes = decision.changes

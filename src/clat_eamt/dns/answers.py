@@ -18,12 +18,13 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import NamedTuple, cast
 
 from clat_eamt.core.model import AaaaStatus, Host, Observation
-from clat_eamt.core.names import normalize
+from clat_eamt.core.names import labels, normalize, presentation
 from clat_eamt.dns.records import (
     SECTION_ADDITIONAL,
     SECTION_ANSWER,
     SECTION_AUTHORITY,
     Record,
+    Unusable,
     read_records,
     read_ttl,
 )
@@ -36,11 +37,13 @@ from clat_eamt.dns.wire import (
     RCODE_NOERROR,
     RCODE_NXDOMAIN,
     Header,
-    WireError,
     read_name,
 )
 
-_MAX_CHAIN = 16  # longer CNAME chains are treated as broken (resolvers stop near 8-16 too)
+_MAX_CHAIN = 16  # longer CNAME chains are not followed (resolvers stop near 8-16 too)
+# Names of a chain kept for display (the log, an entry's cnames): the first three and the last,
+# so an entry holds at most about 1 KB of them (issue 26: bounded in bytes).
+_SHOWN_CHAIN = 4
 Labels = tuple[bytes, ...]
 
 
@@ -68,7 +71,8 @@ class Answer(NamedTuple):
 
 
 def parse(message: bytes) -> Answer:
-    """The records of a response; WireError if it is malformed anywhere."""
+    """The records of a response; WireError if it is malformed anywhere, Unusable if it holds
+    more records than are read (``records.MAX_RECORDS``)."""
     message = bytes(message)  # slices of it become addresses, which take only bytes
     header, _, records = read_records(message)
     return Answer(message, header, records)
@@ -77,11 +81,10 @@ def parse(message: bytes) -> Answer:
 def labels_of(name: str | Labels) -> Labels:
     if isinstance(name, tuple):
         return tuple(bytes(label).lower() for label in name)
-    return tuple(label.encode("ascii", "replace") for label in normalize(name).split(".") if label)
+    return labels(normalize(name))
 
 
-def _text(labels: Labels) -> str:
-    return ".".join(label.decode("ascii", "backslashreplace") for label in labels)
+_text = presentation  # names from the wire are shown escaped, as everywhere (core.names)
 
 
 def _follow(answer: Answer, name: Labels) -> tuple[Labels, tuple[str, ...], tuple[int, ...]]:
@@ -99,14 +102,16 @@ def _follow(answer: Answer, name: Labels) -> tuple[Labels, tuple[str, ...], tupl
     for _ in range(_MAX_CHAIN):
         link = links.get(current)
         if link is None:
-            return current, tuple(_text(c) for c in chain), tuple(ttl_at)
+            shown = chain if len(chain) <= _SHOWN_CHAIN else [*chain[:3], chain[-1]]
+            return current, tuple(_text(c) for c in shown), tuple(ttl_at)
         target, _ = read_name(answer.data, link.rdata)
         current = tuple(label.lower() for label in target)
         if current in chain or current == name:
             break  # a CNAME loop: no addresses can be trusted
         chain.append(current)
         ttl_at.append(link.ttl_at)
-    raise WireError(f"CNAME chain from {_text(name)} loops or is longer than {_MAX_CHAIN}")
+    # Not malformed, only more than the optimization follows: the answer goes out as it came.
+    raise Unusable(f"CNAME chain from {_text(name)} loops or is longer than {_MAX_CHAIN}")
 
 
 def _decode(answer: Answer, record: Record) -> IPv4Address | IPv6Address:

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
+from clat_eamt.core.names import escape
 from clat_eamt.dns.wire import OPTION_ECS, OPTION_MAC_BINARY, OPTION_MAC_TEXT
 
 IPAddress = IPv4Address | IPv6Address
@@ -63,7 +64,8 @@ def _text_mac(data: bytes) -> str:
         raw = b""
     if len(raw) == 6:
         return _mac_text(raw)
-    raise ValueError(f"option 65073 {data[:40]!r} is neither a text nor a base64 MAC")
+    shown = escape(data[:40])  # wire bytes in a log line: escaped as names are (core.names)
+    raise ValueError(f"option 65073 '{shown}' is neither a text nor a base64 MAC")
 
 
 _READERS = {OPTION_MAC_BINARY: _binary_mac, OPTION_MAC_TEXT: _text_mac}
@@ -86,6 +88,7 @@ def _subnet_address(data: bytes) -> IPAddress | None:
 
 
 _MEMO_SIZE = 256  # clients of a home; the memo starts over when a flood of others fills it
+_MEMO_OPTIONS = 64  # bytes of option values remembered per client (dnsmasq's take 6-20)
 _memo: dict[tuple[tuple[tuple[int, bytes], ...], IPAddress | None], ClientIdentity] = {}
 
 
@@ -95,6 +98,8 @@ def identify(options: Iterable[tuple[int, bytes]], peer: IPAddress | None = None
     (a LAN host that asked the proxy directly).  Pure, so remembered for the few options a
     home's clients send (every query of a client carries the same)."""
     key = (tuple(options), peer)
+    if sum(len(value) for _, value in key[0]) > _MEMO_OPTIONS:  # not dnsmasq's: not kept
+        return _identify(key[0], peer)
     try:
         found = _memo.get(key)
     except TypeError:  # option values not bytes (a caller's bytearray): nothing to remember

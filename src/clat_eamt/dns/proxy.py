@@ -21,7 +21,10 @@ AAAA for the name too (a dual-stack client does, at once) both become one upstre
 
 Nothing here can block or break DNS: an upstream failure is SERVFAIL (never NXDOMAIN), an
 unreadable query is FORMERR, and any failure of the optimization releases the answer unmapped,
-so the connection takes the plain CLAT path.
+so the connection takes the plain CLAT path.  An answer the optimization does not read (more
+records than ``records.MAX_RECORDS``, a CNAME chain longer than 16 or looping: ``Unusable``)
+goes to the client as it came, unmapped; its records are never read, kept or logged, so a
+4,000-record answer costs what a one-record answer does (issue 26).
 """
 
 from __future__ import annotations
@@ -35,10 +38,11 @@ from ipaddress import IPv4Address, IPv6Address
 
 from clat_eamt.core.counters import Count
 from clat_eamt.core.model import AaaaStatus, Host, Observation
+from clat_eamt.core.names import labels
 from clat_eamt.dns import answers
 from clat_eamt.dns.answers import AddressAnswer
 from clat_eamt.dns.identity import ClientIdentity, identify
-from clat_eamt.dns.records import clamp_ttls
+from clat_eamt.dns.records import Unusable, clamp_ttls
 from clat_eamt.dns.remembered import RememberedAaaa, name_key
 from clat_eamt.dns.repeated import RepeatedAnswers
 from clat_eamt.dns.upstream import UpstreamError, Upstreams
@@ -188,14 +192,17 @@ class Proxy:
             counters[Count.AAAA_ASKED] += 1
             aaaa_query = retyped(query, upstream, QTYPE_AAAA)
             side = self.upstreams.start(aaaa_query, query.question._replace(qtype=QTYPE_AAAA))
+        data = await self.upstreams.exchange(upstream, query.question, tcp)
         try:
-            data = await self.upstreams.exchange(upstream, query.question, tcp)
             rrset, observation = await self._observe(query, key, identity, data, side, hold)
         except WireError as error:  # the answer matched our query but cannot be read
             counters[Count.MALFORMED_ANSWERS] += 1
             counters[Count.REPLIES_SERVFAIL] += 1
             self.badlog.note("answer", "unreadable A answer for %s: %s", query.question.name, error)
             return error_reply(query, RCODE_SERVFAIL)
+        except Unusable:  # more than the optimization reads: out as it came, unmapped
+            counters[Count.ANSWERS_UNUSABLE] += 1
+            rrset, observation = (), None
         life: float | None = None
         if observation is not None:
             try:
@@ -266,6 +273,9 @@ class Proxy:
                 name_key(question.labels), read, answers.keep_for(answer, read), self.clock()
             )
             return read
+        except Unusable:  # too large to read: it teaches nothing, as a failure
+            self.counters[Count.ANSWERS_UNUSABLE] += 1
+            return AddressAnswer(AaaaStatus.SERVFAIL)
         except (UpstreamError, WireError) as error:
             self.counters[Count.AAAA_FAILED] += 1
             self.badlog.note("aaaa", "AAAA for %s failed: %s", question.name, error)
@@ -279,8 +289,7 @@ class Proxy:
         """Ask A (and so AAAA) for ``name`` as a client would, through the whole path: the
         refresh ahead of a used mapping's end (``core.refresh``).  True if it was answered."""
         self.counters[Count.REFRESH_ASKED] += 1
-        labels = tuple(label.encode("ascii", "replace") for label in name.split(".") if label)
-        question = Question(labels, QTYPE_A, CLASS_IN)
+        question = Question(labels(name), QTYPE_A, CLASS_IN)  # the name as shown: escaped
         query = side_query(0, question, QTYPE_A, self.settings.require_dnssec)
         # Nobody waits for this answer, and at a mapping's end the resolver's copy of the AAAA
         # has expired too, so it asks the authoritative servers: wait for it as long as for any

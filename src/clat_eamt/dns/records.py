@@ -5,6 +5,14 @@ exactly 4 or 16 octets, a name or record running past its RDATA or the message, 
 the last record make the whole answer unreadable, so a malformed record can never reach a
 decision; records of another class are no addresses and are skipped by ``answers``.  A record
 is where its parts are in the message; ``clamp_ttls`` rewrites TTLs there (RFC 2181 5.2).
+
+Work per answer is bounded whatever the answer holds (issue 26): an answer whose header counts
+more than ``MAX_RECORDS`` records is ``Unusable`` and not read at all (its header alone is looked
+at), so the proxy's cost of a 4,000-record answer is that of a one-record answer; the proxy
+passes such an answer to the client unchanged and unmapped.  ``MAX_RECORDS`` leaves room for
+what a real A answer holds: a CNAME chain of 16 with an RRSIG per link, 16 A records and their
+RRSIG, the authority and additional sections of a validating resolver.  Each record read costs
+a bounded amount too (a name is at most ``MAX_NAME_STEPS`` labels and pointers).
 """
 
 from __future__ import annotations
@@ -28,9 +36,16 @@ from clat_eamt.dns.wire import (
     read_question,
 )
 
+MAX_RECORDS = 64  # records of all sections an answer may hold to be read (module doc)
 _MAX_TTL = 0x7FFFFFFF  # RFC 2181 section 8: a TTL with the top bit set is read as zero
 _RDATA_SIZE = {QTYPE_A: 4, QTYPE_AAAA: 16}
 SECTION_ANSWER, SECTION_AUTHORITY, SECTION_ADDITIONAL = 0, 1, 2
+
+
+class Unusable(Exception):  # noqa: N818 - a verdict on an answer, not a failure of the code
+    """A well-formed answer, maybe, that the optimization does not read (more records than
+    ``MAX_RECORDS``, a CNAME chain too long or looping): passed to the client unchanged and
+    unmapped, never SERVFAIL (the upstream did answer)."""
 
 
 class Record(NamedTuple):
@@ -59,9 +74,13 @@ def read_records(
     data: bytes, shortcuts: bool = True
 ) -> tuple[Header, Question | None, list[Record]]:
     """Header, first question and every record of a response, read strictly (module doc).
-    Raises WireError for anything malformed.  ``shortcuts`` False reads every owner name in
-    full (the tests compare the two)."""
+    Raises WireError for anything malformed, Unusable for more than ``MAX_RECORDS`` records
+    (before reading any).  ``shortcuts`` False reads every owner name in full (the tests
+    compare the two)."""
     header, question, offset = read_question(data)
+    total = header.ancount + header.nscount + header.arcount
+    if total > MAX_RECORDS:
+        raise Unusable(f"{total} records (more than {MAX_RECORDS} are not read)")
     records: list[Record] = []
     sections = (
         (SECTION_ANSWER, header.ancount),

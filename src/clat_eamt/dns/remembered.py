@@ -21,13 +21,15 @@ Memory is bounded: at most ``capacity`` names, the oldest inserted forgotten fir
 one goes when it is looked up or pushed out.  One name costs about 200 bytes besides its
 addresses (the key, a small tuple and the dict slot; tracemalloc, tests/unit/test_remembered.py),
 and the addresses about 100 bytes each, shared with the observations and the memory of answers
-seen that hold the same ones.
+seen that hold the same ones; at most the lowest ``limits.MAX_ADDRESSES`` of an answer are kept,
+those the decision considers (issue 26): about 4 MB for ``CAPACITY`` names at worst.
 """
 
 from __future__ import annotations
 
 from ipaddress import IPv6Address
 
+from clat_eamt.core.limits import MAX_ADDRESSES, lowest
 from clat_eamt.core.model import AaaaStatus
 from clat_eamt.dns.answers import AddressAnswer
 from clat_eamt.dns.wire import name_bytes
@@ -56,6 +58,8 @@ class RememberedAaaa:
             self._kept.pop(key, None)  # an older answer is no better than this one
             return
         addresses = tuple(x for x in answer.addresses if isinstance(x, IPv6Address))
+        if len(addresses) > MAX_ADDRESSES:  # what the decision considers: bounded in bytes
+            addresses = tuple(lowest(addresses)[0])
         self._kept.pop(key, None)  # re-inserted: the newest
         self._kept[key] = (now + ttl, answer.status, answer.authenticated, addresses)
         while len(self._kept) > self.capacity:

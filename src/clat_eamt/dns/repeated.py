@@ -14,7 +14,9 @@ Nothing but the bytes goes into a reading, so equal bytes give an equal one and 
 never goes stale.  The OPT record's TTL field holds the extended RCODE and flags (RFC 6891
 section 6.1.3), not a TTL: it is compared like any other byte.  Every answer that is not a
 repeat is read in full, strictly, as before.  At most ``CAPACITY`` names, the oldest forgotten
-first; a name costs about 0.8 KB plus its answer's size (tests/unit/test_repeated.py).
+first; a name costs about 0.8 KB plus its answer's size (tests/unit/test_repeated.py), and an
+answer longer than ``MAX_KEPT`` bytes is read every time, never kept (issue 26): at most about
+2 MB however large the answers.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from clat_eamt.dns.records import rrset_ttls
 from clat_eamt.dns.wire import QTYPE_A, QTYPE_OPT
 
 CAPACITY = 256  # names: a home's hot set (the bench's miss path asks 42, its LAN mix 105)
+MAX_KEPT = 2048  # bytes of an answer kept (a CDN's A answer with DNSSEC is well below)
 _ID = b"\x00\x00"  # the ID: the first two bytes of the header
 _NO_TTL = b"\x00\x00\x00\x00"
 
@@ -103,6 +106,8 @@ class RepeatedAnswers:
             return _with_ttls(kept.reading, data)
         answer = answers.parse(data)
         reading = _reading(answer, labels)
+        if len(data) > MAX_KEPT:
+            return reading
         ttl_at = tuple(r.ttl_at for r in answer.records if r.rtype != QTYPE_OPT)
         self._by_name.pop(key, None)  # re-inserted: the newest
         self._by_name[key] = _Kept(bytes(_masked(data, ttl_at)), ttl_at, reading)

@@ -15,6 +15,8 @@ import struct
 from collections.abc import Callable, Hashable
 from typing import NamedTuple, TypeVar
 
+from clat_eamt.core.names import presentation
+
 HEADER = struct.Struct("!HHHHHH")
 RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
 QTYPE_A, QTYPE_CNAME, QTYPE_SOA, QTYPE_AAAA, QTYPE_OPT = 1, 5, 6, 28, 41
@@ -32,6 +34,9 @@ IDENTITY_OPTIONS = frozenset({OPTION_MAC_BINARY, OPTION_MAC_TEXT, OPTION_ECS})
 
 _MAX_NAME = 255  # RFC 1035 section 2.3.4
 MAX_NAME_STEPS = 64  # labels and compression pointers of one name
+# Records beside the question in a client's query: an OPT (RFC 6891), a TSIG (RFC 8945) or a
+# cookie's OPT; a query carries none in the answer and authority sections.
+MAX_QUERY_RECORDS = 8
 
 
 class WireError(ValueError):
@@ -81,8 +86,8 @@ class Question(NamedTuple):
 
     @property
     def name(self) -> str:
-        """Presentation form without the final dot ('' for the root)."""
-        return ".".join(label.decode("ascii", "backslashreplace") for label in self.labels)
+        """Presentation form without the final dot ('' for the root), escaped (issue 26)."""
+        return presentation(self.labels)
 
     def key(self) -> tuple[tuple[bytes, ...], int, int]:
         # RFC 5452 section 9.1: the answer must carry the question asked; names compare
@@ -146,6 +151,8 @@ def read_question(data: bytes) -> tuple[Header, Question | None, int]:
     header = read_header(data)
     offset = HEADER.size
     question: Question | None = None
+    if header.qdcount > 1:  # RFC 9619: QDCOUNT is 0 or 1; never walk thousands of them
+        raise WireError(f"{header.qdcount} questions (exactly one is allowed)", header.id)
     try:
         for index in range(header.qdcount):
             labels, offset = read_name(data, offset)
@@ -209,6 +216,8 @@ def find_opt(data: bytes, header: Header, offset: int) -> Opt | None:
     Raises WireError for records that run past the end, a second OPT or trailing bytes."""
     opt: Opt | None = None
     records = header.ancount + header.nscount + header.arcount
+    if records > MAX_QUERY_RECORDS:  # bounded work per query: never walk thousands
+        raise WireError(f"{records} records in a query (at most {MAX_QUERY_RECORDS})", header.id)
     labels: tuple[bytes, ...]
     for index in range(records):
         start = offset
@@ -245,6 +254,8 @@ def read_query(data: bytes) -> ClientQuery:
     dnsmasq sends the same query for a name again and again but for the ID, which nothing read
     here depends on: the last queries read are remembered by their bytes after the ID, and a
     repeat is given the same reading with its own ID (in the header and the copy upstream)."""
+    if len(data) > _REMEMBERED_QUERY:  # not dnsmasq's: read, not kept (bounded in bytes)
+        return _read_query(data)
     kept = _remembered(_queries, data[2:], lambda _: _read_query(data))
     qid = (data[0] << 8) | data[1]
     if kept.header.id == qid:
@@ -322,7 +333,8 @@ def _remembered(memory: dict[_K, _V], key: _K, make: Callable[[_K], _V]) -> _V:
     return found
 
 
-_REMEMBERED = 256
+_REMEMBERED = 256  # of each kind: at most about 0.5 MB together (queries of _REMEMBERED_QUERY)
+_REMEMBERED_QUERY = 512  # bytes: dnsmasq's queries with its options take about 60-100
 _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
 _names: dict[tuple[bytes, ...], bytes] = {}

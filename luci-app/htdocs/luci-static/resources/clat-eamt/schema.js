@@ -66,6 +66,8 @@ return baseclass.extend({
 		  help: _('Interfaces whose neighbour tables classify the LAN hosts; empty means all. Takes effect on restart (`service clat-eamt restart`), not reload.') },
 		{ name: 'max_entries', section: 'globals', widget: 'value', values: [], datatype: 'and(uinteger,range(1,1000000))', rule: {"kind": "int", "min": 1, "max": 1000000}, default: '4096', example: '', required: false, restart: false,
 		  help: _('Most mappings learned from DNS kept at once (static ones do not count). Caps memory use and what a flood of DNS answers can do.') },
+		{ name: 'max_ipv4_per_ipv6', section: 'globals', widget: 'value', values: [], datatype: 'and(uinteger,range(1,4096))', rule: {"kind": "int", "min": 1, "max": 4096}, default: '16', example: '', required: false, restart: false,
+		  help: _('Most IPv4 destinations learned from DNS mapped to one IPv6 target, all names together (one name maps at most 8). Stops hostile names from steering many destinations to one host.') },
 		{ name: 'create_rate', section: 'globals', widget: 'value', values: [], datatype: 'and(uinteger,range(1,100000))', rule: {"kind": "int", "min": 1, "max": 100000}, default: '20', example: '', required: false, restart: false,
 		  help: _('New learned mappings per second, all hosts together.') },
 		{ name: 'create_burst', section: 'globals', widget: 'value', values: [], datatype: 'and(uinteger,range(1,1000000))', rule: {"kind": "int", "min": 1, "max": 1000000}, default: '200', example: '', required: false, restart: false,

@@ -68,6 +68,7 @@ var TABS = [
 	} ],
 	[ 'limits', _('Limits'), {
 		max_entries: _('Learned mappings at most'),
+		max_ipv4_per_ipv6: _('IPv4s per IPv6 target at most'),
 		create_rate: _('Creation rate (per s)'),
 		create_burst: _('Creation burst'),
 		host_create_rate: _('Creation rate per host (per s)'),
