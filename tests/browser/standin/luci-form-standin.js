@@ -1,34 +1,86 @@
 'use strict';
 
 /*
- * A STAND-IN for LuCI's `form` and `uci` modules (form.js, uci.js), for the browser test of the
- * settings view only.  It is not LuCI: the LuCI runtime is not available on the test machine.
- * It renders what the settings view builds, read-only, with LuCI's class names (cbi-map,
- * cbi-section, cbi-tabmenu, cbi-value, cbi-section-table) so that a test can find the parts:
+ * A STAND-IN for LuCI's `form` and `uci` modules (form.js, uci.js) and the parts of ui.js and
+ * validation.js their widgets use, for the browser test of the settings view only.  It is not
+ * LuCI: the LuCI runtime is not available on the test machine.  It renders what the settings
+ * view builds with LuCI's class names (cbi-map, cbi-section, cbi-tabmenu, cbi-value,
+ * cbi-section-table, cbi-dynlist, cbi-input-invalid), lets a user (or standin/user.js) edit the
+ * fields and Save, and models these rules of the real parts (openwrt/luci, luci-base
+ * htdocs/luci-static/resources, 2026-03), each from its source:
  *
  * - uci.load(config) fetches /uci?config=NAME from the test's bridge, which answers with the
  *   config file parsed into uci.js's shape ({ sid: { '.name', '.type', '.anonymous',
- *   '.index', option: 'value' or [ 'list', ... ] } }); uci.get, uci.sections, uci.add;
- * - form.Map(config, title, description): an <h2>, the description as HTML, its sections;
- * - form.NamedSection(name, type) with tab()/taboption(): a tab menu (li[data-tab]) and one
- *   div.cbi-tabcontainer[data-tab] per tab, the first shown, a click on a tab shows its own;
- * - form.GridSection / TypedSection(type, title, description) with option(): a table with one
- *   row (tr[data-sid]) per section of that type, a cell (td[data-name]) per option showing its
- *   value as text, as LuCI's grid does when the option is not `editable`;
- * - options Flag (checkbox), Value (text input), ListValue (select of value()s), DynamicList
- *   (one div.item[data-value] per value and an input), DummyValue (text): each shows
- *   cfgvalue(sid) (by default uci.get), or `default` when that is empty; `placeholder`,
- *   `datatype` (only shown as data-datatype, not checked), the description as HTML;
- *   depends(key, value) hides an option (class "hidden") whose conditions no sibling meets.
+ *   '.index', option: 'value' or [ 'list', ... ] } }); uci.get / set / unset keep changes
+ *   apart from the loaded values and get() reads through them (uci.js get: a removed option is
+ *   null); uci.sections merges the changes into each section (uci.js sections); uci.save()
+ *   sends them to rpcd's `uci` object, one `set` (values) and one `delete` (options) call per
+ *   changed section (uci.js save: callSet / callDelete), and rejects when one fails;
+ * - validation.js Validator.validate: an empty field passes its own check only when it is
+ *   optional ("non-empty value" else); then the option's validate() (the vfunc) runs on every
+ *   value that passed, the empty one included; a refusal marks the field cbi-input-invalid with
+ *   the message in data-tooltip; ui.js addValidator runs it at once (a field not yet in the
+ *   document passes) and on blur and keyup: here once the page is in the document, then on
+ *   blur and keyup;
+ * - form.js CBIValue.renderWidget: a Value's field is optional when the option is optional or
+ *   rmempty (true unless set false);
+ * - ui.js UIDynamicList: one div.item per value (a hidden input holds it) and an "add" field
+ *   (input.cbi-input-text in div.add-item) with the "+" button (div.cbi-button-add); render
+ *   gives the add field addValidator(input, datatype, true, validate): optional, validate()
+ *   runs on it empty too; "+" or Enter adds the field's value as an item only when it is not
+ *   empty and not invalid (handleClick / handleKeydown); getValue: the items, plus the add
+ *   field's value when it holds a non-blank, valid value that is not an item yet;
+ * - ui.js UIElement.isValid: a widget is invalid while any of its fields is (the add field's
+ *   validation-failure bubbles to the list);
+ * - form.js AbstractValue.parse (Save): an active option whose widget is invalid rejects with
+ *   TypeError 'Option "TITLE" contains an invalid input value.' and the field's message; else
+ *   the widget's value is written (write: uci.set) when it differs from the loaded one, or,
+ *   when empty, removed (remove: uci.unset) if the option is rmempty or optional; an inactive
+ *   option (depends not met) is removed unless it is `retain`; Map.parse runs every section's
+ *   options (Promise.all);
+ * - form.js Map.save: parse(), then uci.save(); a rejection shows LuCI's "Save error" modal
+ *   ("An error occurred while saving the form:" and the message) and nothing is sent;
+ * - view.js: a view whose handleSave is not null gets the footer div.cbi-page-actions with
+ *   "Save & Apply" (handleSaveApply: handleSave, then ui.changes.apply: rpcd `uci apply`),
+ *   "Save" (handleSave: save() of every form.Map on the page) and "Reset".
+ * - form.js GridSection: a table with one row (tr[data-sid]) per section of its type and a cell
+ *   (td[data-name]) per option showing its value as text, as LuCI's grid shows an option that
+ *   is not `editable`; depends(key, value) hides an option (class "hidden") whose conditions no
+ *   sibling meets (LuCI re-checks on every change: here on change too).
  *
- * Not covered: editing and saving (no Save & Apply, no uci.set/save/apply), datatype
- * validation, add/remove of sections, modal dialogs.
+ * The page records each save on <html>: data-save="saved" or "failed", data-apply="applied"
+ * or "failed".
+ *
+ * Not covered: editing static sections (the grid's modal), adding or removing sections,
+ * LuCI's own datatypes (the settings view's typed fields have none), rollback of an apply.
  */
 (function() {
 	var S = L.standin, Class = L.Class, dom = L.dom;
-	var data = {};
+	var root = document.documentElement;
+	var data = {}, changes = {}, deletes = {};
+	var maps = [];  // the form.Map instances on the page (view.js handleSave saves each)
 
 	function byIndex(a, b) { return a['.index'] - b['.index']; }
+
+	function isEmpty(v) {
+		return v == null || v === '' || (Array.isArray(v) && !v.length);
+	}
+
+	function same(a, b) {
+		return JSON.stringify(L.toArray(a)) == JSON.stringify(L.toArray(b));
+	}
+
+	function ubus(object, method, params) {
+		var body = { jsonrpc: '2.0', id: 1, method: 'call', params: [ '00000000000000000000000000000000', object, method, params ] };
+		return fetch('/ubus', { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } })
+			.then(function(res) { return res.json(); }).then(function(res) {
+				if (res.error)
+					throw new Error('RPC call to %s/%s failed with error %d: %s'.format(object, method, res.error.code, res.error.message));
+				if (res.result[0] !== 0)
+					throw new Error('RPC call to %s/%s failed with ubus code %d'.format(object, method, res.result[0]));
+				return res.result[1];
+			});
+	}
 
 	var uci = {
 		load: function(config) {
@@ -39,6 +91,8 @@
 				return res.json();
 			}).then(function(values) {
 				data[config] = values;
+				changes[config] = {};
+				deletes[config] = {};
 				return [ config ];
 			});
 		},
@@ -46,22 +100,86 @@
 			var section = (data[config] || {})[sid];
 			if (section == null)
 				return null;
-			return option == null ? section : section[option];
+			if (option == null)
+				return section;
+			if (((deletes[config] || {})[sid] || {})[option])
+				return null;
+			var changed = ((changes[config] || {})[sid] || {})[option];
+			return changed !== undefined ? changed : section[option];
+		},
+		set: function(config, sid, option, value) {
+			if (value == null)
+				return uci.unset(config, sid, option);
+			(changes[config][sid] = changes[config][sid] || {})[option] = value;
+			if (deletes[config][sid])
+				delete deletes[config][sid][option];
+		},
+		unset: function(config, sid, option) {
+			(deletes[config][sid] = deletes[config][sid] || {})[option] = true;
+			if (changes[config][sid])
+				delete changes[config][sid][option];
 		},
 		sections: function(config, type) {
-			return Object.keys(data[config] || {}).map(function(sid) { return data[config][sid]; })
-				.filter(function(s) { return type == null || s['.type'] == type; }).sort(byIndex);
+			return Object.keys(data[config] || {}).map(function(sid) {
+				return Object.assign({}, data[config][sid], (changes[config] || {})[sid]);
+			}).filter(function(s) { return type == null || s['.type'] == type; }).sort(byIndex);
 		},
 		add: function(config, type, name) {
 			var values = data[config] = data[config] || {};
 			var sid = name || 'new' + Object.keys(values).length;
 			values[sid] = { '.name': sid, '.type': type, '.anonymous': !name, '.index': Object.keys(values).length };
 			return sid;
+		},
+		save: function() {
+			var calls = [];
+			Object.keys(changes).forEach(function(config) {
+				var sids = Object.keys(changes[config]).concat(Object.keys(deletes[config]));
+				sids.filter(function(sid, i) { return sids.indexOf(sid) == i; }).forEach(function(sid) {
+					var set = changes[config][sid] || {}, del = Object.keys(deletes[config][sid] || {});
+					if (Object.keys(set).length)
+						calls.push(ubus('uci', 'set', { config: config, section: sid, values: set }));
+					if (del.length)
+						calls.push(ubus('uci', 'delete', { config: config, section: sid, options: del }));
+				});
+			});
+			return Promise.all(calls).then(function() {
+				Object.keys(changes).forEach(function(config) {
+					Object.keys(changes[config]).forEach(function(sid) { Object.assign(data[config][sid], changes[config][sid]); });
+					Object.keys(deletes[config]).forEach(function(sid) {
+						Object.keys(deletes[config][sid]).forEach(function(o) { delete data[config][sid][o]; });
+					});
+					changes[config] = {};
+					deletes[config] = {};
+				});
+			});
 		}
 	};
 
-	function isEmpty(v) {
-		return v == null || v === '' || (Array.isArray(v) && !v.length);
+	// validation.js Validator.validate (see above); `field` is an <input>.
+	function validate(field, optional, vfunc) {
+		if (!document.body.contains(field))
+			return true;
+		var value = field.value != null ? field.value : '', valid = true;
+		field.classList.remove('cbi-input-invalid');
+		field.removeAttribute('data-tooltip');
+		if (value.length === 0 && !optional)
+			valid = _('non-empty value');
+		else if (typeof vfunc == 'function')
+			valid = vfunc(value);
+		if (valid !== true) {
+			field.classList.add('cbi-input-invalid');
+			field.setAttribute('data-tooltip', String(valid));
+			return false;
+		}
+		return true;
+	}
+
+	// ui.js addValidator: at once (see above) and on blur and keyup.
+	function addValidator(field, optional, vfunc) {
+		var run = function() { return validate(field, optional, vfunc); };
+		field.addEventListener('blur', run);
+		field.addEventListener('keyup', run);
+		field.validateNow = run;
 	}
 
 	var AbstractValue = Class.extend({
@@ -74,6 +192,9 @@
 			this.deps = [];
 			this.keylist = [];
 			this.vallist = [];
+			this.rmempty = true;
+			this.optional = false;
+			this.nodes = {};
 		},
 		depends: function(key, value) {
 			var dep = key;
@@ -90,12 +211,21 @@
 		cfgvalue: function(sid) {
 			return uci.get(this.map.config, sid, this.option);
 		},
-		formvalue: function(sid) {
+		// the value shown: what is configured, else the default
+		loadvalue: function(sid) {
 			var v = this.cfgvalue(sid);
 			return isEmpty(v) ? this.default : v;
 		},
+		// the widget's value once rendered (form.js formvalue: getUIElement().getValue())
+		formvalue: function(sid) {
+			var node = this.nodes[sid];
+			return node ? this.widgetValue(node) : this.loadvalue(sid);
+		},
+		widgetValue: function(node) {
+			return node.value;
+		},
 		textvalue: function(sid) {
-			var v = this.formvalue(sid), i = this.keylist.indexOf(v);
+			var v = this.loadvalue(sid), i = this.keylist.indexOf(v);
 			return i >= 0 ? String(this.vallist[i]) : L.toArray(v).join(', ');
 		},
 		active: function(sid) {
@@ -110,16 +240,58 @@
 		id: function(sid) {
 			return 'cbid.' + this.map.config + '.' + sid + '.' + this.option;
 		},
+		vfunc: function(sid) {
+			return typeof this.validate == 'function' ? L.bind(this.validate, this, sid) : null;
+		},
 		renderWidget: function(sid, value) {
-			return E('input', { 'type': 'text', 'class': 'cbi-input-text', 'id': this.id(sid),
+			var input = E('input', { 'type': 'text', 'class': 'cbi-input-text', 'id': this.id(sid),
 				'value': value == null ? '' : value, 'placeholder': this.placeholder });
+			addValidator(input, this.optional || this.rmempty, this.vfunc(sid));
+			return input;
+		},
+		isValid: function(sid) {
+			var node = this.nodes[sid];
+			return !node || !(node.matches('.cbi-input-invalid') || node.querySelector('.cbi-input-invalid'));
+		},
+		validationError: function(sid) {
+			var node = this.nodes[sid], bad = node && (node.matches('.cbi-input-invalid') ? node : node.querySelector('.cbi-input-invalid'));
+			return bad ? bad.getAttribute('data-tooltip') || '' : '';
+		},
+		write: function(sid, value) {
+			uci.set(this.map.config, sid, this.option, value);
+		},
+		remove: function(sid) {
+			uci.unset(this.map.config, sid, this.option);
+		},
+		// form.js AbstractValue.parse (see above)
+		parse: function(sid) {
+			if (!this.nodes[sid])
+				return Promise.resolve();  // no widget (a grid cell): nothing was edited
+			var active = this.active(sid);
+			if (active && !this.isValid(sid))
+				return Promise.reject(new TypeError('%s %s'.format(
+					_('Option "%s" contains an invalid input value.').format(this.title || this.option), this.validationError(sid))));
+			var fval = active ? this.formvalue(sid) : null, cval = this.cfgvalue(sid);
+			if (!isEmpty(fval)) {
+				if (!same(cval, fval))
+					this.write(sid, fval);
+			}
+			else if (!active ? !this.retain : (this.rmempty || this.optional)) {
+				if (!isEmpty(cval))
+					this.remove(sid);
+			}
+			else if (!same(cval, fval))
+				return Promise.reject(new TypeError(_('Option "%s" must not be empty.').format(this.title || this.option)));
+			return Promise.resolve();
 		},
 		render: function(sid) {
+			var widget = this.renderWidget(sid, this.loadvalue(sid));
+			this.nodes[sid] = widget;
 			return E('div', { 'class': 'cbi-value' + (this.active(sid) ? '' : ' hidden'),
 				'data-name': this.option, 'data-widget': this.widget, 'data-datatype': this.datatype }, [
 				E('label', { 'class': 'cbi-value-title', 'for': this.id(sid) }, [ this.title ]),
 				E('div', { 'class': 'cbi-value-field' }, [
-					this.renderWidget(sid, this.formvalue(sid)),
+					widget,
 					this.description ? E('div', { 'class': 'cbi-value-description' }, this.description) : ''
 				])
 			]);
@@ -129,7 +301,8 @@
 	var Value = AbstractValue.extend({ widget: 'Value' });
 	var DummyValue = AbstractValue.extend({
 		widget: 'DummyValue',
-		renderWidget: function(sid) { return E('div', { 'id': this.id(sid) }, [ this.textvalue(sid) ]); }
+		renderWidget: function(sid) { return E('div', { 'id': this.id(sid) }, [ this.textvalue(sid) ]); },
+		parse: function() { return Promise.resolve(); }
 	});
 	var Flag = AbstractValue.extend({
 		widget: 'Flag', enabled: '1', disabled: '0',
@@ -137,8 +310,11 @@
 			return E('input', { 'type': 'checkbox', 'id': this.id(sid),
 				'checked': String(value) == this.enabled ? 'checked' : null });
 		},
+		widgetValue: function(node) {
+			return node.checked ? this.enabled : this.disabled;
+		},
 		textvalue: function(sid) {
-			return String(this.formvalue(sid)) == this.enabled ? _('yes') : _('no');
+			return String(this.loadvalue(sid)) == this.enabled ? _('yes') : _('no');
 		}
 	});
 	var ListValue = AbstractValue.extend({
@@ -153,14 +329,43 @@
 	var DynamicList = AbstractValue.extend({
 		widget: 'DynamicList',
 		renderWidget: function(sid, value) {
-			var items = L.toArray(value).map(function(v) {
-				return E('div', { 'class': 'item', 'data-value': v }, [ E('span', [ v ]) ]);
+			var self = this;
+			var input = E('input', { 'type': 'text', 'class': 'cbi-input-text', 'placeholder': this.placeholder });
+			var list = E('div', { 'class': 'cbi-dynlist', 'id': this.id(sid) }, [
+				E('div', { 'class': 'add-item' }, [ input, E('div', { 'class': 'btn cbi-button cbi-button-add',
+					'click': function() { self.addItem(list, input); } }, [ '+' ]) ])
+			]);
+			input.addEventListener('keydown', function(ev) {
+				if (ev.keyCode == 13) {
+					ev.preventDefault();
+					self.addItem(list, input);
+				}
 			});
-			return E('div', { 'class': 'cbi-dynlist', 'id': this.id(sid) }, items.concat([
-				E('div', { 'class': 'add-item' }, [
-					E('input', { 'type': 'text', 'class': 'cbi-input-text', 'placeholder': this.placeholder })
-				])
-			]));
+			addValidator(input, true, this.vfunc(sid));  // ui.js UIDynamicList.render: optional
+			L.toArray(value).forEach(function(v) { self.insertItem(list, v); });
+			return list;
+		},
+		insertItem: function(list, value) {
+			var item = E('div', { 'class': 'item', 'data-value': value }, [
+				E('input', { 'type': 'hidden', 'value': value }), E('span', [ value ]),
+				E('span', { 'class': 'remove', 'click': function() { item.remove(); } }, [ ' \u00d7' ])
+			]);
+			list.insertBefore(item, list.lastElementChild);
+		},
+		// ui.js handleClick/handleKeydown: only a non-empty field that is not invalid
+		addItem: function(list, input) {
+			if (!input.value.length || input.classList.contains('cbi-input-invalid'))
+				return;
+			this.insertItem(list, input.value);
+			input.value = '';
+			input.validateNow();
+		},
+		widgetValue: function(node) {  // ui.js UIDynamicList.getValue
+			var v = Array.prototype.map.call(node.querySelectorAll('.item > input[type="hidden"]'), function(i) { return i.value; });
+			var input = node.querySelector('.add-item > input[type="text"]');
+			if (input && /\S/.test(input.value) && !input.classList.contains('cbi-input-invalid') && v.indexOf(input.value) == -1)
+				v.push(input.value);
+			return v;
 		}
 	});
 
@@ -185,6 +390,13 @@
 		option: function(Cls, option, title, description) {
 			return this.taboption(null, Cls, option, title, description);
 		},
+		parse: function() {
+			var tasks = [];
+			this.children.forEach(function(o) {
+				Object.keys(o.nodes).forEach(function(sid) { tasks.push(o.parse(sid)); });
+			});
+			return Promise.all(tasks);
+		},
 		head: function() {
 			return [
 				this.title ? E('h3', [ this.title ]) : '',
@@ -202,14 +414,18 @@
 			var self = this, sid = this.section, node;
 			if (uci.get(this.map.config, sid) == null)
 				return E('div');
+			var rendered = this.children.map(function(o) { return [ o, o.render(sid) ]; });
+			var recheck = function() {  // depends: LuCI re-checks them on every change
+				rendered.forEach(function(r) { r[1].classList.toggle('hidden', !r[0].active(sid)); });
+			};
 			if (!this.tabs.length)
-				return E('div', { 'class': 'cbi-section', 'data-section': sid }, this.head().concat(
-					this.children.map(function(o) { return o.render(sid); })));
+				return E('div', { 'class': 'cbi-section', 'data-section': sid, 'change': recheck }, this.head().concat(
+					rendered.map(function(r) { return r[1]; })));
 			var menu = E('ul', { 'class': 'cbi-tabmenu' }), panes = [];
 			this.tabs.forEach(function(tab, i) {
 				var pane = E('div', { 'class': 'cbi-tabcontainer' + (i ? ' hidden' : ''), 'data-tab': tab.name,
-					'data-tab-title': tab.title }, self.children.filter(function(o) { return o.tab == tab.name; })
-					.map(function(o) { return o.render(sid); }));
+					'data-tab-title': tab.title }, rendered.filter(function(r) { return r[0].tab == tab.name; })
+					.map(function(r) { return r[1]; }));
 				panes.push(pane);
 				menu.appendChild(E('li', { 'class': i ? 'cbi-tab-disabled' : 'cbi-tab', 'data-tab': tab.name,
 					'click': function(ev) {
@@ -220,7 +436,7 @@
 						});
 					} }, [ E('a', { 'href': '#' }, [ tab.title ]) ]));
 			});
-			node = E('div', { 'class': 'cbi-section', 'data-section': sid }, this.head().concat([ menu ], panes));
+			node = E('div', { 'class': 'cbi-section', 'data-section': sid, 'change': recheck }, this.head().concat([ menu ], panes));
 			return node;
 		}
 	});
@@ -248,12 +464,19 @@
 	});
 	var GridSection = TypedSection.extend({});
 
+	function showModal(title, children) {
+		var modal = E('div', { 'class': 'modal', 'id': 'modal' }, [ E('h4', [ title ]) ].concat(children));
+		document.getElementById('notifications').appendChild(modal);
+		return modal;
+	}
+
 	var FormMap = Class.extend({
 		__init__: function(config, title, description) {
 			this.config = config;
 			this.title = title;
 			this.description = description;
 			this.children = [];
+			maps.push(this);
 		},
 		section: function(Cls) {
 			var args = [ this ].concat(Array.prototype.slice.call(arguments, 1));
@@ -261,14 +484,49 @@
 			this.children.push(s);
 			return s;
 		},
+		parse: function() {
+			return Promise.all(this.children.map(function(s) { return s.parse(); }));
+		},
+		save: function() {
+			return this.parse().then(uci.save).then(function() {
+				root.setAttribute('data-save', 'saved');
+			}).catch(function(e) {
+				showModal(_('Save error'), [ E('p', [ _('An error occurred while saving the form:') ]),
+					E('p', [ E('em', { 'style': 'white-space:pre-wrap' }, [ e.message ]) ]) ]);
+				root.setAttribute('data-save', 'failed');
+				return Promise.reject(e);
+			});
+		},
 		render: function() {
 			var self = this;
-			return Promise.resolve(E('div', { 'class': 'cbi-map', 'id': 'cbi-' + this.config }, [
+			var node = E('div', { 'class': 'cbi-map', 'id': 'cbi-' + this.config }, [
 				this.title ? E('h2', [ this.title ]) : '',
 				this.description ? E('div', { 'class': 'cbi-map-descr' }, this.description) : ''
-			].concat(this.children.map(function(s) { return s.render(self); }))));
+			].concat(this.children.map(function(s) { return s.render(self); })));
+			// ui.js addValidator validates at once: here once the page is in the document
+			window.setTimeout(function() {
+				node.querySelectorAll('input').forEach(function(i) { if (i.validateNow) i.validateNow(); });
+			}, 0);
+			return Promise.resolve(node);
 		}
 	});
+
+	// view.js: handleSave saves every form.Map, handleSaveApply then applies (ui.changes.apply)
+	S.viewActions = {
+		handleSave: function() {
+			return Promise.all(maps.map(function(m) { return m.save(); }));
+		},
+		handleSaveApply: function() {
+			return S.viewActions.handleSave().then(function() {
+				return ubus('uci', 'apply', { rollback: false });
+			}).then(function() {
+				root.setAttribute('data-apply', 'applied');
+			}, function(e) {
+				root.setAttribute('data-apply', 'failed');
+				throw e;
+			});
+		}
+	};
 
 	S.modules.uci = uci;
 	S.modules.form = {

@@ -37,7 +37,8 @@
  *   String.prototype.format for %s %d %%.
  *
  * LuCI's form and uci (the settings view) are in luci-form-standin.js, which registers them
- * in L.standin.modules.
+ * in L.standin.modules, with view.js's footer actions (L.standin.viewActions).  standin/user.js
+ * plays a user's steps on a page (?steps=...): typing, adding to a list, clicking.
  *
  * The page records its outcome on <html>: data-standin="rendered" or "failed", and
  * data-polls (refreshes that ran); errors (also unhandled rejections) go to #standin-errors.
@@ -218,16 +219,30 @@
 	};
 
 	var baseclass = Class.extend({});
+	// view.js: a view's nodes, and the footer with Save & Apply / Save / Reset unless the view
+	// sets handleSave (and handleSaveApply) to null; the form stand-in does the saving.
 	var view = Class.extend({
 		__init__: function() {
-			var vp = document.getElementById('view');
+			var vp = document.getElementById('view'), self = this;
 			return Promise.resolve(this.load()).then(L.bind(this.render, this)).then(function(nodes) {
 				dom.content(vp, nodes);
+				if (self.handleSave)
+					vp.appendChild(E('div', { 'class': 'cbi-page-actions' }, [
+						E('button', { 'class': 'btn cbi-button cbi-button-apply', 'data-action': 'save-apply',
+							'click': function(ev) { return self.handleSaveApply(ev).catch(function() {}); } }, [ _('Save & Apply') ]), ' ',
+						E('button', { 'class': 'btn cbi-button cbi-button-save', 'data-action': 'save',
+							'click': function(ev) { return self.handleSave(ev).catch(function() {}); } }, [ _('Save') ]), ' ',
+						E('button', { 'class': 'btn cbi-button cbi-button-reset', 'data-action': 'reset',
+							'click': function() { location.reload(); } }, [ _('Reset') ])
+					]));
 				root.setAttribute('data-standin', 'rendered');
 			}).catch(fail);
 		},
 		load: function() {},
-		render: function() {}
+		render: function() {},
+		handleSave: function(ev) { return L.standin.viewActions.handleSave(ev); },
+		handleSaveApply: function(ev) { return L.standin.viewActions.handleSaveApply(ev); },
+		handleReset: function() {}
 	});
 	var modules = { baseclass: baseclass, view: view, rpc: rpc, poll: poll, ui: ui };
 	L.standin = { modules: modules, fail: fail };

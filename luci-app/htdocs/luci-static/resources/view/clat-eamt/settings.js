@@ -146,13 +146,12 @@ function addOption(s, tab, opt, title) {
 		opt.values.forEach(function(value) { o.value(value); });
 	}
 
-	if (opt.widget != 'list') {
+	// A typed field left empty is the daemon's default, shown as the placeholder: the form does
+	// not write defaults into the file (form.js parse writes a field's value when it differs
+	// from the file's), so the file keeps only what was set.  Flags and choices show theirs.
+	if (opt.widget == 'flag' || opt.widget == 'choice')
 		o.default = opt.default;
-		o.placeholder = opt.default || opt.example;
-	}
-	else {
-		o.placeholder = opt.example;
-	}
+	o.placeholder = opt.default || opt.example;
 
 	if (opt.required) {
 		o.optional = false;
