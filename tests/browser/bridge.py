@@ -135,6 +135,9 @@ class SocketTarget:
     async def mapping_rows(self) -> Any:
         return self._call("mappings")
 
+    async def overview_report(self, offset: int, limit: int) -> Any:
+        return self._call("overview", {"offset": str(offset), "limit": str(limit)})
+
     def host_rows(self) -> Any:
         return self._call("hosts")
 
