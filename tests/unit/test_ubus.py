@@ -307,6 +307,7 @@ def test_a_shell_script_sees_a_failed_call_as_a_failed_command(tmp_path):
         assert added.stdout == ""
         assert "Command failed: ubus call clat-eamt add" in added.stderr
         assert "(Invalid argument)" in added.stderr
+        assert "Usage: ubus" in added.stderr  # cli.c main: -2 is also its usage error
         good = '{"ipv4": "192.0.2.20", "ipv6": "2001:db8:1::20"}'
         added = await asyncio.to_thread(ubus_cli, bus, "call", "clat-eamt", "add", good)
         assert added.returncode == 0 and json.loads(added.stdout)["dataplane"] == "done"
