@@ -174,7 +174,7 @@ class Router:
         self.login, self.uci_file = login, uci_file
         self.bus = FakeUbus()
         self.calls: list[tuple[str, str]] = []
-        self.staged: list[list[str]] = []  # rpcd's delta of the session: [op, section, option, value]
+        self.staged: list[list[Any]] = []  # the session's delta: [op, section, option, value]
         self.applied: list[str] = []  # the config file after each apply
         self.on_apply: Callable[[Path], None] | None = None  # procd's reload of the service
 

@@ -161,7 +161,8 @@ def test_a_changed_port_and_a_new_upstream_are_staged_then_applied(tmp_path: Pat
         page = rendered(dump_dom(bridge.url(SETTINGS_VIEW, steps), budget_ms=20000))
         [root] = page.find("html")
         assert root.attrs.get("data_steps") == "done", page.find("pre")[0].text()
-        assert root.attrs.get("data_save") == "saved", [m.text() for m in page.find("div", id="modal")]
+        modals = [m.text() for m in page.find("div", id="modal")]
+        assert root.attrs.get("data_save") == "saved", modals
         staged = bridge.router.answer(
             {"id": 1, "params": ["x", "uci", "changes", {"config": "clat-eamt"}]}
         )["result"][1]["changes"]

@@ -138,7 +138,7 @@ def test_a_stopped_daemon_gets_a_note_and_a_start_button(tmp_path: Path):
 
 PLUGINS = {  # an object clat-eamt that answers a bare status: rpcd's rules (tests/unit/fakeubus.py)
     5: '#!/bin/sh\n[ "$1" = list ] && echo \'{"status":{},"overview":{}}\'\nexit 0\n',  # NO_DATA
-    2: "#!/bin/sh\n[ \"$1\" = list ] && echo '{\"status\":{},\"overview\":{}}' || echo '[]'\n",
+    2: '#!/bin/sh\n[ "$1" = list ] && echo \'{"status":{},"overview":{}}\' || echo \'[]\'\n',
 }
 
 

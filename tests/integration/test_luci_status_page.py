@@ -36,7 +36,8 @@ def running_daemon(tmp_path: Path) -> Iterator[str]:
     """The daemon in a thread of its own; its control socket's path."""
     socket = str(tmp_path / "control.sock")
     # a pool (RFC 2544 space) with room for the capped table's entries
-    cfg = load_text(loopback_config(free_port(), socket).replace("198.51.100.128/25", "198.18.0.0/16"))
+    text = loopback_config(free_port(), socket).replace("198.51.100.128/25", "198.18.0.0/16")
+    cfg = load_text(text)
     loop = asyncio.new_event_loop()
     daemon = Daemon(cfg, ScriptedDataplane(), bus=None)
     loop.run_until_complete(daemon.start())
@@ -99,4 +100,5 @@ def test_a_large_table_is_capped_and_says_so(tmp_path: Path) -> None:
             page = rendered(dump_dom(bridge.url(STATUS_VIEW), budget_ms=2000))
             rows = by_id(page, "clat-eamt-mappings").find("tr", data_ipv4="")
             assert len(rows) == 200
-            assert "The first 200 of 205 mappings" in by_id(page, "clat-eamt-mappings-capped").text()
+            capped = by_id(page, "clat-eamt-mappings-capped").text()
+            assert "The first 200 of 205 mappings" in capped

@@ -16,11 +16,10 @@ proxy itself), and a list's empty "add" field must pass (issue 24: it made Save 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
-
-from pathlib import Path
 
 from clat_eamt.cli import main as cli_main
 from clat_eamt.config import ConfigError, load_file, schema
@@ -49,6 +48,10 @@ DNS = [
     "bad-.example", "a..b", "exa mple.com", "_srv.example", "é.example", "a" * 64 + ".com",
     ".", "",
 ]  # fmt: skip
+POOLS = [
+    "100.127.0.0", "100.127.0.0/31", "100.127.0.0/30", "100.127.0.0/16", "10.99.0.0/24",
+    "198.18.0.0/15", "8.8.8.0/24", "100.64.0.0/9",
+]  # fmt: skip
 TABLE: dict[str, list[str]] = {
     "listen": ["127.0.0.1", "::1", "127.0.0.1/32", "fe80::1%br-lan", "localhost", "01.2.3.4", ""],
     "port": [*INTS, ""],
@@ -69,10 +72,7 @@ TABLE: dict[str, list[str]] = {
     ],
     "resolv_file": ["/tmp/resolv.conf.auto", "tmp/resolv.conf", " /x ", "/a\tb", "/a\x01b"],
     "pref64": V6,
-    "pool": [
-        *V4, "100.127.0.0", "100.127.0.0/31", "100.127.0.0/30", "100.127.0.0/16",
-        "10.99.0.0/24", "198.18.0.0/15", "8.8.8.0/24", "100.64.0.0/9",
-    ],  # fmt: skip
+    "pool": V4 + POOLS,
     "ttl_min": [*INTS, "3600", "3601", "86400"],
     "ttl_max": [*INTS, "29", "30"],
     "hold_ms": [*INTS, "1000", "1001"],

@@ -250,6 +250,7 @@ def test_ubus_call_add_without_comment_works_and_with_one_keeps_it(tmp_path):
 def test_bad_arguments_get_the_daemons_message_and_change_nothing(tmp_path):
     """From LuCI (the session argument): the daemon's error object.  From a shell: status
     UBUS_STATUS_INVALID_ARGUMENT, so `ubus call` fails, and the message in the system log."""
+
     async def scenario(daemon: Daemon, bus: FakeUbus) -> None:
         unknown = await router_call(bus, "status", {"verbose": "1", **SESSION})
         assert unknown.status == 0
@@ -298,6 +299,7 @@ def test_a_shell_script_sees_a_failed_call_as_a_failed_command(tmp_path):
     """What a script gets from `ubus call clat-eamt ...`: the answer on stdout and exit 0, or
     for a bad `add` exit 254 (256 minus UBUS_STATUS_INVALID_ARGUMENT: cli.c ubus_cli_error
     when stderr is not a terminal) and "Command failed" on stderr."""
+
     async def scenario(daemon: Daemon, bus: FakeUbus) -> None:
         status = await asyncio.to_thread(ubus_cli, bus, "call", "clat-eamt", "status")
         assert status.returncode == 0 and json.loads(status.stdout)["version"]
@@ -338,6 +340,7 @@ def test_the_ubus_commands_exit_status(tmp_path):
 def test_the_plugin_reports_the_daemons_ubus_status_as_it_is(tmp_path):
     """Issue 24: a timeout read "ubus status 249" on the pages (the plugin took `ubus`'s exit
     code, 256 minus the status, for the status)."""
+
     async def scenario(daemon: Daemon, bus: FakeUbus) -> None:
         bus.unanswered.add(DAEMON_OBJECT)
         done = await router_call(bus, "status", SESSION)

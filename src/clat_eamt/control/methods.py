@@ -159,9 +159,8 @@ METHODS: dict[str, Method] = {
             _overview,
             (
                 Arg("offset", "The first mapping row, from 0 (default 0).", False),
-                Arg("limit", f"At most this many rows (default {OVERVIEW_ROWS}, "
-                    f"at most {MAX_ROWS}).", False),
-            ),  # fmt: skip
+                Arg("limit", f"Rows at most (default {OVERVIEW_ROWS}, up to {MAX_ROWS}).", False),
+            ),
         ),
         Method(
             "hosts",

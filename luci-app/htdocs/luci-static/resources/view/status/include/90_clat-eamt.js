@@ -62,7 +62,7 @@ return baseclass.extend({
 			lines = [ [ _('Daemon'), _('cannot show its status: %s').format(String(err && err.message || err)) ] ];
 		}
 		if (st === null)
-			lines = [ [ _('Daemon'), _('cannot ask the daemon: no ubus object clat-eamt, or no access to it') ] ];
+			lines = [ [ _('Daemon'), _('cannot ask the daemon: no ubus object clat-eamt (the clat-eamt package), or this login may not read it (it needs read access of the access group luci-app-clat-eamt)') ] ];
 		return E('table', { 'class': 'table', 'id': 'clat-eamt-overview' }, lines.map(function(row) {
 			return E('tr', { 'class': 'tr' }, [
 				E('td', { 'class': 'td left', 'width': '33%' }, [ row[0] ]),
