@@ -29,7 +29,7 @@ them runs on the test machine), with the daemon's real code behind them.
   (``on_apply`` here); uhttpd lets every LuCI login call `uci` (luci-base's ACL grants it);
 - ubusd, rpcd's exec plugins, python-ubus and the `ubus` command: tests/unit/fakeubus.py and
   tests/unit/standin_bin/ubus (their rules are there).  The object ``clat-eamt`` is served by
-  what serves it on a router: an rpcd plugin of the app (luci-app/root/usr/libexec/rpcd/) if
+  what serves it on a router: the clat-eamt package's rpcd plugin (files/usr/libexec/rpcd/) if
   there is one, run as rpcd runs it, and the daemon's own ubus object
   (``clat_eamt.control.ubus_object.UbusObject``, the real class, on the stand-in bus) when the
   daemon runs: its method calls go to the daemon's control socket (``SocketTarget``), so the

@@ -2,7 +2,7 @@
 module of OpenWrt's python3-ubus 0.1.3), rpcd's exec plugins and the ``ubus`` command line.
 
 ubusd, libubus, rpcd and the ``ubus`` tool do not run on these machines, so the daemon's ubus
-object and the app's rpcd plugin are tested against what those parts do, rule by rule, each
+object and the package's rpcd plugin are tested against what those parts do, rule by rule, each
 from its source:
 
 python-ubus (CZ-NIC/python-ubus, ubus_python.c and README), where the daemon depends on it:
