@@ -232,3 +232,19 @@ def test_a_read_only_login_cannot_stage(tmp_path: Path) -> None:
         page = rendered(dump_dom(bridge.url(SETTINGS_VIEW, steps), budget_ms=20000))
         assert page.find("html")[0].attrs.get("data_save") == "failed"
         assert bridge.router.staged == []
+
+
+def test_a_save_without_an_edit_keeps_the_daemons_configuration(tmp_path: Path) -> None:
+    """What a Save stages without an edit (real form.js: an option set to its default is
+    removed, an option holding one value becomes a list) means the same to the daemon; a
+    flag's change is written: enabled (default 1) unchecked stages enabled '0'."""
+    chromium()
+    config = tmp_path / "clat-eamt"
+    config.write_text(VALID)
+    with Bridge(str(tmp_path / "nothing.sock"), uci_file=config).serving() as bridge:
+        page = rendered(dump_dom(bridge.url(SETTINGS_VIEW, [{"click": "save-apply"}]), 20000))
+        assert page.find("html")[0].attrs.get("data_apply") == "applied"
+        assert load_file(config).to_json() == load_text(VALID).to_json()
+        steps = [{"toggle": "cbid.clat-eamt.globals.enabled"}, {"click": "save"}]
+        rendered(dump_dom(bridge.url(SETTINGS_VIEW, steps), budget_ms=20000))
+        assert bridge.router.staged == [["set", "globals", "enabled", "0"]]

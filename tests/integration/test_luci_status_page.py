@@ -23,9 +23,9 @@ from pathlib import Path
 from clat_eamt.config import load_text
 from clat_eamt.control.client import call
 from clat_eamt.daemon import Daemon
-from tests.browser.bridge import READ_ONLY, SESSION_ID, Bridge
+from tests.browser.bridge import READ_ONLY, SESSION_ID, Bridge, Login
 from tests.browser.chromium import Node, chromium, dump_dom, rendered
-from tests.browser.scene import STATUS_VIEW
+from tests.browser.scene import OVERVIEW_WIDGET, STATUS_VIEW
 from tests.unit.standins import ScriptedDataplane, free_port, loopback_config
 
 STATIC = {"ipv4": "192.0.2.99", "ipv6": "2001:db8:1::99", "comment": "office NAS"}
@@ -102,3 +102,18 @@ def test_a_large_table_is_capped_and_says_so(tmp_path: Path) -> None:
             assert len(rows) == 200
             capped = by_id(page, "clat-eamt-mappings-capped").text()
             assert "The first 200 of 205 mappings" in capped
+
+
+def test_a_login_without_the_apps_group_is_told_what_it_lacks(tmp_path: Path) -> None:
+    """uhttpd answers -32002 "Access denied" before rpcd or the object is asked (ubus.c
+    uh_ubus_allowed); the Overview box and the page say the login lacks read access."""
+    chromium()
+    nobody = Login(read=(), write=())
+    with running_daemon(tmp_path) as socket, Bridge(socket, login=nobody).serving() as bridge:
+        widget = rendered(dump_dom(bridge.url(OVERVIEW_WIDGET), budget_ms=2000))
+        text = by_id(widget, "clat-eamt-overview").text()
+        assert "this login may not read clat-eamt: it needs read access" in text
+        page = rendered(dump_dom(bridge.url(STATUS_VIEW), budget_ms=2000))
+        notes = by_id(page, "clat-eamt-notes").text()
+        assert "your login may not read clat-eamt: it needs read access" in notes
+        assert not page.find("button")

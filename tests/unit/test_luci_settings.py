@@ -123,8 +123,8 @@ def test_form_options_take_the_schema_datatype_widget_default_and_help(
             assert field["description"] == re.sub(r"`([^`]*)`", r"<code>\1</code>", help_html)
             # a label of its own, from the view's tab map (not the fallback: the bare name)
             assert field["title"] and field["title"] != option.name, option.name
-            if row["widget"] == "flag":
-                assert field["rmempty"] is False, option.name  # '0' is written, not removed
+            if row["widget"] == "flag":  # rmempty: a flag at its default is removed, '0' of
+                assert "rmempty" not in field, option.name  # enabled (default 1) is written
             if option.required:
                 assert (field["optional"], field["rmempty"]) == (False, False)
 

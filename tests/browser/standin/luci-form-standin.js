@@ -32,12 +32,14 @@
  *   field's value when it holds a non-blank, valid value that is not an item yet;
  * - ui.js UIElement.isValid: a widget is invalid while any of its fields is (the add field's
  *   validation-failure bubbles to the list);
- * - form.js AbstractValue.parse (Save): an active option whose widget is invalid rejects with
- *   TypeError 'Option "TITLE" contains an invalid input value.' and the field's message; else
- *   the widget's value is written (write: uci.set) when it differs from the loaded one, or,
- *   when empty, removed (remove: uci.unset) if the option is rmempty or optional; an inactive
- *   option (depends not met) is removed unless it is `retain`; Map.parse runs every section's
- *   options (Promise.all);
+ * - form.js AbstractValue.parse (Save; LuCI 46cd823 form.js:2137-2170): an active option whose
+ *   widget is invalid rejects with TypeError 'Option "TITLE" contains an invalid input value.'
+ *   and the field's message; an empty value, or one equal to `default` when the option is
+ *   optional or rmempty, is removed (remove: uci.unset; uci.js records nothing for an option
+ *   the section does not have), else rejected 'Option "TITLE" must not be empty.'; another
+ *   value is written (write: uci.set) when it differs from the loaded one (isEqual); an
+ *   inactive option (depends not met) is removed unless it is `retain`; Map.parse runs every
+ *   section's options (Promise.all);
  * - form.js Map.save: parse(), then uci.save(); a rejection shows LuCI's "Save error" modal
  *   ("An error occurred while saving the form:" and the message) and nothing is sent;
  * - view.js: a view whose handleSave is not null gets the footer div.cbi-page-actions with
@@ -271,17 +273,23 @@
 			if (active && !this.isValid(sid))
 				return Promise.reject(new TypeError('%s %s'.format(
 					_('Option "%s" contains an invalid input value.').format(this.title || this.option), this.validationError(sid))));
-			var fval = active ? this.formvalue(sid) : null, cval = this.cfgvalue(sid);
-			if (!isEmpty(fval)) {
-				if (!same(cval, fval))
-					this.write(sid, fval);
-			}
-			else if (!active ? !this.retain : (this.rmempty || this.optional)) {
+			var cval = this.cfgvalue(sid), remove = L.bind(function() {
 				if (!isEmpty(cval))
 					this.remove(sid);
+			}, this);
+			if (!active) {
+				if (!this.retain)
+					remove();
+				return Promise.resolve();
+			}
+			var fval = this.formvalue(sid);
+			if (isEmpty(fval) || (fval == this.default && (this.optional || this.rmempty))) {
+				if (!(this.rmempty || this.optional))
+					return Promise.reject(new TypeError(_('Option "%s" must not be empty.').format(this.title || this.option)));
+				remove();
 			}
 			else if (!same(cval, fval))
-				return Promise.reject(new TypeError(_('Option "%s" must not be empty.').format(this.title || this.option)));
+				this.write(sid, fval);
 			return Promise.resolve();
 		},
 		render: function(sid) {

@@ -6,6 +6,7 @@
  *
  *   {"set": ID, "value": TEXT}   type TEXT into the field #ID (input, keyup, blur, change)
  *   {"add": ID, "value": TEXT}   type TEXT into the add field of the list #ID, press "+"
+ *   {"toggle": ID}               click the checkbox #ID
  *   {"click": ACTION}            click the button [data-action=ACTION] and wait for its work
  *
  * When all have run, <html> gets data-steps="done" (or "failed" and the error in
@@ -32,6 +33,10 @@
 	function play(step) {
 		if (step.set != null) {
 			type(document.getElementById(step.set), step.value);
+			return settle();
+		}
+		if (step.toggle != null) {
+			document.getElementById(step.toggle).click();
 			return settle();
 		}
 		if (step.add != null) {

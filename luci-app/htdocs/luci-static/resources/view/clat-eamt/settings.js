@@ -138,17 +138,17 @@ function addOption(s, tab, opt, title) {
 	if (opt.widget == 'flag') {
 		o.enabled = '1';
 		o.disabled = '0';
-		// write '0' instead of removing the option: a removed option is the daemon's default,
-		// which is '1' for enabled
-		o.rmempty = false;
 	}
 	else if (opt.widget == 'choice') {
 		opt.values.forEach(function(value) { o.value(value); });
 	}
 
-	// A typed field left empty is the daemon's default, shown as the placeholder: the form does
-	// not write defaults into the file (form.js parse writes a field's value when it differs
-	// from the file's), so the file keeps only what was set.  Flags and choices show theirs.
+	// The file keeps only what differs from the daemon's defaults, and a Save without an edit
+	// changes nothing (form.js AbstractValue.parse: an empty value, or one equal to `default`,
+	// is removed; another is written when it differs from the file's).  A typed field left
+	// empty is the default, shown as the placeholder (with `default` set, a value the file sets
+	// to its default would be removed on every Save).  A flag or a choice shows its default:
+	// one set to it is removed (the same to the daemon), another written ('0' for enabled).
 	if (opt.widget == 'flag' || opt.widget == 'choice')
 		o.default = opt.default;
 	o.placeholder = opt.default || opt.example;
