@@ -5,25 +5,28 @@ them runs on the test machine), with the daemon's real code behind them.
 
 /ubus models, rule by rule:
 
-- uhttpd's ubus module (openwrt/uhttpd, ubus.c, legacy JSON-RPC "call"): a call of an object
-  ubusd does not know is JSON-RPC error -32000 "Object not found" (``ubus_lookup_id`` first);
-  then the session's ACL is asked (``uh_ubus_allowed``): not granted is -32002 "Access denied";
-  arguments that already hold "ubus_rpc_session" are -32602 "Invalid parameters"; otherwise
-  the call goes out with ``"ubus_rpc_session": SID`` added to its arguments
-  (``uh_ubus_send_request``), and the reply is ``{"result": [status]}``, or
+- uhttpd's ubus module (openwrt/uhttpd f682cca, ubus.c, legacy JSON-RPC "call"): a call of an
+  object ubusd does not know is JSON-RPC error -32000 "Object not found" (``ubus_lookup_id``
+  first, ubus.c:792-795); then the session's ACL is asked (``uh_ubus_allowed``, ubus.c:280-294):
+  not granted is -32002 "Access denied" (ubus.c:104, 798-800), rpcd and the object are not
+  called; arguments that already hold "ubus_rpc_session" are -32602 "Invalid parameters";
+  otherwise the call goes out with ``"ubus_rpc_session": SID`` added to its arguments
+  (``uh_ubus_send_request``, ubus.c:564-579), and the reply is ``{"result": [status]}``, or
   ``[status, data]`` when the object sent data (``uh_ubus_request_cb``, legacy format);
-- rpcd's ACL by access group (openwrt/rpcd, session.c ``rpc_login_setup_acls``): a login's
-  `read` and `write` lists (/etc/config/rpcd) name access groups; a group's "read" part is
-  granted with read or write (``rpc_login_test_permission``: write implies read), its "write"
-  part with write; each part's "ubus" lists grant object -> methods and its "uci" list configs.
-  Every session also has rpcd's own group "unauthenticated" (unauthenticated.json: session
-  access and login).  The stand-in's login (``Login``) has the app's group, luci-app-clat-eamt,
-  read and write unless a test gives another (the app's acl.d file, read here);
-- rpcd's `session access` (session.c ``rpc_handle_access``): {"access": true|false} for the
+- rpcd's ACL by access group (openwrt/rpcd 4476687, session.c:1109 ``rpc_login_setup_acls``): a
+  login's `read` and `write` lists (/etc/config/rpcd) name access groups; a group's "read" part
+  is granted with read or write (session.c:923-976 ``rpc_login_test_permission``: write implies
+  read), its "write" part with write; each part's "ubus" lists grant object -> methods and its
+  "uci" list configs.  Every session here also has rpcd's own group "unauthenticated"
+  (unauthenticated.json: session access and login), as a login whose lists name it or '*' has.
+  The stand-in's login (``Login``) has the app's group, luci-app-clat-eamt, read and write
+  unless a test gives another (the app's acl.d file, read here);
+- rpcd's `session access` (session.c:611 ``rpc_handle_access``): {"access": true|false} for the
   scope ("ubus" by default, or "uci", or "access-group"), object and function asked;
 - rpcd's `uci` object (uci.c), as far as the form saves: `set` (values) and `delete`
   (options) stage changes in the session's delta, refused with UBUS_STATUS_PERMISSION_DENIED
-  without write access to the config (``rpc_uci_write_access``); `changes` answers
+  without write access to the config (uci.c:893-894, 1026-1027 ``rpc_uci_write_access``), in
+  the session's own save directory (uci.c:289 ``rpc_uci_set_savedir``); `changes` answers
   {"changes": [[op, section, option, value], ...]} for a config; `apply` commits the staged
   changes into the config file (the ``uci_file``) and would have procd reload the service
   (``on_apply`` here); uhttpd lets every LuCI login call `uci` (luci-base's ACL grants it);

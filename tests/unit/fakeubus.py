@@ -21,7 +21,8 @@ python-ubus (CZ-NIC/python-ubus, ubus_python.c and README), where the daemon dep
   (blobmsg_add_json_from_string needs one); an exception becomes UBUS_STATUS_UNKNOWN_ERROR;
 - ``send(event, data)`` takes a JSON object; ``loop(timeout)`` returns after ``timeout`` ms.
 
-rpcd's exec plugins (openwrt/rpcd, plugin.c), for ``add_rpcd_plugins(directory)``:
+rpcd's exec plugins (openwrt/rpcd, plugin.c; line numbers of rpcd 4476687), for
+``add_rpcd_plugins(directory)``:
 
 - every regular, executable file of the directory is a plugin (``rpc_plugin_register_library``
   skips the rest); rpcd runs ``PLUGIN list`` once and registers an object named after the file
@@ -34,11 +35,13 @@ rpcd's exec plugins (openwrt/rpcd, plugin.c), for ``add_rpcd_plugins(directory)`
   first JSON value on stdout is the reply when it is an object, and then the status is always
   UBUS_STATUS_OK; no output (or JSON null) is UBUS_STATUS_NO_DATA with no data, anything else
   (a value that is not an object, or not JSON) UBUS_STATUS_INVALID_ARGUMENT with no data
-  (``rpc_plugin_call_finish_cb``; exec.c ``rpc_exec_reply`` sends data only with status OK);
+  (``rpc_plugin_call_finish_cb``, plugin.c:170-198; exec.c ``rpc_exec_reply``, exec.c:121-145,
+  sends data only with status OK);
 - rpcd is a process of its own: a plugin's call is served outside the daemon's ``loop()``.
 
 ubusd routes a call to the process that registered the object; a caller that gets no answer
-within its timeout ends the call with UBUS_STATUS_TIMEOUT (libubus ``ubus_complete_request``:
+within its timeout ends the call with UBUS_STATUS_TIMEOUT (libubus-req.c:150
+``ubus_complete_request``:
 ``unanswered`` objects here); the ``ubus`` command line
 (openwrt/ubus, cli.c) reaches it through ``serve_cli(path)``: see tests/unit/standin_bin/ubus,
 and ``logger`` there writes the lines a plugin logs to a file (FAKE_SYSLOG).

@@ -7,7 +7,7 @@
  * view builds with LuCI's class names (cbi-map, cbi-section, cbi-tabmenu, cbi-value,
  * cbi-section-table, cbi-dynlist, cbi-input-invalid), lets a user (or standin/user.js) edit the
  * fields and Save, and models these rules of the real parts (openwrt/luci, luci-base
- * htdocs/luci-static/resources, 2026-03), each from its source:
+ * htdocs/luci-static/resources; line numbers of LuCI 46cd823, 2026-06), each from its source:
  *
  * - uci.load(config) fetches /uci?config=NAME from the test's bridge, which answers with the
  *   config file parsed into uci.js's shape ({ sid: { '.name', '.type', '.anonymous',
@@ -16,22 +16,23 @@
  *   null); uci.sections merges the changes into each section (uci.js sections); uci.save()
  *   sends them to rpcd's `uci` object, one `set` (values) and one `delete` (options) call per
  *   changed section (uci.js save: callSet / callDelete), and rejects when one fails;
- * - validation.js Validator.validate: an empty field passes its own check only when it is
- *   optional ("non-empty value" else); then the option's validate() (the vfunc) runs on every
- *   value that passed, the empty one included; a refusal marks the field cbi-input-invalid with
- *   the message in data-tooltip; ui.js addValidator runs it at once (a field not yet in the
- *   document passes) and on blur and keyup: here once the page is in the document, then on
- *   blur and keyup;
+ * - validation.js Validator.validate (validation.js:209-210, 227-228): an empty field passes
+ *   its own check only when it is optional ("non-empty value" else); then the option's
+ *   validate() (the vfunc) runs on every value that passed, the empty one included; a refusal
+ *   marks the field cbi-input-invalid with the message in data-tooltip; ui.js addValidator
+ *   (ui.js:5623-5639) runs it at once (a field not yet in the document passes) and on blur and
+ *   keyup: here once the page is in the document, then on blur and keyup;
  * - form.js CBIValue.renderWidget: a Value's field is optional when the option is optional or
  *   rmempty (true unless set false);
  * - ui.js UIDynamicList: one div.item per value (a hidden input holds it) and an "add" field
  *   (input.cbi-input-text in div.add-item) with the "+" button (div.cbi-button-add); render
- *   gives the add field addValidator(input, datatype, true, validate): optional, validate()
+ *   (ui.js:2415-2417; form.js:4598-4614 passes the option's validator) gives the add field
+ *   addValidator(input, datatype, true, validate): optional, validate()
  *   runs on it empty too; "+" or Enter adds the field's value as an item only when it is not
  *   empty and not invalid (handleClick / handleKeydown); getValue: the items, plus the add
  *   field's value when it holds a non-blank, valid value that is not an item yet;
- * - ui.js UIElement.isValid: a widget is invalid while any of its fields is (the add field's
- *   validation-failure bubbles to the list);
+ * - ui.js UIElement.isValid (form.js:2055-2057 asks it): a widget is invalid while any of its
+ *   fields is (the add field's validation-failure bubbles to the list, ui.js:264-266);
  * - form.js AbstractValue.parse (Save; LuCI 46cd823 form.js:2137-2170): an active option whose
  *   widget is invalid rejects with TypeError 'Option "TITLE" contains an invalid input value.'
  *   and the field's message; an empty value, or one equal to `default` when the option is
@@ -40,11 +41,13 @@
  *   value is written (write: uci.set) when it differs from the loaded one (isEqual); an
  *   inactive option (depends not met) is removed unless it is `retain`; Map.parse runs every
  *   section's options (Promise.all);
- * - form.js Map.save: parse(), then uci.save(); a rejection shows LuCI's "Save error" modal
- *   ("An error occurred while saving the form:" and the message) and nothing is sent;
- * - view.js: a view whose handleSave is not null gets the footer div.cbi-page-actions with
- *   "Save & Apply" (handleSaveApply: handleSave, then ui.changes.apply: rpcd `uci apply`),
- *   "Save" (handleSave: save() of every form.Map on the page) and "Reset".
+ * - form.js Map.save (form.js:620-639): parse(), then uci.save(); a rejection shows LuCI's
+ *   "Save error" modal ("An error occurred while saving the form:" and the message) and
+ *   nothing is sent;
+ * - luci.js view: a view whose handleSave is not null gets the footer div.cbi-page-actions with
+ *   "Save & Apply" (handleSaveApply, luci.js:2107-2110: handleSave, then ui.changes.apply:
+ *   rpcd `uci apply`), "Save" (handleSave, luci.js:2061-2069: save() of every form.Map on the
+ *   page) and "Reset".
  * - form.js GridSection: a table with one row (tr[data-sid]) per section of its type and a cell
  *   (td[data-name]) per option showing its value as text, as LuCI's grid shows an option that
  *   is not `editable`; depends(key, value) hides an option (class "hidden") whose conditions no
