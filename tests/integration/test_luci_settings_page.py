@@ -198,6 +198,9 @@ def test_a_changed_port_and_a_new_upstream_are_staged_then_applied(tmp_path: Pat
          "pool 100.127.0.0/31 is too small (at most /30)"),
         ([{"set": "cbid.clat-eamt.globals.ttl_min", "value": "7200"}],
          "ttl_min (7200) must not be larger than ttl_max (3600)"),
+        # typed into a list's add field, not added: LuCI would drop it silently at Save
+        ([{"add": "cbid.clat-eamt.globals.upstream", "value": "2001:db8::53#99999"}],
+         'Option "Upstream resolvers": "2001:db8::53#99999" is not added: a DNS server'),
     ],
 )  # fmt: skip
 def test_an_invalid_value_blocks_save_with_its_message(tmp_path: Path, steps, message) -> None:

@@ -106,6 +106,11 @@ class FormMap {
 	parse() {
 		return Promise.resolve();
 	}
+
+	// form.js Map.findElements: no rendered fields here (the add fields are checked by value)
+	findElements() {
+		return [];
+	}
 }
 
 const form = { Map: FormMap };
@@ -131,6 +136,7 @@ const globals = {
 	_: (text) => text,
 	L: {
 		toArray: (v) => (v == null ? [] : Array.isArray(v) ? v : [v]),
+		bind: (fn, self, ...args) => fn.bind(self, ...args),
 		url: (...parts) => '/cgi-bin/luci/' + parts.join('/')
 	},
 	E: (tag, attrs, children) => ({ tag, attrs, children })

@@ -345,7 +345,8 @@ def test_the_plugin_reports_the_daemons_ubus_status_as_it_is(tmp_path):
         bus.unanswered.add(DAEMON_OBJECT)
         done = await router_call(bus, "status", SESSION)
         assert done.reply["error"]["code"] == "failed"
-        assert "ubus status 7" in done.reply["error"]["message"], done.reply
+        message = done.reply["error"]["message"]
+        assert "no answer in 15 s (ubus status 7)" in message, done.reply
 
     with_router(tmp_path, scenario)
 

@@ -31,8 +31,12 @@
  *   runs on it empty too; "+" or Enter adds the field's value as an item only when it is not
  *   empty and not invalid (handleClick / handleKeydown); getValue: the items, plus the add
  *   field's value when it holds a non-blank, valid value that is not an item yet;
- * - ui.js UIElement.isValid (form.js:2055-2057 asks it): a widget is invalid while any of its
- *   fields is (the add field's validation-failure bubbles to the list, ui.js:264-266);
+ * - ui.js UIElement.isValid (form.js:2055-2057 asks it): a Value is invalid while its field is;
+ *   a DynamicList has a second validator on the list's own node (UIDynamicList.bind,
+ *   ui.js:2530-2538 -> setUpdateEvents, ui.js:241-257: addValidator(list, datatype, optional,
+ *   validate)); a node has no value, so validate('') decides (validation.js:204), and that
+ *   verdict is the list's at Save: Map.save's checkDepends (form.js:621, 1328-1329) re-runs it
+ *   (triggerValidation, ui.js:184-192), whatever the add field holds;
  * - form.js AbstractValue.parse (Save; LuCI 46cd823 form.js:2137-2170): an active option whose
  *   widget is invalid rejects with TypeError 'Option "TITLE" contains an invalid input value.'
  *   and the field's message; an empty value, or one equal to `default` when the option is
@@ -41,7 +45,8 @@
  *   value is written (write: uci.set) when it differs from the loaded one (isEqual); an
  *   inactive option (depends not met) is removed unless it is `retain`; Map.parse runs every
  *   section's options (Promise.all);
- * - form.js Map.save (form.js:620-639): parse(), then uci.save(); a rejection shows LuCI's
+ * - form.js Map.save (form.js:620-639): checkDepends (see above), parse(), then uci.save(); a
+ *   rejection shows LuCI's
  *   "Save error" modal ("An error occurred while saving the form:" and the message) and
  *   nothing is sent;
  * - luci.js view: a view whose handleSave is not null gets the footer div.cbi-page-actions with
@@ -339,6 +344,15 @@
 	});
 	var DynamicList = AbstractValue.extend({
 		widget: 'DynamicList',
+		// the list node's validator (see above): validate('') with the list's optional flag
+		isValid: function(sid) {
+			var vfunc = this.vfunc(sid), optional = this.optional || this.rmempty;
+			return !this.nodes[sid] || (optional && (typeof vfunc != 'function' || vfunc('') === true));
+		},
+		validationError: function(sid) {
+			var vfunc = this.vfunc(sid), optional = this.optional || this.rmempty;
+			return !optional ? _('non-empty value') : String(vfunc(''));
+		},
 		renderWidget: function(sid, value) {
 			var self = this;
 			var input = E('input', { 'type': 'text', 'class': 'cbi-input-text', 'placeholder': this.placeholder });
@@ -498,6 +512,10 @@
 		parse: function() {
 			return Promise.all(this.children.map(function(s) { return s.parse(); }));
 		},
+		// form.js Map.findElements: querySelectorAll on the rendered map
+		findElements: function(selector) {
+			return this.root ? this.root.querySelectorAll(selector) : [];
+		},
 		save: function() {
 			return this.parse().then(uci.save).then(function() {
 				root.setAttribute('data-save', 'saved');
@@ -510,7 +528,7 @@
 		},
 		render: function() {
 			var self = this;
-			var node = E('div', { 'class': 'cbi-map', 'id': 'cbi-' + this.config }, [
+			var node = this.root = E('div', { 'class': 'cbi-map', 'id': 'cbi-' + this.config }, [
 				this.title ? E('h2', [ this.title ]) : '',
 				this.description ? E('div', { 'class': 'cbi-map-descr' }, this.description) : ''
 			].concat(this.children.map(function(s) { return s.render(self); })));

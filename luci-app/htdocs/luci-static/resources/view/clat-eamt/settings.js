@@ -199,6 +199,21 @@ function daemonCheck() {
 	});
 }
 
+// A value typed into a list's "add" field and refused there (marked with the option's message)
+// would be left out of Save silently: LuCI's list counts as valid at Save (form.js Map.save ->
+// checkDepends re-runs the list's own validator, which sees ''), and its getValue drops an add
+// field marked invalid (ui.js UIDynamicList.getValue).  So Save stops on it with the message.
+function refusedAddFields(map) {
+	var bad = Array.prototype.slice.call(map.findElements('.cbi-dynlist .add-item > input.cbi-input-invalid'));
+	if (!bad.length)
+		return;
+	throw new TypeError(bad.map(function(input) {
+		var row = input.closest('.cbi-value'), label = row ? row.querySelector('.cbi-value-title') : null;
+		return _('Option "%s": "%s" is not added: %s').format(label ? label.textContent.trim() : '?',
+			input.value, input.getAttribute('data-tooltip') || '');
+	}).join('\n'));
+}
+
 // Pref64: discovered from DNS when the list is empty, else the list. A choice that lives only
 // in the form (it has no option of its own) shows which, and "auto" empties the list on save.
 function addPref64Mode(s) {
@@ -237,7 +252,7 @@ return view.extend({
 		// a rejection stops it there with the message in LuCI's "Save error" dialog.
 		var parse = m.parse;
 		m.parse = function() {
-			return parse.apply(this, arguments).then(daemonCheck);
+			return parse.apply(this, arguments).then(L.bind(refusedAddFields, null, this)).then(daemonCheck);
 		};
 
 		s = m.section(form.NamedSection, 'globals', 'globals');
