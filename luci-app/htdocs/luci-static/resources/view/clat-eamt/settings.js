@@ -188,7 +188,7 @@ function daemonCheck() {
 		if (reply != null && typeof reply == 'object' && Array.isArray(reply.problems) && reply.problems.length)
 			throw new TypeError(_('The daemon refuses these settings (clat-eamt config check):') + '\n'
 				+ reply.problems.map(function(p) {
-					return (p.option ? p.option + ': ' : '') + String(p.message);
+					return p.text ? String(p.text) : (p.option ? p.option + ': ' : '') + String(p.message);
 				}).join('\n'));
 		if (reply == null || typeof reply != 'object' || reply.valid !== true)
 			throw new Error(_('no answer (%s)').format(JSON.stringify(reply)));
