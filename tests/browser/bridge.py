@@ -23,8 +23,9 @@ them runs on the test machine), with the daemon's real code behind them.
   unless a test gives another (the app's acl.d file, read here);
 - rpcd's `session access` (session.c:611 ``rpc_handle_access``): {"access": true|false} for the
   scope ("ubus" by default, or "uci", or "access-group"), object and function asked;
-- rpcd's `uci` object (uci.c), as far as the form saves: `set` (values) and `delete`
-  (options) stage changes in the session's delta, refused with UBUS_STATUS_PERMISSION_DENIED
+- rpcd's `uci` object (uci.c), as far as the form saves: `add` (a section, named by rpcd when
+  anonymous, with its values), `set` (values) and `delete` (options) stage changes in the
+  session's delta, refused with UBUS_STATUS_PERMISSION_DENIED
   without write access to the config (uci.c:893-894, 1026-1027 ``rpc_uci_write_access``), in
   the session's own save directory (uci.c:289 ``rpc_uci_set_savedir``); `changes` answers
   {"changes": [[op, section, option, value], ...]} for a config; `apply` commits the staged
@@ -238,8 +239,14 @@ class Router:
     def _uci(self, name: str, args: dict[str, Any]) -> tuple[int, Any]:
         config = args.get("config")
         may_write = "write" in granted(self.login, "uci").get(str(config), set())
-        if name in ("set", "delete") and not may_write:
+        if name in ("add", "set", "delete") and not may_write:
             return 6, None  # UBUS_STATUS_PERMISSION_DENIED
+        if name == "add":  # rpcd names an anonymous section itself (uci.c rpc_uci_add)
+            sid = args.get("name") or f"cfg{len(self.staged) + 0xA000:06x}"
+            self.staged.append(["add", sid, args["type"]])
+            for option, value in args.get("values", {}).items():
+                self.staged.append(["set", sid, option, value])
+            return 0, {"section": sid}
         if name == "set":
             for option, value in args["values"].items():
                 self.staged.append(["set", args["section"], option, value])
@@ -258,7 +265,11 @@ class Router:
         assert self.uci_file is not None
         sections = uci_sections(self.uci_file.read_text())
         for change in self.staged:
-            if change[0] == "set":
+            if change[0] == "add":
+                named = not change[1].startswith("cfg")
+                sections[change[1]] = {".type": change[2], ".name": change[1],
+                                       ".anonymous": not named, ".index": len(sections)}  # fmt: skip
+            elif change[0] == "set":
                 sections[change[1]][change[2]] = change[3]
             else:
                 sections[change[1]].pop(change[2], None)

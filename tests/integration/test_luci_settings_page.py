@@ -251,3 +251,35 @@ def test_a_save_without_an_edit_keeps_the_daemons_configuration(tmp_path: Path) 
         steps = [{"toggle": "cbid.clat-eamt.globals.enabled"}, {"click": "save"}]
         rendered(dump_dom(bridge.url(SETTINGS_VIEW, steps), budget_ms=20000))
         assert bridge.router.staged == [["set", "globals", "enabled", "0"]]
+
+
+def grid_steps(ipv4: str, ipv6: str) -> list[dict[str, str]]:
+    """Add a static entry through the grid's dialog, as a user does."""
+    field = "#modal [data-name={}] input"
+    return [
+        {"click": "grid-add"},
+        {"set": field.format("ipv4"), "value": ipv4},
+        {"set": field.format("ipv6"), "value": ipv6},
+        {"click": "grid-save"},
+    ]
+
+
+def test_a_static_entry_the_daemon_refuses_is_not_staged_from_its_dialog(tmp_path: Path) -> None:
+    """The grid's dialog saves a form.Map of its own (real form.js handleModalSave): the
+    daemon's check runs there too, in uci.save; its words go at the top of the dialog."""
+    chromium()
+    config = tmp_path / "clat-eamt"
+    config.write_text(VALID)
+    with Bridge(str(tmp_path / "nothing.sock"), uci_file=config).serving() as bridge:
+        url = bridge.url(SETTINGS_VIEW, grid_steps("10.0.0.5", "2001:db8:1::5"))
+        page = rendered(dump_dom(url, budget_ms=20000))
+        assert page.find("html")[0].attrs.get("data_save") == "failed"
+        [refused] = page.find("div", **{"class": "alert-message error clat-eamt-refused"})
+        assert "@static[2] ipv4: cannot be mapped" in refused.text(), refused.text()
+        assert bridge.router.staged == []
+        url = bridge.url(SETTINGS_VIEW, grid_steps("192.0.2.20", "2001:db8:1::20"))
+        page = rendered(dump_dom(url, budget_ms=20000))
+        assert page.find("html")[0].attrs.get("data_save") == "saved"
+        staged = bridge.router.staged
+        assert staged[0][0] == "add" and staged[0][2] == "static"
+        assert ["set", staged[0][1], "ipv4", "192.0.2.20"] in staged

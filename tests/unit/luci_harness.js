@@ -23,8 +23,8 @@
  *   a list passed validate() as the add field's value;
  * - form.js AbstractValue.parse (Save): an option whose widget is invalid (its add field
  *   included) rejects with 'Option "TITLE" contains an invalid input value.'; else a value
- *   is written (uci.set; a list as an array) or, empty, removed (uci.unset); then the view's
- *   Map.parse goes on (settings.js asks the daemon's check of the UCI text it renders).
+ *   is written (uci.set; a list as an array) or, empty, removed (uci.unset); then Map.save
+ *   calls uci.save, where settings.js asks the daemon's check of the UCI text it renders.
  *
  * Modules are loaded the way LuCI's require() does: the leading 'require NAME [as ALIAS]'
  * directives become the parameters of a function whose body is the file. Names that are not
@@ -51,6 +51,7 @@ const uci = {
 	},
 	set: (config, sid, option, value) => { uciData[config][sid][option] = value; },
 	unset: (config, sid, option) => { delete uciData[config][sid][option]; },
+	save: () => Promise.resolve(),  // what the view wraps: its check runs first
 	sections: (config) => Object.values(uciData[config] || {}).sort((a, b) => a['.index'] - b['.index'])
 };
 
@@ -175,6 +176,7 @@ async function throughForm(map, o, value) {
 		uci.set('clat-eamt', sid, o.name, isList ? [ value ] : value);
 	rpcCalls.length = 0;
 	await map.parse();
+	await uci.save();  // form.js Map.save: parse, then uci.save
 	const check = rpcCalls.find((c) => c.method == 'check');
 	return [ true, check ? check.args.uci : null ];
 }

@@ -13,9 +13,11 @@
  *   config file parsed into uci.js's shape ({ sid: { '.name', '.type', '.anonymous',
  *   '.index', option: 'value' or [ 'list', ... ] } }); uci.get / set / unset keep changes
  *   apart from the loaded values and get() reads through them (uci.js get: a removed option is
- *   null); uci.sections merges the changes into each section (uci.js sections); uci.save()
- *   sends them to rpcd's `uci` object, one `set` (values) and one `delete` (options) call per
- *   changed section (uci.js save: callSet / callDelete), and rejects when one fails;
+ *   null); uci.sections merges the changes into each section (uci.js sections); uci.add makes a
+ *   new section and uci.remove drops it; uci.save() sends them to rpcd's `uci` object, an `add`
+ *   per new section (with its values; no name for an anonymous one), one `set` (values) and one
+ *   `delete` (options) call per changed section (uci.js save: callAdd / callSet / callDelete),
+ *   and rejects when one fails;
  * - validation.js Validator.validate (validation.js:209-210, 227-228): an empty field passes
  *   its own check only when it is optional ("non-empty value" else); then the option's
  *   validate() (the vfunc) runs on every value that passed, the empty one included; a refusal
@@ -67,7 +69,7 @@
 (function() {
 	var S = L.standin, Class = L.Class, dom = L.dom;
 	var root = document.documentElement;
-	var data = {}, changes = {}, deletes = {};
+	var data = {}, changes = {}, deletes = {}, creates = {};
 	var maps = [];  // the form.Map instances on the page (view.js handleSave saves each)
 
 	function byIndex(a, b) { return a['.index'] - b['.index']; }
@@ -138,10 +140,26 @@
 			var values = data[config] = data[config] || {};
 			var sid = name || 'new' + Object.keys(values).length;
 			values[sid] = { '.name': sid, '.type': type, '.anonymous': !name, '.index': Object.keys(values).length };
+			(creates[config] = creates[config] || {})[sid] = type;
 			return sid;
+		},
+		remove: function(config, sid) {
+			delete data[config][sid];
+			delete (creates[config] || {})[sid];
+			delete changes[config][sid];
+			delete deletes[config][sid];
 		},
 		save: function() {
 			var calls = [];
+			Object.keys(creates).forEach(function(config) {  // uci.js save: callAdd first
+				Object.keys(creates[config]).forEach(function(sid) {
+					var anonymous = data[config][sid]['.anonymous'];  // rpcd names those itself
+					calls.push(ubus('uci', 'add', { config: config, type: creates[config][sid],
+						name: anonymous ? undefined : sid, values: changes[config][sid] || {} }));
+					delete changes[config][sid];
+				});
+				creates[config] = {};
+			});
 			Object.keys(changes).forEach(function(config) {
 				var sids = Object.keys(changes[config]).concat(Object.keys(deletes[config]));
 				sids.filter(function(sid, i) { return sids.indexOf(sid) == i; }).forEach(function(sid) {
@@ -487,12 +505,47 @@
 			]));
 		}
 	});
-	var GridSection = TypedSection.extend({});
+	// form.js GridSection with addremove: an "Add" button (handleAdd, form.js:3996-4004) adds a
+	// section (uci.add) and opens a dialog (renderMoreOptionsModal, form.js:3821-3844) holding
+	// a form.Map of its own with the section's options for the new section; the dialog's Save
+	// (handleModalSave, form.js:3622-3636) runs that map's save silently: parse, then uci.save,
+	// and on a rejection the dialog stays open and the rejection is swallowed; Dismiss removes
+	// the added section.
+	var GridSection = TypedSection.extend({
+		render: function() {
+			var node = TypedSection.prototype.render.apply(this, arguments), self = this;
+			if (this.addremove)
+				node.appendChild(E('div', { 'class': 'cbi-section-create' }, [
+					E('button', { 'class': 'btn cbi-button cbi-button-add', 'data-action': 'grid-add',
+						'click': function() { self.handleAdd(); } }, [ _('Add') ]) ]));
+			return node;
+		},
+		handleAdd: function() {
+			var self = this, sid = uci.add(this.map.config, this.sectiontype);
+			var options = this.children.map(function(o) { return o.render(sid); });
+			showModal(_('Add'), [ E('div', { 'class': 'cbi-section', 'data-section': sid }, options),
+				E('div', { 'class': 'right' }, [
+					E('button', { 'class': 'btn', 'data-action': 'grid-dismiss', 'click': function() {
+						uci.remove(self.map.config, sid);
+						S.modules.ui.hideModal();
+					} }, [ _('Dismiss') ]), ' ',
+					E('button', { 'class': 'btn cbi-button-positive', 'data-action': 'grid-save', 'click': function() {
+						return self.handleModalSave(sid);
+					} }, [ _('Save') ]) ]) ]);
+		},
+		handleModalSave: function(sid) {
+			var tasks = this.children.map(function(o) { return o.parse(sid); });
+			return Promise.all(tasks).then(function() { return uci.save(); }).then(function() {
+				root.setAttribute('data-save', 'saved');
+				S.modules.ui.hideModal();
+			}).catch(function() {
+				root.setAttribute('data-save', 'failed');
+			});
+		}
+	});
 
 	function showModal(title, children) {
-		var modal = E('div', { 'class': 'modal', 'id': 'modal' }, [ E('h4', [ title ]) ].concat(children));
-		document.getElementById('notifications').appendChild(modal);
-		return modal;
+		return S.modules.ui.showModal(title, children);
 	}
 
 	var FormMap = Class.extend({

@@ -32,7 +32,8 @@
  * - poll.add(fn, seconds) as LuCI's Poll (luci.js, Poll.add/start/step): the poll is running
  *   once the page is set up, so a function added runs at the next step, right away (tick 0
  *   is a multiple of every interval), then every `seconds`; it is not run again while its
- *   previous run is still pending; ui.addNotification, ui.createHandlerFn;
+ *   previous run is still pending; ui.addNotification, ui.createHandlerFn, ui.showModal and
+ *   hideModal (one dialog in #modal_overlay, its content replaced by the next);
  *   L.bind, L.resolveDefault, L.toArray, L.url; _() returns its argument;
  *   String.prototype.format for %s %d %%.
  *
@@ -202,6 +203,25 @@
 	};
 
 	var ui = {
+		// ui.js showModal / hideModal: one dialog, div.modal in #modal_overlay, whose content a
+		// new showModal replaces; body gets modal-overlay-active while it is open
+		showModal: function(title, children) {
+			var overlay = document.getElementById('modal_overlay');
+			if (!overlay) {
+				overlay = E('div', { 'id': 'modal_overlay' }, [ E('div', { 'class': 'modal', 'id': 'modal' }) ]);
+				document.getElementById('maincontent').appendChild(overlay);
+			}
+			var dialog = overlay.firstChild;
+			dom.content(dialog, [ title ? E('h4', [ title ]) : '' ].concat(children));
+			document.body.classList.add('modal-overlay-active');
+			return dialog;
+		},
+		hideModal: function() {
+			document.body.classList.remove('modal-overlay-active');
+			var overlay = document.getElementById('modal_overlay');
+			if (overlay)
+				overlay.remove();
+		},
 		addNotification: function(title, children, cls) {
 			var n = E('div', { 'class': 'alert-message ' + (cls || '') }, [ title ? E('h4', [ title ]) : '', E('div', children) ]);
 			document.getElementById('notifications').appendChild(n);

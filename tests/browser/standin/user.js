@@ -4,7 +4,8 @@
  * A user of the stand-in page, for the browser test: ?steps=JSON is a list of steps played in
  * order once the view has rendered, each as a person would do it in the browser:
  *
- *   {"set": ID, "value": TEXT}   type TEXT into the field #ID (input, keyup, blur, change)
+ *   {"set": ID, "value": TEXT}   type TEXT into the field #ID, or the one a CSS selector names
+ *                                (input, keyup, blur, change)
  *   {"add": ID, "value": TEXT}   type TEXT into the add field of the list #ID, press "+"
  *   {"toggle": ID}               click the checkbox #ID
  *   {"click": ACTION}            click the button [data-action=ACTION] and wait for its work
@@ -30,9 +31,16 @@
 		return new Promise(function(resolve) { window.setTimeout(resolve, 300); });
 	}
 
+	function find(id) {  // an element id, or a CSS selector
+		var node = document.getElementById(id) || document.querySelector(id);
+		if (!node)
+			throw new Error('nothing is ' + id);
+		return node;
+	}
+
 	function play(step) {
 		if (step.set != null) {
-			type(document.getElementById(step.set), step.value);
+			type(find(step.set), step.value);
 			return settle();
 		}
 		if (step.toggle != null) {

@@ -22,10 +22,13 @@
  *
  * Rules between options (ttl_min <= ttl_max, tayga needs clat_ipv6 and a Pref64, the pool must
  * be private and at least a /30, a static IPv4 prefix needs as many host bits as its IPv6
- * prefix, ...) are the daemon's: Save asks the daemon's own check (`clat-eamt config check`,
- * the ubus method clat-eamt check) about the settings as they would be saved, and a refusal
- * stops Save with the daemon's words, before anything is staged.  Restating those rules here
- * would be a second copy to drift; the check is the one the daemon applies when it reloads.
+ * prefix, ...) are the daemon's: before anything is staged, the daemon's own check
+ * (`clat-eamt config check`, the ubus method clat-eamt check) is asked about the settings as
+ * they would be, and a refusal stops it with the daemon's words.  It sits in uci.save, the one
+ * step every way of staging takes on this page: the page's Save, and the static entries'
+ * dialog, which saves a form.Map of its own (form.js GridSection.handleAdd ->
+ * renderMoreOptionsModal, handleModalSave).  Restating those rules here would be a second copy
+ * to drift; the check is the one the daemon applies when it reloads.
  */
 
 var CONFIG = 'clat-eamt';
@@ -181,8 +184,8 @@ function uciText() {
 
 // The daemon's check of those settings (the ubus method clat-eamt check runs `clat-eamt config
 // check` on them): resolves when it accepts them, rejects with its problems, one per line.  When
-// it cannot be asked (no object, no access), Save goes on: the daemon checks again when Save &
-// Apply reloads it, and keeps its running configuration if it refuses.
+// it cannot be asked (no object, no access), staging goes on: the daemon checks again when Save
+// & Apply reloads it, and keeps its running configuration if it refuses.
 function daemonCheck() {
 	return callCheck(uciText()).then(function(reply) {
 		if (reply != null && typeof reply == 'object' && Array.isArray(reply.problems) && reply.problems.length)
@@ -197,6 +200,25 @@ function daemonCheck() {
 			throw err;
 		ui.addNotification(null, E('p', [ _('The settings could not be checked with clat-eamt before saving (%s); the daemon checks them when Save & Apply reloads it.').format(err.message || err) ]), 'warning');
 	});
+}
+
+// uci.save with the daemon's check first (see the top).  The page's Save shows a refusal in
+// LuCI's "Save error" dialog (form.js Map.save); the static entries' dialog swallows its save's
+// rejection (form.js handleModalSave: .catch(function() {})), so the refusal is also put at the
+// top of that dialog, which stays open.
+function checkedSave(stage) {
+	return function() {
+		var args = arguments;
+		return daemonCheck().then(function() {
+			return stage.apply(uci, args);
+		}, function(err) {
+			var dialog = document.querySelector('body.modal-overlay-active #modal_overlay > .modal');
+			if (dialog)
+				dialog.insertBefore(E('div', { 'class': 'alert-message error clat-eamt-refused' }, [
+					E('p', { 'style': 'white-space:pre-wrap' }, [ err.message ]) ]), dialog.firstChild);
+			throw err;
+		});
+	};
 }
 
 // A value typed into a list's "add" field and refused there (marked with the option's message)
@@ -252,8 +274,12 @@ return view.extend({
 		// a rejection stops it there with the message in LuCI's "Save error" dialog.
 		var parse = m.parse;
 		m.parse = function() {
-			return parse.apply(this, arguments).then(L.bind(refusedAddFields, null, this)).then(daemonCheck);
+			return parse.apply(this, arguments).then(L.bind(refusedAddFields, null, this));
 		};
+		if (!uci.save.checked) {  // this page's uci: render may run again
+			uci.save = checkedSave(uci.save);
+			uci.save.checked = true;
+		}
 
 		s = m.section(form.NamedSection, 'globals', 'globals');
 		s.addremove = false;
