@@ -266,9 +266,10 @@ class Router:
         sections = uci_sections(self.uci_file.read_text())
         for change in self.staged:
             if change[0] == "add":
-                named = not change[1].startswith("cfg")
-                sections[change[1]] = {".type": change[2], ".name": change[1],
-                                       ".anonymous": not named, ".index": len(sections)}  # fmt: skip
+                sid, anonymous = change[1], change[1].startswith("cfg")
+                index = len(sections)
+                sections[sid] = {".type": change[2], ".name": sid, ".anonymous": anonymous}
+                sections[sid][".index"] = index
             elif change[0] == "set":
                 sections[change[1]][change[2]] = change[3]
             else:
