@@ -81,8 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     _control_flags(config)
     config_commands = config.add_subparsers(dest="config_command", metavar="WHAT")
     check = config_commands.add_parser("check", help="validate a UCI file, print the result")
-    check.add_argument("file", help="UCI file, e.g. /etc/config/clat-eamt")
+    check.add_argument("file", nargs="?", help="UCI file, e.g. /etc/config/clat-eamt")
     check.add_argument("--json", action="store_true", help="print JSON instead of UCI")
+    check.add_argument(
+        "--ubus",
+        action="store_true",
+        help='the ubus method check: read {"uci": TEXT} on stdin, print the verdict as JSON',
+    )
     config_commands.add_parser("defaults", help="print the default UCI file")
     get = config_commands.add_parser(
         "get", help="print one option's effective value (the default when unset), for scripts"
@@ -169,7 +174,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
+    if args.config_command == "check" and args.ubus:
+        from clat_eamt.control.check import check_call  # noqa: PLC0415
+
+        print(json.dumps(check_call(sys.stdin.read()), separators=(",", ":")))
+        return 0
     if args.config_command == "check":
+        if args.file is None:
+            print("clat-eamt config check: a FILE, or --ubus", file=sys.stderr)
+            return 2
         cfg = load_file(args.file)
         if args.json:
             print(json.dumps(cfg.to_json(), indent=2))
@@ -208,6 +221,8 @@ def _control(args: argparse.Namespace) -> int:
         "hosts": views.hosts_text,
         "config": views.config_text,
         "history": views.history_text,
+        "overview": views.overview_text,
+        "check": views.check_text,
     }
     method = METHODS[args.command]
     call_args = {

@@ -5,20 +5,35 @@ them runs on the test machine), with the daemon's real code behind them.
 
 /ubus models, rule by rule:
 
-- uhttpd's ubus module (openwrt/uhttpd, ubus.c, legacy JSON-RPC "call"): a call of an object
-  ubusd does not know is JSON-RPC error -32000 "Object not found" (``ubus_lookup_id`` first);
-  then the session's ACL is asked (``uh_ubus_allowed``): not granted is -32002 "Access denied";
-  arguments that already hold "ubus_rpc_session" are -32602 "Invalid parameters"; otherwise
-  the call goes out with ``"ubus_rpc_session": SID`` added to its arguments
-  (``uh_ubus_send_request``), and the reply is ``{"result": [status]}``, or
+- uhttpd's ubus module (openwrt/uhttpd f682cca, ubus.c, legacy JSON-RPC "call"): a call of an
+  object ubusd does not know is JSON-RPC error -32000 "Object not found" (``ubus_lookup_id``
+  first, ubus.c:792-795); then the session's ACL is asked (``uh_ubus_allowed``, ubus.c:280-294):
+  not granted is -32002 "Access denied" (ubus.c:104, 798-800), rpcd and the object are not
+  called; arguments that already hold "ubus_rpc_session" are -32602 "Invalid parameters";
+  otherwise the call goes out with ``"ubus_rpc_session": SID`` added to its arguments
+  (``uh_ubus_send_request``, ubus.c:564-579), and the reply is ``{"result": [status]}``, or
   ``[status, data]`` when the object sent data (``uh_ubus_request_cb``, legacy format);
-- rpcd's ACL by access group (openwrt/rpcd, session.c): a session holds the access groups
-  of its login; a group's "read" and "write" "ubus" lists grant object -> methods.  The
-  stand-in's session is a login given the app's group, luci-app-clat-eamt (``GROUPS``), as
-  rpcd gives a user whose rpcd config lists it (the app's acl.d file, read here);
+- rpcd's ACL by access group (openwrt/rpcd 4476687, session.c:1109 ``rpc_login_setup_acls``): a
+  login's `read` and `write` lists (/etc/config/rpcd) name access groups; a group's "read" part
+  is granted with read or write (session.c:923-976 ``rpc_login_test_permission``: write implies
+  read), its "write" part with write; each part's "ubus" lists grant object -> methods and its
+  "uci" list configs.  Every session here also has rpcd's own group "unauthenticated"
+  (unauthenticated.json: session access and login), as a login whose lists name it or '*' has.
+  The stand-in's login (``Login``) has the app's group, luci-app-clat-eamt, read and write
+  unless a test gives another (the app's acl.d file, read here);
+- rpcd's `session access` (session.c:611 ``rpc_handle_access``): {"access": true|false} for the
+  scope ("ubus" by default, or "uci", or "access-group"), object and function asked;
+- rpcd's `uci` object (uci.c), as far as the form saves: `add` (a section, named by rpcd when
+  anonymous, with its values), `set` (values) and `delete` (options) stage changes in the
+  session's delta, refused with UBUS_STATUS_PERMISSION_DENIED
+  without write access to the config (uci.c:893-894, 1026-1027 ``rpc_uci_write_access``), in
+  the session's own save directory (uci.c:289 ``rpc_uci_set_savedir``); `changes` answers
+  {"changes": [[op, section, option, value], ...]} for a config; `apply` commits the staged
+  changes into the config file (the ``uci_file``) and would have procd reload the service
+  (``on_apply`` here); uhttpd lets every LuCI login call `uci` (luci-base's ACL grants it);
 - ubusd, rpcd's exec plugins, python-ubus and the `ubus` command: tests/unit/fakeubus.py and
   tests/unit/standin_bin/ubus (their rules are there).  The object ``clat-eamt`` is served by
-  what serves it on a router: an rpcd plugin of the app (luci-app/root/usr/libexec/rpcd/) if
+  what serves it on a router: the clat-eamt package's rpcd plugin (files/usr/libexec/rpcd/) if
   there is one, run as rpcd runs it, and the daemon's own ubus object
   (``clat_eamt.control.ubus_object.UbusObject``, the real class, on the stand-in bus) when the
   daemon runs: its method calls go to the daemon's control socket (``SocketTarget``), so the
@@ -41,16 +56,18 @@ import contextlib
 import json
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
+from urllib.parse import quote as quote_url
 
 from clat_eamt.config import StaticEntry
 from clat_eamt.config.types import show_prefix
-from clat_eamt.config.uci import parse_uci
+from clat_eamt.config.uci import parse_uci, quote, statement
 from clat_eamt.control.client import CallFailedError, call
 from clat_eamt.control.methods import MethodError
 from clat_eamt.control.ubus_object import UbusObject
@@ -60,24 +77,44 @@ ROOT = Path(__file__).resolve().parents[2]
 HTDOCS = ROOT / "luci-app" / "htdocs"
 STANDIN = Path(__file__).resolve().parent / "standin"
 ACL_DIR = ROOT / "luci-app" / "root" / "usr" / "share" / "rpcd" / "acl.d"
-RPCD_PLUGINS = ROOT / "luci-app" / "root" / "usr" / "libexec" / "rpcd"
+RPCD_PLUGINS = ROOT / "files" / "usr" / "libexec" / "rpcd"  # the clat-eamt package's
 GROUPS = ("luci-app-clat-eamt",)  # the access groups of the stand-in's login
 SESSION_ID = "0123456789abcdef0123456789abcdef"
 UCI_CONFIG = "clat-eamt"
 TYPES = {".js": "text/javascript", ".html": "text/html", ".css": "text/css"}
 
 
-def granted(groups: tuple[str, ...] = GROUPS) -> dict[str, set[str]]:
-    """object -> the ubus methods the access groups grant (read and write), from acl.d."""
-    methods: dict[str, set[str]] = {}
+@dataclass(frozen=True)
+class Login:
+    """A login of /etc/config/rpcd: the access groups it may read and write."""
+
+    read: tuple[str, ...] = GROUPS
+    write: tuple[str, ...] = GROUPS
+
+
+READ_ONLY = Login(write=())
+UNAUTHENTICATED = {"ubus": {"session": {"access", "login"}}}  # rpcd's unauthenticated.json
+
+
+def granted(login: Login = Login(), scope: str = "ubus") -> dict[str, set[str]]:
+    """object -> functions the login's session may call in ``scope`` ("ubus": methods; "uci":
+    configs -> {"read", "write"}; "access-group": groups -> parts), from acl.d."""
+    found: dict[str, set[str]] = {k: set(v) for k, v in UNAUTHENTICATED.get(scope, {}).items()}
     for path in sorted(ACL_DIR.glob("*.json")):
         for group, acl in json.loads(path.read_text()).items():
-            if group not in groups:
-                continue
             for part in ("read", "write"):
-                for obj, names in acl.get(part, {}).get("ubus", {}).items():
-                    methods.setdefault(obj, set()).update(names)
-    return methods
+                allowed = group in login.write or (part == "read" and group in login.read)
+                if not allowed:
+                    continue
+                if scope == "access-group":
+                    found.setdefault(group, set()).add(part)
+                elif scope == "uci":
+                    for config in acl.get(part, {}).get("uci", []):
+                        found.setdefault(config, set()).add(part)
+                else:
+                    for obj, names in acl.get(part, {}).get(scope, {}).items():
+                        found.setdefault(obj, set()).update(names)
+    return found
 
 
 class SocketTarget:
@@ -101,6 +138,9 @@ class SocketTarget:
 
     async def mapping_rows(self) -> Any:
         return self._call("mappings")
+
+    async def overview_report(self, offset: int, limit: int) -> Any:
+        return self._call("overview", {"offset": str(offset), "limit": str(limit)})
 
     def host_rows(self) -> Any:
         return self._call("hosts")
@@ -126,10 +166,21 @@ class Router:
     """ubusd (the stand-in bus) with rpcd's plugins of the app and, when the daemon runs, the
     daemon's ubus object; ``answer`` is uhttpd's /ubus."""
 
-    def __init__(self, socket: str, workdir: Path, plugins: Path = RPCD_PLUGINS) -> None:
+    def __init__(
+        self,
+        socket: str,
+        workdir: Path,
+        plugins: Path = RPCD_PLUGINS,
+        login: Login = Login(),
+        uci_file: Path | None = None,
+    ) -> None:
         self.socket, self.workdir, self.plugins = socket, workdir, plugins
+        self.login, self.uci_file = login, uci_file
         self.bus = FakeUbus()
         self.calls: list[tuple[str, str]] = []
+        self.staged: list[list[Any]] = []  # the session's delta: [op, section, option, value]
+        self.applied: list[str] = []  # the config file after each apply
+        self.on_apply: Callable[[Path], None] | None = None  # procd's reload of the service
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Router]:
@@ -165,15 +216,69 @@ class Router:
         base = {"jsonrpc": "2.0", "id": request.get("id")}
         _sid, obj, name, args = request["params"]
         self.calls.append((obj, name))
-        if obj not in self.bus.objects and obj not in self.bus.rpcd:
+        rpcd = {"session": self._session, "uci": self._uci}  # rpcd's own objects
+        if obj not in self.bus.objects and obj not in self.bus.rpcd and obj not in rpcd:
             return base | {"error": {"code": -32000, "message": "Object not found"}}
-        if name not in granted().get(obj, set()):
+        if obj != "uci" and name not in granted(self.login).get(obj, set()):
             return base | {"error": {"code": -32002, "message": "Access denied"}}
         if "ubus_rpc_session" in args:
             return base | {"error": {"code": -32602, "message": "Invalid parameters"}}
+        if obj in rpcd:
+            status, reply = rpcd[obj](name, args)
+            return base | {"result": [status, reply] if reply is not None else [status]}
         done = self.bus.call(obj, name, {**args, "ubus_rpc_session": SESSION_ID})
         result = [done.status, done.reply] if done.reply else [done.status]
         return base | {"result": result}
+
+    def _session(self, name: str, args: dict[str, Any]) -> tuple[int, Any]:
+        if name != "access" or "object" not in args or "function" not in args:
+            return 2, None  # UBUS_STATUS_INVALID_ARGUMENT: only what the views ask
+        functions = granted(self.login, args.get("scope", "ubus")).get(args["object"], set())
+        return 0, {"access": args["function"] in functions or "*" in functions}
+
+    def _uci(self, name: str, args: dict[str, Any]) -> tuple[int, Any]:
+        config = args.get("config")
+        may_write = "write" in granted(self.login, "uci").get(str(config), set())
+        if name in ("add", "set", "delete") and not may_write:
+            return 6, None  # UBUS_STATUS_PERMISSION_DENIED
+        if name == "add":  # rpcd names an anonymous section itself (uci.c rpc_uci_add)
+            sid = args.get("name") or f"cfg{len(self.staged) + 0xA000:06x}"
+            self.staged.append(["add", sid, args["type"]])
+            for option, value in args.get("values", {}).items():
+                self.staged.append(["set", sid, option, value])
+            return 0, {"section": sid}
+        if name == "set":
+            for option, value in args["values"].items():
+                self.staged.append(["set", args["section"], option, value])
+        elif name == "delete":
+            for option in args.get("options", [args.get("option")]):
+                self.staged.append(["remove", args["section"], option])
+        elif name == "changes":
+            return 0, {"changes": list(self.staged)}
+        elif name == "apply":
+            self._commit()
+        else:
+            return 3, None  # UBUS_STATUS_METHOD_NOT_FOUND: not modelled
+        return 0, None
+
+    def _commit(self) -> None:
+        assert self.uci_file is not None
+        sections = uci_sections(self.uci_file.read_text())
+        for change in self.staged:
+            if change[0] == "add":
+                sid, anonymous = change[1], change[1].startswith("cfg")
+                index = len(sections)
+                sections[sid] = {".type": change[2], ".name": sid, ".anonymous": anonymous}
+                sections[sid][".index"] = index
+            elif change[0] == "set":
+                sections[change[1]][change[2]] = change[3]
+            else:
+                sections[change[1]].pop(change[2], None)
+        self.staged.clear()
+        self.uci_file.write_text(uci_text(sections))
+        self.applied.append(self.uci_file.read_text())
+        if self.on_apply is not None:
+            self.on_apply(self.uci_file)
 
 
 def uci_sections(text: str) -> dict[str, dict[str, Any]]:
@@ -196,21 +301,48 @@ def uci_sections(text: str) -> dict[str, dict[str, Any]]:
     return sections
 
 
+def uci_text(sections: dict[str, dict[str, Any]]) -> str:
+    """``uci_sections``' shape back to a UCI file (what `uci commit` writes)."""
+    blocks = []
+    for sid, values in sections.items():
+        head = f"config {values['.type']}" + ("" if values[".anonymous"] else f" {quote(sid)}")
+        lines = [head]
+        for option, value in values.items():
+            if option.startswith("."):
+                continue
+            keyword = "list" if isinstance(value, list) else "option"
+            lines += [f"\t{statement(keyword, option, v)}" for v in _words(value)]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _words(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
 class Bridge:
     """Serves the stand-in page, bridges /ubus to ``socket`` and /uci to ``uci_file`` (see
     the module doc)."""
 
     def __init__(
-        self, socket: str, uci_file: Path | None = None, rpcd_plugins: Path = RPCD_PLUGINS
+        self,
+        socket: str,
+        uci_file: Path | None = None,
+        rpcd_plugins: Path = RPCD_PLUGINS,
+        login: Login = Login(),
     ) -> None:
-        """``rpcd_plugins``: the folder rpcd finds its plugins in (a test can give its own)."""
+        """``rpcd_plugins``: the folder rpcd finds its plugins in (a test can give its own);
+        ``login``: whose session the page has."""
         self.socket = socket
         self.uci_file = uci_file
         self.rpcd_plugins = rpcd_plugins
+        self.login = login
         self.calls: list[tuple[str, str]] = []  # (object, method) as the page asked
 
-    def url(self, module: str) -> str:
-        return f"http://127.0.0.1:{self.port}/page.html?module={module}"
+    def url(self, module: str, steps: list[dict[str, str]] | None = None) -> str:
+        """The page of ``module``; ``steps``: what standin/user.js does on it."""
+        played = f"&steps={quote_url(json.dumps(steps))}" if steps else ""
+        return f"http://127.0.0.1:{self.port}/page.html?module={module}{played}"
 
     @contextlib.contextmanager
     def serving(self) -> Iterator[Bridge]:
@@ -225,7 +357,7 @@ class Bridge:
                 if path == "/uci":
                     self.uci(query)
                     return
-                if path in ("/page.html", "/luci-standin.js", "/luci-form-standin.js"):
+                if path in ("/page.html", "/luci-standin.js", "/luci-form-standin.js", "/user.js"):
                     file = STANDIN / path.lstrip("/")
                 elif path.startswith("/luci-static/"):
                     file = (HTDOCS / path.lstrip("/")).resolve()
@@ -261,7 +393,9 @@ class Bridge:
                 self.wfile.write(body)
 
         workdir = tempfile.TemporaryDirectory(prefix="luci-bridge-")
-        router = self.router = Router(self.socket, Path(workdir.name), self.rpcd_plugins)
+        router = self.router = Router(
+            self.socket, Path(workdir.name), self.rpcd_plugins, self.login, self.uci_file
+        )
         self.calls = router.calls
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = server.server_address[1]

@@ -2,7 +2,7 @@
 module of OpenWrt's python3-ubus 0.1.3), rpcd's exec plugins and the ``ubus`` command line.
 
 ubusd, libubus, rpcd and the ``ubus`` tool do not run on these machines, so the daemon's ubus
-object and the app's rpcd plugin are tested against what those parts do, rule by rule, each
+object and the package's rpcd plugin are tested against what those parts do, rule by rule, each
 from its source:
 
 python-ubus (CZ-NIC/python-ubus, ubus_python.c and README), where the daemon depends on it:
@@ -21,7 +21,8 @@ python-ubus (CZ-NIC/python-ubus, ubus_python.c and README), where the daemon dep
   (blobmsg_add_json_from_string needs one); an exception becomes UBUS_STATUS_UNKNOWN_ERROR;
 - ``send(event, data)`` takes a JSON object; ``loop(timeout)`` returns after ``timeout`` ms.
 
-rpcd's exec plugins (openwrt/rpcd, plugin.c), for ``add_rpcd_plugins(directory)``:
+rpcd's exec plugins (openwrt/rpcd, plugin.c; line numbers of rpcd 4476687), for
+``add_rpcd_plugins(directory)``:
 
 - every regular, executable file of the directory is a plugin (``rpc_plugin_register_library``
   skips the rest); rpcd runs ``PLUGIN list`` once and registers an object named after the file
@@ -30,13 +31,20 @@ rpcd's exec plugins (openwrt/rpcd, plugin.c), for ``add_rpcd_plugins(directory)`
   method up in the object's table);
 - a call runs ``PLUGIN call METHOD`` with the call's arguments as JSON on stdin, unchecked
   (``rpc_plugin_call`` declares the list's signature but does not test the arguments against
-  it); the exit status is ignored; the first JSON value on stdout is the reply when it is an
-  object, no output is UBUS_STATUS_NO_DATA, anything else UBUS_STATUS_INVALID_ARGUMENT
-  (``rpc_plugin_call_finish_cb``);
+  it); the exit status and stderr are ignored (``rpc_plugin_call_stderr_cb`` drops it); the
+  first JSON value on stdout is the reply when it is an object, and then the status is always
+  UBUS_STATUS_OK; no output (or JSON null) is UBUS_STATUS_NO_DATA with no data, anything else
+  (a value that is not an object, or not JSON) UBUS_STATUS_INVALID_ARGUMENT with no data
+  (``rpc_plugin_call_finish_cb``, plugin.c:170-198; exec.c ``rpc_exec_reply``, exec.c:121-145,
+  sends data only with status OK);
 - rpcd is a process of its own: a plugin's call is served outside the daemon's ``loop()``.
 
-ubusd routes a call to the process that registered the object; the ``ubus`` command line
-(openwrt/ubus, cli.c) reaches it through ``serve_cli(path)``: see tests/unit/standin_bin/ubus.
+ubusd routes a call to the process that registered the object; a caller that gets no answer
+within its timeout ends the call with UBUS_STATUS_TIMEOUT (libubus-req.c:150
+``ubus_complete_request``:
+``unanswered`` objects here); the ``ubus`` command line
+(openwrt/ubus, cli.c) reaches it through ``serve_cli(path)``: see tests/unit/standin_bin/ubus,
+and ``logger`` there writes the lines a plugin logs to a file (FAKE_SYSLOG).
 
 Tests drive it like ``ubus call`` does: ``call(object, method, args)`` queues a request that the
 next ``loop()`` serves (or runs the rpcd plugin), and waits for the reply.
@@ -49,6 +57,7 @@ import json
 import os
 import socketserver
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -61,6 +70,7 @@ BLOBMSG_TYPE_INT64, BLOBMSG_TYPE_INT32, BLOBMSG_TYPE_BOOL = 4, 5, 7
 # libubus' ubusmsg.h
 UBUS_STATUS_OK, UBUS_STATUS_INVALID_ARGUMENT, UBUS_STATUS_METHOD_NOT_FOUND = 0, 2, 3
 UBUS_STATUS_NOT_FOUND, UBUS_STATUS_NO_DATA, UBUS_STATUS_UNKNOWN_ERROR = 4, 5, 9
+UBUS_STATUS_TIMEOUT = 7
 STANDIN_BIN = Path(__file__).resolve().parent / "standin_bin"  # the `ubus` command's stand-in
 _TYPES = {
     str: BLOBMSG_TYPE_STRING,
@@ -112,6 +122,9 @@ class FakeUbus:
         self._lock = threading.Lock()
         self.rpcd: dict[str, tuple[Path, set[str]]] = {}  # object -> (plugin, its methods)
         self.env: dict[str, str] = dict(os.environ)  # what rpcd runs its plugins with
+        # objects that never answer: a call ends with UBUS_STATUS_TIMEOUT when the caller's
+        # timeout runs out (libubus, ubus_complete_request)
+        self.unanswered: set[str] = set()
 
     # --- python-ubus's interface -----------------------------------------------------------------
 
@@ -169,6 +182,10 @@ class FakeUbus:
         call = Call(obj, method, args or {})
         if obj not in self.objects and obj not in self.rpcd:  # ubusd: no such object
             call.status = UBUS_STATUS_NOT_FOUND
+            call.done.set()
+            return call
+        if obj in self.unanswered:
+            call.status = UBUS_STATUS_TIMEOUT
             call.done.set()
             return call
         if obj in self.rpcd:
@@ -240,12 +257,15 @@ class FakeUbus:
             out = done.stdout.lstrip()
             try:
                 value = json.JSONDecoder().raw_decode(out)[0] if out else None
+                parsed = True
             except ValueError:
-                value = None
+                value, parsed = None, False
             if isinstance(value, dict):
                 call.status, call.reply = UBUS_STATUS_OK, value
-            else:
-                call.status = UBUS_STATUS_NO_DATA if not out else UBUS_STATUS_INVALID_ARGUMENT
+            elif parsed and value is None:  # no output, or JSON null (json-c: a NULL object)
+                call.status = UBUS_STATUS_NO_DATA
+            else:  # not JSON, or a value that is not an object (false, [], "text", 1)
+                call.status = UBUS_STATUS_INVALID_ARGUMENT
         call.done.set()
 
     # --- the ubus command line's way in -----------------------------------------------------------
@@ -260,8 +280,10 @@ class FakeUbus:
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
                 request = json.loads(self.rfile.readline())
-                done = bus.call(request["object"], request["method"], request["args"])
-                answer = {"status": done.status, "reply": done.reply}
+                obj = request["object"]
+                found = obj in bus.objects or obj in bus.rpcd  # ubus_lookup_id
+                done = bus.call(obj, request["method"], request["args"])
+                answer = {"status": done.status, "reply": done.reply, "found": found}
                 self.wfile.write(json.dumps(answer).encode() + b"\n")
 
         server = socketserver.ThreadingUnixStreamServer(str(path), Handler)
@@ -269,6 +291,10 @@ class FakeUbus:
         thread.start()
         self.env["FAKE_UBUSD"] = str(path)
         self.env["PATH"] = f"{STANDIN_BIN}{os.pathsep}{self.env.get('PATH', '')}"
+        # the package's `clat-eamt` command (standin_bin/clat-eamt: this interpreter, this tree)
+        self.env["CLAT_EAMT_PYTHON"] = sys.executable
+        self.env["PYTHONPATH"] = str(STANDIN_BIN.parents[2] / "src")
+        self.env["FAKE_SYSLOG"] = str(path.with_name("syslog"))  # standin_bin/logger
         try:
             yield path
         finally:

@@ -270,3 +270,38 @@ def test_idle_clients_are_closed_and_status_answers_again(tmp_path, monkeypatch,
     assert "Traceback" not in err
     busy = [line for line in err.splitlines() if line]
     assert len(busy) == 10 and all("busy: 16 clients connected" in line for line in busy)
+
+
+def test_overview_is_what_the_status_page_shows_in_one_call(tmp_path):
+    """status, a page of the table (limit rows from offset, in the table's order) with its
+    total, the hosts and the history: the LuCI page's one call per refresh."""
+
+    async def scenario(daemon: Daemon, ask: Callable[..., Awaitable[Any]]) -> None:
+        await ask("add", ipv4="192.0.2.11", ipv6="2001:db8:1::11")
+        await ask("add", ipv4="192.0.2.12", ipv6="2001:db8:1::12")
+        whole = await ask("overview")
+        assert whole["mappings"]["total"] == 3 and len(whole["mappings"]["rows"]) == 3
+        assert whole["mappings"]["rows"] == await ask("mappings")
+        assert whole["status"]["mappings"] == 3 and whole["status"]["version"]
+        assert whole["hosts"] == {"total": 0, "rows": []}
+        assert whole["history"] == await ask("history")
+        page = await ask("overview", offset="1", limit="1")
+        assert page["mappings"]["offset"] == 1 and page["mappings"]["total"] == 3
+        assert [r["ipv4"] for r in page["mappings"]["rows"]] == ["192.0.2.11"]
+        for bad in ({"limit": "1001"}, {"limit": "-1"}, {"offset": "x"}):
+            with pytest.raises(CallFailedError, match="expected an integer") as refused:
+                await ask("overview", **bad)
+            assert refused.value.code == "invalid-argument"
+
+    with_daemon(tmp_path, scenario)
+
+
+def test_check_is_the_config_check_of_a_text(tmp_path):
+    async def scenario(daemon: Daemon, ask: Callable[..., Awaitable[Any]]) -> None:
+        assert await ask("check", uci="config globals 'globals'\n") == {"valid": True}
+        refused = await ask("check", uci="config globals 'globals'\n\toption ttl_min 9999\n")
+        [problem] = refused["problems"]
+        assert refused["valid"] is False and problem["option"] == "ttl_min"
+        assert problem["line"] == 2 and "must not be larger than ttl_max" in problem["text"]
+
+    with_daemon(tmp_path, scenario)

@@ -114,13 +114,17 @@ def test_form_options_take_the_schema_datatype_widget_default_and_help(
                 assert "datatype" not in field and field["validates"], option.name
             assert field["kind"] == WIDGET_CLASS[row["widget"]], option.name
             assert field["values"] == row["values"], option.name
-            assert field.get("default") == (None if option.is_list else default_word(option))
+            if row["widget"] in ("flag", "choice"):
+                assert field.get("default") == default_word(option), option.name
+            else:  # an empty field is the default: shown, never written by the form
+                assert field.get("default") is None, option.name
+                assert field["placeholder"] == (default_word(option) or row["example"]), option.name
             help_html = html.escape(option.full_help, quote=False)
             assert field["description"] == re.sub(r"`([^`]*)`", r"<code>\1</code>", help_html)
             # a label of its own, from the view's tab map (not the fallback: the bare name)
             assert field["title"] and field["title"] != option.name, option.name
-            if row["widget"] == "flag":
-                assert field["rmempty"] is False, option.name  # '0' is written, not removed
+            if row["widget"] == "flag":  # rmempty: a flag at its default is removed, '0' of
+                assert "rmempty" not in field, option.name  # enabled (default 1) is written
             if option.required:
                 assert (field["optional"], field["rmempty"]) == (False, False)
 
@@ -133,7 +137,8 @@ def test_globals_tabs(form: dict[str, Any]) -> None:
     assert {o["tab"] for o in section["options"]} == set(tabs)
     assert form["config"] == "clat-eamt"
     # load() creates the section when the file has none (absent means all defaults)
-    assert form["uci_after_load"] == {"clat-eamt": {"globals": {".type": "globals"}}}
+    created = form["uci_after_load"]["clat-eamt"]
+    assert list(created) == ["globals"] and created["globals"][".type"] == "globals"
 
 
 def test_static_grid(form: dict[str, Any]) -> None:

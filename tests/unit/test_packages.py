@@ -47,7 +47,8 @@ default_prerm $0 $@
 """
 # Executable where they land on the router; every other file is 0644.
 EXECUTABLE = re.compile(
-    r"\./(usr/bin/.*|etc/init\.d/.*|etc/uci-defaults/.*|usr/lib/clat-eamt/.*\.sh)"
+    r"\./(usr/bin/.*|etc/init\.d/.*|etc/uci-defaults/.*|usr/lib/clat-eamt/.*\.sh"
+    r"|usr/libexec/rpcd/.*)"  # rpcd's plugins: the ubus object clat-eamt (rpcd runs executables)
 )
 
 
@@ -220,6 +221,7 @@ def test_control_fields(ipks: dict[str, Ipk]) -> None:
         "python3-logging",
         "python3-ctypes",
         "python3-ubus",
+        "rpcd",  # serves the ubus object clat-eamt (the package's plugin)
         "nftables-json",
         "kmod-nft-nat",
         "kmod-nf-conntrack-netlink",
@@ -260,9 +262,7 @@ def test_modes_and_owners(ipks: dict[str, Ipk], dnslib: Ipk) -> None:
                 assert m.mode == 0o755, name
             else:
                 assert m.isfile(), name
-                executable = (ipk is ipks["clat-eamt"] and EXECUTABLE.fullmatch(name)) or (
-                    ipk is ipks["luci-app-clat-eamt"] and name == "./usr/libexec/rpcd/clat-eamt"
-                )  # the rpcd plugin of the ubus object clat-eamt (rpcd runs only executables)
+                executable = ipk is ipks["clat-eamt"] and EXECUTABLE.fullmatch(name)
                 want = 0o755 if executable else 0o644
                 assert m.mode == want, f"{name}: {m.mode:o}"
     data = ipks["clat-eamt"].data()
@@ -271,6 +271,7 @@ def test_modes_and_owners(ipks: dict[str, Ipk], dnslib: Ipk) -> None:
         "./etc/init.d/clat-eamt",
         "./etc/uci-defaults/90-clat-eamt",
         "./usr/lib/clat-eamt/dnsmasq.sh",
+        "./usr/libexec/rpcd/clat-eamt",  # `ubus call clat-eamt` without the LuCI app
     ):
         assert data[name].mode == 0o755, name  # the layout agreed for the router
     assert data["./etc/config/clat-eamt"].mode == 0o644
@@ -381,12 +382,15 @@ def test_scripts_are_openwrts(ipks: dict[str, Ipk], dnslib: Ipk) -> None:
     prerm_pkg = ipks["clat-eamt"].control_file("prerm-pkg")
     assert "/usr/lib/clat-eamt/dnsmasq.sh restore" in prerm_pkg
     assert "killall -HUP rpcd" in ipks["luci-app-clat-eamt"].control_file("postinst-pkg")
+    # rpcd loads the package's plugin (the ubus object clat-eamt) when it starts again
+    assert "killall -HUP rpcd" in ipks["clat-eamt"].control_file("postinst-pkg")
     with ipks["clat-eamt"].part("./control.tar.gz") as tar:
         assert tar.getnames() == [  # tarfile drops the "/" of "./"
             ".",
             "./conffiles",
             "./control",
             "./postinst",
+            "./postinst-pkg",
             "./prerm",
             "./prerm-pkg",
         ]

@@ -33,11 +33,12 @@ from tests.unit.fakeubus import (
     BLOBMSG_TYPE_TABLE,
     UBUS_STATUS_INVALID_ARGUMENT,
     UBUS_STATUS_METHOD_NOT_FOUND,
+    UBUS_STATUS_NO_DATA,
     FakeUbus,
 )
 from tests.unit.standins import ScriptedDataplane, free_port, loopback_config
 
-RPCD_PLUGINS = Path(__file__).resolve().parents[2] / "luci-app/root/usr/libexec/rpcd"
+RPCD_PLUGINS = Path(__file__).resolve().parents[2] / "files/usr/libexec/rpcd"
 
 
 def with_bus(tmp_path: Path, bus: FakeUbus, scenario: Callable[[Daemon], Awaitable[None]]) -> None:
@@ -186,8 +187,9 @@ def test_without_python_ubus_the_daemon_says_so(tmp_path):
 # --- the object `clat-eamt` as LuCI and a shell reach it ---------------------------------------
 # uhttpd's ubus module adds "ubus_rpc_session" (a string) to the arguments of every call it
 # forwards (openwrt/uhttpd, ubus.c ``uh_ubus_send_request``); a shell's `ubus call` sends only
-# what it is given.  Whatever serves `clat-eamt` (the daemon's own object, or an rpcd plugin of
-# the LuCI app, luci-app/root/usr/libexec/rpcd/), both must get an answer.
+# what it is given.  `clat-eamt` is the rpcd plugin of the clat-eamt package (files/usr/libexec/
+# rpcd/: only that package's files here, no LuCI app); both must get an answer, and a failed
+# call is an error object for LuCI and a failed ubus status for a shell.
 
 SESSION = {"ubus_rpc_session": "0123456789abcdef0123456789abcdef"}
 
@@ -235,7 +237,7 @@ def test_ubus_call_add_without_comment_works_and_with_one_keeps_it(tmp_path):
         assert bare.status == 0, f"ubus status {bare.status}"
         assert bare.reply["dataplane"] == "done" and bare.reply["added"][0]["comment"] == ""
         args = {"ipv4": "192.0.2.21", "ipv6": "2001:db8:1::21", "comment": 'it\'s "NAS"\n'}
-        noted = await router_call(bus, "add", args)
+        noted = await router_call(bus, "add", args | SESSION)
         assert noted.status == 0 and noted.reply["error"]["code"] == "invalid-argument"
         args["comment"] = 'it\'s "NAS" ü'
         noted = await router_call(bus, "add", args)
@@ -246,17 +248,26 @@ def test_ubus_call_add_without_comment_works_and_with_one_keeps_it(tmp_path):
 
 
 def test_bad_arguments_get_the_daemons_message_and_change_nothing(tmp_path):
+    """From LuCI (the session argument): the daemon's error object.  From a shell: status
+    UBUS_STATUS_INVALID_ARGUMENT, so `ubus call` fails, and the message in the system log."""
+
     async def scenario(daemon: Daemon, bus: FakeUbus) -> None:
-        unknown = await router_call(bus, "status", {"verbose": "1"})
+        unknown = await router_call(bus, "status", {"verbose": "1", **SESSION})
         assert unknown.status == 0
         assert unknown.reply["error"]["code"] == "invalid-argument"
         assert "unknown argument 'verbose'" in unknown.reply["error"]["message"]
         missing = await router_call(bus, "add", {"ipv4": "192.0.2.20", **SESSION})
         assert "argument 'ipv6' is required" in missing.reply["error"]["message"]
-        typed = await router_call(bus, "del", {"ipv4": 7})
+        typed = await router_call(bus, "del", {"ipv4": 7, **SESSION})
         assert "must be a string" in typed.reply["error"]["message"]
-        nat64 = await router_call(bus, "add", {"ipv4": "192.0.2.20", "ipv6": "2001:db8:64::1"})
+        args = {"ipv4": "192.0.2.20", "ipv6": "2001:db8:64::1"}
+        nat64 = await router_call(bus, "add", args | SESSION)
         assert "NAT64 prefix" in nat64.reply["error"]["message"]
+        shell = await router_call(bus, "add", args)
+        assert (shell.status, shell.reply) == (UBUS_STATUS_INVALID_ARGUMENT, None)
+        log = Path(bus.env["FAKE_SYSLOG"]).read_text()
+        assert "clat-eamt: ubus call clat-eamt add failed: invalid-argument:" in log
+        assert "NAT64 prefix" in log
         assert len(daemon.runtime.engine.table) == 0
         nothing = await router_call(bus, "reboot", {})
         assert nothing.status == UBUS_STATUS_METHOD_NOT_FOUND
@@ -266,13 +277,78 @@ def test_bad_arguments_get_the_daemons_message_and_change_nothing(tmp_path):
 
 def test_without_the_daemon_the_object_says_it_is_not_running(tmp_path):
     async def scenario(daemon: None, bus: FakeUbus) -> None:
-        for args in ({}, SESSION):
-            done = await router_call(bus, "status", args)
-            assert done.status == 0
-            assert done.reply["error"]["code"] == "not-running"
-            assert "service clat-eamt start" in done.reply["error"]["message"]
+        done = await router_call(bus, "status", SESSION)
+        assert done.status == 0
+        assert done.reply["error"]["code"] == "not-running"
+        assert "service clat-eamt start" in done.reply["error"]["message"]
+        shell = await router_call(bus, "status", {})
+        assert (shell.status, shell.reply) == (UBUS_STATUS_NO_DATA, None)
+        assert "not running" in Path(bus.env["FAKE_SYSLOG"]).read_text()
 
     with_router(tmp_path, scenario, daemon=False)
+
+
+def ubus_cli(bus: FakeUbus, *argv: str) -> subprocess.CompletedProcess[str]:
+    """The `ubus` command (its stand-in) as a script runs it: stderr a pipe, not a terminal."""
+    return subprocess.run(
+        ["ubus", *argv], capture_output=True, text=True, env=bus.env, timeout=60, check=False
+    )
+
+
+def test_a_shell_script_sees_a_failed_call_as_a_failed_command(tmp_path):
+    """What a script gets from `ubus call clat-eamt ...`: the answer on stdout and exit 0, or
+    for a bad `add` exit 254 (256 minus UBUS_STATUS_INVALID_ARGUMENT: cli.c ubus_cli_error
+    when stderr is not a terminal) and "Command failed" on stderr."""
+
+    async def scenario(daemon: Daemon, bus: FakeUbus) -> None:
+        status = await asyncio.to_thread(ubus_cli, bus, "call", "clat-eamt", "status")
+        assert status.returncode == 0 and json.loads(status.stdout)["version"]
+        bad = '{"ipv4": "192.0.2.20", "ipv6": "2001:db8:64::1"}'
+        added = await asyncio.to_thread(ubus_cli, bus, "call", "clat-eamt", "add", bad)
+        assert added.returncode == 256 - UBUS_STATUS_INVALID_ARGUMENT, added
+        assert added.stdout == ""
+        assert "Command failed: ubus call clat-eamt add" in added.stderr
+        assert "(Invalid argument)" in added.stderr
+        assert "Usage: ubus" in added.stderr  # cli.c main: -2 is also its usage error
+        good = '{"ipv4": "192.0.2.20", "ipv6": "2001:db8:1::20"}'
+        added = await asyncio.to_thread(ubus_cli, bus, "call", "clat-eamt", "add", good)
+        assert added.returncode == 0 and json.loads(added.stdout)["dataplane"] == "done"
+        checked = await asyncio.to_thread(
+            ubus_cli, bus, "call", "clat-eamt", "check", json.dumps({"uci": "config x\n"})
+        )
+        assert checked.returncode == 0, checked.stderr
+        assert "unknown section type 'x'" in checked.stdout
+
+    with_router(tmp_path, scenario)
+
+
+def test_the_ubus_commands_exit_status(tmp_path):
+    """cli.c: a failed invoke exits 256 minus the status when stderr is not a terminal (a
+    timeout, 7, is 249), the status itself with -S; a missing object exits 4 (the lookup's)."""
+    bus = FakeUbus()
+    with bus.serve_cli(tmp_path / "ubusd.sock"):
+        bus.add_rpcd_plugins(RPCD_PLUGINS)
+        bus.unanswered.add("slow")
+        bus.rpcd["slow"] = bus.rpcd[OBJECT]
+        assert ubus_cli(bus, "call", "slow", "status").returncode == 249
+        assert ubus_cli(bus, "-S", "call", "slow", "status").returncode == 7
+        missing = ubus_cli(bus, "call", "nothing", "status")
+        assert (missing.returncode, missing.stderr) == (4, "Command failed: Not found\n")
+        assert ubus_cli(bus, "call", OBJECT, "status", "{bad").returncode == 256 - 11
+
+
+def test_the_plugin_reports_the_daemons_ubus_status_as_it_is(tmp_path):
+    """Issue 24: a timeout read "ubus status 249" on the pages (the plugin took `ubus`'s exit
+    code, 256 minus the status, for the status)."""
+
+    async def scenario(daemon: Daemon, bus: FakeUbus) -> None:
+        bus.unanswered.add(DAEMON_OBJECT)
+        done = await router_call(bus, "status", SESSION)
+        assert done.reply["error"]["code"] == "failed"
+        message = done.reply["error"]["message"]
+        assert "no answer in 15 s (ubus status 7)" in message, done.reply
+
+    with_router(tmp_path, scenario)
 
 
 def test_the_plugin_lists_the_daemons_methods_and_arguments():

@@ -16,6 +16,7 @@ from ipaddress import IPv4Network
 from typing import Any, Protocol
 
 from clat_eamt.config import ConfigError, StaticEntry, schema, static_from_words
+from clat_eamt.control.check import check_text
 
 JSON = dict[str, Any]
 
@@ -32,6 +33,8 @@ class ControlTarget(Protocol):
     async def status_report(self) -> JSON: ...
 
     async def mapping_rows(self) -> list[JSON]: ...
+
+    async def overview_report(self, offset: int, limit: int) -> JSON: ...
 
     def host_rows(self) -> list[JSON]: ...
 
@@ -70,6 +73,21 @@ async def _status(target: ControlTarget, args: Mapping[str, str]) -> JSON:
     return await target.status_report()
 
 
+def _count(args: Mapping[str, str], name: str, default: int, most: int) -> int:
+    """A row count argument: a decimal 0..most, ``default`` when absent."""
+    word = args.get(name)
+    if word is None:
+        return default
+    if not word.isdigit() or int(word) > most:
+        raise MethodError(f"{name}: expected an integer 0..{most}, got {word!r}")
+    return int(word)
+
+
+async def _overview(target: ControlTarget, args: Mapping[str, str]) -> JSON:
+    offset = _count(args, "offset", 0, 10**9)
+    return await target.overview_report(offset, _count(args, "limit", OVERVIEW_ROWS, MAX_ROWS))
+
+
 async def _mappings(target: ControlTarget, args: Mapping[str, str]) -> list[JSON]:
     return await target.mapping_rows()
 
@@ -106,7 +124,14 @@ async def _history(target: ControlTarget, args: Mapping[str, str]) -> JSON:
     return target.flow_history()
 
 
+async def _check(target: ControlTarget, args: Mapping[str, str]) -> JSON:
+    return check_text(args["uci"])
+
+
 _IPV4 = Arg("ipv4", schema.STATIC_IPV4.help)
+# Rows of one overview (a LuCI status poll every 5 s): a table of 10,000 entries is about 4 MB
+# of JSON and seconds of a router's CPU; the page shows this many and says how many there are.
+OVERVIEW_ROWS, MAX_ROWS = 200, 1000
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
@@ -123,6 +148,19 @@ METHODS: dict[str, Method] = {
             "array of {ipv4, ipv6, pool, fqdn, fqdns, cnames, origin, state, stale_reason, "
             "expires_in, host, comment, refreshes, flows}",
             _mappings,
+        ),
+        Method(
+            "overview",
+            "What the LuCI status page shows, in one call: status, a page of the mapping table "
+            "(limit rows from offset, in the table's order; total), the LAN hosts (at most limit) "
+            "and the flow history.",
+            "{status: object, mappings: {total, offset, rows: [mapping]}, "
+            "hosts: {total, rows: [host]}, history: object}",
+            _overview,
+            (
+                Arg("offset", "The first mapping row, from 0 (default 0).", False),
+                Arg("limit", f"Rows at most (default {OVERVIEW_ROWS}, up to {MAX_ROWS}).", False),
+            ),
         ),
         Method(
             "hosts",
@@ -159,6 +197,15 @@ METHODS: dict[str, Method] = {
             "The effective configuration, run-time static entries included.",
             "{globals: {option: value}, static: [{name, ipv4, ipv6, comment}]}",
             _config,
+        ),
+        Method(
+            "check",
+            "Check the text of a UCI file as the daemon checks /etc/config/clat-eamt (every "
+            "option and the rules between them); changes nothing.  The rpcd plugin answers it "
+            "without the daemon (clat-eamt config check --ubus).",
+            "{valid: true} or {valid: false, problems: [{section, option, line, message, text}]}",
+            _check,
+            (Arg("uci", "The text of a UCI file."),),
         ),
         Method(
             "history",

@@ -63,6 +63,13 @@ def status_json(s: Snapshot) -> JSON:
     }
 
 
+def _report(snap: Snapshot, census: FlowCensus | None) -> JSON:
+    report = status_json(snap)
+    report["summary"] = snap.summary
+    report["flows"] = None if census is None else census.totals(snap.local_prefixes)
+    return report
+
+
 class SnapshotTarget:
     def __init__(self, snapshot: Snapshotter, census: Census, act: Actor) -> None:
         self.snapshot, self.census, self.act = snapshot, census, act
@@ -72,12 +79,26 @@ class SnapshotTarget:
 
     async def status_report(self) -> JSON:
         """``status`` plus the summary counters and the live flows, native vs NAT64."""
+        return _report(self.snapshot(False), await self.census())
+
+    async def overview_report(self, offset: int, limit: int) -> JSON:
+        """What the LuCI status page shows, from one snapshot and one flow census: the status
+        report, ``limit`` mapping rows from ``offset`` (in the table's order) and how many
+        there are, at most ``limit`` hosts, the flow history."""
         census = await self.census()
-        snap = self.snapshot(False)
-        report = status_json(snap)
-        report["summary"] = snap.summary
-        report["flows"] = None if census is None else census.totals(snap.local_prefixes)
-        return report
+        snap = self.snapshot(True)
+        entries = snap.entries or ()
+        flows = census or FlowCensus()
+        rows = [
+            entry_json(e, snap.taken) | {"flows": flows.flows_of(e)}
+            for e in entries[offset : offset + limit]
+        ]
+        return {
+            "status": _report(snap, census),
+            "mappings": {"total": len(entries), "offset": offset, "rows": rows},
+            "hosts": {"total": len(snap.hosts), "rows": list(snap.hosts[:limit])},
+            "history": dict(snap.history),
+        }
 
     async def mapping_rows(self) -> list[JSON]:
         """Every entry (the CLI and LuCI show the whole table), from one snapshot of the table,

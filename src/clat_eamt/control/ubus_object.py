@@ -11,8 +11,8 @@ UBUS_STATUS_INVALID_ARGUMENT to any call whose arguments are not exactly the met
 signature: an argument it does not declare fails, and every argument it declares is required.
 uhttpd adds ``ubus_rpc_session`` to every call LuCI makes (uhttpd ubus.c), a shell's
 ``ubus call`` does not, and ``add`` takes an optional ``comment``: no one signature serves
-them all.  So the public object ``clat-eamt`` is an rpcd exec plugin of the LuCI app
-(luci-app/root/usr/libexec/rpcd/clat-eamt, a few lines of sh: rpcd hands a plugin the call's
+them all.  So the public object ``clat-eamt`` is an rpcd exec plugin of the clat-eamt package
+(files/usr/libexec/rpcd/clat-eamt, a few lines of sh: rpcd hands a plugin the call's
 arguments unchecked) that passes every call on, its arguments wrapped whole as one table
 ``{"args": {...}}``, to this object, ``clat-eamt.daemon``, whose methods all take exactly that
 one table, so python-ubus lets every call through; here ``call_args`` drops uhttpd's session id

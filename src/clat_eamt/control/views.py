@@ -105,6 +105,21 @@ def mappings_text(rows: list[JSON]) -> str:
     return mappings_table(rows, flows=True)
 
 
+def overview_text(overview: JSON) -> str:
+    """The status, then the page of mappings with how many there are."""
+    page = overview["mappings"]
+    shown = f"mappings {page['offset'] + 1}-{page['offset'] + len(page['rows'])} of {page['total']}"
+    parts = [status_text(overview["status"]), ""]
+    parts += [mappings_text(page["rows"]), shown] if page["rows"] else [f"no {shown}"]
+    return "\n".join(parts)
+
+
+def check_text(verdict: JSON) -> str:
+    if verdict["valid"]:
+        return "valid"
+    return "\n".join(p["text"] for p in verdict["problems"])
+
+
 def hosts_text(rows: list[JSON]) -> str:
     if not rows:
         return "(no LAN hosts seen yet)"

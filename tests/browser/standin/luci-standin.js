@@ -32,12 +32,14 @@
  * - poll.add(fn, seconds) as LuCI's Poll (luci.js, Poll.add/start/step): the poll is running
  *   once the page is set up, so a function added runs at the next step, right away (tick 0
  *   is a multiple of every interval), then every `seconds`; it is not run again while its
- *   previous run is still pending; ui.addNotification, ui.createHandlerFn;
+ *   previous run is still pending; ui.addNotification, ui.createHandlerFn, ui.showModal and
+ *   hideModal (one dialog in #modal_overlay, its content replaced by the next);
  *   L.bind, L.resolveDefault, L.toArray, L.url; _() returns its argument;
  *   String.prototype.format for %s %d %%.
  *
  * LuCI's form and uci (the settings view) are in luci-form-standin.js, which registers them
- * in L.standin.modules.
+ * in L.standin.modules, with view.js's footer actions (L.standin.viewActions).  standin/user.js
+ * plays a user's steps on a page (?steps=...): typing, adding to a list, clicking.
  *
  * The page records its outcome on <html>: data-standin="rendered" or "failed", and
  * data-polls (refreshes that ran); errors (also unhandled rejections) go to #standin-errors.
@@ -201,6 +203,25 @@
 	};
 
 	var ui = {
+		// ui.js showModal / hideModal: one dialog, div.modal in #modal_overlay, whose content a
+		// new showModal replaces; body gets modal-overlay-active while it is open
+		showModal: function(title, children) {
+			var overlay = document.getElementById('modal_overlay');
+			if (!overlay) {
+				overlay = E('div', { 'id': 'modal_overlay' }, [ E('div', { 'class': 'modal', 'id': 'modal' }) ]);
+				document.getElementById('maincontent').appendChild(overlay);
+			}
+			var dialog = overlay.firstChild;
+			dom.content(dialog, [ title ? E('h4', [ title ]) : '' ].concat(children));
+			document.body.classList.add('modal-overlay-active');
+			return dialog;
+		},
+		hideModal: function() {
+			document.body.classList.remove('modal-overlay-active');
+			var overlay = document.getElementById('modal_overlay');
+			if (overlay)
+				overlay.remove();
+		},
 		addNotification: function(title, children, cls) {
 			var n = E('div', { 'class': 'alert-message ' + (cls || '') }, [ title ? E('h4', [ title ]) : '', E('div', children) ]);
 			document.getElementById('notifications').appendChild(n);
@@ -218,16 +239,30 @@
 	};
 
 	var baseclass = Class.extend({});
+	// view.js: a view's nodes, and the footer with Save & Apply / Save / Reset unless the view
+	// sets handleSave (and handleSaveApply) to null; the form stand-in does the saving.
 	var view = Class.extend({
 		__init__: function() {
-			var vp = document.getElementById('view');
+			var vp = document.getElementById('view'), self = this;
 			return Promise.resolve(this.load()).then(L.bind(this.render, this)).then(function(nodes) {
 				dom.content(vp, nodes);
+				if (self.handleSave)
+					vp.appendChild(E('div', { 'class': 'cbi-page-actions' }, [
+						E('button', { 'class': 'btn cbi-button cbi-button-apply', 'data-action': 'save-apply',
+							'click': function(ev) { return self.handleSaveApply(ev).catch(function() {}); } }, [ _('Save & Apply') ]), ' ',
+						E('button', { 'class': 'btn cbi-button cbi-button-save', 'data-action': 'save',
+							'click': function(ev) { return self.handleSave(ev).catch(function() {}); } }, [ _('Save') ]), ' ',
+						E('button', { 'class': 'btn cbi-button cbi-button-reset', 'data-action': 'reset',
+							'click': function() { location.reload(); } }, [ _('Reset') ])
+					]));
 				root.setAttribute('data-standin', 'rendered');
 			}).catch(fail);
 		},
 		load: function() {},
-		render: function() {}
+		render: function() {},
+		handleSave: function(ev) { return L.standin.viewActions.handleSave(ev); },
+		handleSaveApply: function(ev) { return L.standin.viewActions.handleSaveApply(ev); },
+		handleReset: function() {}
 	});
 	var modules = { baseclass: baseclass, view: view, rpc: rpc, poll: poll, ui: ui };
 	L.standin = { modules: modules, fail: fail };

@@ -2,6 +2,8 @@
 'require view';
 'require form';
 'require uci';
+'require rpc';
+'require ui';
 'require clat-eamt.schema as schema';
 'require clat-eamt.validate as validate';
 
@@ -18,13 +20,19 @@
  * tests/unit/test_luci_settings.py runs it against a stand-in of LuCI's form and checks that
  * every schema option appears exactly once, with the schema's datatype.
  *
- * Rules between options (tayga needs clat_ipv6 and a Pref64, a static IPv4 prefix needs as many
- * host bits as its IPv6 prefix, ...) are not repeated here: the daemon checks them when Save &
- * Apply makes it reload, refuses a file with problems and keeps running as it was, so the page
- * tells the user where to look.
+ * Rules between options (ttl_min <= ttl_max, tayga needs clat_ipv6 and a Pref64, the pool must
+ * be private and at least a /30, a static IPv4 prefix needs as many host bits as its IPv6
+ * prefix, ...) are the daemon's: before anything is staged, the daemon's own check
+ * (`clat-eamt config check`, the ubus method clat-eamt check) is asked about the settings as
+ * they would be, and a refusal stops it with the daemon's words.  It sits in uci.save, the one
+ * step every way of staging takes on this page: the page's Save, and the static entries'
+ * dialog, which saves a form.Map of its own (form.js GridSection.handleAdd ->
+ * renderMoreOptionsModal, handleModalSave).  Restating those rules here would be a second copy
+ * to drift; the check is the one the daemon applies when it reloads.
  */
 
 var CONFIG = 'clat-eamt';
+var callCheck = rpc.declare({ object: 'clat-eamt', method: 'check', params: [ 'uci' ] });
 
 // Tab name, tab title, and the options of the globals section it shows, in order, with their
 // labels.
@@ -121,29 +129,33 @@ function addOption(s, tab, opt, title) {
 	if (opt.widget == 'flag' || opt.widget == 'choice')
 		o.datatype = opt.datatype;
 	else
-		// LuCI calls it per value (per item of a list) after the empty check
 		o.validate = function(section_id, value) {
+			// LuCI calls this with '' too: for an empty field that may be empty (validation.js
+			// Validator.validate runs it after its empty check) and for a DynamicList's empty
+			// "add" field, always (ui.js UIDynamicList.render: addValidator(..., true, validate)).
+			// An empty field is an absent option: the daemon's default.
+			if (value == null || value === '')
+				return (opt.required && opt.widget != 'list') ? _('a value') : true;
 			return validate.check(opt.rule, value);
 		};
 
 	if (opt.widget == 'flag') {
 		o.enabled = '1';
 		o.disabled = '0';
-		// write '0' instead of removing the option: a removed option is the daemon's default,
-		// which is '1' for enabled
-		o.rmempty = false;
 	}
 	else if (opt.widget == 'choice') {
 		opt.values.forEach(function(value) { o.value(value); });
 	}
 
-	if (opt.widget != 'list') {
+	// The file keeps only what differs from the daemon's defaults, and a Save without an edit
+	// changes nothing (form.js AbstractValue.parse: an empty value, or one equal to `default`,
+	// is removed; another is written when it differs from the file's).  A typed field left
+	// empty is the default, shown as the placeholder (with `default` set, a value the file sets
+	// to its default would be removed on every Save).  A flag or a choice shows its default:
+	// one set to it is removed (the same to the daemon), another written ('0' for enabled).
+	if (opt.widget == 'flag' || opt.widget == 'choice')
 		o.default = opt.default;
-		o.placeholder = opt.default || opt.example;
-	}
-	else {
-		o.placeholder = opt.example;
-	}
+	o.placeholder = opt.default || opt.example;
 
 	if (opt.required) {
 		o.optional = false;
@@ -151,6 +163,78 @@ function addOption(s, tab, opt, title) {
 	}
 
 	return o;
+}
+
+// The settings as Save would stage them, as the text of a UCI file: every section of the
+// config with the values uci.js holds after the form's parse (uci.get: changes included,
+// removed options left out), quoted as `uci export` quotes.
+function uciText() {
+	var quote = function(v) { return "'" + String(v).replace(/'/g, "'\\''") + "'"; };
+	return uci.sections(CONFIG).map(function(s) {
+		var sid = s['.name'], lines = [ 'config ' + s['.type'] + (s['.anonymous'] ? '' : ' ' + quote(sid)) ];
+		Object.keys(s).filter(function(k) { return k.charAt(0) != '.'; }).forEach(function(k) {
+			var v = uci.get(CONFIG, sid, k);
+			if (Array.isArray(v))
+				v.forEach(function(item) { lines.push('\tlist ' + k + ' ' + quote(item)); });
+			else if (v != null)
+				lines.push('\toption ' + k + ' ' + quote(v));
+		});
+		return lines.join('\n');
+	}).join('\n\n') + '\n';
+}
+
+// The daemon's check of those settings (the ubus method clat-eamt check runs `clat-eamt config
+// check` on them): resolves when it accepts them, rejects with its problems, one per line.  When
+// it cannot be asked (no object, no access), staging goes on: the daemon checks again when Save
+// & Apply reloads it, and keeps its running configuration if it refuses.
+function daemonCheck() {
+	return callCheck(uciText()).then(function(reply) {
+		if (reply != null && typeof reply == 'object' && Array.isArray(reply.problems) && reply.problems.length)
+			throw new TypeError(_('The daemon refuses these settings (clat-eamt config check):') + '\n'
+				+ reply.problems.map(function(p) {
+					return p.text ? String(p.text) : (p.option ? p.option + ': ' : '') + String(p.message);
+				}).join('\n'));
+		if (reply == null || typeof reply != 'object' || reply.valid !== true)
+			throw new Error(_('no answer (%s)').format(JSON.stringify(reply)));
+	}).catch(function(err) {
+		if (err instanceof TypeError)
+			throw err;
+		ui.addNotification(null, E('p', [ _('The settings could not be checked with clat-eamt before saving (%s); the daemon checks them when Save & Apply reloads it.').format(err.message || err) ]), 'warning');
+	});
+}
+
+// uci.save with the daemon's check first (see the top).  The page's Save shows a refusal in
+// LuCI's "Save error" dialog (form.js Map.save); the static entries' dialog swallows its save's
+// rejection (form.js handleModalSave: .catch(function() {})), so the refusal is also put at the
+// top of that dialog, which stays open.
+function checkedSave(stage) {
+	return function() {
+		var args = arguments;
+		return daemonCheck().then(function() {
+			return stage.apply(uci, args);
+		}, function(err) {
+			var dialog = document.querySelector('body.modal-overlay-active #modal_overlay > .modal');
+			if (dialog)
+				dialog.insertBefore(E('div', { 'class': 'alert-message error clat-eamt-refused' }, [
+					E('p', { 'style': 'white-space:pre-wrap' }, [ err.message ]) ]), dialog.firstChild);
+			throw err;
+		});
+	};
+}
+
+// A value typed into a list's "add" field and refused there (marked with the option's message)
+// would be left out of Save silently: LuCI's list counts as valid at Save (form.js Map.save ->
+// checkDepends re-runs the list's own validator, which sees ''), and its getValue drops an add
+// field marked invalid (ui.js UIDynamicList.getValue).  So Save stops on it with the message.
+function refusedAddFields(map) {
+	var bad = Array.prototype.slice.call(map.findElements('.cbi-dynlist .add-item > input.cbi-input-invalid'));
+	if (!bad.length)
+		return;
+	throw new TypeError(bad.map(function(input) {
+		var row = input.closest('.cbi-value'), label = row ? row.querySelector('.cbi-value-title') : null;
+		return _('Option "%s": "%s" is not added: %s').format(label ? label.textContent.trim() : '?',
+			input.value, input.getAttribute('data-tooltip') || '');
+	}).join('\n'));
 }
 
 // Pref64: discovered from DNS when the list is empty, else the list. A choice that lives only
@@ -183,9 +267,20 @@ return view.extend({
 		schema.options.forEach(function(opt) { byName[opt.name] = opt; });
 
 		m = new form.Map(CONFIG, _('CLAT EAMT'),
-			_('Each value is checked here as the daemon checks it. Rules between options (tayga needs a CLAT IPv6 address and a Pref64, a static entry needs prefixes of equal suffix length) are checked by the daemon when Save & Apply reloads it: it refuses a file with problems and keeps running with its previous configuration. After applying, look at the %sStatus%s page, or run %s on the router.')
+			_('Each value is checked here as the daemon checks it, and Save asks the daemon to check the settings as a whole (rules between options: the TTL floor not above the ceiling, what tayga needs, a private pool of at least a /30, static entries of equal suffix length): what it refuses is not saved, and its message says why. After applying, look at the %sStatus%s page, or run %s on the router.')
 				.format('<a href="%s">'.format(L.url('admin', 'services', 'clat-eamt', 'status')), '</a>',
 					'<code>clat-eamt config check /etc/config/clat-eamt</code>'));
+
+		// form.js Map.save: parse() (each field's check, values into uci.js), then uci.save();
+		// a rejection stops it there with the message in LuCI's "Save error" dialog.
+		var parse = m.parse;
+		m.parse = function() {
+			return parse.apply(this, arguments).then(L.bind(refusedAddFields, null, this));
+		};
+		if (!uci.save.checked) {  // this page's uci: render may run again
+			uci.save = checkedSave(uci.save);
+			uci.save.checked = true;
+		}
 
 		s = m.section(form.NamedSection, 'globals', 'globals');
 		s.addremove = false;

@@ -17,18 +17,21 @@
  * becomes a note saying what to do, never an exception.
  */
 
-// The ubus object clat-eamt (the rpcd plugin of this app, in front of the daemon).
-var callStatus = rpc.declare({ object: 'clat-eamt', method: 'status' });
-// List results come wrapped in an object (ubus replies are objects): {"mappings": [...]}.
-var callMappings = rpc.declare({ object: 'clat-eamt', method: 'mappings', expect: { mappings: [] } });
-var callHosts = rpc.declare({ object: 'clat-eamt', method: 'hosts', expect: { hosts: [] } });
-var callHistory = rpc.declare({ object: 'clat-eamt', method: 'history', expect: { '': {} } });
+// The ubus object clat-eamt (the clat-eamt package's rpcd plugin, in front of the daemon).
+// One call per refresh: overview holds everything the page shows (status, a page of the
+// mapping table, the LAN hosts, the flow history).
+var callOverview = rpc.declare({ object: 'clat-eamt', method: 'overview', params: [ 'limit' ] });
 var callDel = rpc.declare({ object: 'clat-eamt', method: 'del', params: [ 'ipv4' ] });
 var callFlush = rpc.declare({ object: 'clat-eamt', method: 'flush' });
 var callRcList = rpc.declare({ object: 'rc', method: 'list', params: [ 'name' ], expect: { '': {} } });
+// rpcd's answer whether this login's session may call a method (session.c rpc_handle_access),
+// the check form.js makes for UCI: buttons a login cannot use are not shown.
+var callAccess = rpc.declare({ object: 'session', method: 'access', params: [ 'scope', 'object', 'function' ], expect: { access: false } });
 // ubus status codes (libubus ubusmsg.h), as rpc.declare resolves them when a call fails
 var UBUS_STATUS = { 1: 'invalid command', 2: 'invalid argument', 3: 'method not found', 4: 'not found',
 	5: 'no data', 6: 'permission denied', 7: 'timeout', 8: 'not supported', 9: 'unknown error', 10: 'connection failed' };
+// Mapping rows one refresh asks for; the page says how many there are beyond them.
+var ROWS = 200;
 var callRcInit = rpc.declare({ object: 'rc', method: 'init', params: [ 'name', 'action' ] });
 
 var POLL_SECONDS = 5;
@@ -105,31 +108,35 @@ function replyProblem(reply) {
 	return null;
 }
 
-// A rejected call: a JSON-RPC error from uhttpd/rpcd, or the network.
-function rejectProblem(err) {
+// A rejected call: a JSON-RPC error from uhttpd (rpc.js rejects with its message: -32000
+// "Object not found", -32002 "Access denied", uhttpd ubus.c json_errors), or the network.
+// `access` says which part of the app's access group the call needs: 'read' or 'write'.
+function rejectProblem(access, err) {
 	var message = String(err && err.message || err);
 	if (/Object not found/.test(message))
-		return { kind: 'error', message: _('there is no ubus object clat-eamt: rpcd has not loaded the plugin of luci-app-clat-eamt (run service rpcd restart, or reinstall the package)') };
+		return { kind: 'error', message: _('there is no ubus object clat-eamt: rpcd has not loaded the plugin of the clat-eamt package (run service rpcd restart, or reinstall clat-eamt)') };
 	if (/Access denied/.test(message))
-		return { kind: 'error', message: _('your login may not call clat-eamt (it needs the access group luci-app-clat-eamt)') };
+		return { kind: 'error', message: access == 'write'
+			? _('your login may read clat-eamt but not change it: it needs write access of the access group luci-app-clat-eamt')
+			: _('your login may not read clat-eamt: it needs read access of the access group luci-app-clat-eamt') };
 	return { kind: 'error', message: message };
 }
 
-// Everything one refresh needs: status first; the rest only when status is an answer.  rc
-// tells whether the service exists and is enabled.
+// Everything one refresh needs, in one call.  When there is no answer, rc tells whether the
+// service exists and is enabled.
 function fetchAll() {
-	return callStatus().then(function(status) {
-		var problem = replyProblem(status);
+	return callOverview(String(ROWS)).then(function(reply) {
+		var problem = replyProblem(reply);
 		if (problem)
 			return problem;
-		return Promise.all([
-			L.resolveDefault(callMappings(), []),
-			L.resolveDefault(callHosts(), []),
-			L.resolveDefault(callHistory(), {})
-		]).then(function(r) {
-			return { status: status, mappings: r[0], hosts: r[1], history: r[2] };
-		});
-	}, rejectProblem).then(function(data) {
+		return {
+			status: field(reply, [ 'status' ], {}),
+			mappings: field(reply, [ 'mappings', 'rows' ], []),
+			mappingsTotal: field(reply, [ 'mappings', 'total' ], 0),
+			hosts: field(reply, [ 'hosts', 'rows' ], []),
+			history: field(reply, [ 'history' ], {})
+		};
+	}, L.bind(rejectProblem, null, 'read')).then(function(data) {
 		if (!data.kind)
 			return data;
 		return L.resolveDefault(callRcList('clat-eamt'), {}).then(function(rc) {
@@ -163,13 +170,20 @@ return view.extend({
 	sortDesc: false,
 	filterText: '',
 	data: null,
+	may: { del: false, flush: false, init: false },  // what this login may do (load())
 
 	load: function() {
-		return fetchAll();
+		var may = function(obj, fn) { return L.resolveDefault(callAccess('ubus', obj, fn), false); };
+		return Promise.all([ fetchAll(), may('clat-eamt', 'del'), may('clat-eamt', 'flush'), may('rc', 'init') ]).then(L.bind(function(r) {
+			this.may = { del: r[1] === true, flush: r[2] === true, init: r[3] === true };
+			return r[0];
+		}, this));
 	},
 
 	handleServiceAction: function(action) {
-		return callRcInit('clat-eamt', action).then(L.bind(function() {
+		return callRcInit('clat-eamt', action).then(L.bind(function(res) {
+			if (typeof res == 'number' && res != 0)
+				throw new Error(_('rc init answered ubus status %d (%s)').format(res, UBUS_STATUS[res] || _('unknown')));
 			// procd starts the daemon in the background: give it a moment to register on ubus.
 			return new Promise(function(resolve) { window.setTimeout(resolve, 2000); });
 		}, this)).then(L.bind(this.refresh, this)).catch(function(err) {
@@ -178,7 +192,7 @@ return view.extend({
 	},
 
 	handleDelete: function(ipv4) {
-		return callDel(ipv4).then(replyProblem, rejectProblem).then(L.bind(function(problem) {
+		return callDel(ipv4).then(replyProblem, L.bind(rejectProblem, null, 'write')).then(L.bind(function(problem) {
 			if (problem)
 				ui.addNotification(null, E('p', [ _('Not deleted: %s').format(problem.message) ]), 'error');
 			return this.refresh();
@@ -188,7 +202,7 @@ return view.extend({
 	handleFlush: function() {
 		return callFlush().then(function(res) {
 			return replyProblem(res) || res;
-		}, rejectProblem).then(L.bind(function(res) {
+		}, L.bind(rejectProblem, null, 'write')).then(L.bind(function(res) {
 			if (res.kind)
 				ui.addNotification(null, E('p', [ _('Not flushed: %s').format(res.message) ]), 'error');
 			else
@@ -224,14 +238,14 @@ return view.extend({
 				notes.push(note('warning', [
 					E('p', [ _('The clat-eamt daemon is not running, so there is nothing to show: %s').format(data.problem.message) ]),
 					(data.service && !data.service.enabled) ? E('p', [ _('It is also disabled at boot: enable it on System > Startup.') ]) : '',
-					E('button', { 'class': 'btn cbi-button cbi-button-apply', 'data-action': 'start',
+					!this.may.init ? E('p', [ _('Your login may not start it (it needs write access of the access group luci-app-clat-eamt).') ]) : E('button', { 'class': 'btn cbi-button cbi-button-apply', 'data-action': 'start',
 						'click': ui.createHandlerFn(this, 'handleServiceAction', 'start') }, [ _('Start clat-eamt') ])
 				]));
 			else
 				notes.push(note('error', [
 					E('p', { 'class': 'clat-eamt-cannot-ask' }, [ _('Cannot ask the clat-eamt daemon: %s').format(data.problem.message) ]),
 					E('p', [ _('On the router, %s shows what the daemon answers and %s why it does not.').format('ubus call clat-eamt status', 'logread -e clat-eamt') ]),
-					(data.service && !data.service.running) ? E('button', { 'class': 'btn cbi-button cbi-button-apply', 'data-action': 'restart',
+					(this.may.init && data.service && !data.service.running) ? E('button', { 'class': 'btn cbi-button cbi-button-apply', 'data-action': 'restart',
 						'click': ui.createHandlerFn(this, 'handleServiceAction', 'restart') }, [ _('Restart clat-eamt') ]) : ''
 				]));
 			return notes;
@@ -257,7 +271,7 @@ return view.extend({
 		if (restart.length)
 			notes.push(note('warning', [
 				E('p', [ _('Saved options that take effect only after a restart: %s').format(restart.map(text).join(', ')) ]),
-				E('button', { 'class': 'btn cbi-button cbi-button-apply', 'data-action': 'restart',
+				!this.may.init ? '' : E('button', { 'class': 'btn cbi-button cbi-button-apply', 'data-action': 'restart',
 					'click': ui.createHandlerFn(this, 'handleServiceAction', 'restart') }, [ _('Restart clat-eamt') ])
 			]));
 		if (field(st, [ 'enabled' ], true) === false)
@@ -302,6 +316,14 @@ return view.extend({
 			[ _('Refused'), refusedText ],
 			[ _('Dataplane'), _('%d apply failures, %d answers released unmapped').format(sum.apply_failures || 0, sum.released_unmapped || 0) ]
 		]);
+	},
+
+	// Every counter the daemon keeps, by its name, as `status` has them: a counter a newer
+	// daemon adds shows here without a change to this page.
+	renderAllCounters: function(st) {
+		var counters = field(st, [ 'counters' ], {});
+		var rows = Object.keys(counters).sort().map(function(k) { return [ k, text(counters[k]) ]; });
+		return rows.length ? keyValueTable(rows) : E('p', [ _('No counters yet.') ]);
 	},
 
 	// The last hour of flows as two lines.  Built as SVG markup from numbers only (E() parses
@@ -354,7 +376,7 @@ return view.extend({
 		var body = rows.map(L.bind(function(r) {
 			return E('tr', { 'class': 'tr', 'data-ipv4': r.ipv4 }, COLUMNS.map(function(c) {
 				return E('td', { 'class': 'td', 'data-title': c.title }, [ String(c.show ? c.show(r) : r[c.key]) ]);
-			}).concat([ E('td', { 'class': 'td' }, deletable(r) ? [
+			}).concat([ E('td', { 'class': 'td' }, (this.may.del && deletable(r)) ? [
 				E('button', { 'class': 'btn cbi-button cbi-button-remove', 'data-action': 'del',
 					'click': ui.createHandlerFn(this, 'handleDelete', r.ipv4) }, [ _('Delete') ])
 			] : []) ]));
@@ -363,7 +385,12 @@ return view.extend({
 			body = [ E('tr', { 'class': 'tr placeholder' }, [ E('td', { 'class': 'td', 'colspan': COLUMNS.length + 1 }, [
 				this.data && this.data.mappings && this.data.mappings.length ? _('No mapping matches the filter.')
 					: _('No mappings yet: they appear when an IPv4-only LAN host asks DNS for a name that also has an IPv6 address.') ]) ]) ];
-		L.dom.content(this.mappingsNode, E('table', { 'class': 'table', 'id': 'clat-eamt-mappings' }, [ head ].concat(body)));
+		var total = (this.data && this.data.mappingsTotal) || 0, shown = ((this.data && this.data.mappings) || []).length;
+		L.dom.content(this.mappingsNode, [
+			E('table', { 'class': 'table', 'id': 'clat-eamt-mappings' }, [ head ].concat(body)),
+			total > shown ? E('p', { 'class': 'cbi-section-descr', 'id': 'clat-eamt-mappings-capped' }, [
+				_('The first %d of %d mappings (in address order); the whole table: %s').format(shown, total, 'clat-eamt mappings') ]) : ''
+		]);
 	},
 
 	renderHosts: function(hosts) {
@@ -392,6 +419,7 @@ return view.extend({
 			return;
 		L.dom.content(this.healthNode, this.renderHealth(data.status));
 		L.dom.content(this.countersNode, this.renderCounters(data.status));
+		L.dom.content(this.allCountersNode, this.renderAllCounters(data.status));
 		L.dom.content(this.chartNode, this.renderChart(data.history));
 		L.dom.content(this.hostsNode, this.renderHosts(data.hosts));
 		this.renderMappings();
@@ -401,6 +429,7 @@ return view.extend({
 		this.notesNode = E('div', { 'id': 'clat-eamt-notes' });
 		this.healthNode = E('div', { 'id': 'clat-eamt-health' });
 		this.countersNode = E('div', { 'id': 'clat-eamt-counters' });
+		this.allCountersNode = E('div', { 'id': 'clat-eamt-all-counters' });
 		this.chartNode = E('div', { 'id': 'clat-eamt-chart' });
 		this.mappingsNode = E('div');
 		this.hostsNode = E('div');
@@ -411,6 +440,7 @@ return view.extend({
 		this.liveNode = E('div', [
 			E('h3', [ _('Health') ]), this.healthNode,
 			E('h3', [ _('Counters') ]), this.countersNode,
+			E('details', [ E('summary', [ _('All counters') ]), this.allCountersNode ]),
 			E('h3', [ _('Live flows, last hour') ]),
 			E('p', { 'class': 'cbi-section-descr' }, [
 				E('span', { 'style': 'color:#2a8c3c' }, [ '\u25a0 ' + _('native (EAM)') ]), '   ',
@@ -420,7 +450,7 @@ return view.extend({
 			E('h3', [ _('Mappings') ]),
 			E('div', { 'class': 'cbi-section-actions', 'style': 'display:flex;gap:1em;margin-bottom:.5em' }, [
 				filter,
-				E('button', { 'class': 'btn cbi-button cbi-button-reset', 'data-action': 'flush',
+				!this.may.flush ? '' : E('button', { 'class': 'btn cbi-button cbi-button-reset', 'data-action': 'flush',
 					'title': _('Retire every entry learned from DNS; static entries stay and running connections keep their path'),
 					'click': ui.createHandlerFn(this, 'handleFlush') }, [ _('Flush learned entries') ])
 			]),

@@ -49,8 +49,11 @@ return baseclass.extend({
 	title: _('CLAT EAMT'),
 
 	load: function() {
-		// A rejected call (no object, no access) is shown as such, never passed on.
-		return L.resolveDefault(callStatus(), null);
+		// A rejected call (rpc.js: a JSON-RPC error of uhttpd, -32000 "Object not found" or
+		// -32002 "Access denied") is shown as such, never passed on.
+		return callStatus().catch(function(err) {
+			return { rejected: String(err && err.message || err) };
+		});
 	},
 
 	render: function(st) {
@@ -61,8 +64,12 @@ return baseclass.extend({
 		catch (err) {
 			lines = [ [ _('Daemon'), _('cannot show its status: %s').format(String(err && err.message || err)) ] ];
 		}
-		if (st === null)
-			lines = [ [ _('Daemon'), _('cannot ask the daemon: no ubus object clat-eamt, or no access to it') ] ];
+		if (isObject(st) && st.rejected != null)
+			lines = [ [ _('Daemon'), /Access denied/.test(st.rejected)
+				? _('this login may not read clat-eamt: it needs read access of the access group luci-app-clat-eamt')
+				: /Object not found/.test(st.rejected)
+				? _('cannot ask the daemon: there is no ubus object clat-eamt (is the clat-eamt package installed? then: service rpcd restart)')
+				: _('cannot ask the daemon: %s').format(st.rejected) ] ];
 		return E('table', { 'class': 'table', 'id': 'clat-eamt-overview' }, lines.map(function(row) {
 			return E('tr', { 'class': 'tr' }, [
 				E('td', { 'class': 'td left', 'width': '33%' }, [ row[0] ]),
