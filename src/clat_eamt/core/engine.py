@@ -284,10 +284,8 @@ class Engine:
                 f"{show(ipv4)} -> {show(ipv6)} is a {existing.origin} entry ({existing.state})",
             )
         changes: list[_EngineChange] = []
-        for other in self.table:
-            if other.key == key or other.state is not State.VALID:
-                continue
-            if not other.ipv4.overlaps(ipv4):
+        for other in self.table.valid_overlapping(ipv4):  # O(log n): no scan per entry
+            if other.key == key:
                 continue
             newer_provider = other.origin is origin is Origin.PROVIDER  # the newer one wins
             if other.origin.rank >= origin.rank and not newer_provider:
