@@ -108,6 +108,7 @@ class ModelDriver:
     discovering: bool | None = None
     restarts: int = 0
     hooked: list[c.RehookDns] = field(default_factory=list)
+    fetches: list[c.FetchProvider] = field(default_factory=list)  # the operator's table
 
     def handle(self, event: e.Event) -> tuple[float | None, tuple[dict[str, Any], str | None]]:
         return self.run(self.runtime.handle(event, self.now))
@@ -172,6 +173,8 @@ class ModelDriver:
                     self.settings.append(command)
                 case c.RehookDns():
                     self.hooked.append(command)
+                case c.FetchProvider():
+                    self.fetches.append(command)
                 case c.Say():
                     self.said.append(command)
         return life, reply

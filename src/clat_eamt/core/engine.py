@@ -8,7 +8,7 @@ It is still pure: the shells decide when to call it and apply what it returns.
 - ``tick``         time passes: TTL expiry, Stale -> Invalid when the flow oracle says so
 - ``sync_static``  the configured static entries (applied as a diff on start and reload)
 - ``add_static`` / ``delete`` / ``flush``   the operator's actions
-- ``upsert_provider``                       an entry from the provider's table
+- ``upsert_provider`` / ``sync_provider``   an entry from the provider's table, or all of it
 """
 
 from __future__ import annotations
@@ -199,6 +199,32 @@ class Engine:
         """An entry of the provider's table (approach 3 of the slides): outranks dns entries,
         never a static one; lives for ``ttl`` seconds unless refreshed."""
         return self._install(Origin.PROVIDER, ipv4, ipv6, now=now, expires=now + ttl)
+
+    def sync_provider(
+        self, entries: Iterable[tuple[IPv4Network, IPv6Network, float, str]], now: float
+    ) -> Outcome:
+        """Make the provider entries equal the operator's table just taken (``core.provider``):
+        each (IPv4, IPv6, end, comment) installed or refreshed until its end, over dns entries
+        and never over a static one; the Valid provider entries it no longer lists go Stale
+        (their flows keep running).  Entries the table holds but the router cannot install (a
+        static entry covers them, the pool is full) come back as refusals."""
+        wanted = {(ipv4, ipv6): (end, comment) for ipv4, ipv6, end, comment in entries}
+        changes: list[Change] = [
+            MarkStale(e.key, Event.DELETE)
+            for e in self.table
+            if e.origin is Origin.PROVIDER and e.state is State.VALID and e.key not in wanted
+        ]
+        outcome = self._commit(changes, now)
+        ops, events = list(outcome.ops), list(outcome.events)
+        refusals: list[Refusal] = []
+        for (ipv4, ipv6), (end, comment) in wanted.items():
+            done = self._install(
+                Origin.PROVIDER, ipv4, ipv6, now=now, expires=end, comment=comment
+            )  # each diff follows the one before: the ops apply in this order
+            ops += done.ops
+            events += done.events
+            refusals += done.refusals
+        return Outcome(tuple(ops), tuple(events), refusals=tuple(refusals))
 
     def delete(self, ipv4: IPv4Network, now: float, origin: Origin | None = None) -> Outcome:
         """Operator delete: the Valid entries with exactly this IPv4 prefix go Stale; their flows

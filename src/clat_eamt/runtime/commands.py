@@ -88,6 +88,17 @@ class CountFlows:
 
 
 @dataclass(frozen=True)
+class FetchProvider:
+    """Fetch the operator's table from ``url`` (trusting ``ca`` besides the system's CAs), and
+    its signature from ``url`` + ".sig" when a ``key`` is set; check it and report it
+    (``ProviderOffered``)."""
+
+    url: str
+    key: str
+    ca: str
+
+
+@dataclass(frozen=True)
 class FollowPref64:
     """Run RFC 7050 discovery (``discover``) or stop it."""
 
@@ -132,5 +143,6 @@ class Say:
 
 Command = (
     ApplyOps | Release | Reply | Publish | RestartDataplane | StartDataplane | Reconcile
-    | SetHosts | AskAgain | CountFlows | FollowPref64 | Configure | RehookDns | Redo | Say
+    | SetHosts | AskAgain | CountFlows | FetchProvider | FollowPref64 | Configure | RehookDns
+    | Redo | Say
 )  # fmt: skip

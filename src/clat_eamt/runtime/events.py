@@ -83,7 +83,19 @@ class OperatorFlush:
     """``clat-eamt flush``: every learned entry retires (flows kept)."""
 
 
-OperatorEvent = OperatorAdd | OperatorDelete | OperatorFlush
+@dataclass(frozen=True)
+class ProviderOffered:
+    """An operator's table, fetched from provider_url (``via`` "fetch") or pushed by the
+    operator's agent ("push"): its bytes, or the ``problem`` that kept it from being read or
+    trusted (the fetch failed, its signature is bad or missing); ``wall`` the time of day."""
+
+    data: bytes | None
+    via: str
+    problem: str | None
+    wall: float
+
+
+OperatorEvent = OperatorAdd | OperatorDelete | OperatorFlush | ProviderOffered
 
 
 @dataclass(frozen=True)
@@ -159,7 +171,8 @@ class Listening:
 
 Event = (
     AnswerObserved | AnswerReleased | Tick | BatchDone | BatchFailed | Reconfigured
-    | ReloadRefused | OperatorAdd | OperatorDelete | OperatorFlush | DataplaneDied | ProbeResult
+    | ReloadRefused | OperatorAdd | OperatorDelete | OperatorFlush | ProviderOffered
+    | DataplaneDied | ProbeResult
     | DataplaneStarted | DataplaneReady | DataplaneStartFailed | Pref64Found | FlowsCounted
     | RefreshDone | Listening
 )  # fmt: skip

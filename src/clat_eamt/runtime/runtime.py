@@ -38,6 +38,7 @@ from clat_eamt.history import FlowHistory
 from clat_eamt.present import entry_json
 from clat_eamt.runtime import commands as c
 from clat_eamt.runtime import events as e
+from clat_eamt.runtime.provider import ProviderSource
 from clat_eamt.runtime.settings import fixed_options, shell_settings
 from clat_eamt.runtime.snapshot import Snapshot
 
@@ -70,6 +71,7 @@ class Runtime:
         self.refresh = RefreshAhead()
         self.asking: set[str] = set()  # names being asked again now
         self.history = FlowHistory()
+        self.provider = ProviderSource.from_config(cfg, now)  # the operator's table
         self._reconciled: tuple[int, int] = (0, 0)  # adopted, operations: for the ready line
         self._repaired: float | None = None  # the tick that last restarted the dataplane
 
@@ -109,6 +111,8 @@ class Runtime:
                 self.counters[Count.RELOAD_REFUSED] += 1
                 text = f"reload refused, the running configuration stays:\n{error}"
                 return [c.Say(ERROR, text)]
+            case e.ProviderOffered():
+                return self._provider(event, now)
             case e.OperatorAdd() | e.OperatorDelete() | e.OperatorFlush():
                 return self._operator(event, now)
             case e.DataplaneDied(problem):
@@ -246,6 +250,9 @@ class Runtime:
                     self.asking.add(name)
                     self.counters[Count.REFRESH_AHEAD] += 1
                     commands.append(c.AskAgain(name))
+        if self.provider.due(now):
+            source = self.provider
+            commands.append(c.FetchProvider(source.url, source.key, source.ca))
         held = self.asking | self.refresh.holding(now)
         commands += self._enact(self.engine.tick(now, tick.flows, held), "tick")
         if self.history.due(now):
@@ -334,6 +341,21 @@ class Runtime:
         rows = [entry_json(ev.entry, now) for ev in outcome.events]
         return [*self._enact(outcome, action), c.Reply({key: rows})]
 
+    def _provider(self, event: e.ProviderOffered, now: float) -> list[c.Command]:
+        """The operator's table, fetched or pushed: taken whole (its entries installed, those
+        it no longer lists retired) or refused whole (nothing changes)."""
+        outcome, error = self.provider.offer(self.engine, event, now, self.cfg[schema.POOL])
+        if error is not None:
+            self.counters[Count.PROVIDER_REFUSED] += 1
+            return [
+                c.Say(WARNING, f"provider {event.via}: {error}", "provider"),
+                c.Reply(error=error),
+            ]
+        self.counters[Count.PROVIDER_TAKEN] += 1
+        status = self.provider.status(self.engine, now)
+        said = f"provider {event.via}: serial {status['serial']} taken, {status['entries']} entries"
+        return [c.Say(INFO, said), *self._enact(outcome, "provider"), c.Reply({"provider": status})]
+
     # --- reload --------------------------------------------------------------------------------
 
     def _reconfigure(self, new: EffectiveConfig, now: float) -> list[c.Command]:
@@ -352,6 +374,7 @@ class Runtime:
         if self.dataplane_error:  # a WAN event (procd reloads on them) may have brought the CLAT
             self.repair_at = now
         outcome = self.engine.sync_static(static_specs(cfg), now)
+        self.provider.reconfigure(cfg, now)
         commands: list[c.Command] = [
             *dropped,
             c.Configure(shell_settings(cfg), plan.changed),
@@ -408,4 +431,5 @@ class Runtime:
             "shells": shell_settings(self.cfg),
             "discovery": self._discovering(),
             "static": tuple(static_specs(self.cfg)),
+            "provider": self.provider.settings(),
         }
