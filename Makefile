@@ -11,9 +11,12 @@ TOX    := $(VENV)/bin/tox
 # and runs the settings view against a stand-in of LuCI's form (tests/unit/test_luci_*.py);
 # msguniq (gettext) checks the LuCI i18n template as LuCI's i18n-scan.pl would write it.
 # python3.11 compiles the packages' bytecode for OpenWrt 24.10's Python (openwrt/ipkg.py).
+# signify-openbsd, wget and openssl stand in for usign and uclient-fetch and make the operator's
+# table's test CA (tests/unit/standin_provider, tests/integration/test_provider_lab.py).
 HOST_TOOLS := python3:python3 python3.11:python3.11 dnsmasq:dnsmasq-base unbound:unbound \
 	knotd:knot tayga:tayga dnsperf:dnsperf nft:nftables conntrack:conntrack ip:iproute2 \
-	shellcheck:shellcheck chromium:chromium node:nodejs msguniq:gettext
+	shellcheck:shellcheck chromium:chromium node:nodejs msguniq:gettext \
+	signify-openbsd:signify-openbsd wget:wget openssl:openssl
 
 .PHONY: all test lint demo docs bench footprint fuzz ipk screenshots host-deps clean
 

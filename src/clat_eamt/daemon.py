@@ -45,6 +45,7 @@ from clat_eamt.dns.upstream import Upstreams
 from clat_eamt.logs import RateLimitedLog
 from clat_eamt.pref64_watch import Pref64Watch
 from clat_eamt.present import entries_text, entry_json
+from clat_eamt.provider import ProviderError, fetch_table
 from clat_eamt.runtime import commands as c
 from clat_eamt.runtime import events as e
 from clat_eamt.runtime.runtime import Runtime
@@ -100,6 +101,7 @@ class Daemon:
         self._tasks: list[asyncio.Task[None]] = []
         self._reloads: set[asyncio.Task[bool]] = set()
         self._asking: set[asyncio.Task[bool]] = set()  # names asked again ahead of their end
+        self._fetching: set[asyncio.Task[None]] = set()  # the operator's table being fetched
         # Told where DNS is served once the sockets listen (cli: the dnsmasq hook's guard).
         self.on_listening: Callable[[str, int, bool], None] | None = None
 
@@ -142,7 +144,7 @@ class Daemon:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for asking in self._asking:
+        for asking in (*self._asking, *self._fetching):
             asking.cancel()
         await self.control.close()
         await self.server.close()
@@ -205,6 +207,10 @@ class Daemon:
                         )
                 case c.AskAgain(name):
                     self._ask(name)
+                case c.FetchProvider():
+                    task = asyncio.create_task(self._fetch_provider(command), name="provider")
+                    self._fetching.add(task)
+                    task.add_done_callback(self._fetching.discard)
                 case c.CountFlows():
                     await self._count_flows()
                 case _:
@@ -330,6 +336,19 @@ class Daemon:
         for command in self._handle(e.RefreshDone(name, bool(ok))):
             self._sync(command)
 
+    async def _fetch_provider(self, command: c.FetchProvider) -> None:
+        """Fetch and read the operator's table (``clat_eamt.provider``: uclient-fetch, usign,
+        child processes); the runtime takes it or refuses it."""
+        table, problem = None, None
+        try:
+            table = await fetch_table(command.url, command.key, command.ca, command.max_entries)
+        except ProviderError as error:
+            problem = str(error)
+        except Exception as error:  # the next fetch is due all the same (back-off)
+            problem = f"{type(error).__name__}: {error}"
+        offered = e.ProviderOffered(table, "fetch", problem, self.wall())
+        await self.execute(self._handle(offered))
+
     # --- Pref64 --------------------------------------------------------------------------------
 
     def _known_pref64(self) -> IPv6Network | None:
@@ -358,6 +377,7 @@ class Daemon:
             },
             "control": {"socket": str(self.control.path), "error": self.control_error},
             "ubus": self.ubus.status() if self.ubus else {"state": "not started"},
+            "provider": self.runtime.provider.status(self.runtime.engine, self.clock()),
         }
         counters = self.proxy.counters + self.applier.counters
         return self.runtime.snapshot(self.clock(), entries=entries, shells=shells,

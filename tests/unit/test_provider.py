@@ -117,7 +117,14 @@ def booted(url: str = "https://isp.example/t", now: float = 1000.0) -> ModelDriv
 
 
 def offer(driver: ModelDriver, data: bytes | None, via="fetch", problem=None, wall=WALL):
-    return driver.handle(e.ProviderOffered(data, via, problem, wall))
+    """What the driver does: the table read (``provider.read_table``), or why not."""
+    read = None
+    if data is not None:
+        try:
+            read = parse_table(data, 20000)
+        except TableError as error:
+            problem = str(error)
+    return driver.handle(e.ProviderOffered(read, via, problem, wall))
 
 
 def provider_entries(driver: ModelDriver) -> dict[str, tuple[str, State]]:

@@ -96,6 +96,7 @@ class FetchProvider:
     url: str
     key: str
     ca: str
+    max_entries: int  # a larger table is refused as it is read
 
 
 @dataclass(frozen=True)

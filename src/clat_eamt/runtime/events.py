@@ -11,6 +11,7 @@ from clat_eamt.core.counters import ApplyResult
 from clat_eamt.core.dataplane import DataplaneState
 from clat_eamt.core.hosts import Neighbour
 from clat_eamt.core.model import IPNetwork, LiveFlows, Observation
+from clat_eamt.core.provider import ProviderTable
 
 
 @dataclass(frozen=True)
@@ -86,10 +87,11 @@ class OperatorFlush:
 @dataclass(frozen=True)
 class ProviderOffered:
     """An operator's table, fetched from provider_url (``via`` "fetch") or pushed by the
-    operator's agent ("push"): its bytes, or the ``problem`` that kept it from being read or
-    trusted (the fetch failed, its signature is bad or missing); ``wall`` the time of day."""
+    operator's agent ("push"), read by the driver (``core.provider.parse_table``, off the event
+    loop); or the ``problem`` that kept it from being read or trusted (the fetch failed, its
+    signature is bad or missing, a line is wrong); ``wall`` the time of day."""
 
-    data: bytes | None
+    table: ProviderTable | None
     via: str
     problem: str | None
     wall: float

@@ -22,7 +22,6 @@ from clat_eamt.core.provider import (
     ProviderTable,
     TableError,
     entry_problems,
-    parse_table,
     serial_problem,
 )
 from clat_eamt.runtime.events import ProviderOffered
@@ -71,14 +70,14 @@ class ProviderSource:
     ) -> tuple[Outcome, str | None]:
         """Take the table offered or refuse it whole: its outcome, or why it was refused (the
         driver's ``problem``: a failed fetch or a bad signature; or the table's own)."""
-        data, via, problem, wall = offered.data, offered.via, offered.problem, offered.wall
+        table, via, problem, wall = offered.table, offered.via, offered.problem, offered.wall
         self.last = {"at": round(wall), "via": via}
         refresh = self.table.refresh if self.table else None
         try:
-            if problem is not None:
-                raise TableError(problem)
-            assert data is not None
-            table = parse_table(data, self.max_entries)
+            if problem is not None or table is None:
+                raise TableError(problem or "no table")
+            if len(table.entries) > self.max_entries:  # read with another limit: a reload
+                raise TableError(f"more than {self.max_entries} entries (provider_max_entries)")
             policy = engine.policy
             addresses = AddressPolicy(
                 policy.addresses.allow_documentation, policy.addresses.excluded

@@ -252,7 +252,7 @@ class Runtime:
                     commands.append(c.AskAgain(name))
         if self.provider.due(now):
             source = self.provider
-            commands.append(c.FetchProvider(source.url, source.key, source.ca))
+            commands.append(c.FetchProvider(source.url, source.key, source.ca, source.max_entries))
         held = self.asking | self.refresh.holding(now)
         commands += self._enact(self.engine.tick(now, tick.flows, held), "tick")
         if self.history.due(now):
