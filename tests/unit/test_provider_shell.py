@@ -55,7 +55,7 @@ def sign(where: Path, data: bytes, secret: Path) -> str:
     return sig.read_text()
 
 
-def run(coro):  # noqa: ANN001, ANN201 - any coroutine
+def run(coro):
     return asyncio.run(coro)
 
 
@@ -94,7 +94,7 @@ def test_the_verifier_itself_refuses_a_forged_key_number(tmp_path: Path) -> None
 
 
 class _Files(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
