@@ -72,7 +72,7 @@ def test_a_tampered_table_another_key_or_no_signature_is_refused(tmp_path: Path)
     sig = sign(tmp_path, TABLE, secret)
     with pytest.raises(ProviderError, match="verification failed"):
         run(verify(TABLE.replace(b"ttl=60", b"ttl=61"), sig, key))
-    with pytest.raises(ProviderError, match="signed with key .*, not provider_key's"):
+    with pytest.raises(ProviderError, match=r"signed with key .*, not provider_key's"):
         run(verify(TABLE, sign(tmp_path, TABLE, other_secret), key))
     with pytest.raises(ProviderError, match="not a usign signature"):
         run(verify(TABLE, "", key))
@@ -118,7 +118,7 @@ def test_fetched_with_its_signature_and_refused_without(tmp_path: Path) -> None:
     (root / "t").write_bytes(TABLE)
     with serving(root) as base:
         assert run(fetch(base + "/t")) == TABLE
-        with pytest.raises(ProviderError, match="no signature: .*HTTP error"):
+        with pytest.raises(ProviderError, match=r"no signature: .*HTTP error"):
             run(fetch_table(base + "/t", key, "", 100))
         (root / "t.sig").write_text(sign(tmp_path, TABLE, secret))
         assert run(fetch_table(base + "/t", key, "", 100)).serial == 1
@@ -143,7 +143,7 @@ def test_a_pushed_table_needs_its_signature_when_a_key_is_set_and_is_read_strict
         run(read_table(TABLE, None, key, 100))
     assert run(read_table(TABLE, sign(tmp_path, TABLE, secret), key, 100)).serial == 1
     bad = TABLE + b"192.0.2.0/24 2001:db8::/64 ttl=5\n"
-    with pytest.raises(ProviderError, match="line 4: .*host bits"):
+    with pytest.raises(ProviderError, match=r"line 4: .*host bits"):
         run(read_table(bad, sign(tmp_path, bad, secret), key, 100))
 
 
