@@ -5,6 +5,8 @@ back-off, a DNS answer never touching a provider entry, static over provider."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from clat_eamt.config import ConfigError, load_text, schema
@@ -25,7 +27,7 @@ from tests.unit.standins import loopback_config
 from tests.unit.test_runtime import answer, at, in_step
 
 WALL = 1_800_000_000.0  # the time of day the tests' tables are offered at
-TABLE = b"""# the README's example, with documentation addresses
+TABLE = b"""# a table like the README example
 serial 2026120701
 refresh 3600
 192.0.2.0/28    2001:db8:cafe::/124   ttl=86400   # video CDN
@@ -40,7 +42,16 @@ def table(serial: int, *entries: str, refresh: int = 600) -> bytes:
 # --- the format ---------------------------------------------------------------------------------
 
 
-def test_the_readme_example_parses():
+def test_the_readmes_example_is_a_valid_table():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## The operator's table", 1)[1]
+    example = section.split("```\n", 2)[1]
+    parsed = parse_table(example.encode(), 100)
+    assert parsed.serial == 2026120701 and len(parsed.entries) == 2
+    assert parsed.entries[0].comment == "video CDN"
+
+
+def test_a_table_parses_into_its_entries():
     parsed = parse_table(TABLE, 100)
     assert (parsed.serial, parsed.refresh, len(parsed.entries)) == (2026120701, 3600, 2)
     cdn, one = parsed.entries

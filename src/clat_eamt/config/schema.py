@@ -338,8 +338,8 @@ PROVIDER_KEY = scalar("provider_key", Checked(Text(max_length=100), public_key_p
 )
 PROVIDER_CA = scalar("provider_ca", Checked(Text(max_length=200), _absolute_or_empty,
     "absolute file path", "absolute file paths", (("kind", "path"), ("optional", True))), "",
-    "A CA certificate file the router trusts for provider_url besides its own store "
-    "(uclient-fetch --ca-certificate).",
+    "A CA certificate file trusted for provider_url instead of the router's store "
+    "(uclient-fetch --ca-certificate). Empty: the router's store (/etc/ssl/certs).",
 )
 PROVIDER_MAX_ENTRIES = scalar("provider_max_entries", BoundedInt(1, 100000), 20000,
     "Most entries an operator's table may hold; a larger table is refused whole (about 1 KB "

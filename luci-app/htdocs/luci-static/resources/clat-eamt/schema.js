@@ -91,7 +91,7 @@ return baseclass.extend({
 		{ name: 'provider_key', section: 'globals', widget: 'value', values: [], datatype: 'maxlength(100)', rule: {"kind": "usign_key"}, default: '', example: 'RWRjZjh3Z1lYN2JuTn+C4bMuTtEZF7tl9yDK8Wr3+6nNSHrYSNS1DYgB', required: false, restart: false,
 		  help: _('The operator\'s usign (signify) public key, the base64 line of its .pub file: every table, fetched or pushed, must then come with a valid signature made with it (usign -S; fetched from provider_url + \'.sig\'). Empty: tables are taken unsigned, over HTTPS only.') },
 		{ name: 'provider_ca', section: 'globals', widget: 'value', values: [], datatype: 'maxlength(200)', rule: {"kind": "path", "optional": true}, default: '', example: '', required: false, restart: false,
-		  help: _('A CA certificate file the router trusts for provider_url besides its own store (uclient-fetch --ca-certificate).') },
+		  help: _('A CA certificate file trusted for provider_url instead of the router\'s store (uclient-fetch --ca-certificate). Empty: the router\'s store (/etc/ssl/certs).') },
 		{ name: 'provider_max_entries', section: 'globals', widget: 'value', values: [], datatype: 'and(uinteger,range(1,100000))', rule: {"kind": "int", "min": 1, "max": 100000}, default: '20000', example: '', required: false, restart: false,
 		  help: _('Most entries an operator\'s table may hold; a larger table is refused whole (about 1 KB of memory per entry).') },
 		{ name: 'ipv4', section: 'static', widget: 'value', values: [], datatype: 'ip4addr', rule: {"kind": "prefix", "family": 4}, default: '', example: '192.0.2.10', required: true, restart: false,
