@@ -67,6 +67,7 @@ bench: $(TOX) footprint
 	.tox/tests/bin/python -m tests.bench.dns_bench
 	.tox/tests/bin/python -m tests.bench.dataplane_bench
 	.tox/tests/bin/python -m tests.bench.scale_bench
+	.tox/tests/bin/python -m tests.bench.provider_bench
 
 # A million random and mutated DNS messages through the proxy's request and answer paths, on
 # loopback, bounded in time (tests/fuzz.py; `make test` runs a short version).  FUZZ_ARGS, e.g.

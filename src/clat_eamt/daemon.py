@@ -13,6 +13,7 @@ it to the log.
 from __future__ import annotations
 
 import asyncio
+import collections
 import errno
 import functools
 import json
@@ -180,7 +181,9 @@ class Daemon:
         operator's reply (``Reply``, with how the dataplane took its operations)."""
         result, life = ApplyResult.NONE, None
         reply: tuple[JSON, str | None] = ({}, None)
-        for command in commands:
+        queue = collections.deque(commands)  # ProviderMore adds the next slice's commands
+        while queue:
+            command = queue.popleft()
             match command:  # an A answer's commands first: they come once per answer
                 case c.Publish(outcome, action, observation):
                     self.announce.publish(outcome, action, observation)
@@ -207,6 +210,9 @@ class Daemon:
                         )
                 case c.AskAgain(name):
                     self._ask(name)
+                case c.ProviderMore():
+                    await asyncio.sleep(0)  # DNS answers waiting go first
+                    queue.extend(self._handle(e.ProviderContinue()))
                 case c.FetchProvider():
                     task = asyncio.create_task(self._fetch_provider(command), name="provider")
                     self._fetching.add(task)

@@ -175,6 +175,9 @@ class ModelDriver:
                     self.hooked.append(command)
                 case c.FetchProvider():
                     self.fetches.append(command)
+                case c.ProviderMore():
+                    _, more = self.handle(e.ProviderContinue())
+                    reply = more if more != ({}, None) else reply
                 case c.Say():
                     self.said.append(command)
         return life, reply

@@ -20,7 +20,9 @@ from clat_eamt.core.provider import (
     public_key_problem,
     url_problem,
 )
+from clat_eamt.runtime import commands as c
 from clat_eamt.runtime import events as e
+from clat_eamt.runtime.provider import CHECK_SLICE, SLICE
 from clat_eamt.runtime.runtime import Runtime
 from tests.unit.runtimekit import ModelDriver, ModelKernel
 from tests.unit.standins import loopback_config
@@ -252,3 +254,39 @@ def test_a_dns_answer_never_changes_a_provider_entry_and_static_wins():
     answer(driver, "other.example", "192.0.2.1", "2001:db8:9::2")
     assert provider_entries(driver) == entries
     assert in_step(driver)
+
+
+def test_a_large_table_goes_in_slices_with_answers_between_them():
+    driver = booted()
+    entries = [f"192.0.2.{i} 2001:db8:1::{i:x} ttl=600" for i in range(1, 101)]  # pool: 125
+    runtime = driver.runtime
+    commands = runtime.handle(e.ProviderOffered(parse_table(table(5, *entries), 500), "push",
+                                                None, WALL), driver.now)  # fmt: skip
+    assert isinstance(commands[-1], c.ProviderMore) and not any(
+        isinstance(x, c.Reply) for x in commands
+    )
+    assert status(driver)["last"]["result"] == "taking"
+    answer(driver, "www.example", "198.51.100.20", "2001:db8:9::1")  # DNS goes on meanwhile
+    slices = 1
+    while isinstance(commands[-1], c.ProviderMore):
+        driver.run([x for x in commands if not isinstance(x, c.ProviderMore)])
+        commands = runtime.handle(e.ProviderContinue(), driver.now)
+        slices += 1
+    driver.run(commands)
+    assert slices == 1 + -(-100 // SLICE) > 2  # the retiring step, then the slices
+    assert status(driver)["last"]["result"] == "taken" and status(driver)["installed"] == 100
+    assert isinstance(commands[-1], c.Reply) and in_step(driver)
+
+
+def test_a_bad_entry_past_the_first_slice_still_refuses_the_table_whole():
+    driver = booted()
+    offer(driver, table(5, "192.0.2.1 2001:db8:1::1 ttl=600"))
+    before = provider_entries(driver)
+    addresses = [f"192.0.2.{i}" for i in range(256)] + [f"203.0.113.{i}" for i in range(256)]
+    addresses += [f"198.51.100.{i}" for i in range(88)] + ["198.51.100.200"]  # in the pool
+    assert len(addresses) > CHECK_SLICE + 1
+    entries = [f"{a} 2001:db8:2::{n:x} ttl=600" for n, a in enumerate(addresses)]
+    _, (_, error) = offer(driver, table(6, *entries))
+    assert error is not None and "198.51.100.200 overlaps the mapping pool" in error
+    assert provider_entries(driver) == before and in_step(driver)
+    assert status(driver)["serial"] == 5 and not status(driver)["busy"]

@@ -204,20 +204,34 @@ class Engine:
         self, entries: Iterable[tuple[IPv4Network, IPv6Network, float, str]], now: float
     ) -> Outcome:
         """Make the provider entries equal the operator's table just taken (``core.provider``):
-        each (IPv4, IPv6, end, comment) installed or refreshed until its end, over dns entries
-        and never over a static one; the Valid provider entries it no longer lists go Stale
-        (their flows keep running).  Entries the table holds but the router cannot install (a
-        static entry covers them, the pool is full) come back as refusals."""
-        wanted = {(ipv4, ipv6): (end, comment) for ipv4, ipv6, end, comment in entries}
+        ``retire_provider`` for the ones it no longer lists, then ``install_provider``."""
+        wanted = list(entries)
+        retired = self.retire_provider({(e[0], e[1]) for e in wanted}, now)
+        installed = self.install_provider(wanted, now)
+        return Outcome(
+            retired.ops + installed.ops, retired.events + installed.events,
+            refusals=installed.refusals,
+        )  # fmt: skip
+
+    def retire_provider(self, keep: Collection[EntryKey], now: float) -> Outcome:
+        """The Valid provider entries not in ``keep`` go Stale (their flows keep running)."""
         changes: list[Change] = [
             MarkStale(e.key, Event.DELETE)
             for e in self.table
-            if e.origin is Origin.PROVIDER and e.state is State.VALID and e.key not in wanted
+            if e.origin is Origin.PROVIDER and e.state is State.VALID and e.key not in keep
         ]
-        outcome = self._commit(changes, now)
-        ops, events = list(outcome.ops), list(outcome.events)
+        return self._commit(changes, now)
+
+    def install_provider(
+        self, entries: Iterable[tuple[IPv4Network, IPv6Network, float, str]], now: float
+    ) -> Outcome:
+        """Each (IPv4, IPv6, end, comment) installed or refreshed until its end, over dns
+        entries and never over a static one.  Entries the router cannot install (a static
+        entry covers them, the pool is full) come back as refusals."""
+        ops: list[DataplaneOp] = []
+        events: list[EntryEvent] = []
         refusals: list[Refusal] = []
-        for (ipv4, ipv6), (end, comment) in wanted.items():
+        for ipv4, ipv6, end, comment in entries:
             done = self._install(
                 Origin.PROVIDER, ipv4, ipv6, now=now, expires=end, comment=comment
             )  # each diff follows the one before: the ops apply in this order

@@ -203,7 +203,9 @@ def entry_problems(
     translated = tuple(translated)
     for entry in entries:
         for prefix in (entry.ipv4, entry.ipv6):
-            refusal = addresses.refusal(prefix)
+            # a single address is asked as one (no network object rebuilt: 10,000 entries)
+            one = prefix.network_address if prefix.num_addresses == 1 else prefix
+            refusal = addresses.refusal(one)
             if refusal is not None:
                 return f"{show(entry.ipv4)} -> {show(entry.ipv6)}: {refusal.detail}"
         inside = next((p for p in translated if entry.ipv6.overlaps(p)), None)

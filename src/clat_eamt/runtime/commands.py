@@ -100,6 +100,12 @@ class FetchProvider:
 
 
 @dataclass(frozen=True)
+class ProviderMore:
+    """Let the event loop turn (DNS answers go first), then report ``ProviderContinue``: a
+    table of 10,000 entries is installed a slice at a time, not in one stall of seconds."""
+
+
+@dataclass(frozen=True)
 class FollowPref64:
     """Run RFC 7050 discovery (``discover``) or stop it."""
 
@@ -144,6 +150,6 @@ class Say:
 
 Command = (
     ApplyOps | Release | Reply | Publish | RestartDataplane | StartDataplane | Reconcile
-    | SetHosts | AskAgain | CountFlows | FetchProvider | FollowPref64 | Configure | RehookDns
-    | Redo | Say
+    | SetHosts | AskAgain | CountFlows | FetchProvider | ProviderMore | FollowPref64 | Configure
+    | RehookDns | Redo | Say
 )  # fmt: skip

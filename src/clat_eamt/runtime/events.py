@@ -97,6 +97,11 @@ class ProviderOffered:
     wall: float
 
 
+@dataclass(frozen=True)
+class ProviderContinue:
+    """The driver let the event loop turn: install the next slice of the table being taken."""
+
+
 OperatorEvent = OperatorAdd | OperatorDelete | OperatorFlush | ProviderOffered
 
 
@@ -174,7 +179,7 @@ class Listening:
 Event = (
     AnswerObserved | AnswerReleased | Tick | BatchDone | BatchFailed | Reconfigured
     | ReloadRefused | OperatorAdd | OperatorDelete | OperatorFlush | ProviderOffered
-    | DataplaneDied | ProbeResult
+    | ProviderContinue    | DataplaneDied | ProbeResult
     | DataplaneStarted | DataplaneReady | DataplaneStartFailed | Pref64Found | FlowsCounted
     | RefreshDone | Listening
 )  # fmt: skip

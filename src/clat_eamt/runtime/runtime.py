@@ -111,7 +111,7 @@ class Runtime:
                 self.counters[Count.RELOAD_REFUSED] += 1
                 text = f"reload refused, the running configuration stays:\n{error}"
                 return [c.Say(ERROR, text)]
-            case e.ProviderOffered():
+            case e.ProviderOffered() | e.ProviderContinue():
                 return self._provider(event, now)
             case e.OperatorAdd() | e.OperatorDelete() | e.OperatorFlush():
                 return self._operator(event, now)
@@ -341,20 +341,34 @@ class Runtime:
         rows = [entry_json(ev.entry, now) for ev in outcome.events]
         return [*self._enact(outcome, action), c.Reply({key: rows})]
 
-    def _provider(self, event: e.ProviderOffered, now: float) -> list[c.Command]:
-        """The operator's table, fetched or pushed: taken whole (its entries installed, those
-        it no longer lists retired) or refused whole (nothing changes)."""
-        outcome, error = self.provider.offer(self.engine, event, now, self.cfg[schema.POOL])
+    def _provider(
+        self, event: e.ProviderOffered | e.ProviderContinue, now: float
+    ) -> list[c.Command]:
+        """The operator's table, fetched or pushed: checked whole, then taken (the entries it
+        no longer lists retired, its own installed) or refused whole (nothing changes); a slice
+        of that work per call, ``c.ProviderMore`` between slices (DNS goes on meanwhile)."""
+        source = self.provider
+        error = None
+        if isinstance(event, e.ProviderOffered):
+            error = source.offer(event, now)
+        outcome = Outcome()
+        if error is None and source.busy:
+            outcome, error = source.step(self.engine, now, self.cfg[schema.POOL])
         if error is not None:
             self.counters[Count.PROVIDER_REFUSED] += 1
-            return [
-                c.Say(WARNING, f"provider {event.via}: {error}", "provider"),
-                c.Reply(error=error),
-            ]
+            return [c.Say(WARNING, f"provider: {error}", "provider"), c.Reply(error=error)]
+        # An install slice's entries are not logged one by one (10,000 decision lines; the
+        # ubus events are rate-limited anyway): one line says the table is in.
+        if source.installed_last:
+            commands: list[c.Command] = [c.ApplyOps(outcome.ops)] if outcome.ops else []
+        else:
+            commands = self._enact(outcome, "provider")
+        if source.busy:
+            return [*commands, c.ProviderMore()]
         self.counters[Count.PROVIDER_TAKEN] += 1
-        status = self.provider.status(self.engine, now)
-        said = f"provider {event.via}: serial {status['serial']} taken, {status['entries']} entries"
-        return [c.Say(INFO, said), *self._enact(outcome, "provider"), c.Reply({"provider": status})]
+        status = source.status(self.engine, now)
+        said = f"provider: serial {status['serial']} taken, {status['installed']} entries in"
+        return [*commands, c.Say(INFO, said), c.Reply({"provider": status})]
 
     # --- reload --------------------------------------------------------------------------------
 
