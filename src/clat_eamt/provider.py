@@ -56,14 +56,19 @@ async def fetch(url: str, ca: str = "", limit: int = MAX_TABLE_BYTES) -> bytes:
     return await _run([*args, url], url, limit)
 
 
-async def _run(args: Sequence[str], url: str, limit: int) -> bytes:
+async def _spawn(args: Sequence[str], stdout: int) -> asyncio.subprocess.Process:
+    """A child process of the router's own tools (stderr piped), or ProviderError."""
     try:
-        process = await asyncio.create_subprocess_exec(
-            *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        return await asyncio.create_subprocess_exec(
+            *args, stdin=asyncio.subprocess.DEVNULL, stdout=stdout,
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
     except OSError as error:
         raise ProviderError(f"cannot run {args[0]}: {error.strerror or error}") from None
+
+
+async def _run(args: Sequence[str], url: str, limit: int) -> bytes:
+    process = await _spawn(args, asyncio.subprocess.PIPE)
     assert process.stdout is not None and process.stderr is not None
     try:
         async with asyncio.timeout(FETCH_TIMEOUT + 5):
@@ -136,13 +141,7 @@ async def verify(data: bytes, signature: str, key: str) -> None:
 
 async def _verdict(args: list[str]) -> tuple[bytes, int]:
     """The verifier's words and exit status, or ProviderError when it cannot run."""
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-    except OSError as error:
-        raise ProviderError(f"cannot run {args[0]}: {error.strerror or error}") from None
+    process = await _spawn(args, asyncio.subprocess.DEVNULL)
     try:
         async with asyncio.timeout(FETCH_TIMEOUT):
             _, said = await process.communicate()
