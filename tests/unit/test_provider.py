@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from clat_eamt.config import ConfigError, load_text, schema
+from clat_eamt.control import views
 from clat_eamt.core.model import Origin, State
 from clat_eamt.core.provider import (
     MAX_TABLE_BYTES,
@@ -290,3 +291,15 @@ def test_a_bad_entry_past_the_first_slice_still_refuses_the_table_whole():
     assert error is not None and "198.51.100.200 overlaps the mapping pool" in error
     assert provider_entries(driver) == before and in_step(driver)
     assert status(driver)["serial"] == 5 and not status(driver)["busy"]
+
+
+def test_clat_eamt_status_says_where_the_table_comes_from_and_how_it_went():
+    driver = booted()
+    driver.tick()
+    offer(driver, table(5, "192.0.2.1 2001:db8:1::1 ttl=600"))
+    offer(driver, table(4, "192.0.2.1 2001:db8:1::1 ttl=600"), via="push")
+    line = views.provider_text(status(driver))
+    assert line.startswith("https://isp.example/t: serial 5, 1 entries (1 installed)"), line
+    assert "last push refused: serial 4 is lower than 5" in line and "next fetch in 10m" in line
+    pushed_only = views.provider_text(status(booted(url="")))
+    assert pushed_only.startswith("pushed only: no table yet; not fetched yet")
