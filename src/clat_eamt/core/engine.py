@@ -45,6 +45,7 @@ from clat_eamt.core.model import (
     Entry,
     EntryEvent,
     EntryKey,
+    Ident,
     LiveFlows,
     Observation,
     Origin,
@@ -206,19 +207,24 @@ class Engine:
         """Make the provider entries equal the operator's table just taken (``core.provider``):
         ``retire_provider`` for the ones it no longer lists, then ``install_provider``."""
         wanted = list(entries)
-        retired = self.retire_provider({(e[0], e[1]) for e in wanted}, now)
+        keep = {
+            (int(v4.network_address), v4.prefixlen, int(v6.network_address), v6.prefixlen)
+            for v4, v6, _, _ in wanted
+        }
+        retired = self.retire_provider(keep, now)
         installed = self.install_provider(wanted, now)
         return Outcome(
             retired.ops + installed.ops, retired.events + installed.events,
             refusals=installed.refusals,
         )  # fmt: skip
 
-    def retire_provider(self, keep: Collection[EntryKey], now: float) -> Outcome:
-        """The Valid provider entries not in ``keep`` go Stale (their flows keep running)."""
+    def retire_provider(self, keep: Collection[Ident], now: float) -> Outcome:
+        """The Valid provider entries whose identity (``Entry.ident``) is not in ``keep`` go
+        Stale (their flows keep running)."""
         changes: list[Change] = [
             MarkStale(e.key, Event.DELETE)
             for e in self.table
-            if e.origin is Origin.PROVIDER and e.state is State.VALID and e.key not in keep
+            if e.origin is Origin.PROVIDER and e.state is State.VALID and e.ident not in keep
         ]
         return self._commit(changes, now)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Network
 from typing import Any
 
 from clat_eamt.config import EffectiveConfig, schema
@@ -32,7 +32,7 @@ FETCH, PUSH = "fetch", "push"  # how a table came (``ProviderOffered.via``)
 # Work between two turns of the event loop, so a DNS answer waits at most one slice: entries
 # checked (about 30 us each here) or installed (about 0.3 ms each here, ``make bench``).
 CHECK_SLICE, SLICE = 512, 64
-Pending = tuple[IPv4Network, IPv6Network, float, str]  # an entry to install, with its end
+Pending = tuple[ProviderEntry, float]  # an entry to install, with its end
 
 
 @dataclass
@@ -134,7 +134,9 @@ class ProviderSource:
                 return Outcome(), None
             return self._take(engine, checking), None
         slice_ = [self.pending.popleft() for _ in range(min(SLICE, len(self.pending)))]
-        outcome = engine.install_provider(slice_, now)
+        outcome = engine.install_provider(
+            ((e.ipv4, e.ipv6, end, e.comment) for e, end in slice_), now
+        )
         self.not_installed += [r.detail for r in outcome.refusals]
         if not self.pending and self.last.get("result") == "taking":
             self.last |= {
@@ -149,10 +151,9 @@ class ProviderSource:
         a time; its entries are not kept beyond that (the table's memory is theirs)."""
         table, now, wall = checked.table, checked.now, checked.wall
         self.checking = None
-        self.pending = collections.deque(
-            (e.ipv4, e.ipv6, e.ends(now, wall), e.comment) for e in checked.live
-        )
-        outcome = engine.retire_provider({(p[0], p[1]) for p in self.pending}, now)
+        self.pending = collections.deque((e, e.ends(now, wall)) for e in checked.live)
+        keep = {(e.v4, e.v4len, e.v6, e.v6len) for e in checked.live}  # as ``Entry.ident``
+        outcome = engine.retire_provider(keep, now)
         self.table, self.size, self.taken_at = replace(table, entries=()), len(table.entries), wall
         self.not_installed = []
         self.last |= {"result": "taking" if self.pending else "taken", "error": None}
