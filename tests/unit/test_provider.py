@@ -5,6 +5,7 @@ back-off, a DNS answer never touching a provider entry, static over provider."""
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
@@ -303,3 +304,25 @@ def test_clat_eamt_status_says_where_the_table_comes_from_and_how_it_went():
     assert "last push refused: serial 4 is lower than 5" in line and "next fetch in 10m" in line
     pushed_only = views.provider_text(status(booted(url="")))
     assert pushed_only.startswith("pushed only: no table yet; not fetched yet")
+
+
+def test_switched_off_the_operators_entries_retire_and_no_table_is_taken():
+    driver = booted()
+    offer(driver, table(5, "192.0.2.1 2001:db8:1::1 ttl=600"))
+    extra = "\toption host_mode 'all'\n\toption provider_url 'https://isp.example/t'\n"
+    off = load_text(loopback_config(5353, "/nonexistent.sock", extra + "\toption enabled '0'\n"))
+    driver.handle(e.Reconfigured(off))
+    assert provider_entries(driver) == {"192.0.2.1/32": ("2001:db8:1::1/128", State.STALE)}
+    assert in_step(driver) and not driver.runtime.engine.table.valid_covering(
+        IPv4Address("192.0.2.1")
+    )
+    _, (_, error) = offer(driver, table(6, "192.0.2.2 2001:db8:1::2 ttl=600"), via="push")
+    assert error is not None and "the optimization is off" in error
+    fetches = len(driver.fetches)
+    at(driver, 5000).tick()
+    assert len(driver.fetches) == fetches  # nothing is fetched while off
+    driver.handle(e.Reconfigured(load_text(loopback_config(5353, "/nonexistent.sock", extra))))
+    driver.tick()
+    assert len(driver.fetches) == fetches + 1  # on again: fetched at once
+    _, (_, error) = offer(driver, table(3, "192.0.2.1 2001:db8:1::1 ttl=600"))
+    assert error is None  # whatever its serial: the earlier table was forgotten

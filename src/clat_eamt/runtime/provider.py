@@ -88,6 +88,13 @@ class ProviderSource:
         self.schedule.running = True
         return True
 
+    def forget(self) -> None:
+        """The optimization was switched off and the entries retired: the next table offered
+        (after it is on again) is taken whatever its serial; a fetch is due then at once."""
+        self.table, self.size, self.checking, self.pending = None, 0, None, collections.deque()
+        if self.schedule is not None:
+            self.schedule.due_at, self.schedule.running = float("-inf"), False
+
     @property
     def busy(self) -> bool:
         """A table is being checked or installed (the driver reports ``ProviderContinue``)."""

@@ -250,7 +250,7 @@ class Runtime:
                     self.asking.add(name)
                     self.counters[Count.REFRESH_AHEAD] += 1
                     commands.append(c.AskAgain(name))
-        if self.provider.due(now):
+        if self.cfg[schema.ENABLED] and self.provider.due(now):
             source = self.provider
             commands.append(c.FetchProvider(source.url, source.key, source.ca, source.max_entries))
         held = self.asking | self.refresh.holding(now)
@@ -350,7 +350,11 @@ class Runtime:
         source = self.provider
         error = None
         if isinstance(event, e.ProviderOffered):
+            if not self.cfg[schema.ENABLED]:  # the master switch: nothing is steered
+                event = replace(event, problem="the optimization is off (enabled 0)")
             error = source.offer(event, now)
+        elif not source.busy:  # another offer's slices finished the work
+            return [c.Reply({"provider": source.status(self.engine, now)})]
         outcome = Outcome()
         if error is None and source.busy:
             outcome, error = source.step(self.engine, now, self.cfg[schema.POOL])
@@ -397,6 +401,10 @@ class Runtime:
         ]
         if was_enabled and not cfg[schema.ENABLED]:  # switched off: learned entries retire
             flushed = self.engine.flush(now)
+            retired = self.engine.retire_provider((), now)  # and the operator's
+            self.provider.forget()
+            flushed = replace(flushed, events=flushed.events + retired.events,
+                              ops=flushed.ops + retired.ops)  # fmt: skip
             outcome = replace(outcome, events=outcome.events + flushed.events,
                               ops=outcome.ops + flushed.ops)  # fmt: skip
         self.counters[Count.RELOAD_DONE] += 1
