@@ -41,7 +41,7 @@ config static
 \toption ipv4 '192.0.2.100/31'
 \toption ipv6 '2001:db8:1::100/127'
 """
-TABS = ["General", "Translator", "DNS", "Hosts", "Limits", "Names and prefixes"]
+TABS = ["General", "Translator", "DNS", "Hosts", "Limits", "Names and prefixes", "Operator's table"]
 
 
 def field(section: Node, name: str) -> Node:

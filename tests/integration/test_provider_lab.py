@@ -49,6 +49,7 @@ def openssl(*args: str) -> None:
 
 def make_ca(where: Path) -> tuple[Path, Path, Path]:
     """A test CA and a server certificate for the HTTPS server's IPv6 address: (CA, cert, key)."""
+    where.mkdir(parents=True, exist_ok=True)
     ca_key, ca, key, csr, cert = (where / n for n in ("ca.key", "ca.pem", "srv.key", "srv.csr",
                                                      "srv.pem"))  # fmt: skip
     curve = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
@@ -76,6 +77,7 @@ class Operator:
         self.key, self.secret = make_key(where, "operator")
         self.other_key, self.other_secret = make_key(where, "other")
         self.base = f"https://[{INET_ISP_ADDR6}]:{HTTPS_PORT}"
+        self.ca = self.other_ca = Path()  # the CA of its server's certificate, and another
 
     def publish(self, name: str, data: bytes, signed: bytes | None = None, *, other=False) -> str:
         """Serve ``data`` as ``name`` with the signature of ``signed`` (default: of ``data``),
@@ -93,6 +95,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Router, Op
     work = tmp_path_factory.mktemp("provider")
     operator = Operator(work / "operator")
     ca, cert, key = make_ca(work)
+    operator.ca, operator.other_ca = ca, make_ca(work / "other")[0]
     url = operator.publish("table", table(10, f"{DS4} {DS6} ttl={TTL} # the CDN"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PATH", f"{STANDINS}{os.pathsep}{os.environ['PATH']}")  # the daemon's
@@ -155,10 +158,10 @@ def offers(router: Router) -> int:
     return int(counters.get("provider.taken", 0) + counters.get("provider.refused", 0))
 
 
-def reload_with(router: Router, url: str, timeout: float = 15.0) -> dict[str, Any]:
-    """Point provider_url elsewhere and reload (SIGHUP): a new URL is fetched at once; the
-    provider's status once that table was judged."""
-    router.options["provider_url"] = url
+def reload_with(router: Router, url: str, timeout: float = 15.0, **options: str) -> dict[str, Any]:
+    """Point provider_url elsewhere (and set ``options``) and reload (SIGHUP): a new URL is
+    fetched at once; the provider's status once that table was judged."""
+    router.options.update(options, provider_url=url)
     router.config.write_text(uci(router.options))
     before = offers(router)
     os.kill(router.proc.pid, signal.SIGHUP)
@@ -194,6 +197,12 @@ def test_bad_tables_are_refused_and_the_entry_stays_until_its_ttl(setup) -> None
     assert provider(router)["serial"] == 10
     started = time.monotonic()
     newer = table(11, f"{DS4} 2001:db8:1::99 ttl=600")
+    good = operator.publish("good", newer)  # signed right, but the router trusts another CA
+    status = reload_with(router, good, provider_ca=str(operator.other_ca))
+    assert status["last"]["result"] == "refused", status
+    assert "certificate is not trusted" in status["last"]["error"], status
+    assert (status["serial"], status["installed"]) == (10, 1), status
+    router.options["provider_ca"] = str(operator.ca)  # the right CA again, from the next case
     cases = [
         (operator.publish("tampered", newer, table(11, f"{DS4} {DS6} ttl=600")),
          "verification failed"),
@@ -212,3 +221,4 @@ def test_bad_tables_are_refused_and_the_entry_stays_until_its_ttl(setup) -> None
     assert peer(router, router.lab.lan) == NAT64_PEER  # new flows take the NAT64 again
     https = (router.lab.workdir / "logs" / "https.log").read_text()
     assert '"/foreign"' in https and '"/older.sig"' in https
+    assert '"/good"' not in https  # the untrusted server was never asked (TLS failed first)
