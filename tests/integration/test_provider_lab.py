@@ -7,9 +7,11 @@ The home router of the lab (routerkit: clat-eamt behind dnsmasq on an external C
 trusts that CA (``provider_ca``).  usign and uclient-fetch do not run here: the daemon finds
 STAND-INS first on its PATH (tests/unit/standin_provider: signify-openbsd for usign, wget for
 uclient-fetch; their rules in their headers).  Keys and signatures are made with
-signify-openbsd as an operator makes them with usign.  The client asks the zone's server
-(192.0.2.53) itself, through the CLAT and the NAT64, past dnsmasq and the proxy: the router
-never sees its DNS.  Everything is judged from outside: who the echo server saw (the CLAT's
+signify-openbsd as an operator makes them with usign.  The client's resolver is one outside
+the home (a set-top box with a hand-set public resolver): it asks the zone's server
+(192.0.2.53) itself, through the CLAT and the NAT64, past dnsmasq and the proxy, so the router
+never sees its DNS.  (The ISP's own resolver listens on IPv6 only, which an IPv4-only client
+cannot reach; what matters is that the question never passes the router.)  Everything is judged from outside: who the echo server saw (the CLAT's
 IPv6: native; the NAT64's IPv4: translated twice), the daemon's status over its socket.
 """
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from clat_eamt import cli
 from clat_eamt.config import load_text
 from clat_eamt.control.client import CallFailedError, call
 from clat_eamt.control.methods import METHODS
@@ -121,9 +122,18 @@ def test_pushed_through_the_control_socket(tmp_path: Path, keyed: tuple[str, Pat
             push = {"table": lower, "signature": sign(tmp_path, lower.encode(), secret)}
             with pytest.raises(CallFailedError, match="lower than 7"):
                 await asyncio.to_thread(call, socket_path, "provider", push)
+            # `clat-eamt provider FILE --signature SIG`: the CLI sends the files' text
+            newer = TABLE.format(serial=8)
+            (tmp_path / "t").write_text(newer)
+            (tmp_path / "t.sig").write_text(sign(tmp_path, newer.encode(), secret))
+            argv = ["provider", str(tmp_path / "t"), "--signature", str(tmp_path / "t.sig"),
+                    "--socket", socket_path]  # fmt: skip
+            assert await asyncio.to_thread(cli.main, argv) == 0
+            argv[1] = str(tmp_path / "missing")
+            assert await asyncio.to_thread(cli.main, argv) == 1
             status = await asyncio.to_thread(call, socket_path, "status")
-            assert status["provider"]["serial"] == 7
-            assert "lower than 7" in status["provider"]["last"]["error"]
+            assert status["provider"]["serial"] == 8
+            assert status["provider"]["last"]["result"] == "taken"
             rows = await asyncio.to_thread(call, socket_path, "mappings")
             assert [(r["ipv4"], r["origin"], r["state"]) for r in rows] == [
                 ("192.0.2.1", "provider", "valid")
