@@ -11,8 +11,9 @@ signify-openbsd as an operator makes them with usign.  The client's resolver is 
 the home (a set-top box with a hand-set public resolver): it asks the zone's server
 (192.0.2.53) itself, through the CLAT and the NAT64, past dnsmasq and the proxy, so the router
 never sees its DNS.  (The ISP's own resolver listens on IPv6 only, which an IPv4-only client
-cannot reach; what matters is that the question never passes the router.)  Everything is judged from outside: who the echo server saw (the CLAT's
-IPv6: native; the NAT64's IPv4: translated twice), the daemon's status over its socket.
+cannot reach; what matters is that the question never passes the router.)  Everything is
+judged from outside: who the echo server saw (the CLAT's IPv6: native; the NAT64's IPv4:
+translated twice), the daemon's status over its socket.
 """
 
 from __future__ import annotations

@@ -78,6 +78,7 @@ def test_a_table_parses_into_its_entries():
         (table(1, "192.0.2.1 2001:db8::1 ttl=0"), "ttl must be a whole number from 1"),
         (table(1, "192.0.2.1 2001:db8::1 ttl=\u00b2"), "ttl must be a whole number"),
         (table(1, "192.0.2.1 2001:db8::1 expires=2027-01-31"), "the lifetime is ttl="),
+        (table(1, "192.0.2.1 2001:db8::1 expires=2027-02-30T00:00:00Z"), "no such date"),
         (table(1, "192.0.2.0/24 2001:db8::/64 ttl=5"), "leaves 64 host bits but 192.0.2.0/24"),
         (table(1, "192.0.2.1/24 2001:db8::/120 ttl=5"), "has host bits set"),
         (table(1, "2001:db8::1 192.0.2.1 ttl=5"), "is not an IPv4 address"),

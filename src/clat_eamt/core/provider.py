@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from ipaddress import IPv4Network, IPv6Network
 
 from clat_eamt.core.addresses import AddressPolicy
@@ -83,7 +81,7 @@ class ProviderTable:
     serial: int
     refresh: int
     entries: tuple[ProviderEntry, ...]
-    digest: str  # of the text: the same serial must mean the same table
+    digest: int  # of the text (this process's hash): the same serial must mean the same table
 
     def live(self, wall: float) -> tuple[ProviderEntry, ...]:
         """The entries that have not ended by the time of day ``wall`` (an ``expires`` past)."""
@@ -129,7 +127,9 @@ def parse_table(data: bytes, max_entries: int) -> ProviderTable:
     if refresh is None:
         raise TableError("no 'refresh' line (e.g. 'refresh 3600')")
     _no_overlaps(entries)
-    return ProviderTable(serial, refresh, tuple(entries), hashlib.sha256(data).hexdigest())
+    # hash(), not hashlib: hashlib would load OpenSSL's libcrypto into the daemon (the digest is
+    # only ever compared within this process)
+    return ProviderTable(serial, refresh, tuple(entries), hash(data))
 
 
 def url_problem(url: str) -> str | None:
@@ -194,9 +194,20 @@ def _entry(words: list[str], comment: str) -> ProviderEntry:
         ttl = _number(value, 1, TTL_MAX, "ttl")
         return ProviderEntry(v4, ipv4.prefixlen, v6, ipv6.prefixlen, ttl, None, comment)
     if key == "expires" and _EXPIRES.match(value):
-        when = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+        when = _unix_time(value)
         return ProviderEntry(v4, ipv4.prefixlen, v6, ipv6.prefixlen, None, when, comment)
     raise ValueError(f"{words[2]!r}: the lifetime is ttl=SECONDS or expires=YYYY-MM-DDTHH:MM:SSZ")
+
+
+def _unix_time(text: str) -> float:
+    """An RFC 3339 UTC time (``_EXPIRES``) as Unix time; ValueError for a date that does not
+    exist.  Imported here: a daemon without an ``expires`` entry never loads datetime."""
+    from datetime import UTC, datetime  # noqa: PLC0415 - only tables with absolute ends
+
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        raise ValueError(f"expires={text}: no such date and time") from None
 
 
 def _no_overlaps(entries: list[ProviderEntry]) -> None:
