@@ -46,7 +46,6 @@ from clat_eamt.dns.upstream import Upstreams
 from clat_eamt.logs import RateLimitedLog
 from clat_eamt.pref64_watch import Pref64Watch
 from clat_eamt.present import entries_text, entry_json
-from clat_eamt.provider import ProviderError, fetch_table
 from clat_eamt.runtime import commands as c
 from clat_eamt.runtime import events as e
 from clat_eamt.runtime.runtime import Runtime
@@ -345,6 +344,9 @@ class Daemon:
     async def _fetch_provider(self, command: c.FetchProvider) -> None:
         """Fetch and read the operator's table (``clat_eamt.provider``: uclient-fetch, usign,
         child processes); the runtime takes it or refuses it."""
+        # Loaded by the first fetch: a router without an operator's table never pays for it.
+        from clat_eamt.provider import ProviderError, fetch_table  # noqa: PLC0415
+
         table, problem = None, None
         try:
             table = await fetch_table(command.url, command.key, command.ca, command.max_entries)

@@ -16,7 +16,6 @@ from clat_eamt.config import StaticEntry, schema
 from clat_eamt.control.methods import JSON, MethodError
 from clat_eamt.core.model import FlowCensus
 from clat_eamt.present import entry_json
-from clat_eamt.provider import ProviderError, read_table
 from clat_eamt.runtime.events import (
     OperatorAdd,
     OperatorDelete,
@@ -133,6 +132,8 @@ class SnapshotTarget:
         """The operator's table pushed by its agent: the same checks as a fetched one (the
         signature when provider_key is set, the format, the serial); MethodError naming why it
         was refused, and then nothing changed."""
+        from clat_eamt.provider import ProviderError, read_table  # noqa: PLC0415 - first push
+
         cfg = self.snapshot(False).config
         key, most = str(cfg[schema.PROVIDER_KEY]), cfg[schema.PROVIDER_MAX_ENTRIES]
         read, problem = None, None

@@ -24,8 +24,8 @@ import binascii
 import itertools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
+from typing import NamedTuple
 
 from clat_eamt.core.addresses import AddressPolicy
 from clat_eamt.core.model import show
@@ -46,11 +46,12 @@ class TableError(ValueError):
     """The table is refused whole; the message names the line and what to change."""
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderEntry:
+class ProviderEntry(NamedTuple):
     """One entry of a table.  The prefixes are kept as integers and lengths (a table of 10,000
     entries held as ``ipaddress`` networks took 15 MB while it was read, now about 3 MB);
-    ``ipv4`` and ``ipv6`` build the network objects when asked, a slice at a time."""
+    ``ipv4`` and ``ipv6`` build the network objects when asked, a slice at a time.  Named
+    tuples, not dataclasses, here and below: each dataclass costs the idle daemon about 50 KB
+    of generated code (tracemalloc), these cost a few."""
 
     v4: int
     v4len: int
@@ -76,8 +77,7 @@ class ProviderEntry:
         return now + (self.expires_at - wall)
 
 
-@dataclass(frozen=True)
-class ProviderTable:
+class ProviderTable(NamedTuple):
     serial: int
     refresh: int
     entries: tuple[ProviderEntry, ...]
@@ -257,15 +257,15 @@ def serial_problem(table: ProviderTable, current: ProviderTable | None) -> str |
     return f"serial {table.serial} is lower than {current.serial}, the one in place"
 
 
-@dataclass
 class FetchSchedule:
     """When to fetch the table: at start, then at the table's refresh time; after a failure
     again in ``RETRY_FIRST`` seconds, doubling up to ``RETRY_MAX`` (or the refresh time, when
     it is shorter)."""
 
-    due_at: float
-    delay: float = RETRY_FIRST
-    running: bool = False
+    __slots__ = ("delay", "due_at", "running")
+
+    def __init__(self, due_at: float) -> None:
+        self.due_at, self.delay, self.running = due_at, RETRY_FIRST, False
 
     def due(self, now: float) -> bool:
         return not self.running and now >= self.due_at

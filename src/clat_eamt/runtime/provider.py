@@ -10,9 +10,8 @@ the entries in place keep going until their own end (``Engine.tick`` expires the
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network
-from typing import Any
+from typing import Any, NamedTuple
 
 from clat_eamt.config import EffectiveConfig, schema
 from clat_eamt.core.addresses import AddressPolicy
@@ -35,9 +34,9 @@ CHECK_SLICE, SLICE = 512, 64
 Pending = tuple[ProviderEntry, float]  # an entry to install, with its end
 
 
-@dataclass
-class _Checking:
-    """A table being checked, a slice at a time, before anything of it is installed."""
+class _Checking(NamedTuple):
+    """A table being checked, a slice at a time, before anything of it is installed (``done``:
+    how many entries passed)."""
 
     table: ProviderTable
     live: tuple[ProviderEntry, ...]
@@ -47,21 +46,25 @@ class _Checking:
     done: int = 0
 
 
-@dataclass
 class ProviderSource:
-    url: str
-    key: str  # the operator's usign public key: only tables signed with it are taken
-    ca: str  # a CA file the fetcher trusts instead of the router's store
-    max_entries: int
-    schedule: FetchSchedule | None  # None: nothing to fetch (no provider_url)
-    table: ProviderTable | None = None  # the one taken last (its entries dropped once in)
-    size: int = 0  # how many entries it holds
-    taken_at: float | None = None  # its time of day
-    last: dict[str, Any] = field(default_factory=dict)  # the last offer: at, via, result, error
-    checking: _Checking | None = None
-    pending: collections.deque[Pending] = field(default_factory=collections.deque)
-    not_installed: list[str] = field(default_factory=list)  # refusals of the table being taken
-    installed_last: bool = False  # the last step installed a slice (else it checked or retired)
+    """The operator's table as the runtime holds it (a plain class: see ``ProviderEntry``)."""
+
+    def __init__(
+        self, url: str, key: str, ca: str, max_entries: int, schedule: FetchSchedule | None
+    ) -> None:
+        self.url = url
+        self.key = key  # the operator's usign public key: only tables signed with it are taken
+        self.ca = ca  # a CA file the fetcher trusts instead of the router's store
+        self.max_entries = max_entries
+        self.schedule = schedule  # None: nothing to fetch (no provider_url)
+        self.table: ProviderTable | None = None  # the one taken last (its entries dropped)
+        self.size = 0  # how many entries it holds
+        self.taken_at: float | None = None  # its time of day
+        self.last: dict[str, Any] = {}  # the last offer: at, via, result, error
+        self.checking: _Checking | None = None
+        self.pending: collections.deque[Pending] = collections.deque()
+        self.not_installed: list[str] = []  # refusals of the table being taken
+        self.installed_last = False  # the last step installed a slice (else checked or retired)
 
     @classmethod
     def from_config(cls, cfg: EffectiveConfig, now: float) -> ProviderSource:
@@ -136,7 +139,7 @@ class ProviderSource:
             if why is not None:
                 self.checking = None
                 return Outcome(), self._refused(why, checking.via, now)
-            checking.done += len(batch)
+            self.checking = checking = checking._replace(done=checking.done + len(batch))
             if checking.done < len(checking.live):
                 return Outcome(), None
             return self._take(engine, checking), None
@@ -161,7 +164,7 @@ class ProviderSource:
         self.pending = collections.deque((e, e.ends(now, wall)) for e in checked.live)
         keep = {(e.v4, e.v4len, e.v6, e.v6len) for e in checked.live}  # as ``Entry.ident``
         outcome = engine.retire_provider(keep, now)
-        self.table, self.size, self.taken_at = replace(table, entries=()), len(table.entries), wall
+        self.table, self.size, self.taken_at = table._replace(entries=()), len(table.entries), wall
         self.not_installed = []
         self.last |= {"result": "taking" if self.pending else "taken", "error": None}
         if checked.via == FETCH and self.schedule is not None:
