@@ -18,6 +18,7 @@ import errno
 import functools
 import json
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -120,6 +121,9 @@ class Daemon:
         except OSError as error:
             raise StartError(f"cannot listen on {where}: {error.strerror or error}") from None
         await self._start_control()
+        serial = self._remembered_serial()
+        if serial is not None:  # the operator's table taken before this restart
+            self._handle(e.ProviderRemembered(serial))
         await self.execute(self.runtime.start(self.clock()))  # DNS runs even without dataplane
         self._tasks.append(asyncio.create_task(self._ticker(), name="tick"))
         self.pref64.start()
@@ -237,6 +241,8 @@ class Daemon:
                     self.resolv, self.upstreams.servers = upstream_source(
                         settings.upstream, settings.resolv_file, self.clock
                     )
+            case c.RememberProvider(serial):
+                self._remember_serial(serial)
             case c.RehookDns(listen, port, identity):
                 if self.on_listening is not None:
                     self.on_listening(listen, port, identity)
@@ -356,6 +362,28 @@ class Daemon:
             problem = f"{type(error).__name__}: {error}"
         offered = e.ProviderOffered(table, "fetch", problem, self.wall())
         await self.execute(self._handle(offered))
+
+    def _serial_file(self) -> str:
+        return os.path.join(self.cfg[schema.STATE_DIR], "provider.serial")
+
+    def _remembered_serial(self) -> int | None:
+        """The serial written by ``_remember_serial`` before a restart (state_dir: on OpenWrt
+        tmpfs, so it lasts until a reboot), or None."""
+        try:
+            with open(self._serial_file(), encoding="ascii") as file:
+                return int(file.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _remember_serial(self, serial: int) -> None:
+        path = self._serial_file()
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            with open(path + ".new", "w", encoding="ascii") as file:
+                file.write(f"{serial}\n")
+            os.replace(path + ".new", path)  # whole or not at all
+        except OSError as error:  # the next restart takes any serial: said, not fatal
+            log.warning("provider: cannot remember serial %d in %s: %s", serial, path, error)
 
     # --- Pref64 --------------------------------------------------------------------------------
 

@@ -109,6 +109,7 @@ class ModelDriver:
     restarts: int = 0
     hooked: list[c.RehookDns] = field(default_factory=list)
     fetches: list[c.FetchProvider] = field(default_factory=list)  # the operator's table
+    remembered: list[int] = field(default_factory=list)  # its serials kept for a restart
 
     def handle(self, event: e.Event) -> tuple[float | None, tuple[dict[str, Any], str | None]]:
         return self.run(self.runtime.handle(event, self.now))
@@ -175,6 +176,8 @@ class ModelDriver:
                     self.hooked.append(command)
                 case c.FetchProvider():
                     self.fetches.append(command)
+                case c.RememberProvider(serial):
+                    self.remembered.append(serial)
                 case c.ProviderMore():
                     _, more = self.handle(e.ProviderContinue())
                     reply = more if more != ({}, None) else reply

@@ -326,4 +326,18 @@ def test_switched_off_the_operators_entries_retire_and_no_table_is_taken():
     driver.tick()
     assert len(driver.fetches) == fetches + 1  # on again: fetched at once
     _, (_, error) = offer(driver, table(3, "192.0.2.1 2001:db8:1::1 ttl=600"))
-    assert error is None  # whatever its serial: the earlier table was forgotten
+    assert error is not None and "lower than 5, the last one taken" in error
+    _, (_, error) = offer(driver, table(5, "192.0.2.1 2001:db8:1::1 ttl=600"))
+    assert error is None  # the entries in place went: the same serial is taken again
+
+
+def test_the_serial_taken_last_outlives_a_restart():
+    driver = booted()
+    offer(driver, table(5, "192.0.2.1 2001:db8:1::1 ttl=600"))
+    assert driver.remembered == [5]  # the driver keeps it (state_dir)
+    restarted = booted()
+    restarted.handle(e.ProviderRemembered(5))
+    _, (_, error) = offer(restarted, table(4, "192.0.2.1 2001:db8:1::1 ttl=600"))
+    assert error is not None and "lower than 5, the last one taken" in error
+    _, (_, error) = offer(restarted, table(5, "192.0.2.1 2001:db8:1::1 ttl=600"))
+    assert error is None and provider_entries(restarted)

@@ -100,6 +100,7 @@ def keyed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
 
 def daemon_config(tmp_path: Path, key: str) -> Any:
     extra = f"\toption provider_key '{key}'\n\toption host_mode 'all'\n"
+    extra += f"\toption state_dir '{tmp_path}/state'\n"  # the serial is kept there
     return load_text(loopback_config(free_port(), f"{tmp_path}/control.sock", extra))
 
 
@@ -185,3 +186,33 @@ def test_pushed_through_ubus_only_by_the_operators_login(
     with bus.serve_cli(tmp_path / "ubusd.sock"):
         bus.add_rpcd_plugins(RPCD_PLUGINS)
         asyncio.run(main())
+
+
+def test_a_restarted_daemon_refuses_a_table_older_than_the_last_it_took(
+    tmp_path: Path, keyed: tuple[str, Path]
+) -> None:
+    key, secret = keyed
+    socket_path = f"{tmp_path}/control.sock"
+
+    def push(serial: int) -> Any:
+        table = TABLE.format(serial=serial)
+        signed = {"table": table, "signature": sign(tmp_path, table.encode(), secret)}
+        return call(socket_path, "provider", signed)
+
+    async def run(body: Any) -> None:
+        daemon = Daemon(daemon_config(tmp_path, key), ScriptedDataplane())
+        await daemon.start()
+        try:
+            await asyncio.to_thread(body)
+        finally:
+            await daemon.stop()
+
+    asyncio.run(run(lambda: push(12)))
+    assert (tmp_path / "state" / "provider.serial").read_text() == "12\n"
+
+    def after_restart() -> None:
+        with pytest.raises(CallFailedError, match="lower than 12, the last one taken"):
+            push(11)
+        assert push(12)["provider"]["serial"] == 12
+
+    asyncio.run(run(after_restart))

@@ -245,10 +245,18 @@ def entry_problems(
     return None
 
 
-def serial_problem(table: ProviderTable, current: ProviderTable | None) -> str | None:
+def serial_problem(
+    table: ProviderTable, current: ProviderTable | None, floor: int | None = None
+) -> str | None:
     """A serial only grows: lower than the one in place is refused, and so is the same serial
-    with other contents (the operator changed the table and forgot the serial)."""
-    if current is None or table.serial > current.serial:
+    with other contents (the operator changed the table and forgot the serial).  With no table
+    in place, ``floor`` is the serial taken last (before a restart or a switch-off): a lower
+    one is refused, so an old signed table cannot be replayed then."""
+    if current is None:
+        if floor is not None and table.serial < floor:
+            return f"serial {table.serial} is lower than {floor}, the last one taken"
+        return None
+    if table.serial > current.serial:
         return None
     if table.serial == current.serial and table.digest == current.digest:
         return None  # the same table again: its entries' lifetimes start again

@@ -106,6 +106,14 @@ class ProviderMore:
 
 
 @dataclass(frozen=True)
+class RememberProvider:
+    """Keep the serial of the operator's table just taken across a restart (a state file:
+    ``ProviderRemembered`` at the next start)."""
+
+    serial: int
+
+
+@dataclass(frozen=True)
 class FollowPref64:
     """Run RFC 7050 discovery (``discover``) or stop it."""
 
@@ -150,6 +158,6 @@ class Say:
 
 Command = (
     ApplyOps | Release | Reply | Publish | RestartDataplane | StartDataplane | Reconcile
-    | SetHosts | AskAgain | CountFlows | FetchProvider | ProviderMore | FollowPref64 | Configure
-    | RehookDns | Redo | Say
+    | SetHosts | AskAgain | CountFlows | FetchProvider | ProviderMore | RememberProvider
+    | FollowPref64 | Configure | RehookDns | Redo | Say
 )  # fmt: skip

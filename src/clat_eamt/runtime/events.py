@@ -98,6 +98,14 @@ class ProviderOffered:
 
 
 @dataclass(frozen=True)
+class ProviderRemembered:
+    """At start: the serial of the operator's table taken last before the restart (the
+    driver's state file)."""
+
+    serial: int
+
+
+@dataclass(frozen=True)
 class ProviderContinue:
     """The driver let the event loop turn: install the next slice of the table being taken."""
 
@@ -179,7 +187,7 @@ class Listening:
 Event = (
     AnswerObserved | AnswerReleased | Tick | BatchDone | BatchFailed | Reconfigured
     | ReloadRefused | OperatorAdd | OperatorDelete | OperatorFlush | ProviderOffered
-    | ProviderContinue    | DataplaneDied | ProbeResult
+    | ProviderContinue | ProviderRemembered    | DataplaneDied | ProbeResult
     | DataplaneStarted | DataplaneReady | DataplaneStartFailed | Pref64Found | FlowsCounted
     | RefreshDone | Listening
 )  # fmt: skip

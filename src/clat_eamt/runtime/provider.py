@@ -65,6 +65,9 @@ class ProviderSource:
         self.pending: collections.deque[Pending] = collections.deque()
         self.not_installed: list[str] = []  # refusals of the table being taken
         self.installed_last = False  # the last step installed a slice (else checked or retired)
+        # The serial taken last, kept across a switch-off and (the driver's state file) a
+        # restart: no table with a lower one is taken then.
+        self.floor: int | None = None
 
     @classmethod
     def from_config(cls, cfg: EffectiveConfig, now: float) -> ProviderSource:
@@ -93,7 +96,8 @@ class ProviderSource:
 
     def forget(self) -> None:
         """The optimization was switched off and the entries retired: the next table offered
-        (after it is on again) is taken whatever its serial; a fetch is due then at once."""
+        (after it is on again) is taken whole, as after a restart (its serial not lower than
+        the last one taken); a fetch is due then at once."""
         self.table, self.size, self.checking, self.pending = None, 0, None, collections.deque()
         if self.schedule is not None:
             self.schedule.due_at, self.schedule.running = float("-inf"), False
@@ -115,7 +119,7 @@ class ProviderSource:
                 raise TableError(problem or "no table")
             if len(table.entries) > self.max_entries:  # read with another limit: a reload
                 raise TableError(f"more than {self.max_entries} entries (provider_max_entries)")
-            why = serial_problem(table, self.table)
+            why = serial_problem(table, self.table, self.floor)
             if why is not None:
                 raise TableError(why)
         except TableError as error:
@@ -165,6 +169,7 @@ class ProviderSource:
         keep = {(e.v4, e.v4len, e.v6, e.v6len) for e in checked.live}  # as ``Entry.ident``
         outcome = engine.retire_provider(keep, now)
         self.table, self.size, self.taken_at = table._replace(entries=()), len(table.entries), wall
+        self.floor = table.serial
         self.not_installed = []
         self.last |= {"result": "taking" if self.pending else "taken", "error": None}
         if checked.via == FETCH and self.schedule is not None:

@@ -113,6 +113,9 @@ class Runtime:
                 return [c.Say(ERROR, text)]
             case e.ProviderOffered() | e.ProviderContinue():
                 return self._provider(event, now)
+            case e.ProviderRemembered(serial):
+                self.provider.floor = max(self.provider.floor or 0, serial)
+                return []
             case e.OperatorAdd() | e.OperatorDelete() | e.OperatorFlush():
                 return self._operator(event, now)
             case e.DataplaneDied(problem):
@@ -372,7 +375,8 @@ class Runtime:
         self.counters[Count.PROVIDER_TAKEN] += 1
         status = source.status(self.engine, now)
         said = f"provider: serial {status['serial']} taken, {status['installed']} entries in"
-        return [*commands, c.Say(INFO, said), c.Reply({"provider": status})]
+        remember = c.RememberProvider(status["serial"])
+        return [*commands, c.Say(INFO, said), remember, c.Reply({"provider": status})]
 
     # --- reload --------------------------------------------------------------------------------
 
