@@ -30,7 +30,7 @@ from clat_eamt.core.provider import (
     ProviderTable,
     TableError,
     key_number,
-    parse_table,
+    parse_steps,
 )
 
 FETCHER, VERIFIER = "uclient-fetch", "usign"
@@ -156,14 +156,19 @@ async def read_table(
     data: bytes, signature: str | None, key: str, max_entries: int
 ) -> ProviderTable:
     """A table as it came (fetched or pushed), checked against ``signature`` when ``key`` is
-    set and read in a thread (10,000 entries take a good part of a second on a router: DNS
-    goes on meanwhile); ProviderError naming why it cannot be taken."""
+    set and read a slice of lines at a time (``parse_steps``: DNS goes on meanwhile; in a
+    thread it waited for the GIL); ProviderError naming why it cannot be taken."""
     if key:
         if not signature:
             raise ProviderError("no signature, and provider_key is set: only signed tables")
         await verify(data, signature, key)
+    steps = parse_steps(data, max_entries)
     try:
-        return await asyncio.to_thread(parse_table, data, max_entries)
+        while True:
+            next(steps)
+            await asyncio.sleep(0)  # DNS answers go between two slices of lines
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
     except TableError as error:
         raise ProviderError(str(error)) from None
 

@@ -23,7 +23,7 @@ import base64
 import binascii
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from ipaddress import IPv4Network, IPv6Network
 from typing import NamedTuple
 
@@ -90,6 +90,20 @@ class ProviderTable(NamedTuple):
 
 def parse_table(data: bytes, max_entries: int) -> ProviderTable:
     """The table in ``data``, or TableError for the first thing wrong with it."""
+    steps = parse_steps(data, max_entries)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+def parse_steps(
+    data: bytes, max_entries: int, lines: int = 512
+) -> Generator[None, None, ProviderTable]:
+    """``parse_table`` a slice at a time: it yields after every ``lines`` lines, so a caller on
+    an event loop lets it turn in between (10,000 lines take a good part of a second on a
+    router), and returns the table (StopIteration's value)."""
     if len(data) > MAX_TABLE_BYTES:
         raise TableError(f"the table is {len(data)} bytes; at most {MAX_TABLE_BYTES} are read")
     try:
@@ -100,6 +114,8 @@ def parse_table(data: bytes, max_entries: int) -> ProviderTable:
     refresh: int | None = None
     entries: list[ProviderEntry] = []
     for number, raw in enumerate(text.splitlines(), 1):
+        if number % lines == 0:
+            yield
         if len(raw) > MAX_LINE:
             raise TableError(f"line {number}: longer than {MAX_LINE} characters")
         body, _, comment = raw.partition("#")
