@@ -99,7 +99,7 @@ def parse_table(data: bytes, max_entries: int) -> ProviderTable:
 
 
 def parse_steps(
-    data: bytes, max_entries: int, lines: int = 512
+    data: bytes, max_entries: int, lines: int = 128
 ) -> Generator[None, None, ProviderTable]:
     """``parse_table`` a slice at a time: it yields after every ``lines`` lines, so a caller on
     an event loop lets it turn in between (10,000 lines take a good part of a second on a

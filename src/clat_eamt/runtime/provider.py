@@ -30,7 +30,7 @@ from clat_eamt.runtime.events import ProviderOffered
 FETCH, PUSH = "fetch", "push"  # how a table came (``ProviderOffered.via``)
 # Work between two turns of the event loop, so a DNS answer waits at most one slice: entries
 # checked (about 30 us each here) or installed (about 0.3 ms each here, ``make bench``).
-CHECK_SLICE, SLICE = 512, 64
+CHECK_SLICE, SLICE = 128, 64
 Pending = tuple[ProviderEntry, float]  # an entry to install, with its end
 
 
