@@ -16,12 +16,14 @@ TOX    := $(VENV)/bin/tox
 # chromium renders the LuCI pages headless (tests/browser, `make screenshots`); node checks the
 # LuCI JavaScript and runs the settings view against a stand-in of LuCI's form
 # (tests/unit/test_luci_*.py); msguniq (gettext) checks the LuCI i18n template as LuCI's
-# i18n-scan.pl would write it; dnsperf drives the DNS bench and its tests.
+# i18n-scan.pl would write it; dnsperf drives the DNS bench and its tests.  signify-openbsd,
+# wget and openssl stand in for usign and uclient-fetch and make the operator's table's test CA
+# (tests/unit/standin_provider, tests/integration/test_provider_lab.py).
 HOST_TOOLS.base := python3:python3 python3.11:python3.11
 HOST_TOOLS.demo := $(HOST_TOOLS.base) dnsmasq:dnsmasq-base unbound:unbound knotd:knot \
 	tayga:tayga nft:nftables conntrack:conntrack ip:iproute2 sysctl:procps
 HOST_TOOLS.test := $(HOST_TOOLS.demo) dnsperf:dnsperf shellcheck:shellcheck chromium:chromium \
-	node:nodejs msguniq:gettext
+	node:nodejs msguniq:gettext signify-openbsd:signify-openbsd wget:wget openssl:openssl
 
 .PHONY: all test lint demo docs bench footprint fuzz ipk apk screenshots fresh-check clean \
 	host-deps host-deps.base host-deps.demo host-deps.test venv-python

@@ -138,10 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         sub = commands.add_parser(name, help=method.help, description=method.help)
         for arg in method.args:
+            metavar = "FILE" if arg.file else arg.name.upper()
             if arg.required:
-                sub.add_argument(arg.name, metavar=arg.name.upper(), help=arg.help)
+                sub.add_argument(arg.name, metavar=metavar, help=arg.help)
             else:
-                sub.add_argument(f"--{arg.name}", help=arg.help)
+                sub.add_argument(f"--{arg.name}", metavar=metavar, help=arg.help)
         _control_flags(sub)
     return parser
 
@@ -225,11 +226,15 @@ def _control(args: argparse.Namespace) -> int:
         "check": views.check_text,
     }
     method = METHODS[args.command]
-    call_args = {
-        a.name: getattr(args, a.name)
-        for a in method.args
-        if getattr(args, a.name, None) is not None
-    }
+    try:
+        call_args = {
+            a.name: _file_text(getattr(args, a.name)) if a.file else getattr(args, a.name)
+            for a in method.args
+            if getattr(args, a.name, None) is not None
+        }
+    except OSError as error:
+        print(f"clat-eamt {method.name}: {error.filename}: {error.strerror}", file=sys.stderr)
+        return 1
     try:
         result = call(args.socket or _socket_path(), method.name, call_args)
     except DaemonNotRunningError as error:
@@ -248,6 +253,14 @@ def _control(args: argparse.Namespace) -> int:
     else:
         print(views.change_text(method.name, result))
     return 0
+
+
+def _file_text(path: str) -> str:
+    """A file argument's text (``-``: standard input)."""
+    if path == "-":
+        return sys.stdin.read()
+    with open(path, encoding="utf-8", errors="replace") as file:
+        return file.read()
 
 
 def _socket_path() -> str:

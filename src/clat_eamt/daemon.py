@@ -13,10 +13,12 @@ it to the log.
 from __future__ import annotations
 
 import asyncio
+import collections
 import errno
 import functools
 import json
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -100,6 +102,7 @@ class Daemon:
         self._tasks: list[asyncio.Task[None]] = []
         self._reloads: set[asyncio.Task[bool]] = set()
         self._asking: set[asyncio.Task[bool]] = set()  # names asked again ahead of their end
+        self._fetching: set[asyncio.Task[None]] = set()  # the operator's table being fetched
         # Told where DNS is served once the sockets listen (cli: the dnsmasq hook's guard).
         self.on_listening: Callable[[str, int, bool], None] | None = None
 
@@ -118,6 +121,9 @@ class Daemon:
         except OSError as error:
             raise StartError(f"cannot listen on {where}: {error.strerror or error}") from None
         await self._start_control()
+        serial = self._remembered_serial()
+        if serial is not None:  # the operator's table taken before this restart
+            self._handle(e.ProviderRemembered(serial))
         await self.execute(self.runtime.start(self.clock()))  # DNS runs even without dataplane
         self._tasks.append(asyncio.create_task(self._ticker(), name="tick"))
         self.pref64.start()
@@ -142,7 +148,7 @@ class Daemon:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for asking in self._asking:
+        for asking in (*self._asking, *self._fetching):
             asking.cancel()
         await self.control.close()
         await self.server.close()
@@ -178,7 +184,9 @@ class Daemon:
         operator's reply (``Reply``, with how the dataplane took its operations)."""
         result, life = ApplyResult.NONE, None
         reply: tuple[JSON, str | None] = ({}, None)
-        for command in commands:
+        queue = collections.deque(commands)  # ProviderMore adds the next slice's commands
+        while queue:
+            command = queue.popleft()
             match command:  # an A answer's commands first: they come once per answer
                 case c.Publish(outcome, action, observation):
                     self.announce.publish(outcome, action, observation)
@@ -205,6 +213,13 @@ class Daemon:
                         )
                 case c.AskAgain(name):
                     self._ask(name)
+                case c.ProviderMore():
+                    await asyncio.sleep(0)  # DNS answers waiting go first
+                    queue.extend(self._handle(e.ProviderContinue()))
+                case c.FetchProvider():
+                    task = asyncio.create_task(self._fetch_provider(command), name="provider")
+                    self._fetching.add(task)
+                    task.add_done_callback(self._fetching.discard)
                 case c.CountFlows():
                     await self._count_flows()
                 case _:
@@ -226,6 +241,8 @@ class Daemon:
                     self.resolv, self.upstreams.servers = upstream_source(
                         settings.upstream, settings.resolv_file, self.clock
                     )
+            case c.RememberProvider(serial):
+                self._remember_serial(serial)
             case c.RehookDns(listen, port, identity):
                 if self.on_listening is not None:
                     self.on_listening(listen, port, identity)
@@ -330,6 +347,44 @@ class Daemon:
         for command in self._handle(e.RefreshDone(name, bool(ok))):
             self._sync(command)
 
+    async def _fetch_provider(self, command: c.FetchProvider) -> None:
+        """Fetch and read the operator's table (``clat_eamt.provider``: uclient-fetch, usign,
+        child processes); the runtime takes it or refuses it."""
+        # Loaded by the first fetch: a router without an operator's table never pays for it.
+        from clat_eamt.provider import ProviderError, fetch_table  # noqa: PLC0415
+
+        table, problem = None, None
+        try:
+            table = await fetch_table(command.url, command.key, command.ca, command.max_entries)
+        except ProviderError as error:
+            problem = str(error)
+        except Exception as error:  # the next fetch is due all the same (back-off)
+            problem = f"{type(error).__name__}: {error}"
+        offered = e.ProviderOffered(table, "fetch", problem, self.wall())
+        await self.execute(self._handle(offered))
+
+    def _serial_file(self) -> str:
+        return os.path.join(self.cfg[schema.STATE_DIR], "provider.serial")
+
+    def _remembered_serial(self) -> int | None:
+        """The serial written by ``_remember_serial`` before a restart (state_dir: on OpenWrt
+        tmpfs, so it lasts until a reboot), or None."""
+        try:
+            with open(self._serial_file(), encoding="ascii") as file:
+                return int(file.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _remember_serial(self, serial: int) -> None:
+        path = self._serial_file()
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            with open(path + ".new", "w", encoding="ascii") as file:
+                file.write(f"{serial}\n")
+            os.replace(path + ".new", path)  # whole or not at all
+        except OSError as error:  # the next restart takes any serial: said, not fatal
+            log.warning("provider: cannot remember serial %d in %s: %s", serial, path, error)
+
     # --- Pref64 --------------------------------------------------------------------------------
 
     def _known_pref64(self) -> IPv6Network | None:
@@ -359,6 +414,7 @@ class Daemon:
             "control": {"socket": str(self.control.path), "error": self.control_error},
             "ubus": self.ubus.status() if self.ubus else {"state": "not started"},
             "memory": self._memory(),
+            "provider": self.runtime.provider.status(self.runtime.engine, self.clock()),
         }
         counters = self.proxy.counters + self.applier.counters
         return self.runtime.snapshot(self.clock(), entries=entries, shells=shells,

@@ -15,7 +15,7 @@ from collections import deque
 from typing import IO
 
 # tests.bench.<part>, in the order they run.
-PARTS = ("footprint", "dns_bench", "dataplane_bench", "scale_bench", "hostile_bench")
+PARTS = ("footprint", "dns_bench", "dataplane_bench", "scale_bench", "hostile_bench", "provider_bench")
 
 
 def _relay(stream: IO[str], tail: deque[str]) -> None:

@@ -108,6 +108,8 @@ class ModelDriver:
     discovering: bool | None = None
     restarts: int = 0
     hooked: list[c.RehookDns] = field(default_factory=list)
+    fetches: list[c.FetchProvider] = field(default_factory=list)  # the operator's table
+    remembered: list[int] = field(default_factory=list)  # its serials kept for a restart
 
     def handle(self, event: e.Event) -> tuple[float | None, tuple[dict[str, Any], str | None]]:
         return self.run(self.runtime.handle(event, self.now))
@@ -172,6 +174,13 @@ class ModelDriver:
                     self.settings.append(command)
                 case c.RehookDns():
                     self.hooked.append(command)
+                case c.FetchProvider():
+                    self.fetches.append(command)
+                case c.RememberProvider(serial):
+                    self.remembered.append(serial)
+                case c.ProviderMore():
+                    _, more = self.handle(e.ProviderContinue())
+                    reply = more if more != ({}, None) else reply
                 case c.Say():
                     self.said.append(command)
         return life, reply

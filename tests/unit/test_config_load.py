@@ -517,6 +517,12 @@ def lab_configs(draw: st.DrawFn) -> tuple[dict[Any, Any], list[StaticEntry]]:
         schema.ALLOW_PREFIX: tuple(draw(st.lists(st.one_of(_IPV4, _IPV6), max_size=3))),
         schema.DENY_PREFIX: tuple(draw(st.lists(st.one_of(_IPV4, _IPV6), max_size=3))),
         schema.ALLOW_DOCUMENTATION: True,
+        schema.PROVIDER_URL: draw(st.sampled_from(["", "https://isp.example/t?x=1&y=2"])),
+        schema.PROVIDER_KEY: draw(
+            st.sampled_from(["", "RWRjZjh3Z1lYN2JuTn+C4bMuTtEZF7tl9yDK8Wr3+6nNSHrYSNS1DYgB"])
+        ),
+        schema.PROVIDER_CA: draw(st.sampled_from(["", "/etc/ssl/isp-ca.pem"])),
+        schema.PROVIDER_MAX_ENTRIES: draw(st.integers(1, 100000)),
     }
     assert {option for option in values} == set(schema.GLOBAL_OPTIONS)
     hosts = draw(st.lists(st.integers(0, 255), unique=True, max_size=4))

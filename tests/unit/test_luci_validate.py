@@ -91,6 +91,25 @@ TABLE: dict[str, list[str]] = {
     "deny_prefix": V4 + V6,
     "ipv4": V4,
     "ipv6": V6,
+    "provider_url": [
+        "https://isp.example/t",
+        "http://isp.example/t",
+        "",
+        "ftp://isp.example",
+        "https:///x",
+        "https://isp.example/a b",
+        "https://isp.example/\x07",
+    ],
+    "provider_key": [
+        "RWRjZjh3Z1lYN2JuTn+C4bMuTtEZF7tl9yDK8Wr3+6nNSHrYSNS1DYgB",
+        "",
+        "RWRj",
+        "not base64!",
+        "RWRjZjh3Z1lYN2JuTn+C4bMuTtEZF7tl9yDK8Wr3+6nNSHrYSNS1DYg=",
+        "AAAAZjh3Z1lYN2JuTn+C4bMuTtEZF7tl9yDK8Wr3+6nNSHrYSNS1DYgB",
+    ],
+    "provider_ca": ["/etc/ssl/isp.pem", "", "etc/ssl/isp.pem"],
+    "provider_max_entries": [*INTS, "100000", "100001"],
     "comment": ["office NAS", "tab\there", "", "new\nline", "bell\x07", "ü", "del\x7f"],
 }
 

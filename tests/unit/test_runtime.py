@@ -270,6 +270,12 @@ def alternative(option: Option[Any], cfg_value: Any) -> str:
         return next(choice for choice in kind.choices if choice != cfg_value)
     if option is schema.RESOLV_FILE:
         return "/tmp/resolv.conf.other"
+    if option is schema.PROVIDER_URL:
+        return "https://isp.example/clat-eamt.table"
+    if option is schema.PROVIDER_KEY:
+        return "RWRjZjh3Z1lYN2JuTn+C4bMuTtEZF7tl9yDK8Wr3+6nNSHrYSNS1DYgB"
+    if option is schema.PROVIDER_CA:
+        return "/etc/ssl/isp-ca.pem"
     raise AssertionError(f"{option.name}: no alternative value for {type(kind).__name__}")
 
 

@@ -56,6 +56,7 @@ PROVIDED = [
     (v4("192.0.2.2/32"), v6("2001:db8:1::2/128")),
     (v4("192.0.2.1/32"), v6("2001:db8:1::1/128")),
 ]
+PROVIDED_PREFIX = (v4("192.0.2.0/30"), v6("2001:db8:7::/126"))  # covers dns and static ones
 EXCLUDED = (v4("203.0.113.0/24"),)
 HOSTS = [
     Host("tv", HostClass.IPV4_ONLY),
@@ -141,6 +142,21 @@ class EngineMachine(RuleBasedStateMachine):
         statics = self._statics()
         self._apply(self.engine.upsert_provider(*pair, ttl=ttl, now=self.now).ops)
         assert self._statics() == statics, "a provider entry modified a static entry"
+
+    @rule(
+        table=st.lists(st.sampled_from([*PROVIDED[:2], PROVIDED_PREFIX]), unique=True),
+        ttl=st.integers(1, 300),
+    )
+    def sync_provider(self, table, ttl) -> None:
+        """A whole operator's table taken (issue 28): the entries it lists installed, the
+        provider entries it does not list retired; static entries untouched."""
+        statics = self._statics()
+        entries = [(v4, v6, self.now + ttl, "") for v4, v6 in table]
+        self._apply(self.engine.sync_provider(entries, self.now).ops)
+        assert self._statics() == statics, "a provider table modified a static entry"
+        valid = {e.key for e in self.engine.table if e.origin is Origin.PROVIDER
+                 and e.state is State.VALID}  # fmt: skip
+        assert valid <= set(table), f"a provider entry the table does not list is Valid: {valid}"
 
     @rule()
     def flush(self) -> None:

@@ -20,6 +20,8 @@ from clat_eamt.config.schema import (
     POOL,
     PORT,
     PREF64,
+    PROVIDER_KEY,
+    PROVIDER_URL,
     STATIC_IPV4,
     STATIC_IPV6,
     TAYGA_IPV4,
@@ -107,6 +109,15 @@ def globals_violations(cfg: Values, label: Label) -> list[Violation]:
                     (UPSTREAM.name, LISTEN.name, PORT.name),
                 )
             )
+    if cfg[PROVIDER_URL].startswith("http://") and not cfg[PROVIDER_KEY]:
+        found.append(
+            Violation(
+                f"{label(PROVIDER_URL.name)} is plain http://: anyone on the path could hand the "
+                f"router a table; use https://, or set {label(PROVIDER_KEY.name)} so that only "
+                "a table signed with the operator's key is taken",
+                (PROVIDER_URL.name, PROVIDER_KEY.name),
+            )
+        )
     for problem in pool_problems(cfg[POOL], allow_documentation=cfg[ALLOW_DOCUMENTATION]):
         found.append(Violation(problem, (POOL.name, ALLOW_DOCUMENTATION.name)))
     return found

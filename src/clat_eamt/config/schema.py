@@ -33,6 +33,7 @@ from clat_eamt.config.types import (
 )
 from clat_eamt.config.uci import statement
 from clat_eamt.core.pref64 import RFC6052_LENGTHS, pref64_problem
+from clat_eamt.core.provider import public_key_problem, url_problem
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)  # so cfg[PREF64] also reads as an Iterable[IPv6Network]
@@ -320,6 +321,35 @@ ALLOW_DOCUMENTATION = scalar("allow_documentation", Bool(), False,
     "2001:db8::/32, 3fff::/20) as ordinary global addresses. For test labs only; never turn it "
     "on in a real router.",
 )
+def _absolute_or_empty(path: str) -> str | None:
+    return None if not path or path.startswith("/") else f"expected an absolute path, got {path!r}"
+
+
+PROVIDER_URL = scalar("provider_url",
+    Checked(Text(max_length=500), url_problem, "URL", "URLs", (("kind", "url"),)), "",
+    "The operator's table of mappings (README, The operator's table): fetched at start and "
+    "at the table's own refresh time with the router's uclient-fetch, over HTTPS with "
+    "certificate checks; http:// only with provider_key set. Its entries are steered for every "
+    "IPv4-only host, whatever resolver the host uses. Empty: no table is fetched (one can "
+    "still be pushed, ubus call clat-eamt provider).",
+    example="https://cpe.isp.example/clat-eamt.table",
+)
+PROVIDER_KEY = scalar("provider_key", Checked(Text(max_length=100), public_key_problem,
+    "usign public key", "usign public keys", (("kind", "usign_key"),)), "",
+    "The operator's usign (signify) public key, the base64 line of its .pub file: every table, "
+    "fetched or pushed, must then come with a valid signature made with it (usign -S; fetched "
+    "from provider_url + '.sig'). Empty: tables are taken unsigned, over HTTPS only.",
+    example="RWRjZjh3Z1lYN2JuTn+C4bMuTtEZF7tl9yDK8Wr3+6nNSHrYSNS1DYgB",
+)
+PROVIDER_CA = scalar("provider_ca", Checked(Text(max_length=200), _absolute_or_empty,
+    "absolute file path", "absolute file paths", (("kind", "path"), ("optional", True))), "",
+    "A CA certificate file trusted for provider_url instead of the router's store "
+    "(uclient-fetch --ca-certificate). Empty: the router's store (/etc/ssl/certs).",
+)
+PROVIDER_MAX_ENTRIES = scalar("provider_max_entries", BoundedInt(1, 100000), 20000,
+    "Most entries an operator's table may hold; a larger table is refused whole (about 1 KB "
+    "of memory per entry).",
+)
 
 # --- section static --------------------------------------------------------------------------
 
@@ -345,6 +375,7 @@ GLOBAL_OPTIONS: tuple[Option[Any], ...] = (
     MAX_ENTRIES, MAX_IPV4_PER_IPV6, CREATE_RATE, CREATE_BURST, CLIENT_IDENTITY, HOST_CREATE_RATE,
     HOST_CREATE_BURST,
     ALLOW_NAME, DENY_NAME, ALLOW_PREFIX, DENY_PREFIX, ALLOW_DOCUMENTATION,
+    PROVIDER_URL, PROVIDER_KEY, PROVIDER_CA, PROVIDER_MAX_ENTRIES,
 )
 # fmt: on
 STATIC_OPTIONS: tuple[Option[Any], ...] = (STATIC_IPV4, STATIC_IPV6, STATIC_COMMENT)

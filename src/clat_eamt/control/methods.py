@@ -44,6 +44,8 @@ class ControlTarget(Protocol):
 
     async def flush_dns(self) -> JSON: ...
 
+    async def push_provider(self, table: str, signature: str | None) -> JSON: ...
+
     def effective_config(self) -> JSON: ...
 
     def flow_history(self) -> JSON: ...
@@ -57,6 +59,7 @@ class Arg:
     name: str
     help: str
     required: bool = True
+    file: bool = False  # the CLI takes a file (or - for stdin) and sends its text
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class Method:
     handler: Handler
     args: tuple[Arg, ...] = ()
     writes: bool = False  # changes the daemon's state (the rpcd ACL grants these separately)
+    # granted by an rpcd access group of its own, never by the LuCI app's (the operator's)
+    operator: bool = False
 
 
 async def _status(target: ControlTarget, args: Mapping[str, str]) -> JSON:
@@ -116,6 +121,12 @@ async def _flush(target: ControlTarget, args: Mapping[str, str]) -> JSON:
     return await target.flush_dns()
 
 
+async def _provider(target: ControlTarget, args: Mapping[str, str]) -> JSON:
+    if len(args["table"]) > MAX_PUSHED:
+        raise MethodError(f"table: more than {MAX_PUSHED} characters; serve it at provider_url")
+    return await target.push_provider(args["table"], args.get("signature") or None)
+
+
 async def _config(target: ControlTarget, args: Mapping[str, str]) -> JSON:
     return target.effective_config()
 
@@ -128,6 +139,9 @@ async def _check(target: ControlTarget, args: Mapping[str, str]) -> JSON:
     return check_text(args["uci"])
 
 
+# A pushed table travels in one ubus message: ubusd takes at most UBUS_MAX_MSGLEN, 1 MiB
+# (ubusmsg.h), JSON escapes included; a larger table is fetched (provider_url).
+MAX_PUSHED = 1_000_000
 _IPV4 = Arg("ipv4", schema.STATIC_IPV4.help)
 # Rows of one overview (a LuCI status poll every 5 s): a table of 10,000 entries is about 4 MB
 # of JSON and seconds of a router's CPU; the page shows this many and says how many there are.
@@ -191,6 +205,27 @@ METHODS: dict[str, Method] = {
             "{flushed: count, dataplane: ...}",
             _flush,
             writes=True,
+        ),
+        Method(
+            "provider",
+            "Hand the daemon the operator's table (README, The operator's table): taken whole "
+            "or refused whole, with the checks of a fetched one (its signature when "
+            "provider_key is set, the format, a serial that only grows). For the operator's "
+            "agent: granted by the rpcd group clat-eamt-provider, not by LuCI's.",
+            "{provider: {url, signed, serial, entries, installed, last, next_fetch_in}, "
+            "dataplane: ...}",
+            _provider,
+            (
+                Arg("table", "The table's text (the CLI: its file, - for stdin).", file=True),
+                Arg(
+                    "signature",
+                    "Its usign signature, the .sig file's text (the CLI: the file).",
+                    False,
+                    file=True,
+                ),
+            ),
+            writes=True,
+            operator=True,
         ),
         Method(
             "config",

@@ -30,10 +30,12 @@ import os
 import socket
 from typing import Any
 
-from clat_eamt.control.methods import ControlTarget, MethodError, dispatch
+from clat_eamt.control.methods import MAX_PUSHED, ControlTarget, MethodError, dispatch
 
 log = logging.getLogger(__name__)
-MAX_REQUEST = 4096  # bytes per request line: the largest real one (add, a long comment) ~500
+# bytes per request line: the largest is a pushed table (``methods.MAX_PUSHED`` characters, as
+# JSON: its newlines escaped), the next largest an add with a long comment (~500)
+MAX_REQUEST = 2 * MAX_PUSHED + 4096
 MAX_DEPTH = 4  # JSON nesting: {"method": ..., "args": {...}} is 2
 MAX_CLIENTS = 16
 IDLE_TIMEOUT = 5.0  # seconds for a request line: the CLI sends its one at once

@@ -7,6 +7,7 @@ and applier as DNS answers.  It knows nothing of the daemon: the driver hands it
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,7 +16,13 @@ from clat_eamt.config import StaticEntry, schema
 from clat_eamt.control.methods import JSON, MethodError
 from clat_eamt.core.model import FlowCensus
 from clat_eamt.present import entry_json
-from clat_eamt.runtime.events import OperatorAdd, OperatorDelete, OperatorEvent, OperatorFlush
+from clat_eamt.runtime.events import (
+    OperatorAdd,
+    OperatorDelete,
+    OperatorEvent,
+    OperatorFlush,
+    ProviderOffered,
+)
 from clat_eamt.runtime.snapshot import Snapshot
 
 ROWS_PER_TURN = 256
@@ -58,6 +65,7 @@ def status_json(s: Snapshot) -> JSON:
         "control": shells.get("control"),
         "ubus": shells.get("ubus", {"state": "not started"}),
         "memory": shells.get("memory"),
+        "provider": shells.get("provider"),
         "restart_needed": list(s.restart_needed),
         "counters": dict(s.counters),
     }
@@ -141,3 +149,18 @@ class SnapshotTarget:
 
     async def flush_dns(self) -> JSON:
         return await self._do(OperatorFlush())
+
+    async def push_provider(self, table: str, signature: str | None) -> JSON:
+        """The operator's table pushed by its agent: the same checks as a fetched one (the
+        signature when provider_key is set, the format, the serial); MethodError naming why it
+        was refused, and then nothing changed."""
+        from clat_eamt.provider import ProviderError, read_table  # noqa: PLC0415 - first push
+
+        cfg = self.snapshot(False).config
+        key, most = str(cfg[schema.PROVIDER_KEY]), cfg[schema.PROVIDER_MAX_ENTRIES]
+        read, problem = None, None
+        try:
+            read = await read_table(table.encode(), signature, key, most)
+        except ProviderError as error:
+            problem = str(error)
+        return await self._do(ProviderOffered(read, "push", problem, time.time()))

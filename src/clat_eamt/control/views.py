@@ -86,6 +86,8 @@ def status_text(s: JSON) -> str:
         lines.append(("memory", _seen_text(seen)))
     if s["control"]["error"]:
         lines.append(("control", s["control"]["error"]))
+    if s.get("provider") and (s["provider"]["url"] or s["provider"]["last"]):
+        lines.append(("provider", provider_text(s["provider"])))
     width = max(len(k) for k, _ in lines)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in lines)
 
@@ -99,6 +101,25 @@ def _seen_text(seen: JSON) -> str:
     if seen["blind_for"]:
         text += f"; FULL: new mappings refused for {seen['blind_for']} s more"
     return text + (f" ({seen['refused']} pairs not kept)" if seen["refused"] else "")
+
+
+def provider_text(p: JSON) -> str:
+    """The operator's table on one line: where from, what is in place, the last offer, the next
+    fetch."""
+    source = p["url"] or "pushed only"
+    held = (
+        f"serial {p['serial']}, {p['entries']} entries ({p['installed']} installed)"
+        if p["serial"] is not None
+        else "no table yet"
+    )
+    last = p["last"] or {}
+    said = f"last {last['via']} {last['result']}" if last else "not fetched yet"
+    if last.get("error"):
+        said += f": {last['error']}"
+    when = p["next_fetch_in"]
+    upcoming = "" if when is None else f"; next fetch in {_duration(when)}"
+    signed = ", signed" if p["signed"] else ""
+    return f"{source}{signed}: {held}; {said}{upcoming}"
 
 
 def mappings_text(rows: list[JSON]) -> str:
@@ -175,6 +196,8 @@ def change_text(method: str, result: JSON) -> str:
         "late": "still being installed",
         "failed": "NOT installed: the dataplane failed (see `clat-eamt status`)",
     }.get(dataplane, dataplane)
+    if method == "provider":
+        return f"table taken: {provider_text(result['provider'])}; {installed}"
     if method == "flush":
         flushed = result["flushed"]
         return f"flushed {flushed} learned entries (running flows keep their path); {installed}"

@@ -21,5 +21,6 @@ and the rules can be tested in memory.  The parts, in reading order:
 - ``refresh``      TTL ceilings of answers; which used mappings to refresh before their end.
 - ``dataplane``    desired dataplane state of a table and the diff between two of them.
 - ``translation``  T(P): a pool address as the CLAT writes it in IPv6.
+- ``provider``     the operator's table: its format and checks, when to fetch it again.
 - ``engine``       ties them together: observe / tick / static / admin, returning operations.
 """

@@ -90,6 +90,8 @@ class Count(enum.StrEnum):
     RELOAD_REFUSED = "reload.refused"
     REFRESH_AHEAD = "refresh.ahead"
     REFRESH_FAILED = "refresh.failed"
+    PROVIDER_TAKEN = "provider.taken"  # an operator's table taken whole
+    PROVIDER_REFUSED = "provider.refused"  # refused whole (or not fetched, or badly signed)
     # the applier
     BATCHES_DONE = "dataplane.batches_done"
     BATCHES_FAILED = "dataplane.batches_failed"

@@ -8,7 +8,7 @@ It is still pure: the shells decide when to call it and apply what it returns.
 - ``tick``         time passes: TTL expiry, Stale -> Invalid when the flow oracle says so
 - ``sync_static``  the configured static entries (applied as a diff on start and reload)
 - ``add_static`` / ``delete`` / ``flush``   the operator's actions
-- ``upsert_provider``                       an entry from the provider's table
+- ``upsert_provider`` / ``sync_provider``   an entry from the provider's table, or all of it
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from clat_eamt.core.model import (
     Entry,
     EntryEvent,
     EntryKey,
+    Ident,
     LiveFlows,
     Observation,
     Origin,
@@ -200,6 +201,51 @@ class Engine:
         never a static one; lives for ``ttl`` seconds unless refreshed."""
         return self._install(Origin.PROVIDER, ipv4, ipv6, now=now, expires=now + ttl)
 
+    def sync_provider(
+        self, entries: Iterable[tuple[IPv4Network, IPv6Network, float, str]], now: float
+    ) -> Outcome:
+        """Make the provider entries equal the operator's table just taken (``core.provider``):
+        ``retire_provider`` for the ones it no longer lists, then ``install_provider``."""
+        wanted = list(entries)
+        keep = {
+            (int(v4.network_address), v4.prefixlen, int(v6.network_address), v6.prefixlen)
+            for v4, v6, _, _ in wanted
+        }
+        retired = self.retire_provider(keep, now)
+        installed = self.install_provider(wanted, now)
+        return Outcome(
+            retired.ops + installed.ops, retired.events + installed.events,
+            refusals=installed.refusals,
+        )  # fmt: skip
+
+    def retire_provider(self, keep: Collection[Ident], now: float) -> Outcome:
+        """The Valid provider entries whose identity (``Entry.ident``) is not in ``keep`` go
+        Stale (their flows keep running)."""
+        changes: list[Change] = [
+            MarkStale(e.key, Event.DELETE)
+            for e in self.table
+            if e.origin is Origin.PROVIDER and e.state is State.VALID and e.ident not in keep
+        ]
+        return self._commit(changes, now)
+
+    def install_provider(
+        self, entries: Iterable[tuple[IPv4Network, IPv6Network, float, str]], now: float
+    ) -> Outcome:
+        """Each (IPv4, IPv6, end, comment) installed or refreshed until its end, over dns
+        entries and never over a static one.  Entries the router cannot install (a static
+        entry covers them, the pool is full) come back as refusals."""
+        ops: list[DataplaneOp] = []
+        events: list[EntryEvent] = []
+        refusals: list[Refusal] = []
+        for ipv4, ipv6, end, comment in entries:
+            done = self._install(
+                Origin.PROVIDER, ipv4, ipv6, now=now, expires=end, comment=comment
+            )  # each diff follows the one before: the ops apply in this order
+            ops += done.ops
+            events += done.events
+            refusals += done.refusals
+        return Outcome(tuple(ops), tuple(events), refusals=tuple(refusals))
+
     def delete(self, ipv4: IPv4Network, now: float, origin: Origin | None = None) -> Outcome:
         """Operator delete: the Valid entries with exactly this IPv4 prefix go Stale; their flows
         keep running and the entries disappear when the flows end."""
@@ -284,10 +330,8 @@ class Engine:
                 f"{show(ipv4)} -> {show(ipv6)} is a {existing.origin} entry ({existing.state})",
             )
         changes: list[_EngineChange] = []
-        for other in self.table:
-            if other.key == key or other.state is not State.VALID:
-                continue
-            if not other.ipv4.overlaps(ipv4):
+        for other in self.table.valid_overlapping(ipv4):  # O(log n): no scan per entry
+            if other.key == key:
                 continue
             newer_provider = other.origin is origin is Origin.PROVIDER  # the newer one wins
             if other.origin.rank >= origin.rank and not newer_provider:

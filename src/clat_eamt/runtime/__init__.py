@@ -10,6 +10,7 @@ commands out, no I/O and no clock reads (time is an argument of every call).
                 restart can change (``restart_needed``).
 - ``runtime``   ``Runtime.handle(event, now) -> [Command]``: the engine, the host memory, the
                 Pref64 sources, the configuration and the counters in one object.
+- ``provider``  the operator's table: taken whole or refused whole, fetched when due, its status.
 - ``snapshot``  the frozen view that status, the control socket, ubus and LuCI read.
 
 ``daemon`` is the driver: it turns sockets, timers and processes into events and the commands

@@ -88,6 +88,32 @@ class CountFlows:
 
 
 @dataclass(frozen=True)
+class FetchProvider:
+    """Fetch the operator's table from ``url`` (trusting ``ca`` besides the system's CAs), and
+    its signature from ``url`` + ".sig" when a ``key`` is set; check it and report it
+    (``ProviderOffered``)."""
+
+    url: str
+    key: str
+    ca: str
+    max_entries: int  # a larger table is refused as it is read
+
+
+@dataclass(frozen=True)
+class ProviderMore:
+    """Let the event loop turn (DNS answers go first), then report ``ProviderContinue``: a
+    table of 10,000 entries is installed a slice at a time, not in one stall of seconds."""
+
+
+@dataclass(frozen=True)
+class RememberProvider:
+    """Keep the serial of the operator's table just taken across a restart (a state file:
+    ``ProviderRemembered`` at the next start)."""
+
+    serial: int
+
+
+@dataclass(frozen=True)
 class FollowPref64:
     """Run RFC 7050 discovery (``discover``) or stop it."""
 
@@ -132,5 +158,6 @@ class Say:
 
 Command = (
     ApplyOps | Release | Reply | Publish | RestartDataplane | StartDataplane | Reconcile
-    | SetHosts | AskAgain | CountFlows | FollowPref64 | Configure | RehookDns | Redo | Say
+    | SetHosts | AskAgain | CountFlows | FetchProvider | ProviderMore | RememberProvider
+    | FollowPref64 | Configure | RehookDns | Redo | Say
 )  # fmt: skip

@@ -11,6 +11,7 @@ from clat_eamt.core.counters import ApplyResult
 from clat_eamt.core.dataplane import DataplaneState
 from clat_eamt.core.hosts import Neighbour
 from clat_eamt.core.model import IPNetwork, LiveFlows, Observation
+from clat_eamt.core.provider import ProviderTable
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,33 @@ class OperatorFlush:
     """``clat-eamt flush``: every learned entry retires (flows kept)."""
 
 
-OperatorEvent = OperatorAdd | OperatorDelete | OperatorFlush
+@dataclass(frozen=True)
+class ProviderOffered:
+    """An operator's table, fetched from provider_url (``via`` "fetch") or pushed by the
+    operator's agent ("push"), read by the driver (``core.provider.parse_table``, off the event
+    loop); or the ``problem`` that kept it from being read or trusted (the fetch failed, its
+    signature is bad or missing, a line is wrong); ``wall`` the time of day."""
+
+    table: ProviderTable | None
+    via: str
+    problem: str | None
+    wall: float
+
+
+@dataclass(frozen=True)
+class ProviderRemembered:
+    """At start: the serial of the operator's table taken last before the restart (the
+    driver's state file)."""
+
+    serial: int
+
+
+@dataclass(frozen=True)
+class ProviderContinue:
+    """The driver let the event loop turn: install the next slice of the table being taken."""
+
+
+OperatorEvent = OperatorAdd | OperatorDelete | OperatorFlush | ProviderOffered
 
 
 @dataclass(frozen=True)
@@ -159,7 +186,8 @@ class Listening:
 
 Event = (
     AnswerObserved | AnswerReleased | Tick | BatchDone | BatchFailed | Reconfigured
-    | ReloadRefused | OperatorAdd | OperatorDelete | OperatorFlush | DataplaneDied | ProbeResult
+    | ReloadRefused | OperatorAdd | OperatorDelete | OperatorFlush | ProviderOffered
+    | ProviderContinue | ProviderRemembered    | DataplaneDied | ProbeResult
     | DataplaneStarted | DataplaneReady | DataplaneStartFailed | Pref64Found | FlowsCounted
     | RefreshDone | Listening
 )  # fmt: skip

@@ -38,6 +38,7 @@ from clat_eamt.history import FlowHistory
 from clat_eamt.present import entry_json
 from clat_eamt.runtime import commands as c
 from clat_eamt.runtime import events as e
+from clat_eamt.runtime.provider import ProviderSource
 from clat_eamt.runtime.settings import fixed_options, shell_settings
 from clat_eamt.runtime.snapshot import Snapshot
 
@@ -70,6 +71,7 @@ class Runtime:
         self.refresh = RefreshAhead()
         self.asking: set[str] = set()  # names being asked again now
         self.history = FlowHistory()
+        self.provider = ProviderSource.from_config(cfg, now)  # the operator's table
         self._reconciled: tuple[int, int] = (0, 0)  # adopted, operations: for the ready line
         self._repaired: float | None = None  # the tick that last restarted the dataplane
 
@@ -109,6 +111,11 @@ class Runtime:
                 self.counters[Count.RELOAD_REFUSED] += 1
                 text = f"reload refused, the running configuration stays:\n{error}"
                 return [c.Say(ERROR, text)]
+            case e.ProviderOffered() | e.ProviderContinue():
+                return self._provider(event, now)
+            case e.ProviderRemembered(serial):
+                self.provider.floor = max(self.provider.floor or 0, serial)
+                return []
             case e.OperatorAdd() | e.OperatorDelete() | e.OperatorFlush():
                 return self._operator(event, now)
             case e.DataplaneDied(problem):
@@ -246,6 +253,9 @@ class Runtime:
                     self.asking.add(name)
                     self.counters[Count.REFRESH_AHEAD] += 1
                     commands.append(c.AskAgain(name))
+        if self.cfg[schema.ENABLED] and self.provider.due(now):
+            source = self.provider
+            commands.append(c.FetchProvider(source.url, source.key, source.ca, source.max_entries))
         held = self.asking | self.refresh.holding(now)
         commands += self._enact(self.engine.tick(now, tick.flows, held), "tick")
         if self.history.due(now):
@@ -334,6 +344,40 @@ class Runtime:
         rows = [entry_json(ev.entry, now) for ev in outcome.events]
         return [*self._enact(outcome, action), c.Reply({key: rows})]
 
+    def _provider(
+        self, event: e.ProviderOffered | e.ProviderContinue, now: float
+    ) -> list[c.Command]:
+        """The operator's table, fetched or pushed: checked whole, then taken (the entries it
+        no longer lists retired, its own installed) or refused whole (nothing changes); a slice
+        of that work per call, ``c.ProviderMore`` between slices (DNS goes on meanwhile)."""
+        source = self.provider
+        error = None
+        if isinstance(event, e.ProviderOffered):
+            if not self.cfg[schema.ENABLED]:  # the master switch: nothing is steered
+                event = replace(event, problem="the optimization is off (enabled 0)")
+            error = source.offer(event, now)
+        elif not source.busy:  # another offer's slices finished the work
+            return [c.Reply({"provider": source.status(self.engine, now)})]
+        outcome = Outcome()
+        if error is None and source.busy:
+            outcome, error = source.step(self.engine, now, self.cfg[schema.POOL])
+        if error is not None:
+            self.counters[Count.PROVIDER_REFUSED] += 1
+            return [c.Say(WARNING, f"provider: {error}", "provider"), c.Reply(error=error)]
+        # An install slice's entries are not logged one by one (10,000 decision lines; the
+        # ubus events are rate-limited anyway): one line says the table is in.
+        if source.installed_last:
+            commands: list[c.Command] = [c.ApplyOps(outcome.ops)] if outcome.ops else []
+        else:
+            commands = self._enact(outcome, "provider")
+        if source.busy:
+            return [*commands, c.ProviderMore()]
+        self.counters[Count.PROVIDER_TAKEN] += 1
+        status = source.status(self.engine, now)
+        said = f"provider: serial {status['serial']} taken, {status['installed']} entries in"
+        remember = c.RememberProvider(status["serial"])
+        return [*commands, c.Say(INFO, said), remember, c.Reply({"provider": status})]
+
     # --- reload --------------------------------------------------------------------------------
 
     def _reconfigure(self, new: EffectiveConfig, now: float) -> list[c.Command]:
@@ -352,6 +396,7 @@ class Runtime:
         if self.dataplane_error:  # a WAN event (procd reloads on them) may have brought the CLAT
             self.repair_at = now
         outcome = self.engine.sync_static(static_specs(cfg), now)
+        self.provider.reconfigure(cfg, now)
         commands: list[c.Command] = [
             *dropped,
             c.Configure(shell_settings(cfg), plan.changed),
@@ -360,6 +405,10 @@ class Runtime:
         ]
         if was_enabled and not cfg[schema.ENABLED]:  # switched off: learned entries retire
             flushed = self.engine.flush(now)
+            retired = self.engine.retire_provider((), now)  # and the operator's
+            self.provider.forget()
+            flushed = replace(flushed, events=flushed.events + retired.events,
+                              ops=flushed.ops + retired.ops)  # fmt: skip
             outcome = replace(outcome, events=outcome.events + flushed.events,
                               ops=outcome.ops + flushed.ops)  # fmt: skip
         self.counters[Count.RELOAD_DONE] += 1
@@ -408,4 +457,5 @@ class Runtime:
             "shells": shell_settings(self.cfg),
             "discovery": self._discovering(),
             "static": tuple(static_specs(self.cfg)),
+            "provider": self.provider.settings(),
         }

@@ -157,7 +157,24 @@ var KINDS = {
 	},
 	path: function(rule, value) {
 		var word = strip(value);
-		return (word[0] == '/' && !/[\x00-\x1f]/.test(word)) || _('an absolute path like /tmp/resolv.conf.auto');
+		return (rule.optional && !word) || (word[0] == '/' && !/[\x00-\x1f]/.test(word)) || _('an absolute path like /tmp/resolv.conf.auto');
+	},
+	// core/provider.py url_problem
+	url: function(rule, value) {
+		if (!value)
+			return true;
+		var ok = /^https?:\/\/[^\/]/.test(value) && !/[\s\x00-\x1f\x7f]/.test(value);
+		return ok || _('an https:// (or http://) URL without spaces');
+	},
+	// core/provider.py public_key_problem: the base64 line of a usign .pub file
+	usign_key: function(rule, value) {
+		if (!value)
+			return true;
+		var what = _('the base64 line of a usign public key (.pub file)');
+		if (!/^[A-Za-z0-9+\/]*={0,2}$/.test(value) || value.length % 4)
+			return what;
+		var raw = atob(value);
+		return (raw.length == 42 && raw.substr(0, 2) == 'Ed') || what;
 	},
 	name: function(rule, value) {
 		var word = strip(value);

@@ -88,6 +88,12 @@ var TABS = [
 		allow_prefix: _('Allowed prefixes'),
 		deny_prefix: _('Denied prefixes'),
 		allow_documentation: _('Allow documentation ranges')
+	} ],
+	[ 'provider', _('Operator\'s table'), {
+		provider_url: _('Table URL'),
+		provider_key: _('Signing key (usign)'),
+		provider_ca: _('Extra CA certificate'),
+		provider_max_entries: _('Table entries at most')
 	} ]
 ];
 
