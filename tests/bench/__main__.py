@@ -15,7 +15,14 @@ from collections import deque
 from typing import IO
 
 # tests.bench.<part>, in the order they run.
-PARTS = ("footprint", "dns_bench", "dataplane_bench", "scale_bench", "hostile_bench", "provider_bench")
+PARTS = (
+    "footprint",
+    "dns_bench",
+    "dataplane_bench",
+    "scale_bench",
+    "hostile_bench",
+    "provider_bench",
+)
 
 
 def _relay(stream: IO[str], tail: deque[str]) -> None:
