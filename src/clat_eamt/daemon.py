@@ -364,11 +364,11 @@ class Daemon:
         await self.execute(self._handle(offered))
 
     def _serial_file(self) -> str:
-        return os.path.join(self.cfg[schema.STATE_DIR], "provider.serial")
+        return str(self.cfg[schema.PROVIDER_SERIAL_FILE])
 
     def _remembered_serial(self) -> int | None:
-        """The serial written by ``_remember_serial`` before a restart (state_dir: on OpenWrt
-        tmpfs, so it lasts until a reboot), or None."""
+        """The serial written by ``_remember_serial`` before a restart or a reboot
+        (provider_serial_file, on flash), or None."""
         try:
             with open(self._serial_file(), encoding="ascii") as file:
                 return int(file.read().strip())
@@ -376,7 +376,11 @@ class Daemon:
             return None
 
     def _remember_serial(self, serial: int) -> None:
+        """On flash: written only when the serial changes (a table's refresh takes the same
+        serial again every few hours)."""
         path = self._serial_file()
+        if self._remembered_serial() == serial:
+            return
         try:
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
             with open(path + ".new", "w", encoding="ascii") as file:

@@ -129,6 +129,7 @@ def config(work: Path, port: int, upstream: int) -> Path:
         "host_create_rate": "100000",
         "host_create_burst": "1000000",
         "state_dir": str(work / "state"),
+        "provider_serial_file": str(work / "state" / "provider.serial"),
         "control_socket": str(work / "control.sock"),
     }
     path = work / "clat-eamt.uci"

@@ -118,6 +118,7 @@ def config_text(port: int, upstream: int, control: str, state: str) -> str:
         "upstream": f"127.0.0.1#{upstream}",
         "control_socket": control,
         "state_dir": state,
+        "provider_serial_file": f"{state}/provider.serial",
         "translator": "none",
         "allow_documentation": "1",  # the AAAA targets are documentation addresses
         "pref64": "2001:db8:64::/96",

@@ -140,6 +140,7 @@ def start_daemon(
     # Files of the daemon stay in the test's directory, never in the machine's /var/run.
     settings["control_socket"] = str(chain.path(name) / "control.sock")
     settings["state_dir"] = str(chain.path(name) / "state")
+    settings["provider_serial_file"] = str(chain.path(name) / "state" / "provider.serial")
     settings.update(options)
     config = chain.path(name) / "clat-eamt.uci"
     config.write_text(uci(settings))

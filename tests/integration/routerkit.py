@@ -55,6 +55,7 @@ def router_options(lab: Xlat, state_dir: Path, **extra: str | Iterable[str]) -> 
         "host_mode": "all",
         "state_dir": str(state_dir),
         "control_socket": str(state_dir / "control.sock"),
+        "provider_serial_file": str(state_dir / "provider.serial"),
         "port": str(PROXY_PORT),
     }
     options.update(extra)

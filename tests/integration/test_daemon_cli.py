@@ -60,6 +60,7 @@ config globals 'globals'
 	list lan_interface 'lo'
 	option control_socket '{dir}/control.sock'
 	option state_dir '{dir}/state'
+	option provider_serial_file '{dir}/state/provider.serial'
 
 # an anonymous static section, as LuCI's grid writes them
 config static

@@ -104,6 +104,7 @@ def daemon_config(root: Path, port: int, **extra: str) -> str:
         "host_mode": "all",
         "lan_interface": "lo",
         "state_dir": str(root / "var/run/clat-eamt"),
+        "provider_serial_file": str(root / "etc/clat-eamt/provider.serial"),
         "control_socket": str(root / "var/run/clat-eamt/control.sock"),
         **extra,
     }

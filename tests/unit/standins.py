@@ -72,7 +72,10 @@ def loopback_config(
     """A UCI file for a daemon on loopback in a unit test: documentation addresses allowed, the
     lab's pool and Pref64, an upstream (by default one that refuses: port 9), this machine's own
     prefixes not
-    its LAN.  ``extra``: more globals lines; ``static``: sections after it."""
+    its LAN.  ``extra``: more globals lines; ``static``: sections after it.  The provider's
+    serial is kept beside the control socket, never in the machine's /etc."""
+    if "provider_serial_file" not in extra:
+        extra = f"\toption provider_serial_file '{control_socket}.serial'\n{extra}"
     return (
         "config globals 'globals'\n"
         "\toption allow_documentation '1'\n\toption pool '198.51.100.128/25'\n"

@@ -523,6 +523,9 @@ def lab_configs(draw: st.DrawFn) -> tuple[dict[Any, Any], list[StaticEntry]]:
         ),
         schema.PROVIDER_CA: draw(st.sampled_from(["", "/etc/ssl/isp-ca.pem"])),
         schema.PROVIDER_MAX_ENTRIES: draw(st.integers(1, 100000)),
+        schema.PROVIDER_SERIAL_FILE: draw(
+            st.sampled_from(["/etc/clat-eamt/provider.serial", "/x"])
+        ),
     }
     assert {option for option in values} == set(schema.GLOBAL_OPTIONS)
     hosts = draw(st.lists(st.integers(0, 255), unique=True, max_size=4))

@@ -77,6 +77,7 @@ TABLE: dict[str, list[str]] = {
     "ttl_max": [*INTS, "29", "30"],
     "hold_ms": [*INTS, "1000", "1001"],
     "state_dir": ["/var/run/clat-eamt", "var/run"],
+    "provider_serial_file": ["/etc/clat-eamt/provider.serial", "etc/x", " /x "],
     "tun": NAMES,
     "clat_ipv4": ["192.0.0.1", "192.0.0.1/32", "2001:db8::1", "", "1.2.3"],
     "clat_ipv6": ["2001:db8::66", "", " ", "192.0.2.1", "2001:db8::66/128", "2001:db8::66%x"],

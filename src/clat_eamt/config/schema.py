@@ -350,6 +350,13 @@ PROVIDER_MAX_ENTRIES = scalar("provider_max_entries", BoundedInt(1, 100000), 200
     "Most entries an operator's table may hold; a larger table is refused whole (about 1 KB "
     "of memory per entry).",
 )
+PROVIDER_SERIAL_FILE = scalar("provider_serial_file", FilePath(), "/etc/clat-eamt/provider.serial",
+    "Where the serial of the last operator's table taken is kept, so that after a restart or a "
+    "reboot an older table (a replayed signed file) is still refused. On flash, and kept by "
+    "sysupgrade (/lib/upgrade/keep.d/clat-eamt): written only when a table with another serial "
+    "is taken.",
+    restart=True,  # read once, at start: the floor below which no table is taken
+)
 
 # --- section static --------------------------------------------------------------------------
 
@@ -375,7 +382,7 @@ GLOBAL_OPTIONS: tuple[Option[Any], ...] = (
     MAX_ENTRIES, MAX_IPV4_PER_IPV6, CREATE_RATE, CREATE_BURST, CLIENT_IDENTITY, HOST_CREATE_RATE,
     HOST_CREATE_BURST,
     ALLOW_NAME, DENY_NAME, ALLOW_PREFIX, DENY_PREFIX, ALLOW_DOCUMENTATION,
-    PROVIDER_URL, PROVIDER_KEY, PROVIDER_CA, PROVIDER_MAX_ENTRIES,
+    PROVIDER_URL, PROVIDER_KEY, PROVIDER_CA, PROVIDER_MAX_ENTRIES, PROVIDER_SERIAL_FILE,
 )
 # fmt: on
 STATIC_OPTIONS: tuple[Option[Any], ...] = (STATIC_IPV4, STATIC_IPV6, STATIC_COMMENT)

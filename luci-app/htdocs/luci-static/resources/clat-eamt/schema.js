@@ -96,6 +96,8 @@ return baseclass.extend({
 		  help: _('A CA certificate file trusted for provider_url instead of the router\'s store (uclient-fetch --ca-certificate). Empty: the router\'s store (/etc/ssl/certs).') },
 		{ name: 'provider_max_entries', section: 'globals', widget: 'value', values: [], datatype: 'and(uinteger,range(1,100000))', rule: {"kind": "int", "min": 1, "max": 100000}, default: '20000', example: '', required: false, restart: false,
 		  help: _('Most entries an operator\'s table may hold; a larger table is refused whole (about 1 KB of memory per entry).') },
+		{ name: 'provider_serial_file', section: 'globals', widget: 'value', values: [], datatype: 'string', rule: {"kind": "path"}, default: '/etc/clat-eamt/provider.serial', example: '', required: false, restart: true,
+		  help: _('Where the serial of the last operator\'s table taken is kept, so that after a restart or a reboot an older table (a replayed signed file) is still refused. On flash, and kept by sysupgrade (/lib/upgrade/keep.d/clat-eamt): written only when a table with another serial is taken. Takes effect on restart (`service clat-eamt restart`), not reload.') },
 		{ name: 'ipv4', section: 'static', widget: 'value', values: [], datatype: 'ip4addr', rule: {"kind": "prefix", "family": 4}, default: '', example: '192.0.2.10', required: true, restart: false,
 		  help: _('IPv4 destination (address or prefix) that LAN hosts connect to.') },
 		{ name: 'ipv6', section: 'static', widget: 'value', values: [], datatype: 'ip6addr', rule: {"kind": "prefix", "family": 6}, default: '', example: '2001:db8::10', required: true, restart: false,

@@ -93,7 +93,8 @@ var TABS = [
 		provider_url: _('Table URL'),
 		provider_key: _('Signing key (usign)'),
 		provider_ca: _('Extra CA certificate'),
-		provider_max_entries: _('Table entries at most')
+		provider_max_entries: _('Table entries at most'),
+		provider_serial_file: _('Serial file (on flash)')
 	} ]
 ];
 
