@@ -117,3 +117,24 @@ def test_a_login_without_the_apps_group_is_told_what_it_lacks(tmp_path: Path) ->
         notes = by_id(page, "clat-eamt-notes").text()
         assert "your login may not read clat-eamt: it needs read access" in notes
         assert not page.find("button")
+
+
+def test_the_health_table_shows_the_memories_and_the_operators_table(tmp_path: Path) -> None:
+    """The status parts `memory` and `provider` in rows of their own, worded as
+    `clat-eamt status` words them (control/views.py), not as raw keys (issue 26, issue 28)."""
+    chromium()
+    table = "serial 7\nrefresh 3600\n192.0.2.1 2001:db8:1::1 ttl=600 # cdn\n"
+    with running_daemon(tmp_path) as socket:
+        call(socket, "provider", {"table": table})
+        with Bridge(socket).serving() as bridge:
+            page = rendered(dump_dom(bridge.url(STATUS_VIEW), budget_ms=2000))
+    rows = {
+        row.find("td")[0].text(): row.find("td")[1].text()
+        for row in by_id(page, "clat-eamt-health").find("tr")
+    }
+    assert rows["Operator's table"].startswith(
+        "pushed only: serial 7, 1 entries (1 installed); last push taken"
+    ), rows
+    memory = rows["Memory"]
+    assert memory.startswith("answers seen 0 of ") and "AAAA kept 0 of " in memory, rows
+    assert "provider" not in rows and "memory" not in rows  # no raw keys

@@ -37,7 +37,7 @@ var callRcInit = rpc.declare({ object: 'rc', method: 'init', params: [ 'name', '
 var POLL_SECONDS = 5;
 // The parts of `status` this page shows in their own rows.
 var KNOWN_STATUS = [ 'version', 'uptime', 'listen', 'enabled', 'dataplane', 'pref64', 'upstreams', 'hosts', 'flows',
-	'summary', 'counters', 'mappings', 'restart_needed', 'ubus', 'control' ];
+	'summary', 'counters', 'mappings', 'restart_needed', 'ubus', 'control', 'memory', 'provider' ];
 var CHART_W = 1000, CHART_H = 180, PAD_L = 36, PAD_B = 20, SPAN = 3600;
 
 // The columns of the mappings table: the row field each sorts on, and how a row shows it.
@@ -151,6 +151,35 @@ function deletable(row) {
 	return row.origin == 'static' && row.state == 'valid';
 }
 
+// The operator's table on one line, as `clat-eamt status` says it (control/views.py
+// provider_text): where from, what is in place, the last fetch or push, the next fetch.
+function providerText(p) {
+	var last = field(p, [ 'last' ], null), serial = field(p, [ 'serial' ], null), when = field(p, [ 'next_fetch_in' ], null);
+	var held = serial == null ? _('no table yet')
+		: _('serial %d, %d entries (%d installed)').format(serial, field(p, [ 'entries' ], 0), field(p, [ 'installed' ], 0));
+	var said = !isObject(last) ? _('not fetched yet')
+		: _('last %s %s').format(text(last.via), text(last.result)) + (last.error ? ': ' + text(last.error) : '');
+	return '%s%s: %s; %s%s'.format(field(p, [ 'url' ], '') || _('pushed only'), field(p, [ 'signed' ], false) ? ', ' + _('signed') : '',
+		held, said, when == null ? '' : '; ' + _('next fetch in %s').format(duration(when)));
+}
+
+// How full the daemon's bounded memories are (README, Security): the answers seen in full,
+// the others as "used of capacity".
+function memoryText(m) {
+	var seen = field(m, [ 'answers_seen' ], null), parts = [];
+	if (isObject(seen)) {
+		parts.push(_('answers seen %d of %d (IPv4, name) pairs, %d of %d KB of names').format(field(seen, [ 'pairs' ], 0),
+			field(seen, [ 'capacity' ], 0), Math.floor(field(seen, [ 'bytes' ], 0) / 1024), Math.floor(field(seen, [ 'max_bytes' ], 0) / 1024))
+			+ (field(seen, [ 'blind_for' ], 0) ? '; ' + _('FULL: new mappings refused for %d s more').format(seen.blind_for) : ''));
+	}
+	var names = { aaaa_kept: _('AAAA kept'), answers_read: _('answers read'), decisions: _('decisions') };
+	Object.keys(m).filter(function(k) { return k != 'answers_seen'; }).sort().forEach(function(k) {
+		var v = m[k];
+		parts.push(Array.isArray(v) && v.length == 2 ? _('%s %d of %d').format(names[k] || k, v[0], v[1]) : k + ' ' + text(v));
+	});
+	return parts.join(', ');
+}
+
 function note(kind, children) {
 	return E('div', { 'class': 'alert-message ' + kind }, children);
 }
@@ -236,7 +265,7 @@ return view.extend({
 		if (data.problem) {
 			if (data.problem.kind == 'stopped')
 				notes.push(note('warning', [
-					E('p', [ _('The clat-eamt daemon is not running, so there is nothing to show: %s').format(data.problem.message) ]),
+					E('p', [ _('Nothing to show: %s').format(data.problem.message) ]),
 					(data.service && !data.service.enabled) ? E('p', [ _('It is also disabled at boot: enable it on System > Startup.') ]) : '',
 					!this.may.init ? E('p', [ _('Your login may not start it (it needs write access of the access group luci-app-clat-eamt).') ]) : E('button', { 'class': 'btn cbi-button cbi-button-apply', 'data-action': 'start',
 						'click': ui.createHandlerFn(this, 'handleServiceAction', 'start') }, [ _('Start clat-eamt') ])
@@ -298,6 +327,11 @@ return view.extend({
 			[ _('LAN hosts'), _('%d IPv4-only, %d dual-stack').format(field(st, [ 'hosts', 'ipv4_only' ], 0), field(st, [ 'hosts', 'dual_stack' ], 0)) ],
 			[ _('Live flows'), flows ]
 		];
+		if (isObject(st.memory))
+			rows.push([ _('Memory'), memoryText(st.memory) ]);
+		// Like `clat-eamt status`: shown once a table is configured or has been offered.
+		if (isObject(st.provider) && (st.provider.url || st.provider.last))
+			rows.push([ _('Operator\'s table'), providerText(st.provider) ]);
 		// Parts a newer daemon reports that this page does not know yet (the CLAT found, or
 		// why none): shown as text, so that they need no change here.
 		Object.keys(st).filter(function(k) { return KNOWN_STATUS.indexOf(k) == -1 && isObject(st[k]); }).forEach(function(k) {
