@@ -138,3 +138,22 @@ def test_the_health_table_shows_the_memories_and_the_operators_table(tmp_path: P
     memory = rows["Memory"]
     assert memory.startswith("answers seen 0 of ") and "AAAA kept 0 of " in memory, rows
     assert "provider" not in rows and "memory" not in rows  # no raw keys
+
+
+def test_delete_says_a_configured_entry_comes_back_at_the_next_reload(tmp_path: Path) -> None:
+    """The Delete button, clicked: the entry goes stale, and the page says that an entry of the
+    configuration is revived by the next reload (found on the real runtime: a Save & Apply
+    brought a deleted entry back without a word)."""
+    chromium()
+    with running_daemon(tmp_path) as socket:
+        call(socket, "add", STATIC)
+        with Bridge(socket).serving() as bridge:
+            steps = [{"click": "del"}]
+            page = rendered(dump_dom(bridge.url(STATUS_VIEW, steps), budget_ms=4000))
+            assert ("clat-eamt", "del") in bridge.calls
+    assert page.find("html")[0].attrs.get("data_steps") == "done"
+    [said] = page.find("p", **{"class": "clat-eamt-deleted"})
+    assert said.text().startswith(f"{STATIC['ipv4']} deleted: new connections take the NAT64")
+    assert "remove it on the Settings page" in said.text()
+    [row] = by_id(page, "clat-eamt-mappings").find("tr", data_ipv4=STATIC["ipv4"])
+    assert "stale" in row.text() and not row.find("button")

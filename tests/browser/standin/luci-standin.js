@@ -222,8 +222,12 @@
 			if (overlay)
 				overlay.remove();
 		},
+		// ui.js addNotification: the children go in with dom.append (a node, a string or an
+		// array), not as E()'s second argument, where a lone node would be taken for attributes.
 		addNotification: function(title, children, cls) {
-			var n = E('div', { 'class': 'alert-message ' + (cls || '') }, [ title ? E('h4', [ title ]) : '', E('div', children) ]);
+			var body = E('div');
+			dom.append(body, children);
+			var n = E('div', { 'class': 'alert-message ' + (cls || '') }, [ title ? E('h4', [ title ]) : '', body ]);
 			document.getElementById('notifications').appendChild(n);
 			return n;
 		},

@@ -224,6 +224,8 @@ return view.extend({
 		return callDel(ipv4).then(replyProblem, L.bind(rejectProblem, null, 'write')).then(L.bind(function(problem) {
 			if (problem)
 				ui.addNotification(null, E('p', [ _('Not deleted: %s').format(problem.message) ]), 'error');
+			else  // the daemon revives a configured entry on its next reload (runtime/settings)
+				ui.addNotification(null, E('p', { 'class': 'clat-eamt-deleted' }, [ _('%s deleted: new connections take the NAT64, running ones keep their path. An entry of the configuration comes back when it is next applied or reloaded (on every WAN event): remove it on the Settings page to delete it for good.').format(ipv4) ]), 'info');
 			return this.refresh();
 		}, this));
 	},
