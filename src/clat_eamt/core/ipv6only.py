@@ -1,0 +1,217 @@
+"""IPv6-only services for IPv4-only devices (issue 27; SPEC section 5, "IPv6-only services").
+
+A name with a real AAAA and no A (NOERROR, no A record; or an A holding only a configured
+placeholder, the seed's "A null record") is out of an IPv4-only device's reach, although the
+router has native IPv6 to it.  With ``ipv6_only`` on, the proxy answers the A query with one
+address P of the mapping pool, and P's IPv6 leg T(P) -> X (``core.dataplane``) carries the
+device's connections to the AAAA X: the same mechanism as a dns entry without its IPv4 leg.
+
+The rules, in order (``decide_ipv6_only``, pure like ``core.decide``):
+
+1. Gates: an A query, the optimization and ``ipv6_only`` on, the name allowed, DNSSEC as for
+   every entry (when required, only answers with AD), and an A answer with no address or only
+   placeholders (per name: two names sharing one placeholder each get their own P and never
+   meet in the conflict rule, which is about real IPv4 destinations).
+2. The AAAA: an answer, with a target that is not synthesized by DNS64, not special-purpose and
+   allowed by the prefix policy (``decide``'s rule 2); one per name, chosen as ``decide`` does.
+3. P is the target's pool block: the one it holds (P stays the name's while the mapping lives,
+   stable across refreshes), else the one quarantined for this very target, else a new one.
+4. A new entry counts against ``max_entries``, the creation rate and the host gate as every
+   learned entry does; the TTL of the A is min(AAAA TTL, the mapping's Valid life).
+5. Quarantine: a block handed out in an A is kept from every other target until ``quarantine``
+   seconds after the last mapping of it ended (``HeldBlocks``), so a device that kept P in its
+   own cache reaches nothing rather than another service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+
+from clat_eamt.core.decide import (
+    Change,
+    Create,
+    Decision,
+    Policy,
+    Refresh,
+    choose_target,
+    gate_name,
+    learned_count,
+    usable_targets,
+)
+from clat_eamt.core.lifecycle import Event, allowed
+from clat_eamt.core.limits import CreationLimiter, lowest
+from clat_eamt.core.model import (
+    AaaaStatus,
+    Entry,
+    Observation,
+    Origin,
+    Reason,
+    Refusal,
+    State,
+)
+from clat_eamt.core.names import normalize
+from clat_eamt.core.pool import Pool
+from clat_eamt.core.table import MappingTable
+
+
+@dataclass(frozen=True)
+class Ipv6OnlyPolicy:
+    """The options of issue 27, in core terms."""
+
+    enabled: bool = False
+    placeholders: frozenset[IPv4Address] = frozenset()
+    quarantine: float = 900.0
+
+    def applies(self, a: Iterable[IPv4Address]) -> bool:
+        """True when the A answer has nothing a device could use: no address, or only
+        placeholders."""
+        return self.enabled and all(address in self.placeholders for address in a)
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """What ``decide_ipv6_only`` found: the decision (changes as ``core.decide`` makes them)
+    and the A record to answer with, if any."""
+
+    decision: Decision
+    address: IPv4Address | None = None
+    ttl: int = 0
+
+
+class HeldBlocks:
+    """Blocks handed out in synthesized A answers, each with its target and the end of its
+    quarantine: while a block has no lease it is held in the pool (``Pool.hold``) until then."""
+
+    def __init__(self) -> None:
+        self._until: dict[IPv4Network, tuple[IPv6Network, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def block_for(self, target: IPv6Network, pool: Pool) -> IPv4Network | None:
+        """A block held for this very target (its own P back: a device's cache stays right)."""
+        for block, (owner, _) in self._until.items():
+            if owner == target and pool.lease_of(target) is None:
+                return block
+        return None
+
+    def handed(self, entry: Entry, quarantine: float) -> None:
+        """``entry``'s P went out in an A answer: quarantined until ``quarantine`` after its
+        Valid life at least (``released`` moves that later when the mapping really ends)."""
+        end = (entry.expires or 0.0) + quarantine
+        held = self._until.get(entry.pool)
+        self._until[entry.pool] = (entry.ipv6, max(end, held[1] if held else end))
+
+    def released(self, entry: Entry, pool: Pool, now: float, quarantine: float) -> None:
+        """An entry was deleted: if its block was handed out and is now free, hold it."""
+        held = self._until.get(entry.pool)
+        if held is None or pool.lease_of(entry.ipv6) is not None:
+            return
+        target, until = held
+        self._until[entry.pool] = (target, max(until, now + quarantine))
+        pool.hold(entry.pool)
+
+    def take(self, block: IPv4Network, target: IPv6Network, pool: Pool) -> bool:
+        """Give a held block back to its own target: it becomes a lease with no reference
+        yet, which the new entry then takes (``MappingTable.add``).  True if it did (the
+        kernel has no IPv6 leg for it yet: the caller adds it)."""
+        held = self._until.get(block)
+        if held is None or held[0] != target or pool.lease_of(target) is not None:
+            return False
+        if pool.owner_of(block.network_address) is not None:
+            return False  # not held: leased again (only to this target, see ``block_for``)
+        pool.unhold(block)
+        pool.adopt(target, block)
+        return True
+
+    def expire(self, now: float, pool: Pool) -> list[IPv4Network]:
+        """End the quarantines that are over; the blocks free again."""
+        done = [block for block, (_, until) in self._until.items() if until <= now]
+        for block in done:
+            target, _ = self._until.pop(block)
+            lease = pool.lease_of(target)
+            if lease is None or lease.block != block:  # held, not leased again
+                pool.unhold(block)
+        return done
+
+    def items(self) -> list[tuple[IPv4Network, IPv6Network, float]]:
+        return sorted((block, target, until) for block, (target, until) in self._until.items())
+
+
+def decide_ipv6_only(  # noqa: PLR0917 - the decision's inputs, as ``decide`` has them
+    obs: Observation,
+    table: MappingTable,
+    limiter: CreationLimiter,
+    policy: Policy,
+    ipv6_only: Ipv6OnlyPolicy,
+    held: HeldBlocks,
+    now: float,
+) -> Synthesis:
+    """Rules 1-4 of the module docstring.  Reads, never writes."""
+    name = normalize(obs.name)
+
+    def refused(reason: Reason, why: str, *more: Refusal) -> Synthesis:
+        return Synthesis(Decision(name, None, refusals=(*more, Refusal(reason, why))))
+
+    if not ipv6_only.enabled:
+        return refused(Reason.DISABLED, "ipv6_only is off")
+    if not ipv6_only.applies(obs.a):  # addresses of its own: ``core.decide``'s case
+        return Synthesis(Decision(name, None))
+    gate = gate_name(obs, name, policy)
+    if gate is not None:
+        return Synthesis(Decision(name, None, refusals=(gate,)))
+    if obs.aaaa_status is not AaaaStatus.ANSWER:
+        return refused(Reason.NO_AAAA, f"AAAA {obs.aaaa_status}: nothing to reach {name} by")
+    refusals: list[Refusal] = []
+    aaaa, _ = lowest(obs.aaaa)
+    targets = usable_targets(obs, aaaa, policy, refusals)
+    if not targets:
+        return refused(Reason.NO_AAAA, f"{name} has no usable AAAA", *refusals)
+    target = choose_target(name, targets, [], table)
+    ipv6 = IPv6Network((int(target), 128))
+    expires = policy.expiry(now, obs.aaaa_ttl)
+    lease = table.pool.lease_of(ipv6)
+    block = lease.block if lease is not None else held.block_for(ipv6, table.pool)
+    change: Change
+    if block is not None and (existing := table.get((block, ipv6))) is not None:
+        if existing.state is State.STALE and not allowed(existing, Event.REFRESH):
+            why = f"{existing.ipv4} -> {target} is stale ({existing.stale_reason})"
+            return refused(Reason.CONFLICT, why, *refusals)
+        change = Refresh(existing.key, expires, name)
+    else:
+        refusal = _create_refusal(obs, table, limiter, policy, now)
+        if refusal is None and block is None:
+            block = table.pool.peek(ipv6, 32)
+            if block is None:
+                refusal = Refusal(Reason.POOL_EXHAUSTED, f"pool {table.pool.network} is full")
+        if refusal is not None or block is None:
+            assert refusal is not None
+            return Synthesis(Decision(name, target, refusals=(*refusals, refusal)))
+        entry = Entry(
+            block, ipv6, block, Origin.IPV6_ONLY, State.VALID, now, now, expires,
+            fqdns=(name,), host=obs.host.key if obs.host else None, cnames=obs.chain,
+        )  # fmt: skip
+        change = Create(entry)
+    ttl = max(0, min(obs.aaaa_ttl, int(expires - now)))
+    decision = Decision(name, target, (change,), tuple(refusals))
+    return Synthesis(decision, block.network_address, ttl)
+
+
+def _create_refusal(
+    obs: Observation,
+    table: MappingTable,
+    limiter: CreationLimiter,
+    policy: Policy,
+    now: float,
+) -> Refusal | None:
+    """Rule 4: the limits every learned entry meets (``decide._Plan._create``)."""
+    refusal = policy.host_refusal(obs.host)
+    if refusal is None and learned_count(table) >= policy.max_entries:
+        refusal = Refusal(Reason.TABLE_FULL, f"{policy.max_entries} learned entries")
+    if refusal is None:
+        allowance, reason = limiter.allowance(obs.host.key if obs.host else None, now)
+        if allowance < 1:
+            refusal = Refusal(reason, "creation rate limit reached")
+    return refusal
