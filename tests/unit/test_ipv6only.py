@@ -213,5 +213,8 @@ def test_p_never_goes_to_another_target_within_the_quarantine_after_its_a_lived(
         if previous is not None and previous[0] != target:
             assert now >= previous[1], (address, previous, target, now)
         end = now + ttl + q
-        last[address] = (target, max(end, previous[1]) if previous and previous[0] == target else end)
+        last[address] = (
+            target,
+            max(end, previous[1]) if previous and previous[0] == target else end,
+        )
         eng.table.check_invariants()

@@ -9,9 +9,10 @@ using X is deleted after its flows ended (conntrack pins every running flow to t
 with, and in nft mode to its X too).  The ops keep their historical names: ``*Translator`` is
 the IPv6 leg, ``*Dnat`` the IPv4 leg.
 
-The desired state is therefore: DNAT = {ipv4: pool} of Valid entries; translator = every pool
-lease (an IPv6-only entry, ``core.ipv6only``, has no IPv4 leg).  Shells apply ``diff(before, after)``; nothing is ever flushed and rebuilt.  ``Note`` is
-what the IPv4 leg's element records about its entry so that a restarted daemon can adopt it.
+The desired state is therefore: DNAT = {ipv4: pool} of Valid entries (an IPv6-only entry,
+``core.ipv6only``, has no IPv4 leg); translator = every pool lease.  Shells apply
+``diff(before, after)``; nothing is ever flushed and rebuilt.  ``Note`` is what the IPv4 leg's
+element records about its entry so that a restarted daemon can adopt it.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from clat_eamt.core.decide import (
     Withdraw,
     decide,
 )
+from clat_eamt.core.ipv6only import HeldBlocks, Ipv6OnlyPolicy, decide_ipv6_only
 from clat_eamt.core.lifecycle import (
     Event,
     allowed,
@@ -40,7 +41,6 @@ from clat_eamt.core.lifecycle import (
     transition,
     without_fqdn,
 )
-from clat_eamt.core.ipv6only import HeldBlocks, Ipv6OnlyPolicy, decide_ipv6_only
 from clat_eamt.core.limits import CreationLimiter
 from clat_eamt.core.model import (
     DataplaneOp,

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from typing import NamedTuple
 
 from clat_eamt.core.decide import (
     Change,
@@ -68,6 +69,14 @@ class Ipv6OnlyPolicy:
         """True when the A answer has nothing a device could use: no address, or only
         placeholders."""
         return self.enabled and all(address in self.placeholders for address in a)
+
+
+class SyntheticA(NamedTuple):
+    """The A record the proxy answers an IPv6-only name's query with (the mapper's result in
+    place of the A TTL ceiling)."""
+
+    address: IPv4Address
+    ttl: int
 
 
 @dataclass(frozen=True)
