@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clat_eamt.core.counters import Count
-from clat_eamt.core.ipv6only import Ipv6OnlyPolicy
+from clat_eamt.core.ipv6only import Ipv6OnlyPolicy, status
 from clat_eamt.core.limits import CreationLimiter
 from clat_eamt.core.model import (
     AaaaStatus,
@@ -86,8 +86,8 @@ def test_synthesized_special_purpose_or_missing_aaaa_gets_no_a():
     for aaaa in ("2001:db8:64::c000:201", "::1", "fe80::1"):  # DNS64 made, loopback, link-local
         outcome, address, _ = eng.synthesize(obs("v6.example", [], aaaa), 0)
         assert address is None and Reason.NO_AAAA in reasons(outcome)
-    for status in (AaaaStatus.NODATA, AaaaStatus.SERVFAIL, AaaaStatus.TIMEOUT):
-        assert eng.synthesize(obs("v6.example", [], status), 0)[1] is None
+    for aaaa_status in (AaaaStatus.NODATA, AaaaStatus.SERVFAIL, AaaaStatus.TIMEOUT):
+        assert eng.synthesize(obs("v6.example", [], aaaa_status), 0)[1] is None
     assert len(eng.table) == 0
 
 
@@ -150,6 +150,7 @@ def test_after_the_mapping_ends_p_is_quarantined_then_free_again():
     _, other, _ = eng.synthesize(obs("new.example", [], X2), 61)
     assert other is not None and other != p  # a lower free address would have been p
     assert eng.table.pool.owner_of(p) is None  # held, leased to nobody: the leg is gone
+    assert status(eng.ipv6_only, eng.table, eng.held)["quarantined"] == 1
     eng.tick(60 + 599, live=LiveFlows())
     assert eng.table.pool.peek(IPv6Network(X3)) != IPv4Network(p)
     eng.tick(60 + 600, live=LiveFlows())

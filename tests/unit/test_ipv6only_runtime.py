@@ -6,8 +6,11 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from clat_eamt.config import load_text
+from clat_eamt.control.target import status_json
+from clat_eamt.control.views import status_text
 from clat_eamt.core.ipv6only import SyntheticA
 from clat_eamt.core.model import AaaaStatus, Observation, Origin
+from clat_eamt.present import entry_json, mappings_table
 from clat_eamt.runtime import events as e
 from clat_eamt.runtime.runtime import Runtime
 from tests.unit.runtimekit import ModelDriver, ModelKernel
@@ -74,3 +77,33 @@ def test_a_reload_switches_it() -> None:
     assert driver.runtime.engine.ipv6_only.quarantine == 120
     life, _ = driver.handle(e.AnswerObserved(v6only("v6.example", "2001:db8:6::1")))
     assert isinstance(life, SyntheticA)
+
+
+def shown(report: dict[str, object]) -> list[str]:
+    """The CLI status's ipv6-only line(s) for a report with this ipv6_only part."""
+    status = {
+        "version": "0", "uptime": 1, "listen": "127.0.0.1#53", "enabled": True,
+        "dataplane": {"name": "x", "error": None, "last_error": None, "install": None},
+        "pref64": {"prefixes": [], "source": "none"},
+        "upstreams": {"servers": [], "source": "config", "problem": None},
+        "hosts": {"ipv4_only": 0, "dual_stack": 0, "unsure": False, "error": None},
+        "mappings": 0, "summary": {}, "flows": None, "control": {"error": None},
+        "ipv6_only": report["ipv6_only"],
+    }  # fmt: skip
+    return [line for line in status_text(status).splitlines() if line.startswith("ipv6-only")]
+
+
+def test_status_shows_the_kind_its_mappings_and_quarantine_only_when_on() -> None:
+    report = status_json(booted().runtime.snapshot(1000.0))
+    assert report["ipv6_only"] == {"enabled": False, "mappings": 0, "quarantined": 0, "answers": 0}
+    assert shown(report) == []
+    driver = booted(ON)
+    driver.handle(e.AnswerObserved(v6only("v6.example", "2001:db8:6::1")))
+    snap = driver.runtime.snapshot(1000.0, entries=True)
+    report = status_json(snap)
+    assert report["ipv6_only"] == {"enabled": True, "mappings": 1, "quarantined": 0, "answers": 1}
+    [line] = shown(report)
+    assert "1 mappings now, 1 A answers made, 0 pool addresses in quarantine" in line
+    rows = [entry_json(entry, 1000.0) for entry in snap.entries or ()]
+    assert [r["origin"] for r in rows] == ["ipv6-only"]
+    assert "ipv6-only" in mappings_table(rows)

@@ -145,8 +145,21 @@ class HeldBlocks:
                 pool.unhold(block)
         return done
 
+    def quarantined(self, pool: Pool) -> int:
+        """Blocks held now: handed out, their mapping ended, leased to nobody."""
+        return sum(1 for block in self._until if pool.owner_of(block.network_address) is None)
+
     def items(self) -> list[tuple[IPv4Network, IPv6Network, float]]:
         return sorted((block, target, until) for block, (target, until) in self._until.items())
+
+
+def status(ipv6_only: Ipv6OnlyPolicy, table: MappingTable, held: HeldBlocks) -> dict[str, object]:
+    """What status shows of it: the switch, its entries now, the addresses in quarantine."""
+    return {
+        "enabled": ipv6_only.enabled,
+        "mappings": table.count(Origin.IPV6_ONLY),
+        "quarantined": held.quarantined(table.pool),
+    }
 
 
 def decide_ipv6_only(  # noqa: PLR0917 - the decision's inputs, as ``decide`` has them

@@ -32,6 +32,7 @@ from clat_eamt.core.dataplane import desired_state, diff, left_behind
 from clat_eamt.core.engine import Outcome
 from clat_eamt.core.hosts import HostMemory
 from clat_eamt.core.ipv6only import SyntheticA
+from clat_eamt.core.ipv6only import status as ipv6_only_status
 from clat_eamt.core.model import Host, IPNetwork, Observation, Origin
 from clat_eamt.core.pool import pool_problems
 from clat_eamt.core.pref64 import CONFIG, DNS, Pref64Set, choose
@@ -164,6 +165,7 @@ class Runtime:
         reference: only the mappings call needs it).  ``shells`` and ``counters``: what the
         driver's sockets and applier add (their state is not the runtime's)."""
         merged = Counter(counters or {}) + self.engine.counters + self.counters
+        engine = self.engine
         return Snapshot(
             taken=now,
             started=self.started,
@@ -184,6 +186,7 @@ class Runtime:
             history=self.history.json(),
             local_prefixes=self.local_prefixes,
             shells=dict(shells or {}),
+            ipv6_only=ipv6_only_status(engine.ipv6_only, engine.table, engine.held),
         )
 
     # --- reads for the shells (no state changes) ------------------------------------------------
