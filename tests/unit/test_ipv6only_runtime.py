@@ -10,6 +10,7 @@ from clat_eamt.control.target import status_json
 from clat_eamt.control.views import status_text
 from clat_eamt.core.ipv6only import SyntheticA
 from clat_eamt.core.model import AaaaStatus, Observation, Origin
+from clat_eamt.dataplane.conntrack import Flow, census
 from clat_eamt.present import entry_json, mappings_table
 from clat_eamt.runtime import events as e
 from clat_eamt.runtime.runtime import Runtime
@@ -107,3 +108,19 @@ def test_status_shows_the_kind_its_mappings_and_quarantine_only_when_on() -> Non
     rows = [entry_json(entry, 1000.0) for entry in snap.entries or ()]
     assert [r["origin"] for r in rows] == ["ipv6-only"]
     assert "ipv6-only" in mappings_table(rows)
+
+
+def test_the_flow_census_counts_flows_to_p_itself_as_native_on_its_entry() -> None:
+    pool = IPv4Network("198.51.100.128/25")
+    p, d = IPv4Address("198.51.100.129"), IPv4Address("192.0.2.10")
+    flows = [
+        Flow(p, p, dnat=False, proto=6, tcp_state=3),  # to P itself: an IPv6-only name's A
+        Flow(d, IPv4Address("198.51.100.130"), dnat=True, proto=6, tcp_state=3),
+        Flow(IPv4Address("192.0.2.20"), IPv4Address("192.0.2.20"), dnat=False, proto=6),
+    ]
+    counted = census(flows, pool)
+    assert counted.totals(()) == {"native": 2, "nat64": 1}
+    driver = booted(ON)
+    driver.handle(e.AnswerObserved(v6only("v6.example", "2001:db8:6::1")))
+    (entry,) = driver.runtime.engine.table
+    assert counted.flows_of(entry) == 1
