@@ -21,7 +21,7 @@ from tests.integration.routerkit import CLAT_IPV6, Router, lab_router
 from tests.labkit import Xlat
 from tests.labkit.client import answers, make_query, query_raw
 
-PLACEHOLDER = "192.0.2.99"
+PLACEHOLDER = "192.0.2.98"
 POOL = ip_network(Xlat.EAM_POOL)
 
 

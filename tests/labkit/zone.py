@@ -128,8 +128,8 @@ def lab_zone() -> Zone:
     zone.add("hostile2", "A", "192.0.2.82").add("hostile2", "AAAA", "2001:db8:1::67")
     # Issue 27, IPv6-only services: two names sharing one placeholder "A null" record (the
     # echo server has it too: the "sorry, IPv6 only" page), one whose AAAA lives 2 s, one more.
-    zone.add("null1", "A", "192.0.2.99").add("null1", "AAAA", "2001:db8:1::91")
-    zone.add("null2", "A", "192.0.2.99").add("null2", "AAAA", "2001:db8:1::92")
+    zone.add("null1", "A", "192.0.2.98").add("null1", "AAAA", "2001:db8:1::91")
+    zone.add("null2", "A", "192.0.2.98").add("null2", "AAAA", "2001:db8:1::92")
     zone.add("v6gone", "AAAA", "2001:db8:1::93", ttl=SHORT_TTL)
     zone.add("v6next", "AAAA", "2001:db8:1::94")
     for i in range(1, FRESH_NAMES + 1):
