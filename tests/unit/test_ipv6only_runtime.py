@@ -124,3 +124,19 @@ def test_the_flow_census_counts_flows_to_p_itself_as_native_on_its_entry() -> No
     driver.handle(e.AnswerObserved(v6only("v6.example", "2001:db8:6::1")))
     (entry,) = driver.runtime.engine.table
     assert counted.flows_of(entry) == 1
+
+
+def test_a_restart_keeps_the_p_it_finds_from_other_names_and_gives_it_back_to_its_own() -> None:
+    first = booted(ON)
+    life, _ = first.handle(e.AnswerObserved(v6only("v6.example", "2001:db8:6::1")))
+    assert isinstance(life, SyntheticA)
+    kernel, p = first.kernel, IPv4Network(life.address)
+    second = ModelDriver(Runtime(first.runtime.cfg, 2000.0, "model"), kernel, 2000.0)  # SIGKILL
+    second.start()
+    assert kernel.translator == {}  # the old leg went: a device's old P goes nowhere
+    other, _ = second.handle(e.AnswerObserved(v6only("other.example", "2001:db8:6::2")))
+    assert isinstance(other, SyntheticA) and other.address != life.address
+    again, _ = second.handle(e.AnswerObserved(v6only("v6.example", "2001:db8:6::1")))
+    assert isinstance(again, SyntheticA) and again.address == life.address
+    assert kernel.translator[p] == IPv6Network("2001:db8:6::1")
+    second.runtime.engine.table.check_invariants()

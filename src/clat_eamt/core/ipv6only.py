@@ -20,12 +20,13 @@ The rules, in order (``decide_ipv6_only``, pure like ``core.decide``):
    learned entry does; the TTL of the A is min(AAAA TTL, the mapping's Valid life).
 5. Quarantine: a block handed out in an A is kept from every other target until ``quarantine``
    seconds after the last mapping of it ended (``HeldBlocks``), so a device that kept P in its
-   own cache reaches nothing rather than another service.
+   own cache reaches nothing rather than another service.  A restart forgets the table, not
+   the kernel: the IPv6 legs found then and not adopted are held the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import NamedTuple
@@ -144,6 +145,27 @@ class HeldBlocks:
             if lease is None or lease.block != block:  # held, not leased again
                 pool.unhold(block)
         return done
+
+    def after_restart(
+        self, legs: Mapping[IPv4Network, IPv6Network], pool: Pool, now: float, quarantine: float
+    ) -> list[IPv4Network]:
+        """IPv6 legs a previous run left that nothing adopted (the start's reconciling diff
+        removes them): an IPv6-only entry has no IPv4 leg to be adopted by, so any of them may
+        be a P that devices still hold.  Each free /32 block is held for ``quarantine``, for
+        its own target only (it gets its P back, ``block_for``)."""
+        held: list[IPv4Network] = []
+        for block, target in sorted(legs.items()):
+            if block.prefixlen != 32 or not block.subnet_of(pool.network):
+                continue
+            if pool.owner_of(block.network_address) is not None or block in self._until:
+                continue
+            try:
+                pool.hold(block)
+            except ValueError:  # reserved (the pool's first or last address): never handed out
+                continue
+            self._until[block] = (target, now + quarantine)
+            held.append(block)
+        return held
 
     def quarantined(self, pool: Pool) -> int:
         """Blocks held now: handed out, their mapping ended, leased to nobody."""

@@ -128,6 +128,10 @@ class Runtime:
             case e.DataplaneStarted(actual, live):
                 found = left_behind(actual, live)
                 adopted = self.engine.adopt(found, now, actual.notes)
+                if self.engine.ipv6_only.enabled:  # P a device may hold (``core.ipv6only``)
+                    engine = self.engine
+                    quarantine = engine.ipv6_only.quarantine
+                    engine.held.after_restart(actual.translator, engine.table.pool, now, quarantine)
                 ops = diff(actual, desired_state(self.engine.table))
                 self._reconciled = (len(adopted), len(ops))
                 return [c.Reconcile(ops)]
