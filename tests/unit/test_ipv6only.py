@@ -219,3 +219,13 @@ def test_p_never_goes_to_another_target_within_the_quarantine_after_its_a_lived(
             max(end, previous[1]) if previous and previous[0] == target else end,
         )
         eng.table.check_invariants()
+
+
+def test_a_hostile_name_whose_a_is_p_cannot_move_p_elsewhere():
+    eng = on()
+    _, p, _ = eng.synthesize(obs("v6.example", [], X1), 0)
+    assert p is not None
+    outcome = eng.observe(obs("evil.example", str(p), X2), 1)
+    assert Reason.COVERED in reasons(outcome) and outcome.ops == ()
+    assert eng.table.pool.owner_of(p).target == IPv6Network(X1)  # type: ignore[union-attr]
+    assert [e.origin for e in eng.table] == [Origin.IPV6_ONLY]
