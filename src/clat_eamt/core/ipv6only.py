@@ -96,23 +96,26 @@ class HeldBlocks:
 
     def __init__(self) -> None:
         self._until: dict[IPv4Network, tuple[IPv6Network, float]] = {}
-
-    def __len__(self) -> int:
-        return len(self._until)
+        self._block_of: dict[IPv6Network, IPv4Network] = {}  # a target's last block handed out
 
     def block_for(self, target: IPv6Network, pool: Pool) -> IPv4Network | None:
         """A block held for this very target (its own P back: a device's cache stays right)."""
-        for block, (owner, _) in self._until.items():
-            if owner == target and pool.lease_of(target) is None:
-                return block
-        return None
+        block = self._block_of.get(target)
+        return block if block is not None and pool.lease_of(target) is None else None
+
+    def _note(self, block: IPv4Network, target: IPv6Network, until: float) -> None:
+        old = self._until.get(block)
+        if old is not None and self._block_of.get(old[0]) == block:
+            del self._block_of[old[0]]
+        self._until[block] = (target, until)
+        self._block_of[target] = block
 
     def handed(self, entry: Entry, quarantine: float) -> None:
         """``entry``'s P went out in an A answer: quarantined until ``quarantine`` after its
         Valid life at least (``released`` moves that later when the mapping really ends)."""
         end = (entry.expires or 0.0) + quarantine
         held = self._until.get(entry.pool)
-        self._until[entry.pool] = (entry.ipv6, max(end, held[1] if held else end))
+        self._note(entry.pool, entry.ipv6, max(end, held[1] if held else end))
 
     def released(self, entry: Entry, pool: Pool, now: float, quarantine: float) -> None:
         """An entry was deleted: if its block was handed out and is now free, hold it."""
@@ -120,7 +123,7 @@ class HeldBlocks:
         if held is None or pool.lease_of(entry.ipv6) is not None:
             return
         target, until = held
-        self._until[entry.pool] = (target, max(until, now + quarantine))
+        self._note(entry.pool, target, max(until, now + quarantine))
         pool.hold(entry.pool)
 
     def take(self, block: IPv4Network, target: IPv6Network, pool: Pool) -> bool:
@@ -141,6 +144,8 @@ class HeldBlocks:
         done = [block for block, (_, until) in self._until.items() if until <= now]
         for block in done:
             target, _ = self._until.pop(block)
+            if self._block_of.get(target) == block:
+                del self._block_of[target]
             lease = pool.lease_of(target)
             if lease is None or lease.block != block:  # held, not leased again
                 pool.unhold(block)
@@ -163,16 +168,13 @@ class HeldBlocks:
                 pool.hold(block)
             except ValueError:  # reserved (the pool's first or last address): never handed out
                 continue
-            self._until[block] = (target, now + quarantine)
+            self._note(block, target, now + quarantine)
             held.append(block)
         return held
 
     def quarantined(self, pool: Pool) -> int:
         """Blocks held now: handed out, their mapping ended, leased to nobody."""
         return sum(1 for block in self._until if pool.owner_of(block.network_address) is None)
-
-    def items(self) -> list[tuple[IPv4Network, IPv6Network, float]]:
-        return sorted((block, target, until) for block, (target, until) in self._until.items())
 
 
 def status(ipv6_only: Ipv6OnlyPolicy, table: MappingTable, held: HeldBlocks) -> dict[str, object]:
