@@ -75,7 +75,8 @@ from clat_eamt.logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
 # Decides on an observation and installs what it needs; returns the seconds the mapping of the
-# answer's addresses stays Valid (the A records' TTL ceiling), None when they map to nothing.
+# answer's addresses stays Valid (the A records' TTL ceiling), None when they map to nothing,
+# or for an IPv6-only name the A record to answer with (``SyntheticA``).
 Mapper = Callable[[Observation], Awaitable[float | SyntheticA | None]]
 Classifier = Callable[[ClientIdentity], Host | None]
 
