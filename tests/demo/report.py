@@ -363,13 +363,15 @@ def ipv6_only_lines(flows: Sequence[FlowRecord]) -> list[str]:
     """Section 6: IPv6-only names with ipv6_only on (issue 27)."""
     by_a = [f for f in flows if not f.ipv6 and f.addr]
     ipv4_only = [f for f in flows if f.host_class == IPV4_ONLY]
-    ds = [f for f in flows if f.host_class == DUAL_STACK]
+    ds6 = [f for f in flows if f.host_class == DUAL_STACK and f.note.startswith("AAAA")]
+    ds4 = [f for f in flows if f.host_class == DUAL_STACK and f not in ds6]
     names = len({f.name for f in flows})
     out = [
         f"-- 6. IPv6-only names (ipv6_only on: their A is a pool address): {names} names; "
         f"IPv4-only clients native to the name's own server "
-        f"{sum(map(_reached_own, ipv4_only))}/{len(ipv4_only)}; the dual-stack client "
-        f"{sum(map(_reached_own, ds))}/{len(ds)}; A answers from the pool {len(by_a)}"
+        f"{sum(map(_reached_own, ipv4_only))}/{len(ipv4_only)}; the dual-stack client over "
+        f"IPv6 {sum(map(_reached_own, ds6))}/{len(ds6)}, to the pool address (native too) "
+        f"{sum(map(_reached_own, ds4))}/{len(ds4)}; A answers from the pool {len(by_a)}"
     ]
     for flow in flows:
         if not _reached_own(flow):

@@ -237,11 +237,16 @@ def test_the_ipv6_only_section_counts_flows_that_reached_their_own_server() -> N
         base = {"path": NATIVE, "local": own, "targets": first.aaaa, "name": first.name}
         return flow(tag, **{**base, **kw})
 
-    good = [v6("a", addr="198.51.100.129"), v6("b", host_class=DUAL_STACK, addr=own)]
+    good = [
+        v6("a", addr="198.51.100.129", note="A answer"),
+        v6("b", host_class=DUAL_STACK, addr=own, note="AAAA answer"),
+        v6("c", host_class=DUAL_STACK, addr="198.51.100.129", note="A answer"),
+    ]
     assert ipv6_only_ok(good)
     lines = ipv6_only_lines(good)
     assert "IPv4-only clients native to the name's own server 1/1" in lines[0]
-    assert "the dual-stack client 1/1; A answers from the pool 1" in lines[0]
+    assert "dual-stack client over IPv6 1/1, to the pool address (native too) 1/1" in lines[0]
+    assert lines[0].endswith("A answers from the pool 2")
     for bad in (v6("c", local="2001:db8:d::4:2"), v6("d", path=NAT64), v6("e", error="DNS A")):
         assert not ipv6_only_ok([*good, bad])
         assert any(line.startswith("   NOT OK: ") for line in ipv6_only_lines([*good, bad]))
