@@ -3,8 +3,10 @@ the engine from the config (and a reload), the A the proxy gets, the IPv6 leg on
 
 from __future__ import annotations
 
+import json
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
+from clat_eamt.cli import main
 from clat_eamt.config import load_text
 from clat_eamt.control.target import status_json
 from clat_eamt.control.views import status_text
@@ -140,3 +142,17 @@ def test_a_restart_keeps_the_p_it_finds_from_other_names_and_gives_it_back_to_it
     assert isinstance(again, SyntheticA) and again.address == life.address
     assert kernel.translator[p] == IPv6Network("2001:db8:6::1")
     second.runtime.engine.table.check_invariants()
+
+
+def test_explain_answers_an_ipv6_only_name_as_the_daemon_does(capsys) -> None:  # type: ignore[no-untyped-def]
+    lab = ["--allow-documentation", "--pref64", "2001:db8:64::/96", "--host-mode", "all"]
+    step = "v6.example a= aaaa=2001:db8:1::70"
+    assert main(["explain", "--json", *lab, "--ipv6-only", "1", step]) == 0
+    [entry] = json.loads(capsys.readouterr().out)["table"]
+    assert (entry["origin"], entry["ipv4"], entry["ipv6"]) == (
+        "ipv6-only",
+        entry["pool"],
+        "2001:db8:1::70",
+    )
+    assert main(["explain", "--json", *lab, step]) == 0  # off by default
+    assert json.loads(capsys.readouterr().out)["table"] == []
