@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from ipaddress import ip_network
+from ipaddress import IPv4Address, ip_network
 
 from clat_eamt.config import EffectiveConfig, schema
 from clat_eamt.core.addresses import AddressPolicy
 from clat_eamt.core.decide import HostMode, Policy
 from clat_eamt.core.engine import Engine, Outcome, StaticSpec
+from clat_eamt.core.ipv6only import Ipv6OnlyPolicy
 from clat_eamt.core.limits import CreationLimiter
 from clat_eamt.core.model import IPNetwork
 from clat_eamt.core.names import NameFilter
@@ -44,6 +45,16 @@ def policy_from_config(cfg: EffectiveConfig, local: tuple[IPNetwork, ...] = ()) 
     )
 
 
+def ipv6_only_from_config(cfg: EffectiveConfig) -> Ipv6OnlyPolicy:
+    return Ipv6OnlyPolicy(
+        enabled=cfg[schema.IPV6_ONLY],
+        placeholders=frozenset(
+            a for a in cfg[schema.IPV6_ONLY_PLACEHOLDER] if isinstance(a, IPv4Address)
+        ),
+        quarantine=float(cfg[schema.IPV6_ONLY_QUARANTINE]),
+    )
+
+
 def limiter_from_config(cfg: EffectiveConfig) -> CreationLimiter:
     return CreationLimiter(
         rate=cfg[schema.CREATE_RATE],
@@ -64,4 +75,5 @@ def engine_from_config(
     installing them needs).  ``local``: see ``policy_from_config``."""
     policy = policy_from_config(cfg, local)
     engine = Engine(policy, Pool(cfg[schema.POOL]), limiter_from_config(cfg))
+    engine.ipv6_only = ipv6_only_from_config(cfg)
     return engine, engine.sync_static(static_specs(cfg), now)

@@ -36,6 +36,7 @@ from clat_eamt.control.ubus_object import UbusObject
 from clat_eamt.core.counters import ApplyResult
 from clat_eamt.core.dataplane import note_of
 from clat_eamt.core.hosts import Neighbour
+from clat_eamt.core.ipv6only import SyntheticA
 from clat_eamt.core.model import FlowCensus, Host, LiveFlows, Observation
 from clat_eamt.dataplane.build import build_dataplane
 from clat_eamt.dataplane.neighbours import dump_neighbours
@@ -55,10 +56,14 @@ from clat_eamt.runtime.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 TICK = 1.0
+_NOT_INSTALLED = (ApplyResult.LATE, ApplyResult.FAILED)
 
 
 def proxy_settings(settings: ShellSettings) -> ProxySettings:
-    return ProxySettings(settings.enabled, settings.hold, settings.require_dnssec)
+    return ProxySettings(
+        settings.enabled, settings.hold, settings.require_dnssec, settings.ipv6_only,
+        settings.placeholders,
+    )  # fmt: skip
 
 
 class StartError(Exception):
@@ -179,10 +184,11 @@ class Daemon:
 
     async def execute(
         self, commands: Sequence[c.Command]
-    ) -> tuple[float | None, tuple[JSON, str | None]]:
+    ) -> tuple[float | SyntheticA | None, tuple[JSON, str | None]]:
         """Carry out the runtime's commands in order; the answer's life (``Release``) and the
         operator's reply (``Reply``, with how the dataplane took its operations)."""
-        result, life = ApplyResult.NONE, None
+        result = ApplyResult.NONE
+        life: float | SyntheticA | None = None
         reply: tuple[JSON, str | None] = ({}, None)
         queue = collections.deque(commands)  # ProviderMore adds the next slice's commands
         while queue:
@@ -194,6 +200,8 @@ class Daemon:
                     result = await self.applier.apply(ops)
                 case c.Release(name, released, waited):
                     life = released
+                    if isinstance(life, SyntheticA) and result in _NOT_INSTALLED:
+                        life = None  # no leg behind P: the upstream answer, as without it
                     if waited:  # counted by how the wait ended
                         said = self._handle(e.AnswerReleased(name, result))
                         if said:
@@ -253,10 +261,11 @@ class Daemon:
 
     # --- events from the proxy, the applier, the operator ---------------------------------------
 
-    async def map(self, obs: Observation) -> float | None:
+    async def map(self, obs: Observation) -> float | SyntheticA | None:
         """The proxy's mapper: decide on one A answer and install what it needs, within the
         apply deadline.  The seconds the answer's addresses stay mapped (the proxy lowers the A
-        TTLs to it), None when they map to nothing."""
+        TTLs to it), None when they map to nothing; the A record to answer with for an
+        IPv6-only name (``core.ipv6only``)."""
         life, _ = await self.execute(self.runtime.handle(e.AnswerObserved(obs), self.clock()))
         return life
 

@@ -133,6 +133,8 @@ def run(engine: Engine, steps: list[Step]) -> list[tuple[Step, Outcome]]:
     for step in steps:
         if step.observation is None:
             outcome = engine.tick(step.at, LiveFlows())
+        elif engine.ipv6_only.applies(step.observation.a):  # as the daemon does (issue 27)
+            outcome, _, _ = engine.synthesize(step.observation, step.at)
         else:
             outcome = engine.observe(step.observation, step.at)
         results.append((step, outcome))

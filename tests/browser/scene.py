@@ -17,6 +17,7 @@ from tests.browser.bridge import Bridge
 from tests.integration.routerkit import Router, home_router
 
 NAMES = ("ds1.lab.example", "ds2.lab.example", "cname.lab.example")  # dual-stack: mapped
+V6ONLY = "v6only.lab.example"  # AAAA only: with ipv6_only on, its A is a pool address
 IPV4_ONLY_SERVER = "192.0.2.20"  # no AAAA: its flow goes through the NAT64
 STATIC = {"ipv4": "192.0.2.99", "ipv6": "2001:db8:1::99", "comment": "office NAS"}
 STATUS_VIEW, OVERVIEW_WIDGET = "view/clat-eamt/status", "view/status/include/90_clat-eamt"
@@ -41,9 +42,9 @@ class Scene:
 def live_scene(workdir: Path, samples: int = 1) -> Iterator[Scene]:
     """The lab with flows open until exit; `samples`: flow-history samples to wait for (one
     every 30 s, the first at start)."""
-    with home_router(workdir) as router:
+    with home_router(workdir, ipv6_only="1") as router:
         lab, socket = router.lab, str(router.options["control_socket"])
-        mapped = {name: router.resolve(lab.lan, name)[0] for name in NAMES}
+        mapped = {name: router.resolve(lab.lan, name)[0] for name in (*NAMES, V6ONLY)}
         call(socket, "add", STATIC)
         with contextlib.ExitStack() as flows:
             flows.enter_context(lab.flow(lab.lan, mapped[NAMES[0]]))

@@ -16,6 +16,7 @@ from .report import DUAL_STACK, IPV4_ONLY
 PLAIN, CNAME, MULTI, SHORT, CONFLICT = "plain", "cname", "multi", "short", "conflict"
 V4ONLY, V4CNAME = "ipv4-only", "ipv4-only cname"
 GROUPS = (PLAIN, CNAME, MULTI, SHORT, CONFLICT, V4ONLY, V4CNAME)
+IPV6_ONLY = "ipv6-only service"  # not in the sweep: the last phase, with ipv6_only on
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,18 @@ def catalogue(zone: Zone) -> list[Target]:
             group = PLAIN
         found.append(Target(name, group, a, aaaa, ttl))
     return found
+
+
+def ipv6_only_targets(zone: Zone) -> list[Target]:
+    """The names of `zone` with an AAAA and no A at all (IPv6-only services, issue 27)."""
+    found: dict[str, Target] = {}
+    for rec in zone.records:
+        name = zone.fqdn(rec.name)
+        if rec.rtype != "AAAA" or name in found or zone.rdata(name, "A"):
+            continue
+        aaaa = tuple(zone.rdata(name, "AAAA"))
+        found[name] = Target(name, IPV6_ONLY, (), aaaa, rec.ttl or zone.ttl)
+    return list(found.values())
 
 
 def _follow(zone: Zone, name: str, hops: int = 8) -> str:

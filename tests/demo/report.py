@@ -62,10 +62,12 @@ class FlowRecord:
     group: str = ""  # the name's family in the zone: plain, cname, multi, short, conflict
     note: str = ""  # what the workload did, for the listing
     allowance: str | None = None  # the rule under which NAT64 is right for this flow
+    targets: tuple[str, ...] = ()  # IPv6-only names: the AAAA the flow must reach
     error: str | None = None
     max_stall: float | None = None  # long flows: the longest round trip of their ticker
     path: str = UNSEEN
     peer: str | None = None
+    local: str | None = None  # the server's address the flow reached
 
     @property
     def ipv6(self) -> bool:
@@ -109,6 +111,7 @@ def classify(flows: Iterable[FlowRecord], events: Iterable[dict[str, Any]], nat6
     for flow in flows:
         event = seen.get(flow.tag)
         flow.peer = None if event is None else str(event["peer"])
+        flow.local = None if event is None else event.get("local")
         flow.path = path_of(flow.peer, nat64)
 
 
@@ -239,6 +242,7 @@ class Facts:
     status_text: str  # what `clat-eamt status` prints
     notes: list[str]
     timings: dict[str, float]
+    ipv6_only: list[FlowRecord] = field(default_factory=list)  # the last phase's flows
 
 
 def _share(part: int, whole: int) -> str:
@@ -341,5 +345,36 @@ def render(flows: Sequence[FlowRecord], facts: Facts) -> tuple[list[str], Summar
         f"answers, {dns}, failures {len(facts.dns_failures)}"
     )
     out += [f"   {failure}" for failure in facts.dns_failures[:20]]
-
+    if facts.ipv6_only:
+        out += ipv6_only_lines(facts.ipv6_only)
     return out, s
+
+
+def ipv6_only_ok(flows: Sequence[FlowRecord]) -> bool:
+    """Every flow to an IPv6-only name arrived natively at one of the name's AAAA."""
+    return all(_reached_own(flow) for flow in flows)
+
+
+def _reached_own(flow: FlowRecord) -> bool:
+    return not flow.failed and flow.path == NATIVE and flow.local in flow.targets
+
+
+def ipv6_only_lines(flows: Sequence[FlowRecord]) -> list[str]:
+    """Section 6: IPv6-only names with ipv6_only on (issue 27)."""
+    by_a = [f for f in flows if not f.ipv6 and f.addr]
+    ipv4_only = [f for f in flows if f.host_class == IPV4_ONLY]
+    ds6 = [f for f in flows if f.host_class == DUAL_STACK and f.note.startswith("AAAA")]
+    ds4 = [f for f in flows if f.host_class == DUAL_STACK and f not in ds6]
+    names = len({f.name for f in flows})
+    out = [
+        f"-- 6. IPv6-only names (ipv6_only on: their A is a pool address): {names} names; "
+        f"IPv4-only clients native to the name's own server "
+        f"{sum(map(_reached_own, ipv4_only))}/{len(ipv4_only)}; the dual-stack client over "
+        f"IPv6 {sum(map(_reached_own, ds6))}/{len(ds6)}, to the pool address (native too) "
+        f"{sum(map(_reached_own, ds4))}/{len(ds4)}; A answers from the pool {len(by_a)}"
+    ]
+    for flow in flows:
+        if not _reached_own(flow):
+            where = f", reached {flow.local}" if flow.local else ""
+            out.append(f"   NOT OK: {flow_line(flow)}{where} {flow.error or ''}".rstrip())
+    return out

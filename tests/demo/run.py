@@ -32,7 +32,7 @@ from tests.labkit.xlat import XLAT_TOOLS
 from tests.labkit.zone import DEMO
 
 from .plan import Plan, catalogue, roles
-from .report import Facts, classify, render
+from .report import Facts, classify, ipv6_only_ok, render
 from .state import DaemonState
 from .workload import Workload
 
@@ -59,6 +59,7 @@ def demo_options(socket: Path) -> dict[str, str | list[str]]:
         "host_create_rate": RATE,
         "host_create_burst": RATE,
         "control_socket": str(socket),  # where `clat-eamt status` and friends find the daemon
+        "ipv6_only": "1",  # IPv6-only names get a pool address as their A (the report's part 6)
     }
     return options
 
@@ -136,7 +137,9 @@ def demo(workdir: Path, plan: Plan, *, keep: bool = False) -> tuple[list[str], b
                 workload.run()
             finally:
                 workload.close()
-            classify(workload.flows, router.lab.server_events(), router.lab.NAT64_PUBLIC4)
+            events = router.lab.server_events()
+            classify(workload.flows, events, router.lab.NAT64_PUBLIC4)
+            classify(workload.ipv6_only, events, router.lab.NAT64_PUBLIC4)
             facts = Facts(
                 config_path=str(router.config),
                 config_text=router.config.read_text(),
@@ -148,6 +151,7 @@ def demo(workdir: Path, plan: Plan, *, keep: bool = False) -> tuple[list[str], b
                 status_text=state.text("status"),
                 notes=workload.notes,
                 timings=workload.timings,
+                ipv6_only=workload.ipv6_only,
             )
             lines, summary = render(workload.flows, facts)
             print("\n".join(lines), flush=True)
@@ -164,7 +168,8 @@ def demo(workdir: Path, plan: Plan, *, keep: bool = False) -> tuple[list[str], b
     else:
         down = time.monotonic() - torn
         print(f"demo: lab torn down in {down:.1f} s, nothing left; {took:.0f} s in all")
-    return [*lines, summary.last_line()], summary.ok and not left
+    ok = summary.ok and ipv6_only_ok(workload.ipv6_only)
+    return [*lines, summary.last_line()], ok and not left
 
 
 def explore(router: Router, state: DaemonState, workdir: Path) -> None:

@@ -12,7 +12,9 @@ it took is left to the echo server's log (report.classify).  Phases:
 3. the sweep: every name of the plan, visited concurrently by IPv4-only clients and some by the
    dual-stack client; meanwhile the conflict pair's second name answers;
 4. after expiry: the short-TTL entries are Stale; a client reusing the address without DNS goes
-   through the NAT64, one asking DNS again goes native; the long flows must still answer.
+   through the NAT64, one asking DNS again goes native; the long flows must still answer;
+5. with ipv6_only on (issue 27): every client fetches each IPv6-only name by name, the
+   IPv4-only ones through the pool address the router answers their A with (own list).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, ip_address, ip_network
 
 from clat_eamt.dataplane import nft
 from tests.integration.routerkit import Router
@@ -33,7 +35,7 @@ from tests.labkit.netns import Netns, run
 from tests.labkit.tcpflow import Flow
 from tests.labkit.zone import DEMO
 
-from .plan import Plan, Roles, Target
+from .plan import Plan, Roles, Target, ipv6_only_targets
 from .report import (
     DUAL_STACK,
     IPV4_ONLY,
@@ -67,6 +69,7 @@ class Workload:
     dns_failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the daemon said at key moments
     timings: dict[str, float] = field(default_factory=dict)
+    ipv6_only: list[FlowRecord] = field(default_factory=list)  # phase 5, reported apart
     stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -165,7 +168,10 @@ class Workload:
             ("long flows", self.start_long),
             ("sweep", self.sweep),
             ("after expiry", self.after_expiry),
+            ("ipv6-only names", self.ipv6_only_names),
         ):
+            if name == "ipv6-only names" and self.router.options.get("ipv6_only") != "1":
+                continue
             start = time.monotonic()
             phase()
             self.timings[name] = time.monotonic() - start
@@ -271,6 +277,40 @@ class Workload:
         self.finish_long()
         for client, target in zip(self.clients, self.roles.long, strict=False):
             self.resolve_and_fetch(client, target, "asked DNS again after the TTL")
+
+    def ipv6_only_names(self) -> None:
+        """Issue 27: each IPv4-only client asks A for every IPv6-only name and fetches from the
+        pool address it gets; lan6 fetches over IPv6 as a dual-stack device, and over IPv4 from
+        the P dnsmasq's shared cache gives it too."""
+        for target in ipv6_only_targets(DEMO):
+            for client in self.clients:
+                self.visit_ipv6_only(client, target, "A")
+            self.visit_ipv6_only(self.lab.lan6, target, "AAAA")
+            self.visit_ipv6_only(self.lab.lan6, target, "A")
+
+    def visit_ipv6_only(self, client: Netns, target: Target, qtype: str) -> None:
+        host = DUAL_STACK if client is self.lab.lan6 else IPV4_ONLY
+        tag = f"demo-{next(self._numbers)} {client.tag} {target.name} {qtype}"
+        rec = FlowRecord(
+            tag, client.tag, host, target.name, DUAL_STACK, "", target.group, f"{qtype} answer",
+            targets=target.aaaa,
+        )  # fmt: skip
+        self.ipv6_only.append(rec)
+        try:
+            [rec.addr] = self.resolve(client, target.name, qtype)
+        except (DnsError, ValueError) as error:
+            rec.error = f"DNS {qtype}: {error}"
+            return
+        if qtype == "A" and ip_address(rec.addr) not in ip_network(self.lab.EAM_POOL):
+            rec.error = f"A {rec.addr} is not a pool address"
+            return
+        try:
+            with Flow.open(
+                client, rec.addr, self.lab.SERVER_PORT, tag=tag, timeout=FLOW_TIMEOUT
+            ) as f:
+                f.roundtrip(PAYLOAD, FLOW_TIMEOUT)
+        except (OSError, ConnectionError) as error:
+            rec.error = f"flow: {error!r}"
 
     def finish_long(self) -> None:
         """Stop each long flow's ticker, one more round trip, close: broken or stalled is failed."""

@@ -31,5 +31,12 @@ def test_a_reduced_demo_goes_native_where_it_should_and_leaves_nothing(tmp_path:
     # other eligible flow goes native.
     assert 0 < numbers["native"] < numbers["eligible"], report
     assert "UNEXPECTED" not in report and "STEERED" not in report
+    # ipv6_only on: every client reached each IPv6-only name's own server natively (part 6)
+    [part6] = [line for line in lines if line.startswith("-- 6. IPv6-only names")]
+    assert (
+        "own server 9/9;" in part6
+        and "over IPv6 3/3, to the pool address (native too) 3/3" in part6
+    )
+    assert "NOT OK" not in report
     mine = f"clatlab-{os.getpid()}-"
     assert not [n for n in list_lab_namespaces() if n.startswith(mine)]

@@ -27,7 +27,7 @@ import pytest
 
 from tests.browser.bridge import SESSION_ID, Bridge
 from tests.browser.chromium import Node, chromium, dump_dom, rendered, screenshot
-from tests.browser.scene import OVERVIEW_WIDGET, STATIC, STATUS_VIEW, Scene, live_scene
+from tests.browser.scene import OVERVIEW_WIDGET, STATIC, STATUS_VIEW, V6ONLY, Scene, live_scene
 from tests.labkit.require import LAB_TOOLS, SERVER_TOOLS, require_root, require_tools
 
 POINT = re.compile(r"^\d+(\.\d+)?,\d+(\.\d+)?$")
@@ -86,6 +86,17 @@ def test_status_view_shows_the_daemons_mappings_health_and_chart(scene: Scene, t
     # everything above came from one method, one call per refresh
     assert {method for obj, method in scene.bridge.calls if obj == "clat-eamt"} == {"overview"}
     screenshot(scene.bridge.url(STATUS_VIEW), tmp_path / "status.png")
+
+
+@pytest.mark.lab
+def test_status_view_shows_ipv6_only_entries_as_their_own_kind(scene: Scene):
+    page = rendered(dump_dom(scene.bridge.url(STATUS_VIEW), budget_ms=2000))
+    [row] = by_id(page, "clat-eamt-mappings").find("tr", data_ipv4=scene.mapped[V6ONLY])
+    assert "ipv6-only" in row.text() and "2001:db8:1::70" in row.text()
+    counters = by_id(page, "clat-eamt-counters").text()
+    assert "IPv6-only names1 mappings now, 1 A answers made, 0 pool addresses in quarantine" in (
+        counters
+    )
 
 
 @pytest.mark.lab

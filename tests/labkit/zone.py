@@ -126,6 +126,12 @@ def lab_zone() -> Zone:
     zone.add("victim", "A", "192.0.2.82").add("victim", "AAAA", "2001:db8:1::82")
     zone.add("hostile", "A", "192.0.2.20").add("hostile", "AAAA", "2001:db8:1::66")
     zone.add("hostile2", "A", "192.0.2.82").add("hostile2", "AAAA", "2001:db8:1::67")
+    # Issue 27, IPv6-only services: two names sharing one placeholder "A null" record (the
+    # echo server has it too: the "sorry, IPv6 only" page), one whose AAAA lives 2 s, one more.
+    zone.add("null1", "A", "192.0.2.98").add("null1", "AAAA", "2001:db8:1::91")
+    zone.add("null2", "A", "192.0.2.98").add("null2", "AAAA", "2001:db8:1::92")
+    zone.add("v6gone", "AAAA", "2001:db8:1::93", ttl=SHORT_TTL)
+    zone.add("v6next", "AAAA", "2001:db8:1::94")
     for i in range(1, FRESH_NAMES + 1):
         zone.add(f"ds{i}", "A", f"192.0.2.{100 + i}")
         zone.add(f"ds{i}", "AAAA", f"2001:db8:1::{100 + i}")
@@ -152,6 +158,9 @@ DEMO_DS, DEMO_ALIASES, DEMO_WWW, DEMO_MULTI, DEMO_SHORT, DEMO_V4, DEMO_V4CNAME =
 )  # fmt: skip
 
 
+DEMO_V6ONLY = 3
+
+
 def demo_zone() -> Zone:
     """demo.example. for `make demo`: 211 names, 77 IPv4 addresses a mapping may use.
 
@@ -168,7 +177,8 @@ def demo_zone() -> Zone:
     - short1..short10: dual-stack with a 2 s TTL (192.0.2.194-203, 2001:db8:d::2:N);
     - conflict-a / conflict-b: one IPv4 (192.0.2.210), two different IPv6 (a reverse proxy);
     - v4-1..v4-60: IPv4-only (203.0.113.124-183): unbound's DNS64 synthesizes their AAAA;
-    - v4cname1..v4cname10 CNAME v4-1..v4-10: IPv4-only behind a CNAME.
+    - v4cname1..v4cname10 CNAME v4-1..v4-10: IPv4-only behind a CNAME;
+    - ipv6only1..ipv6only3: IPv6-only services, AAAA only (2001:db8:d::4:N).
     """
     zone = Zone("demo.example.")
     for i in range(1, DEMO_DS + 1):
@@ -190,6 +200,10 @@ def demo_zone() -> Zone:
         zone.add(f"v4-{i}", "A", f"203.0.113.{123 + i}")
     for i in range(1, DEMO_V4CNAME + 1):
         zone.add(f"v4cname{i}", "CNAME", f"v4-{i}.demo.example.")
+    # IPv6-only services (issue 27): no A; the sweep skips them, the demo's last phase asks
+    # their A with ipv6_only on.
+    for i in range(1, DEMO_V6ONLY + 1):
+        zone.add(f"ipv6only{i}", "AAAA", f"2001:db8:d::4:{i:x}")
     return zone
 
 

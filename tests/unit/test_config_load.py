@@ -504,6 +504,11 @@ def lab_configs(draw: st.DrawFn) -> tuple[dict[Any, Any], list[StaticEntry]]:
         schema.TTL_MAX: draw(st.integers(max(ttl_min, 1), 604800)),
         schema.STALE_LINGER: draw(st.integers(0, 3600)),
         schema.REQUIRE_DNSSEC: draw(st.booleans()),
+        schema.IPV6_ONLY: draw(st.booleans()),
+        schema.IPV6_ONLY_PLACEHOLDER: tuple(
+            draw(st.lists(st.sampled_from([ip_address("192.0.2.99"), ip_address("0.0.0.1")])))
+        ),
+        schema.IPV6_ONLY_QUARANTINE: draw(st.integers(0, 86400)),
         schema.HOST_MODE: draw(st.sampled_from(["ipv4-only", "all"])),
         schema.MAX_ENTRIES: draw(st.integers(1, 1000000)),
         schema.MAX_IPV4_PER_IPV6: draw(st.integers(1, 4096)),

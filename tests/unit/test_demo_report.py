@@ -8,7 +8,16 @@ from collections import Counter
 
 import pytest
 
-from tests.demo.plan import CONFLICT, MULTI, SHORT, V4ONLY, Plan, catalogue, roles
+from tests.demo.plan import (
+    CONFLICT,
+    MULTI,
+    SHORT,
+    V4ONLY,
+    Plan,
+    catalogue,
+    ipv6_only_targets,
+    roles,
+)
 from tests.demo.report import (
     DUAL_STACK,
     IPV4_ONLY,
@@ -20,6 +29,8 @@ from tests.demo.report import (
     Facts,
     FlowRecord,
     classify,
+    ipv6_only_lines,
+    ipv6_only_ok,
     parse_last_line,
     path_of,
     percentile,
@@ -214,3 +225,28 @@ def test_render_lists_each_excluded_flow_with_its_rule_and_the_mapping_table() -
     assert any("stale(conflict)" in line and " 0s " in line for line in lines)
     assert not lines[-1].startswith("demo: ")  # the last line is the caller's to print
     assert summary.last_line().startswith("demo: eligible flows native 1/2")
+
+
+def test_the_ipv6_only_section_counts_flows_that_reached_their_own_server() -> None:
+    [first, *_] = targets = ipv6_only_targets(DEMO)
+    assert len(targets) == 3 and all(t.aaaa and not t.a for t in targets)
+    assert all(t.name not in {c.name for c in catalogue(DEMO)} for t in targets)  # not swept
+    own = first.aaaa[0]
+
+    def v6(tag: str, **kw: object) -> FlowRecord:
+        base = {"path": NATIVE, "local": own, "targets": first.aaaa, "name": first.name}
+        return flow(tag, **{**base, **kw})
+
+    good = [
+        v6("a", addr="198.51.100.129", note="A answer"),
+        v6("b", host_class=DUAL_STACK, addr=own, note="AAAA answer"),
+        v6("c", host_class=DUAL_STACK, addr="198.51.100.129", note="A answer"),
+    ]
+    assert ipv6_only_ok(good)
+    lines = ipv6_only_lines(good)
+    assert "IPv4-only clients native to the name's own server 1/1" in lines[0]
+    assert "dual-stack client over IPv6 1/1, to the pool address (native too) 1/1" in lines[0]
+    assert lines[0].endswith("A answers from the pool 2")
+    for bad in (v6("c", local="2001:db8:d::4:2"), v6("d", path=NAT64), v6("e", error="DNS A")):
+        assert not ipv6_only_ok([*good, bad])
+        assert any(line.startswith("   NOT OK: ") for line in ipv6_only_lines([*good, bad]))

@@ -157,6 +157,10 @@ class FamilyAddress(ValueType[IPAddress | None]):
         return f"IPv{self.version} address" + (" (may be empty)" if self.optional else "")
 
     @property
+    def plural(self) -> str:
+        return f"IPv{self.version} addresses"
+
+    @property
     def luci_datatype(self) -> str:
         return f"ip{self.version}addr(1)"
 

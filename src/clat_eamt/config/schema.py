@@ -197,6 +197,26 @@ UPSTREAM_TIMEOUT_MS = scalar("upstream_timeout_ms", BoundedInt(50, 30000, "milli
     1500,
     "How long the proxy waits for one resolver before it tries the next one.",
 )
+IPV6_ONLY = scalar("ipv6_only", Bool(), False,
+    "Answer an A query for a name that has a real AAAA and no A (an IPv6-only service) with an "
+    "address of the mapping pool mapped to that AAAA, so IPv4-only devices reach it over the "
+    "router's native IPv6. Off by default: the router then makes up A records, which cannot "
+    "validate with DNSSEC (a query with CD set gets the real answer, RFC 6147 section 5.5), "
+    "which dnsmasq caches for the whole LAN, and which tell every device that the name has "
+    "IPv4. Needs a pool outside the space dnsmasq's rebind protection drops (the default "
+    "100.127.0.0/16 is fine).",
+)
+IPV6_ONLY_PLACEHOLDER = listed("ipv6_only_placeholder", FamilyAddress(4),
+    "IPv4 addresses IPv6-only services publish as a placeholder A record (for example a page "
+    "saying the service needs IPv6): with ipv6_only on, an A answer holding only these is "
+    "answered as if it had no A, for each name on its own.",
+    "192.0.2.1",
+)
+IPV6_ONLY_QUARANTINE = scalar("ipv6_only_quarantine", BoundedInt(0, 86400, "seconds"), 900,
+    "How long a pool address given out in an A answer for an IPv6-only name is kept from every "
+    "other name after its mapping ended, so that a device that kept the address longer than "
+    "its TTL reaches nothing rather than another service.",
+)
 TRANSLATOR = scalar("translator", Choice(("auto", "external", "tayga", "jool", "none")),
     "auto",
     "Which CLAT the mappings steer on. 'auto': the router's own (OpenWrt's 464xlat interface, "
@@ -377,6 +397,7 @@ STATIC_COMMENT = scalar("comment", Text(max_length=200), "",
 GLOBAL_OPTIONS: tuple[Option[Any], ...] = (
     ENABLED, LISTEN, PORT, UPSTREAM, RESOLV_FILE, PREF64, POOL, TTL_MIN, TTL_MAX,
     STALE_LINGER, REQUIRE_DNSSEC, HOLD_MS, APPLY_TIMEOUT_MS, UPSTREAM_TIMEOUT_MS,
+    IPV6_ONLY, IPV6_ONLY_PLACEHOLDER, IPV6_ONLY_QUARANTINE,
     TRANSLATOR, CLAT_DEVICE, STATE_DIR, CONTROL_SOCKET, TUN, CLAT_IPV4, CLAT_IPV6, TAYGA_IPV4,
     TAYGA_IPV6, JOOL_INSTANCE, JOOL_NETNS, HOST_MODE, HOST_OBSERVE, LAN_INTERFACES,
     MAX_ENTRIES, MAX_IPV4_PER_IPV6, CREATE_RATE, CREATE_BURST, CLIENT_IDENTITY, HOST_CREATE_RATE,

@@ -14,6 +14,7 @@ from typing import Any
 from clat_eamt import __version__
 from clat_eamt.config import StaticEntry, schema
 from clat_eamt.control.methods import JSON, MethodError
+from clat_eamt.core.counters import Count
 from clat_eamt.core.model import FlowCensus
 from clat_eamt.present import entry_json
 from clat_eamt.runtime.events import (
@@ -67,6 +68,7 @@ def status_json(s: Snapshot) -> JSON:
         "memory": shells.get("memory"),
         "provider": shells.get("provider"),
         "restart_needed": list(s.restart_needed),
+        "ipv6_only": {**s.ipv6_only, "answers": s.counters.get(Count.IPV6_ONLY_ANSWERS, 0)},
         "counters": dict(s.counters),
     }
 

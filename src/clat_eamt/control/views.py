@@ -40,6 +40,14 @@ def _clat_text(dp: JSON) -> str:
     return f"{clat['device']} ({clat['kind']}, {clat['found_by']}){pref64}, nft via {dp.get('nft')}"
 
 
+def _ipv6_only_line(v6: JSON) -> list[tuple[str, str]]:
+    """The IPv6-only names' line (``core.ipv6only``), when the option is on."""
+    if not v6.get("enabled"):
+        return []
+    text = f"{v6.get('mappings', 0)} mappings now, {v6.get('answers', 0)} A answers made, "
+    return [("ipv6-only", text + f"{v6.get('quarantined', 0)} pool addresses in quarantine")]
+
+
 def status_text(s: JSON) -> str:
     dp, pref64, up, hosts = s["dataplane"], s["pref64"], s["upstreams"], s["hosts"]
     summary = s.get("summary") or {}
@@ -72,6 +80,7 @@ def status_text(s: JSON) -> str:
          f"{maps.get('refreshed', 0)}, stale {maps.get('stale', 0)} (expired "
          f"{maps.get('expired', 0)}), deleted {maps.get('deleted', 0)}"),
         ("refused", _pairs(maps.get("refused", {}))),
+        *_ipv6_only_line(s.get("ipv6_only") or {}),
         ("dataplane", f"apply failures {summary.get('apply_failures', 0)}, answers released "
          f"unmapped {summary.get('released_unmapped', 0)}"
          + (f", install p50 {install['p50_ms']} ms p99 {install['p99_ms']} ms" if install else "")),

@@ -16,6 +16,7 @@ and the rules can be tested in memory.  The parts, in reading order:
 - ``limits``       token buckets for the creation rate, global and per host.
 - ``table``        the mapping table: entries, indexes and the invariants between them.
 - ``decide``       the decision function: one DNS observation -> table changes and refusals.
+- ``ipv6only``     IPv6-only names: an A answered with a pool address, and its quarantine.
 - ``seen``         the answers seen: every A answer for its TTL, against hostile names.
 - ``repeat``       decisions on repeated answers, given again while nothing they read changed.
 - ``refresh``      TTL ceilings of answers; which used mappings to refresh before their end.

@@ -77,6 +77,7 @@ class Count(enum.StrEnum):
     SEEN_REFUSED = "seen.refused"  # answers' pairs the full memory of answers could not keep
     ADDRESSES_SKIPPED = "addresses.skipped"
     CREATED = "created"
+    IPV6_ONLY_ANSWERS = "ipv6_only.answers"  # A answers the router made for IPv6-only names
     ADDED = "added"  # an operator or provider entry took over one of another origin
     REFRESHED = "refreshed"
     REVIVED = "revived"

@@ -9,9 +9,10 @@ using X is deleted after its flows ended (conntrack pins every running flow to t
 with, and in nft mode to its X too).  The ops keep their historical names: ``*Translator`` is
 the IPv6 leg, ``*Dnat`` the IPv4 leg.
 
-The desired state is therefore: DNAT = {ipv4: pool} of Valid entries; translator = every pool
-lease.  Shells apply ``diff(before, after)``; nothing is ever flushed and rebuilt.  ``Note`` is
-what the IPv4 leg's element records about its entry so that a restarted daemon can adopt it.
+The desired state is therefore: DNAT = {ipv4: pool} of Valid entries (an IPv6-only entry,
+``core.ipv6only``, has no IPv4 leg); translator = every pool lease.  Shells apply
+``diff(before, after)``; nothing is ever flushed and rebuilt.  ``Note`` is what the IPv4 leg's
+element records about its entry so that a restarted daemon can adopt it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from clat_eamt.core.model import (
     DataplaneOp,
     EnsureDnat,
     EnsureTranslator,
+    Entry,
     LiveFlows,
+    Origin,
     RemoveDnat,
     RemoveTranslator,
     State,
@@ -42,9 +45,15 @@ class DataplaneState:
 
 def desired_state(table: MappingTable) -> DataplaneState:
     """The whole dataplane a table asks for (used to reconcile on start)."""
-    dnat = {e.ipv4: e.pool for e in table if e.state is State.VALID}
+    dnat = {e.ipv4: e.pool for e in table if e.state is State.VALID and _has_ipv4_leg(e)}
     translator = {lease.block: lease.target for lease in table.pool.leases()}
     return DataplaneState(dnat, translator)
+
+
+def _has_ipv4_leg(entry: Entry) -> bool:
+    """An IPv6-only entry (issue 27) has only the IPv6 leg: the device was told P itself, so
+    there is no IPv4 destination D to DNAT to it."""
+    return entry.origin is not Origin.IPV6_ONLY
 
 
 def partial_state(
@@ -55,7 +64,7 @@ def partial_state(
     dnat: dict[IPv4Network, IPv4Network] = {}
     for ipv4 in ipv4s:
         for entry in table.covering(ipv4.network_address):
-            if entry.state is State.VALID and entry.ipv4 == ipv4:
+            if entry.state is State.VALID and entry.ipv4 == ipv4 and _has_ipv4_leg(entry):
                 dnat[ipv4] = entry.pool
     translator: dict[IPv4Network, IPv6Network] = {}
     for target in targets:
@@ -189,6 +198,6 @@ class Note:
 def note_of(table: MappingTable, ipv4: IPv4Network) -> Note | None:
     """The Note for the Valid entry whose IPv4 leg is ``ipv4`` (None if there is none)."""
     for entry in table.covering(ipv4.network_address):
-        if entry.state is State.VALID and entry.ipv4 == ipv4:
+        if entry.state is State.VALID and entry.ipv4 == ipv4 and _has_ipv4_leg(entry):
             return Note(str(entry.origin), entry.expires, entry.fqdns)
     return None

@@ -178,7 +178,7 @@ def decide(
         why = f"{len(a) + a_skipped} A and {len(aaaa) + aaaa_skipped} AAAA records: the lowest "
         why += f"{MAX_ADDRESSES} of each considered, {skipped} passed through unmapped"
         refusals.append(Refusal(Reason.TOO_MANY_ADDRESSES, why))
-    targets = _usable_targets(obs, aaaa, policy, refusals)
+    targets = usable_targets(obs, aaaa, policy, refusals)
     destinations = _usable_destinations(a, policy.addresses, refusals)
     if not targets:
         if obs.aaaa_status is not AaaaStatus.ANSWER:
@@ -206,6 +206,14 @@ def decide(
 
 
 def _gate(obs: Observation, name: str, policy: Policy) -> Refusal | None:
+    refusal = gate_name(obs, name, policy)
+    if refusal is None and not obs.a:
+        return Refusal(Reason.NO_A, f"no A records for {name}")
+    return refusal
+
+
+def gate_name(obs: Observation, name: str, policy: Policy) -> Refusal | None:
+    """Rule 1 but the A records: the query, the switch, the name lists and DNSSEC."""
     if obs.qtype.upper() != "A":
         return Refusal(Reason.NOT_A_QUERY, f"{obs.qtype} query: passed through")
     if not policy.enabled:
@@ -217,12 +225,10 @@ def _gate(obs: Observation, name: str, policy: Policy) -> Refusal | None:
         return Refusal(Reason.NAME_NOT_ALLOWED, f"{name} is below no allow_name entry")
     if policy.require_dnssec and not obs.authenticated:
         return Refusal(Reason.NOT_VALIDATED, "DNSSEC required and the answers carried no AD")
-    if not obs.a:
-        return Refusal(Reason.NO_A, f"no A records for {name}")
     return None
 
 
-def _usable_targets(
+def usable_targets(
     obs: Observation, aaaa: list[IPv6Address], policy: Policy, refusals: list[Refusal]
 ) -> list[IPv6Address]:
     usable: list[IPv6Address] = []
@@ -284,6 +290,11 @@ def _no_target_conflicts(
         why = f"{ipv4} maps to {show(valid.ipv6)} for {owner}; {name} has no IPv6 for it"
         refusals.append(Refusal(Reason.CONFLICT, why, ipv4))
     return tuple(changes)
+
+
+def learned_count(table: MappingTable) -> int:
+    """Entries max_entries caps: the dns ones and the IPv6-only ones (issue 27)."""
+    return table.count(Origin.DNS) + table.count(Origin.IPV6_ONLY)
 
 
 def choose_target(
@@ -395,7 +406,7 @@ class _Plan:
 
     def _create(self, ipv4: IPv4Address) -> None:
         refusal = self.policy.host_refusal(self.host)
-        if refusal is None and self.table.count(Origin.DNS) + self.created >= (
+        if refusal is None and learned_count(self.table) + self.created >= (
             self.policy.max_entries
         ):
             refusal = Refusal(Reason.TABLE_FULL, f"{self.policy.max_entries} dns entries")

@@ -9,6 +9,7 @@ It is still pure: the shells decide when to call it and apply what it returns.
 - ``sync_static``  the configured static entries (applied as a diff on start and reload)
 - ``add_static`` / ``delete`` / ``flush``   the operator's actions
 - ``upsert_provider`` / ``sync_provider``   an entry from the provider's table, or all of it
+- ``synthesize``   an IPv6-only name's A query (``core.ipv6only``)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 from clat_eamt.core.counters import Count, EntryKind, refused, stale
 from clat_eamt.core.dataplane import Note, diff, partial_state
@@ -31,6 +32,7 @@ from clat_eamt.core.decide import (
     Withdraw,
     decide,
 )
+from clat_eamt.core.ipv6only import HeldBlocks, Ipv6OnlyPolicy, decide_ipv6_only
 from clat_eamt.core.lifecycle import (
     Event,
     allowed,
@@ -42,6 +44,7 @@ from clat_eamt.core.lifecycle import (
 from clat_eamt.core.limits import CreationLimiter
 from clat_eamt.core.model import (
     DataplaneOp,
+    EnsureTranslator,
     Entry,
     EntryEvent,
     EntryKey,
@@ -101,6 +104,8 @@ class Engine:
         self.counters: Counter[str] = Counter()
         self.seen = AnswersSeen()  # every A answer for its TTL (decide's rule 5)
         self.repeats = Repeats()  # decisions on repeated answers, while they hold
+        self.ipv6_only = Ipv6OnlyPolicy()
+        self.held = HeldBlocks()  # pool addresses handed out in A answers (``core.ipv6only``)
 
     # --- DNS ----------------------------------------------------------------------------------
 
@@ -131,6 +136,31 @@ class Engine:
             created = len(decision.created)
             self.limiter.consume(obs.host.key if obs.host else None, now, created)
         return outcome
+
+    def synthesize(self, obs: Observation, now: float) -> tuple[Outcome, IPv4Address | None, int]:
+        """The outcome, the A record and its TTL for an answer with no A (or placeholders
+        only) of an IPv6-only name; no record when none is warranted (``core.ipv6only``)."""
+        found = decide_ipv6_only(
+            obs, self.table, self.limiter, self.policy, self.ipv6_only, self.held, now
+        )
+        decision = found.decision
+        for refusal in decision.refusals:
+            self.counters[refused(refusal.reason)] += 1
+        taken = tuple(  # its own P back from the quarantine: a lease before ``_commit``
+            EnsureTranslator(e.pool, e.ipv6)
+            for e in decision.created
+            if self.held.take(e.pool, e.ipv6, self.table.pool)
+        )
+        outcome = self._commit(decision.changes, now, decision=decision)
+        outcome = replace(outcome, ops=taken + outcome.ops)
+        self.limiter.consume(obs.host.key if obs.host else None, now, len(decision.created))
+        if found.address is None or decision.target is None:
+            return outcome, None, 0
+        entry = self.table.get((IPv4Network(found.address), IPv6Network(decision.target)))
+        assert entry is not None
+        self.held.handed(entry, self.ipv6_only.quarantine)
+        self.counters[Count.IPV6_ONLY_ANSWERS] += 1
+        return outcome, found.address, found.ttl
 
     # --- time ---------------------------------------------------------------------------------
 
@@ -164,6 +194,7 @@ class Engine:
                 if now - stale_since >= self.policy.stale_linger:
                     gone.append(entry)
         self.table.expire_quarantine(now)
+        self.held.expire(now, self.table.pool)
         self.seen.expire(now)
         return self._commit(changes, now, gone=gone)
 
@@ -300,11 +331,11 @@ class Engine:
         return adopted
 
     def flush(self, now: float) -> Outcome:
-        """Operator flush: every Valid dns entry goes Stale (flows kept)."""
+        """Operator flush: every Valid learned entry goes Stale (flows kept)."""
         changes: list[Change] = [
             MarkStale(e.key, Event.FLUSH)
             for e in self.table
-            if e.origin is Origin.DNS and e.state is State.VALID
+            if e.origin.learned and e.state is State.VALID
         ]
         return self._commit(changes, now)
 
@@ -387,6 +418,7 @@ class Engine:
         for entry in gone:
             done = transition(entry, Event.FLOWS_GONE, now)
             self.table.delete(done.key)
+            self.held.released(done, self.table.pool, now, self.ipv6_only.quarantine)
             self.counters[Count.DELETED] += 1
             events.append(EntryEvent(EntryKind.REMOVED, done))
         after = partial_state(self.table, ipv4s, targets)

@@ -62,6 +62,7 @@ EVENTS_ALLOWED: Mapping[Origin, frozenset[Event]] = {
         {Event.REFRESH, Event.EXPIRE, Event.OUTRANK, Event.DELETE, Event.FLOWS_GONE}
     ),
     Origin.DNS: frozenset(Event),
+    Origin.IPV6_ONLY: frozenset(Event),
 }
 
 # A matching answer brings a Stale entry back to Valid only when DNS itself made it stale for a

@@ -26,10 +26,18 @@ class Origin(enum.StrEnum):
     )
     PROVIDER = "provider"  # the ISP's table (CLAT-provider-EAMT); outranks dns
     DNS = "dns"  # learned from an A + AAAA answer pair (CLAT/DNS-proxy-EAMT)
+    # An IPv6-only name's A answered with its pool address P (issue 27, ``core.ipv6only``): the
+    # IPv4 prefix is P itself, there is no IPv4 leg to DNAT.
+    IPV6_ONLY = "ipv6-only"
 
     @property
     def rank(self) -> int:
-        return {Origin.STATIC: 3, Origin.PROVIDER: 2, Origin.DNS: 1}[self]
+        return {Origin.STATIC: 3, Origin.PROVIDER: 2, Origin.DNS: 1, Origin.IPV6_ONLY: 1}[self]
+
+    @property
+    def learned(self) -> bool:
+        """Made from DNS answers: the table cap and the creation rate count it."""
+        return self in (Origin.DNS, Origin.IPV6_ONLY)
 
 
 class State(enum.StrEnum):

@@ -274,6 +274,22 @@ class Pool:
             raise ValueError(f"{block} overlaps a lease or a reserved range of the pool")
         self._take(target, block, refs=0)
 
+    def hold(self, block: IPv4Network) -> None:
+        """Keep a free block from every lease until ``unhold``, as a reserved range is (the
+        quarantine of an address handed out in an A answer, ``core.ipv6only``)."""
+        node = _node(block)
+        if self._used_in(*node) or self._covering(node) is not None:
+            raise ValueError(f"{block} is not free in pool {self._network}")
+        self._mark(node)
+        self._blocks[_flat(node)] = None
+
+    def unhold(self, block: IPv4Network) -> None:
+        """Free a block ``hold`` kept; one that is not held is left alone."""
+        node = _node(block)
+        if _flat(node) in self._blocks and self._blocks[_flat(node)] is None:
+            del self._blocks[_flat(node)]
+            self._unmark(node)
+
     def copy(self) -> Pool:
         # Keys and values are immutable (ints, tuples of ints): copying the dicts is a deep copy
         # for every purpose.

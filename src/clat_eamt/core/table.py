@@ -84,8 +84,8 @@ def _ident_of(key: EntryKey) -> Ident:
 
 
 def _vouched(entry: Entry) -> bool:
-    """Entries the names index lists: Valid dns entries (what ``valid_targets_of`` asks)."""
-    return entry.state is State.VALID and entry.origin is Origin.DNS
+    """Entries the names index lists: Valid learned entries (what ``valid_targets_of`` asks)."""
+    return entry.state is State.VALID and entry.origin.learned
 
 
 class MappingTable:
@@ -337,7 +337,7 @@ class MappingTable:
             lease = leases[entry.ipv6]
             assert lease.block == entry.pool, f"{entry} does not hold its lease {lease}"
             assert lease.refs == refs[entry.ipv6], f"lease {lease} refs != {refs[entry.ipv6]}"
-            if entry.origin is Origin.DNS:
+            if entry.origin.learned:
                 assert entry.ipv4.prefixlen == 32 and entry.ipv6.prefixlen == 128, entry
             assert entry.state is not State.INVALID, f"Invalid entry kept: {entry}"
         self._check_indexes()

@@ -193,6 +193,8 @@ def census(flows: Iterable[Flow], pool: IPv4Network) -> FlowCensus:
             continue
         if flow.dnat and flow.reply_src in pool:
             native[(flow.orig_dst, flow.reply_src)] += 1
+        elif flow.orig_dst in pool:  # P itself, an IPv6-only name's A (core.ipv6only): native
+            native[(flow.orig_dst, flow.orig_dst)] += 1
         else:
             other[flow.orig_dst] += 1
     return FlowCensus(native, other)

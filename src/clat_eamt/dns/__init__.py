@@ -11,6 +11,7 @@
 - ``upstream``   exchanges with the resolvers, failover between them, identical ones coalesced
 - ``resolvconf`` the WAN's resolvers from a resolv.conf file, re-read when it changes
 - ``discovery``  Pref64 from ipv4only.arpa (RFC 7050)
+- ``synthesize`` the A answer made for an IPv6-only name, and when one may be made (pure)
 - ``proxy``      the resolver seam: one message in, one out; the A + AAAA hold
 - ``server``     UDP and TCP listeners
 """

@@ -15,6 +15,9 @@ v6ops-464xlat-optimization):
    addresses have (the mapper says it), all records of the RRset equal (RFC 2181 section 5.2):
    neither dnsmasq's cache nor a device then holds an address longer than its mapping lives.
    An answer whose addresses map to nothing is released untouched.
+5. with ``ipv6_only`` on, an answer with no A (or placeholders only) for a name whose AAAA is
+   real is answered with the A record the mapper gives (``dns.synthesize``: never for a query
+   with CD set, never with AD; any failure releases the upstream's answer as it came).
 
 The AAAA beside the A is the client's own query with the type changed, so when the client asks
 AAAA for the name too (a dual-stack client does, at once) both become one upstream exchange.
@@ -37,6 +40,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from clat_eamt.core.counters import Count
+from clat_eamt.core.ipv6only import SyntheticA
 from clat_eamt.core.model import AaaaStatus, Host, Observation
 from clat_eamt.core.names import labels
 from clat_eamt.dns import answers
@@ -45,6 +49,7 @@ from clat_eamt.dns.identity import ClientIdentity, identify
 from clat_eamt.dns.records import Unusable, clamp_ttls
 from clat_eamt.dns.remembered import RememberedAaaa, name_key
 from clat_eamt.dns.repeated import RepeatedAnswers
+from clat_eamt.dns.synthesize import synthesized_reply, wants_synthesis
 from clat_eamt.dns.upstream import UpstreamError, Upstreams
 from clat_eamt.dns.wire import (
     CLASS_IN,
@@ -70,8 +75,9 @@ from clat_eamt.logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
 # Decides on an observation and installs what it needs; returns the seconds the mapping of the
-# answer's addresses stays Valid (the A records' TTL ceiling), None when they map to nothing.
-Mapper = Callable[[Observation], Awaitable[float | None]]
+# answer's addresses stays Valid (the A records' TTL ceiling), None when they map to nothing,
+# or for an IPv6-only name the A record to answer with (``SyntheticA``).
+Mapper = Callable[[Observation], Awaitable[float | SyntheticA | None]]
 Classifier = Callable[[ClientIdentity], Host | None]
 
 
@@ -108,6 +114,8 @@ class ProxySettings:
     enabled: bool = True  # ask AAAA and map; when off, a plain forwarder
     hold: float = 0.050
     require_dnssec: bool = False
+    ipv6_only: bool = False  # answer IPv6-only names' A queries (``dns.synthesize``)
+    placeholders: frozenset[IPv4Address] = frozenset()  # A records that count as none
 
 
 class Proxy:
@@ -203,13 +211,20 @@ class Proxy:
         except Unusable:  # more than the optimization reads: out as it came, unmapped
             counters[Count.ANSWERS_UNUSABLE] += 1
             rrset, observation = (), None
-        life: float | None = None
+        life: float | SyntheticA | None = None
         if observation is not None:
             try:
                 life = await self.mapper(observation)
             except Exception:  # a mapping failure must not cost the client its answer
                 counters[Count.ERRORS_MAPPER] += 1
                 log.exception("mapping %s failed; answer released unmapped", observation.name)
+        if isinstance(life, SyntheticA):
+            try:
+                return synthesized_reply(query, (life.address,), life.ttl)
+            except Exception:  # the upstream's answer rather than none
+                counters[Count.ERRORS_INTERNAL] += 1
+                log.exception("A answer for %s not made; upstream's released", query.question.name)
+                life = None
         reply = with_id(data, query.header.id)
         if upstream is not query.upstream:  # undo our AD request: the client did not ask
             reply = with_flag(reply, FLAG_AD, on=False)
@@ -237,7 +252,7 @@ class Proxy:
             return (), None  # the client retries over TCP; the decision is made then
         name = query.question.name
         rrset, a, additional = self.repeated.read(key, data, query.question.labels)
-        if not a.addresses:
+        if not self._decides(query, a):
             return rrset, None
         aaaa: AddressAnswer | AaaaStatus | None = additional
         if aaaa is not None:
@@ -248,6 +263,18 @@ class Proxy:
             hold = self.settings.hold if hold is None else hold
             aaaa = await self._hold(query, side, asyncio.get_running_loop().time() + hold)
         return rrset, answers.observation(name, a, aaaa, self.classify(identity))
+
+    def _decides(self, query: ClientQuery, a: AddressAnswer) -> bool:
+        """Is there anything to decide on this A answer: addresses, or (``ipv6_only``) none or
+        placeholders only where an A may be made; a placeholder answer to a query with CD
+        set goes out untouched and unmapped (``dns.synthesize``)."""
+        settings = self.settings
+        if not settings.ipv6_only:
+            return bool(a.addresses)
+        made = wants_synthesis(query, a, settings.placeholders)
+        if a.addresses and all(x in settings.placeholders for x in a.addresses):
+            return made
+        return bool(a.addresses) or made
 
     async def _hold(
         self, query: ClientQuery, side: asyncio.Future[bytes], until: float

@@ -7,6 +7,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from clat_eamt.core.engine import Outcome
+from clat_eamt.core.ipv6only import SyntheticA
 from clat_eamt.core.model import DataplaneOp, Observation
 from clat_eamt.runtime.events import Tick
 from clat_eamt.runtime.settings import ShellSettings
@@ -22,11 +23,12 @@ class ApplyOps:
 
 @dataclass(frozen=True)
 class Release:
-    """Release the A answer with this Valid life (the A TTL ceiling; None: untouched).
+    """Release the A answer with this Valid life (the A TTL ceiling; None: untouched), or
+    with the A record made for an IPv6-only name (``SyntheticA``, issue 27).
     ``waited``: after an ``ApplyOps``, whose result the driver reports (``AnswerReleased``)."""
 
     name: str
-    life: float | None
+    life: float | SyntheticA | None
     waited: bool
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from clat_eamt.assemble import (
     engine_from_config,
+    ipv6_only_from_config,
     limiter_from_config,
     policy_from_config,
     resolver_prefixes,
@@ -30,6 +31,8 @@ from clat_eamt.core.counters import ApplyResult, Count, applied
 from clat_eamt.core.dataplane import desired_state, diff, left_behind
 from clat_eamt.core.engine import Outcome
 from clat_eamt.core.hosts import HostMemory
+from clat_eamt.core.ipv6only import SyntheticA
+from clat_eamt.core.ipv6only import status as ipv6_only_status
 from clat_eamt.core.model import Host, IPNetwork, Observation, Origin
 from clat_eamt.core.pool import pool_problems
 from clat_eamt.core.pref64 import CONFIG, DNS, Pref64Set, choose
@@ -125,6 +128,10 @@ class Runtime:
             case e.DataplaneStarted(actual, live):
                 found = left_behind(actual, live)
                 adopted = self.engine.adopt(found, now, actual.notes)
+                if self.engine.ipv6_only.enabled:  # P a device may hold (``core.ipv6only``)
+                    engine = self.engine
+                    quarantine = engine.ipv6_only.quarantine
+                    engine.held.after_restart(actual.translator, engine.table.pool, now, quarantine)
                 ops = diff(actual, desired_state(self.engine.table))
                 self._reconciled = (len(adopted), len(ops))
                 return [c.Reconcile(ops)]
@@ -162,6 +169,7 @@ class Runtime:
         reference: only the mappings call needs it).  ``shells`` and ``counters``: what the
         driver's sockets and applier add (their state is not the runtime's)."""
         merged = Counter(counters or {}) + self.engine.counters + self.counters
+        engine = self.engine
         return Snapshot(
             taken=now,
             started=self.started,
@@ -182,6 +190,7 @@ class Runtime:
             history=self.history.json(),
             local_prefixes=self.local_prefixes,
             shells=dict(shells or {}),
+            ipv6_only=ipv6_only_status(engine.ipv6_only, engine.table, engine.held),
         )
 
     # --- reads for the shells (no state changes) ------------------------------------------------
@@ -216,11 +225,15 @@ class Runtime:
     # --- DNS -----------------------------------------------------------------------------------
 
     def _answer(self, obs: Observation, now: float) -> list[c.Command]:
-        outcome = self.engine.observe(obs, now)
+        life: float | SyntheticA | None
+        if self.engine.ipv6_only.applies(obs.a):  # no A, or placeholders only (issue 27)
+            outcome, address, ttl = self.engine.synthesize(obs, now)
+            life = None if address is None else SyntheticA(address, ttl)
+        else:
+            outcome = self.engine.observe(obs, now)
+            life = valid_life(self.engine.table, obs.a, now, decided_ends(outcome.events))
         if obs.name not in self.asking:  # our own asking is not a client's use
             self.refresh.client_answer(obs.name, now)
-        ends = decided_ends(outcome.events)
-        life = valid_life(self.engine.table, obs.a, now, ends)
         published = c.Publish(outcome, "answer", obs)
         if not outcome.ops and not (outcome.decision and outcome.decision.changes):
             return [published, c.Release(obs.name, life, waited=False)]  # nothing to wait for
@@ -437,6 +450,7 @@ class Runtime:
         configuration, the router's own prefixes (SPEC 4), the Pref64 sources and whether the
         neighbour tables know IPv4-only hosts (decide: who may create)."""
         policy = policy_from_config(self.cfg, self.local_prefixes)
+        self.engine.ipv6_only = ipv6_only_from_config(self.cfg)
         self.engine.policy = replace(
             policy, pref64=self.pref64(), ipv4_only_hosts=self.ipv4_only_hosts
         )
@@ -452,6 +466,7 @@ class Runtime:
         checks that each live option reaches one of them)."""
         return {
             "policy": replace(self.engine.policy, ipv4_only_hosts=False),
+            "ipv6_only": self.engine.ipv6_only,
             "limiter": self.engine.limiter.parameters,
             "hosts": (self.hosts.observe, self.hosts.hold),
             "shells": shell_settings(self.cfg),

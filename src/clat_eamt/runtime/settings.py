@@ -19,6 +19,7 @@ memory and the static entries are the runtime's own (``runtime``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 
 from clat_eamt.config import EffectiveConfig, schema
 from clat_eamt.config.nettypes import ServerAddress
@@ -41,6 +42,8 @@ class ShellSettings:
     upstream_timeout: float
     upstream: tuple[ServerAddress, ...]  # configured resolvers; empty: resolv_file's
     resolv_file: str
+    ipv6_only: bool = False  # answer an IPv6-only name's A (``core.ipv6only``)
+    placeholders: frozenset[IPv4Address] = frozenset()  # A records that count as none
 
 
 def shell_settings(cfg: EffectiveConfig) -> ShellSettings:
@@ -52,6 +55,10 @@ def shell_settings(cfg: EffectiveConfig) -> ShellSettings:
         upstream_timeout=cfg[schema.UPSTREAM_TIMEOUT_MS] / 1000,
         upstream=tuple(cfg[schema.UPSTREAM]),
         resolv_file=str(cfg[schema.RESOLV_FILE]),
+        ipv6_only=cfg[schema.IPV6_ONLY],
+        placeholders=frozenset(
+            a for a in cfg[schema.IPV6_ONLY_PLACEHOLDER] if isinstance(a, IPv4Address)
+        ),
     )
 
 

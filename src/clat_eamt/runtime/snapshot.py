@@ -7,7 +7,7 @@ immutable, the rest is copied), so a reader may take its time over it while the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from clat_eamt.config import EffectiveConfig
@@ -37,6 +37,7 @@ class Snapshot:
     history: Mapping[str, Any]
     local_prefixes: tuple[IPNetwork, ...]
     shells: Mapping[str, Any]  # the sockets' and processes' own state (listen, upstreams, ...)
+    ipv6_only: Mapping[str, Any] = field(default_factory=dict)  # ``core.ipv6only.status``
 
     @property
     def uptime(self) -> float:

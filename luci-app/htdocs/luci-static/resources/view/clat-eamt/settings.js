@@ -66,7 +66,10 @@ var TABS = [
 		upstream_timeout_ms: _('Resolver timeout (ms)'),
 		ttl_min: _('TTL floor (s)'),
 		ttl_max: _('TTL ceiling (s)'),
-		stale_linger: _('Stale linger (s)')
+		stale_linger: _('Stale linger (s)'),
+		ipv6_only: _('Answer A for IPv6-only names'),
+		ipv6_only_placeholder: _('Placeholder A records'),
+		ipv6_only_quarantine: _('Pool address quarantine (s)')
 	} ],
 	[ 'hosts', _('Hosts'), {
 		host_mode: _('Host detection mode'),

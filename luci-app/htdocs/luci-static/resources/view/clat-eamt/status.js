@@ -37,7 +37,7 @@ var callRcInit = rpc.declare({ object: 'rc', method: 'init', params: [ 'name', '
 var POLL_SECONDS = 5;
 // The parts of `status` this page shows in their own rows.
 var KNOWN_STATUS = [ 'version', 'uptime', 'listen', 'enabled', 'dataplane', 'pref64', 'upstreams', 'hosts', 'flows',
-	'summary', 'counters', 'mappings', 'restart_needed', 'ubus', 'control', 'memory', 'provider' ];
+	'summary', 'counters', 'mappings', 'restart_needed', 'ubus', 'control', 'memory', 'provider', 'ipv6_only' ];
 var CHART_W = 1000, CHART_H = 180, PAD_L = 36, PAD_B = 20, SPAN = 3600;
 
 // The columns of the mappings table: the row field each sorts on, and how a row shows it.
@@ -349,9 +349,13 @@ return view.extend({
 			[ _('DNS queries'), _('%d queries, %d A, %d A with AAAA').format(sum.queries || 0, sum.a_queries || 0, sum.a_with_aaaa || 0) ],
 			[ _('Mappings'), _('%d now; created %d, refreshed %d, stale %d (expired %d), deleted %d').format(
 				field(st, [ 'mappings' ], 0), maps.created || 0, maps.refreshed || 0, maps.stale || 0, maps.expired || 0, maps.deleted || 0) ],
-			[ _('Refused'), refusedText ],
+			[ _('Refused'), refusedText ]
+		].concat(field(st, [ 'ipv6_only', 'enabled' ], false) ? [
+			[ _('IPv6-only names'), _('%d mappings now, %d A answers made, %d pool addresses in quarantine').format(
+				field(st, [ 'ipv6_only', 'mappings' ], 0), field(st, [ 'ipv6_only', 'answers' ], 0), field(st, [ 'ipv6_only', 'quarantined' ], 0)) ]
+		] : [], [
 			[ _('Dataplane'), _('%d apply failures, %d answers released unmapped').format(sum.apply_failures || 0, sum.released_unmapped || 0) ]
-		]);
+		]));
 	},
 
 	// Every counter the daemon keeps, by its name, as `status` has them: a counter a newer
