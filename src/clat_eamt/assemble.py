@@ -13,6 +13,7 @@ from clat_eamt.core.model import IPNetwork
 from clat_eamt.core.names import NameFilter
 from clat_eamt.core.pool import Pool
 from clat_eamt.core.pref64 import Pref64Set
+from clat_eamt.core.safety import SafetyPolicy
 
 
 def resolver_prefixes(cfg: EffectiveConfig) -> tuple[IPNetwork, ...]:
@@ -41,6 +42,16 @@ def policy_from_config(cfg: EffectiveConfig, local: tuple[IPNetwork, ...] = ()) 
         host_mode=HostMode(cfg[schema.HOST_MODE]),
         max_entries=cfg[schema.MAX_ENTRIES],
         max_per_target=cfg[schema.MAX_IPV4_PER_IPV6],
+    )
+
+
+def safety_from_config(cfg: EffectiveConfig) -> SafetyPolicy:
+    return SafetyPolicy(
+        enabled=cfg[schema.SAFETY],
+        window=cfg[schema.RESCUE_WINDOW_MS] / 1000,
+        backoff=float(cfg[schema.BROKEN_BACKOFF]),
+        brake_failures=cfg[schema.BRAKE_FAILURES],
+        brake_window=float(cfg[schema.BRAKE_WINDOW]),
     )
 
 

@@ -46,6 +46,16 @@ UBUS_EVENT: Mapping[str, str] = {
 }
 
 
+class SafetyEvent(enum.StrEnum):
+    """What the safety net did (``rescue``): its log lines and the ubus ``clat-eamt.safety``
+    events ({"event": ..., ...})."""
+
+    RESCUED = "rescued"  # a target's flows got no reply: un-steered, the target broken
+    BRAKE_ENGAGED = "brake-engaged"  # steering suspended router-wide
+    BRAKE_TRIAL = "brake-trial"  # back-off over: steering on trial
+    BRAKE_RELEASED = "brake-released"  # a trial flow got a reply
+
+
 class Count(enum.StrEnum):
     """A counter's name.  Families with a suffix (``refused_``, ``stale_``, ``applied``) are
     built by the functions below, never by formatting a string at the call site."""

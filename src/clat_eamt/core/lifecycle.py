@@ -62,8 +62,7 @@ STALE_REASON: Mapping[Event, StaleReason] = {
 EVENTS_ALLOWED: Mapping[Origin, frozenset[Event]] = {
     Origin.STATIC: frozenset({Event.DELETE, Event.FLOWS_GONE}),
     Origin.PROVIDER: frozenset(
-        {Event.REFRESH, Event.EXPIRE, Event.OUTRANK, Event.DELETE, Event.BROKEN,
-         Event.FLOWS_GONE}
+        {Event.REFRESH, Event.EXPIRE, Event.OUTRANK, Event.DELETE, Event.BROKEN, Event.FLOWS_GONE}
     ),
     Origin.DNS: frozenset(Event),
 }

@@ -233,7 +233,8 @@ class Safety:
             if change is not None:
                 changes.append(change)
         if self.brake is BrakeState.ENGAGED and now >= self.brake_until:
-            changes.append(self._set_brake(BrakeState.TRIAL, now, "back-off over: steering on trial"))
+            why = "back-off over: steering on trial"
+            changes.append(self._set_brake(BrakeState.TRIAL, now, why))
         return rescues, changes
 
     # --- the brake -----------------------------------------------------------------------------
@@ -288,7 +289,8 @@ class Safety:
             shown.append(item)
             if len(shown) >= 50:
                 break
-        brake: dict[str, object] = {"state": str(self.brake), "since_s": round(now - self.brake_since, 1)}
+        since = round(now - self.brake_since, 1)
+        brake: dict[str, object] = {"state": str(self.brake), "since_s": since}
         if self.brake is BrakeState.ENGAGED:
             brake["retry_in_s"] = round(self.brake_until - now, 1)
         return {"brake": brake, "watched": len(self._pending), "verdicts": shown}

@@ -187,6 +187,7 @@ class NftTable:
         """Create or adopt the table, before any element is added; elements are kept (a
         restart breaks no flow) and read back with their notes."""
         await self.nft.run(table_batch(steering))
+        self.braked = False  # the batch emptied the brake set
         await self.read()
 
     async def read(self) -> None:
