@@ -241,6 +241,7 @@ class Daemon:
                 self.proxy.settings = proxy_settings(settings)
                 self.applier.deadline = settings.apply_deadline
                 self.upstreams.timeout = settings.upstream_timeout
+                self.rescuer.configure(settings.safety)
                 if schema.UPSTREAM.name in changed or schema.RESOLV_FILE.name in changed:
                     self.resolv, self.upstreams.servers = upstream_source(
                         settings.upstream, settings.resolv_file, self.clock

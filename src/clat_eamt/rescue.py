@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from typing import Any
 
@@ -75,6 +76,11 @@ class Rescuer:
     def wire(self) -> None:
         """The engine (a new one after a reload) reads the verdicts."""
         self.engine().broken = self.safety.broken if self.safety.policy.enabled else None
+
+    def configure(self, policy: SafetyPolicy) -> None:
+        """A reload: new timing; on or off only by a restart (the listener is built at start)."""
+        if self.safety.policy.enabled:
+            self.safety.policy = replace(policy, enabled=True)
 
     def stop(self) -> None:
         if self._timer is not None:

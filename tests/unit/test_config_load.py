@@ -523,6 +523,12 @@ def lab_configs(draw: st.DrawFn) -> tuple[dict[Any, Any], list[StaticEntry]]:
         ),
         schema.PROVIDER_CA: draw(st.sampled_from(["", "/etc/ssl/isp-ca.pem"])),
         schema.PROVIDER_MAX_ENTRIES: draw(st.integers(1, 100000)),
+        schema.SAFETY: draw(st.booleans()),
+        schema.RESCUE_WINDOW_MS: draw(st.integers(100, 5000)),
+        schema.BROKEN_BACKOFF: draw(st.integers(1, 86400)),
+        schema.BRAKE_FAILURES: draw(st.integers(0, 1000)),
+        schema.BRAKE_WINDOW: draw(st.integers(1, 3600)),
+        schema.MSS_CLAMP: draw(st.integers(0, 1460)),
     }
     assert {option for option in values} == set(schema.GLOBAL_OPTIONS)
     hosts = draw(st.lists(st.integers(0, 255), unique=True, max_size=4))

@@ -66,6 +66,7 @@ def status_json(s: Snapshot) -> JSON:
         "ubus": shells.get("ubus", {"state": "not started"}),
         "memory": shells.get("memory"),
         "provider": shells.get("provider"),
+        "safety": shells.get("safety"),
         "restart_needed": list(s.restart_needed),
         "counters": dict(s.counters),
     }

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from clat_eamt.assemble import safety_from_config
 from clat_eamt.config import EffectiveConfig, schema
 from clat_eamt.config.nettypes import ServerAddress
 from clat_eamt.config.schema import GLOBAL_OPTIONS
+from clat_eamt.core.safety import SafetyPolicy
 
 # Options a component of the given translator reads only when it is built.
 BUILT_WITH: dict[str, frozenset[str]] = {
@@ -41,10 +43,12 @@ class ShellSettings:
     upstream_timeout: float
     upstream: tuple[ServerAddress, ...]  # configured resolvers; empty: resolv_file's
     resolv_file: str
+    safety: SafetyPolicy  # the safety net's timing (``rescue``); ``safety`` itself: restart
 
 
 def shell_settings(cfg: EffectiveConfig) -> ShellSettings:
     return ShellSettings(
+        safety=safety_from_config(cfg),
         enabled=cfg[schema.ENABLED],
         hold=cfg[schema.HOLD_MS] / 1000,
         require_dnssec=cfg[schema.REQUIRE_DNSSEC],

@@ -1,0 +1,102 @@
+"""The ISP's failures of issue 25 in the 464XLAT lab (labkit.xlat), and clients that count.
+
+The failures are nft rules (and routes) in the `isp` namespace, on native IPv6 only: the NAT64
+path (the CLAT's IPv6 to the Pref64, then IPv4 to the server) keeps working, as in the
+issue's cases.  The clients use the kernel's own TCP (its initial RTO of 1 s, RFC 6298) and a
+UDP exchange that retries after 1 s, as a game or NTP client does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from dnslib import DNSRecord
+
+from tests.integration.routerkit import Router
+from tests.labkit.netns import run, socket_in
+from tests.labkit.xlatnet import PREF64
+
+TABLE = "inet isp_failure"
+
+
+@contextlib.contextmanager
+def isp_failure(router: Router, rules: list[str]) -> Iterator[None]:
+    """`rules` in a forward chain of the ISP's router while the block runs."""
+    lines = [f"add table {TABLE}", f"add chain {TABLE} cut {{ type filter hook forward "
+             "priority 0; policy accept; }"]  # fmt: skip
+    lines += [f"add rule {TABLE} cut {r}" for r in rules]
+    router.lab.isp.nft("\n".join(lines) + "\n")
+    try:
+        yield
+    finally:
+        run(router.lab.isp, ["nft", "delete", "table", *TABLE.split()], check=False)
+
+
+def black_hole(target: str) -> list[str]:
+    """Native IPv6 to and from one server dropped, both directions."""
+    return [f"ip6 daddr {target} drop", f"ip6 saddr {target} drop"]
+
+
+def internet_broken() -> list[str]:
+    """Every forwarded IPv6 packet dropped but the NAT64's (to and from the Pref64)."""
+    return [f"meta nfproto ipv6 ip6 daddr != {PREF64} ip6 saddr != {PREF64} drop"]
+
+
+@dataclass
+class Attempt:
+    ok: bool
+    seconds: float
+    peer: str | None = None
+    error: str | None = None
+
+
+def connect(router: Router, address: str, timeout: float = 8.0) -> Attempt:
+    """One TCP connection from the IPv4-only client, its echo and who the server saw."""
+    lab = router.lab
+    begin = time.monotonic()
+    try:
+        with lab.flow(lab.lan, address, timeout=timeout) as flow:
+            seconds = time.monotonic() - begin
+            return Attempt(True, seconds, str(lab.accepted(flow.tag)["peer"]))
+    except OSError as error:
+        return Attempt(False, time.monotonic() - begin, error=f"{type(error).__name__}: {error}")
+
+
+def in_parallel(router: Router, address: str, count: int) -> list[Attempt]:
+    found: list[Attempt] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        attempt = connect(router, address)
+        with lock:
+            found.append(attempt)
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return found
+
+
+def udp_exchange(router: Router, address: str, tries: int = 3) -> tuple[bool, int]:
+    """A DNS query over UDP to the lab's authoritative server at ``address`` (its IPv4; its
+    name is dual-stack), retried every 1 s (at most ``tries``): answered, and on which try."""
+    query = DNSRecord.question("lab.example", "SOA").pack()
+    sock = socket_in(router.lab.lan, socket.AF_INET, socket.SOCK_DGRAM)
+    with contextlib.closing(sock):
+        sock.settimeout(1.0)
+        for n in range(1, tries + 1):
+            sock.sendto(query, (address, 53))
+            try:
+                data, _ = sock.recvfrom(2048)
+            except TimeoutError:
+                continue
+            if data:
+                return True, n
+    return False, tries
