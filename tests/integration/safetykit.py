@@ -19,7 +19,7 @@ from dnslib import DNSRecord
 
 from tests.integration.routerkit import Router
 from tests.labkit.netns import run, socket_in
-from tests.labkit.xlatnet import PREF64
+from tests.labkit.xlatnet import INET_ISP_ADDR6, PREF64
 
 TABLE = "inet isp_failure"
 
@@ -100,3 +100,57 @@ def udp_exchange(router: Router, address: str, tries: int = 3) -> tuple[bool, in
             if data:
                 return True, n
     return False, tries
+
+
+@contextlib.contextmanager
+def narrow_native_path(router: Router, target: str, *, ptb: bool) -> Iterator[None]:
+    """An MTU of 1280 on the ISP's native path to and from ``target`` (not on its NAT64 path);
+    ``ptb`` False also drops the ISP's ICMPv6 Packet Too Big (a PMTU black hole)."""
+    isp, lab = router.lab.isp, router.lab
+    ip = ["ip", "-6"]
+    run(isp, [*ip, "route", "add", f"{target}/128", "via", INET_ISP_ADDR6, "mtu", "1280"])
+    run(isp, [*ip, "route", "add", lab.DELEGATED_PREFIX, "via", lab.CE_WAN_ADDR6, "mtu", "1280",
+              "table", "125"])  # fmt: skip
+    run(isp, [*ip, "rule", "add", "from", target, "table", "125"])
+    if not ptb:
+        isp.nft("add table inet isp_ptb\nadd chain inet isp_ptb out { type filter hook output "
+                "priority 0; policy accept; }\nadd rule inet isp_ptb out icmpv6 type "
+                "packet-too-big drop\n")  # fmt: skip
+    try:
+        yield
+    finally:
+        run(isp, ["nft", "delete", "table", "inet", "isp_ptb"], check=False)
+        run(isp, [*ip, "rule", "del", "from", target, "table", "125"], check=False)
+        run(isp, [*ip, "route", "flush", "table", "125"], check=False)
+        run(isp, [*ip, "route", "del", f"{target}/128"], check=False)
+
+
+def echo_bulk(
+    router: Router, address: str, size: int = 2_000_000, seconds: float = 20
+) -> tuple[int, str]:
+    """Send ``size`` bytes to the echo server and read them back (both directions carry full
+    segments); the bytes that came back within ``seconds``, and who the server saw."""
+    lab = router.lab
+    line = b"x" * 999 + b"\n"
+    with lab.flow(lab.lan, address, timeout=seconds) as flow:
+        peer = str(lab.accepted(flow.tag)["peer"])
+        sock = flow.sock
+        sender = threading.Thread(target=lambda: _send(sock, line * (size // len(line))))
+        sender.daemon = True
+        sender.start()
+        got, deadline = 0, time.monotonic() + seconds
+        while got < size // len(line) * len(line) and time.monotonic() < deadline:
+            try:
+                data = sock.recv(1 << 16)
+            except TimeoutError:
+                break
+            if not data:
+                break
+            got += len(data)
+    sender.join(5)
+    return got, peer
+
+
+def _send(sock: socket.socket, data: bytes) -> None:
+    with contextlib.suppress(OSError):  # closed under it when the transfer stalled
+        sock.sendall(data)

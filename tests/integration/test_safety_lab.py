@@ -18,9 +18,11 @@ from tests.integration.routerkit import CLAT_IPV6, NAT64_PEER, Router, home_rout
 from tests.integration.safetykit import (
     black_hole,
     connect,
+    echo_bulk,
     in_parallel,
     internet_broken,
     isp_failure,
+    narrow_native_path,
     udp_exchange,
 )
 from tests.labkit.netns import run
@@ -92,7 +94,8 @@ def test_udp_first_exchange_succeeds_on_its_retry(router: Router):
 
 @pytest.mark.lab
 @pytest.mark.parametrize(
-    "refusal", ["reject with icmpv6 type admin-prohibited", "meta l4proto tcp reject with tcp reset"]
+    "refusal",
+    ["reject with icmpv6 type admin-prohibited", "meta l4proto tcp reject with tcp reset"],
 )
 def test_a_refused_native_path_loses_no_connection(router: Router, refusal: str):
     address = mapped(router, "ds6.lab.example")
@@ -127,3 +130,32 @@ def test_the_brake_engages_when_native_ipv6_is_broken_and_resumes_after_repair(r
     trial = connect(router, fresh)
     assert trial.ok and trial.peer == CLAT_IPV6
     router.wait(lambda: router.status()["safety"]["brake"]["state"] == "released", "release")
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("ptb", [True, False], ids=["ptb-delivered", "ptb-dropped"])
+def test_a_narrow_native_path_carries_2_mb_with_or_without_packet_too_big(
+    router: Router, ptb: bool
+):
+    target = "2001:db8:1::108"
+    address = mapped(router, "ds8.lab.example")
+    with narrow_native_path(router, target, ptb=ptb):
+        got, peer = echo_bulk(router, address)
+    assert peer == CLAT_IPV6  # native, through the narrow path
+    assert got >= 1_999_000
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("ptb", [True, False], ids=["ptb-delivered", "ptb-dropped"])
+def test_without_the_clamp_packet_too_big_must_reach_the_device(tmp_path: Path, ptb: bool):
+    """No clamp: with Packet Too Big delivered (conntrack relates it to the flow, the CLAT
+    turns it into ICMPv4 Fragmentation Needed, RFC 7915 5.2) the transfer completes; with it
+    dropped it stalls (a PMTU black hole: what the clamp is for)."""
+    require_root()
+    require_tools(*SERVER_TOOLS, *LAB_TOOLS)
+    with home_router(tmp_path, ttl_min="0", mss_clamp="0") as router:
+        address = mapped(router, "ds8.lab.example")
+        with narrow_native_path(router, "2001:db8:1::108", ptb=ptb):
+            got, peer = echo_bulk(router, address, seconds=20 if ptb else 4)
+        assert peer == CLAT_IPV6
+        assert (got >= 1_999_000) if ptb else (got < 1_000_000)
