@@ -31,9 +31,7 @@ def test_no_reply_within_the_window_rescues_every_flow_to_the_target():
     assert s.next_deadline() == 0.7
     assert s.due(0.69) == ([], [])
     rescues, brake = s.due(0.7)
-    assert [(r.target, set(r.flows), r.newly_broken) for r in rescues] == [
-        (X, {"v4", "v6"}, True)
-    ]
+    assert [(r.target, set(r.flows), r.newly_broken) for r in rescues] == [(X, {"v4", "v6"}, True)]
     assert brake == []
     assert s.broken(X, 0.7) and s.broken(X_SAME_64, 0.7)  # the /64 shares it
     assert not s.broken(X_OTHER_64, 0.7)
