@@ -37,7 +37,7 @@ var callRcInit = rpc.declare({ object: 'rc', method: 'init', params: [ 'name', '
 var POLL_SECONDS = 5;
 // The parts of `status` this page shows in their own rows.
 var KNOWN_STATUS = [ 'version', 'uptime', 'listen', 'enabled', 'dataplane', 'pref64', 'upstreams', 'hosts', 'flows',
-	'summary', 'counters', 'mappings', 'restart_needed', 'ubus', 'control' ];
+	'summary', 'counters', 'mappings', 'restart_needed', 'ubus', 'control', 'safety' ];
 var CHART_W = 1000, CHART_H = 180, PAD_L = 36, PAD_B = 20, SPAN = 3600;
 
 // The columns of the mappings table: the row field each sorts on, and how a row shows it.
@@ -314,8 +314,24 @@ return view.extend({
 			[ _('Mappings'), _('%d now; created %d, refreshed %d, stale %d (expired %d), deleted %d').format(
 				field(st, [ 'mappings' ], 0), maps.created || 0, maps.refreshed || 0, maps.stale || 0, maps.expired || 0, maps.deleted || 0) ],
 			[ _('Refused'), refusedText ],
-			[ _('Dataplane'), _('%d apply failures, %d answers released unmapped').format(sum.apply_failures || 0, sum.released_unmapped || 0) ]
+			[ _('Dataplane'), _('%d apply failures, %d answers released unmapped').format(sum.apply_failures || 0, sum.released_unmapped || 0) ],
+			[ _('Safety net'), this.safetyText(field(st, [ 'safety' ], null), field(sum, [ 'safety' ], {})) ]
 		]);
+	},
+
+	// The safety net (issue 25): the brake first (steering suspended router-wide shows here),
+	// then what it rescued and learnt, as `clat-eamt status` says it.
+	safetyText: function(net, n) {
+		if (isObject(net) && !net.enabled)
+			return _('off');
+		var brake = isObject(net) ? field(net, [ 'brake', 'state' ], '-') : '-';
+		var retry = isObject(net) ? field(net, [ 'brake', 'retry_in_s' ], null) : null;
+		var head = brake == 'engaged'
+			? _('BRAKE ENGAGED: steering suspended (trial in %s s)').format(text(retry))
+			: _('brake %s').format(text(brake));
+		return _('%s; rescued %d, stale by broken %d, verdicts working %d broken %d, probes %d, brake engaged %d released %d').format(
+			head, n.rescued || 0, n.stale_by_broken || 0, n.verdicts_working || 0, n.verdicts_broken || 0, n.probes || 0,
+			n.brake_engaged || 0, n.brake_released || 0) + (isObject(net) && net.error ? '; ' + text(net.error) : '');
 	},
 
 	// Every counter the daemon keeps, by its name, as `status` has them: a counter a newer
