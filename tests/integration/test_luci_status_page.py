@@ -91,7 +91,8 @@ def test_the_safety_net_s_brake_and_rescues_show(tmp_path: Path) -> None:
         page = rendered(dump_dom(bridge.url(STATUS_VIEW), budget_ms=2000))
         text = page.text()
         assert "BRAKE ENGAGED: steering suspended (trial in 4" in text
-        assert "rescued 3, stale by broken 0" in text and "brake engaged 1 released 0" in text
+        assert "rescued 3 (0 conntrack entries deleted), stale by broken 0" in text
+        assert "brake engaged 1 released 0" in text
 
 
 def test_a_read_only_login_gets_no_buttons_it_cannot_use(tmp_path: Path) -> None:

@@ -105,7 +105,8 @@ def safety_text(safety: JSON | None, counted: JSON) -> str:
             text += f" (trial in {brake['retry_in_s']} s)"
         text += "; "
     text += (
-        f"rescued {counted.get('rescued', 0)}, stale by broken "
+        f"rescued {counted.get('rescued', 0)} ({counted.get('flows_deleted', 0)} conntrack "
+        f"entries deleted), stale by broken "
         f"{counted.get('stale_by_broken', 0)}, verdicts working "
         f"{counted.get('verdicts_working', 0)} broken {counted.get('verdicts_broken', 0)}, "
         f"probes {counted.get('probes', 0)}, brake engaged {counted.get('brake_engaged', 0)} "

@@ -329,8 +329,8 @@ return view.extend({
 		var head = brake == 'engaged'
 			? _('BRAKE ENGAGED: steering suspended (trial in %s s)').format(text(retry))
 			: _('brake %s').format(text(brake));
-		return _('%s; rescued %d, stale by broken %d, verdicts working %d broken %d, probes %d, brake engaged %d released %d').format(
-			head, n.rescued || 0, n.stale_by_broken || 0, n.verdicts_working || 0, n.verdicts_broken || 0, n.probes || 0,
+		return _('%s; rescued %d (%d conntrack entries deleted), stale by broken %d, verdicts working %d broken %d, probes %d, brake engaged %d released %d').format(
+			head, n.rescued || 0, n.flows_deleted || 0, n.stale_by_broken || 0, n.verdicts_working || 0, n.verdicts_broken || 0, n.probes || 0,
 			n.brake_engaged || 0, n.brake_released || 0) + (isObject(net) && net.error ? '; ' + text(net.error) : '');
 	},
 
