@@ -20,10 +20,12 @@ while its NAT64 keeps reaching the servers' IPv4.  The client is the kernel's TC
   daemon), per connection.
 - idle: the daemon's CPU per second over 5 s idle, then over 5 s during which 30,000
   unrelated conntrack entries are made (UDP from the LAN through the NAT64) and held.
+- the baseline of both: the same with ``safety 0`` (no listener, no guard rules), in this run.
 
 Lines: `safety: lost in black hole B, lost when refused R, first connection delay D s, brake
 engaged after S s, failed after brake F, pmtu ok` and `safety: cost per steered connection
-C us (daemon CPU), idle CPU I ms/s, beside 30000 unrelated conntrack entries J ms/s`.
+C us (daemon CPU; C0 with the safety net off), idle CPU I ms/s (I0 off), beside 30000
+unrelated conntrack entries J ms/s (J0 off; N and N0 tracked)`.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from tests.integration.safetykit import (
     isp_failure,
     narrow_native_path,
 )
-from tests.labkit.netns import socket_in
+from tests.labkit.netns import run, socket_in
 
 BACKOFF = 3
 
@@ -140,8 +142,13 @@ def flood(router: Router, count: int) -> None:
                 time.sleep(0.01)  # the tun and tayga keep up
 
 
-def cost_case(work: Path) -> tuple[float, float, float]:
-    with router_for(work / "cost") as router:
+def tracked(router: Router) -> int:
+    """conntrack's entry count on the router (``conntrack -C``)."""
+    return int(run(router.lab.ce, ["conntrack", "-C"]).stdout.strip() or 0)
+
+
+def cost_case(work: Path, safety: str) -> tuple[float, float, float, int]:
+    with router_for(work / f"cost-{safety}", safety=safety) as router:
         steered = mapped(router, "ds9.lab.example")
         plain = router.resolve(router.lab.lan, "v4only.lab.example")[0]
         results = []
@@ -161,9 +168,10 @@ def cost_case(work: Path) -> tuple[float, float, float]:
         before = cpu_ns(router)
         began = time.monotonic()
         flood(router, 30_000)
+        entries = tracked(router)
         time.sleep(max(0.0, 5 - (time.monotonic() - began)))
         busy = (cpu_ns(router) - before) / (time.monotonic() - began) / 1e6
-        return per, idle, busy
+        return per, idle, busy, entries
 
 
 def main() -> int:
@@ -173,7 +181,8 @@ def main() -> int:
         lost_refused = refused_case(work)
         engaged, failed_before, failed_after = brake_case(work)
         pmtu = pmtu_case(work)
-        per, idle, busy = cost_case(work)
+        per, idle, busy, entries = cost_case(work, "1")
+        per0, idle0, busy0, entries0 = cost_case(work, "0")  # the baseline: no safety net
     engaged_text = f"{engaged:.1f} s" if engaged is not None else "never"
     print(
         f"safety: lost in black hole {lost_hole}, lost when refused {lost_refused}, first "
@@ -182,9 +191,10 @@ def main() -> int:
         file=sys.stderr,
     )
     print(
-        f"safety: cost per steered connection {per:.0f} us (daemon CPU), idle CPU {idle:.1f} "
-        f"ms/s, beside 30000 unrelated conntrack entries {busy:.1f} ms/s; failed before the "
-        f"brake {failed_before}",
+        f"safety: cost per steered connection {per:.0f} us (daemon CPU; {per0:.0f} us with the "
+        f"safety net off), idle CPU {idle:.1f} ms/s ({idle0:.1f} off), beside 30000 unrelated "
+        f"conntrack entries {busy:.1f} ms/s ({busy0:.1f} off; {entries} and {entries0} tracked)"
+        f"; failed before the brake {failed_before}",
         file=sys.stderr,
     )
     return 0

@@ -21,7 +21,7 @@ from clat_eamt.dataplane.ctevents import (
     mark_filter,
     parse_events,
 )
-from clat_eamt.dataplane.guard import CONFIRMED, STEERED
+from clat_eamt.dataplane.guard import CONFIRMED, REPORTED, STEERED
 
 
 def run_bpf(program: bytes, packet: bytes) -> int:
@@ -104,7 +104,15 @@ def event(mark: int | None, *, family: int = socket.AF_INET, ident: int = 7, new
 
 @pytest.mark.parametrize(
     ("mark", "kept"),
-    [(STEERED, True), (STEERED | CONFIRMED, True), (0x3F00, False), (None, False), (0, False)],
+    [
+        (STEERED, True),
+        (STEERED | CONFIRMED, True),
+        (STEERED | CONFIRMED | REPORTED, False),
+        (0x3F00, False),
+        (None, False),
+        (0, False),
+        (CONFIRMED, False),
+    ],
 )
 def test_the_kernel_filter_keeps_only_steered_events(mark: int | None, kept: bool):
     assert bool(run_bpf(mark_filter(), event(mark))) == kept

@@ -6,9 +6,10 @@ of thousands of entries from every LAN device).  The guard's rules (``dataplane.
 the bit STEERED in the conntrack mark of both legs of every steered flow.  This socket joins
 ctnetlink's event groups (NFNLGRP_CONNTRACK_NEW, _UPDATE, _DESTROY) with a classic BPF socket
 filter that walks each event's top-level attributes to CTA_MARK and keeps only the events whose
-mark holds STEERED: the kernel drops every other event before it is queued to the socket, so
-the daemon wakes per steered connection (about 6 events for a short TCP connection: new, the
-mark set by its first reply, its TCP states, destroy), never per entry of the table.
+mark holds STEERED and not REPORTED: the kernel drops every other event before it is queued to
+the socket, so the daemon wakes per steered connection (two events per leg of a connection
+that works: new, and the mark its first reply set; an unanswered one also its end), never per
+entry of the table.
 
 Netlink attributes are host byte order (little endian on every OpenWrt target we ship for, and
 here); classic BPF loads are big endian: the length is assembled from its two bytes, the type is
@@ -41,7 +42,7 @@ from clat_eamt.dataplane.conntrack import (
     NLMSG_ERROR,
     open_netlink,
 )
-from clat_eamt.dataplane.guard import CONFIRMED, STEERED
+from clat_eamt.dataplane.guard import CONFIRMED, REPORTED, STEERED
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,9 @@ def _ins(code: int, k: int = 0, jt: int = 0, jf: int = 0) -> bytes:
     return struct.pack("=HBBI", code, jt, jf, k)
 
 
-def mark_filter(bit: int = STEERED) -> bytes:
-    """Classic BPF: accept an event whose CTA_MARK has ``bit``, drop all others (module doc)."""
+def mark_filter(bit: int = STEERED, reported: int = REPORTED) -> bytes:
+    """Classic BPF: accept an event whose CTA_MARK has ``bit`` but not ``reported``, drop all
+    others (module doc)."""
     ldx_imm, ldh_ind, ldb_ind, ld_ind = 0x01, 0x48, 0x50, 0x40
     lsh, add_x, add_k, and_k, tax, txa = 0x64, 0x0C, 0x04, 0x54, 0x07, 0x87
     st, ldx_mem = 0x02, 0x61
@@ -122,7 +124,13 @@ def mark_filter(bit: int = STEERED) -> bytes:
             else:
                 body.append(ins)
     body.append(_ins(ret, 0))  # not found within MAX_ATTRS
-    body += [_ins(ld_ind, 4), _ins(jset, bit, 0, 1), _ins(ret, 0xFFFF), _ins(ret, 0)]
+    body += [
+        _ins(ld_ind, 4),
+        _ins(jset, bit, 0, 2),
+        _ins(jset, reported, 1, 0),
+        _ins(ret, 0xFFFF),
+        _ins(ret, 0),
+    ]
     assert len(body) < 4096  # BPF_MAXINSNS
     return b"".join(body)
 

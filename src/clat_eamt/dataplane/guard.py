@@ -5,7 +5,10 @@
       1. a new steered leg gets the conntrack mark bit STEERED: the IPv4 leg DNATed into the
          pool, and the IPv6 leg the CLAT emitted for T(pool), DNATed to X;
       2. the first reply of a steered flow that is not an RST sets CONFIRMED: the daemon's
-         event listener sees the mark change (its only "it works" signal, see below);
+         event listener sees the mark change (its only "it works" signal, see below); the
+         next packet of a confirmed flow sets REPORTED, and the listener's kernel filter
+         drops every event of a REPORTED flow (its TCP states, its end): the daemon hears two
+         events per leg of a connection that works (``dataplane.ctevents``);
       3. until then, an RST or an ICMP(v6) destination unreachable (no route, administratively
          prohibited, address or port unreachable, policy, reject route) for a steered flow is
          held back (dropped): the device sees no answer, the rescue un-steers the flow within
@@ -33,6 +36,7 @@ from ipaddress import IPv4Network, IPv6Network
 
 STEERED = 0x10000000  # ct mark bits of the safety net (bits other subsystems of OpenWrt leave:
 CONFIRMED = 0x20000000  # mwan3 0x3f00, qosify the low byte, fw4 none)
+REPORTED = 0x40000000
 BOTH = STEERED | CONFIRMED
 BRAKE = "brake"
 UNREACHABLE4 = "net-unreachable, host-unreachable, port-unreachable, net-prohibited, " \
@@ -87,6 +91,8 @@ def guard_lines(
             f"ct mark set ct mark | {STEERED:#x}"
         )
     lines += [
+        f"{rule} ct mark & {CONFIRMED | REPORTED:#x} == {CONFIRMED:#x} "
+        f"ct mark set ct mark | {REPORTED:#x}",
         f"{rule} {mine} ct direction reply ct state established meta l4proto != tcp "
         f"ct mark set ct mark | {CONFIRMED:#x}",
         f"{rule} {mine} ct direction reply ct state established tcp flags & rst == 0 "
