@@ -177,7 +177,7 @@ class Rescuer:
         view = self.safety.view(self.clock())
         return {
             "enabled": self.safety.policy.enabled, "error": self.error,
-            "events_lost": self.events.lost, **view,
+            "events": self.events.received, "events_lost": self.events.lost, **view,
         }  # fmt: skip
 
 

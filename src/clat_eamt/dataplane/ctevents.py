@@ -221,6 +221,7 @@ class CtEvents:
         self.sock: socket.socket | None = None
         self.control: socket.socket | None = None
         self.lost = 0  # ENOBUFS: the socket's queue overflowed (events lost)
+        self.received = 0  # events the kernel's filter let through
         self._seq = 0
 
     def start(self) -> None:
@@ -255,6 +256,7 @@ class CtEvents:
             except ValueError as error:
                 log.warning("conntrack event unreadable: %s", error)
         if events:
+            self.received += len(events)
             self.on_events(events)
 
     def delete(self, events: list[CtEvent]) -> int:
