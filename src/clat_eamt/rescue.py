@@ -140,6 +140,7 @@ class Rescuer:
     async def due(self) -> None:
         """What the earliest deadline brought: rescues, brake changes."""
         try:
+            await self.recheck()
             rescues, changes = self.safety.due(self.clock())
             if rescues:
                 await self.rescue(rescues)
@@ -149,6 +150,23 @@ class Rescuer:
             log.exception("rescue failed")
         finally:
             self._schedule()
+
+    async def recheck(self) -> None:
+        """Before a rescue, the late legs' entries are read back (one netlink get each, only
+        then): one whose mark says it got a reply (its event lost to a full socket queue)
+        works and is let be, never cut."""
+        late = [self.legs[f] for f in self.safety.late(self.clock()) if f in self.legs]
+        if not late:
+            return
+        answered = await asyncio.to_thread(self.events.answered, late)
+        now = self.clock()
+        for leg in late:
+            target = self.target_of(leg)
+            if leg.key in answered and target is not None:
+                self.legs.pop(leg.key, None)
+                change = self.safety.replied(leg.key, target, now)
+                if change is not None:
+                    await self.brake(change)
 
     async def rescue(self, rescues: list[Rescue]) -> None:
         now = self.clock()

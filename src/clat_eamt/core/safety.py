@@ -210,6 +210,11 @@ class Safety:
             times.append(self.brake_until)
         return min(times) if times else None
 
+    def late(self, now: float) -> list[Hashable]:
+        """The flows ``due`` would rescue now (the shell may check them first: a reply whose
+        event was lost is told with ``replied``)."""
+        return [flow for flow, p in self._pending.items() if p.deadline <= now]
+
     def due(self, now: float) -> tuple[list[Rescue], list[BrakeChange]]:
         """Flows whose window passed without a reply, grouped per target; brake changes."""
         late: dict[IPv6Address, list[Hashable]] = {}

@@ -51,6 +51,7 @@ _NLA = struct.Struct("=HH")
 GROUPS = 0b111  # NFNLGRP_CONNTRACK_NEW (1), _UPDATE (2), _DESTROY (3) as a bind(2) bitmask
 IPCTNL_MSG_CT_NEW, IPCTNL_MSG_CT_DELETE = 0, 2
 CT_DELETE = (1 << 8) | IPCTNL_MSG_CT_DELETE
+CT_GET = (1 << 8) | 1  # IPCTNL_MSG_CT_GET
 NLM_F_ACK = 0x4
 CTA_STATUS, CTA_MARK, CTA_ID, CTA_ZONE = 3, 8, 12, 18
 CTA_IP_V4_SRC, CTA_IP_V6_SRC = 1, 3
@@ -202,8 +203,16 @@ def parse_events(buf: bytes) -> list[CtEvent]:
 
 
 def delete_request(event: CtEvent, seq: int) -> bytes:
+    return _request(event, CT_DELETE, NLM_F_REQUEST | NLM_F_ACK, seq)
+
+
+def get_request(event: CtEvent, seq: int) -> bytes:
+    return _request(event, CT_GET, NLM_F_REQUEST, seq)
+
+
+def _request(event: CtEvent, kind: int, flags: int, seq: int) -> bytes:
     body = struct.pack("=BBH", event.family, 0, 0) + _pad(event.orig) + _pad(event.zone)
-    return _NLMSG.pack(_NLMSG.size + len(body), CT_DELETE, NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body
+    return _NLMSG.pack(_NLMSG.size + len(body), kind, flags, seq, 0) + body
 
 
 def _pad(attr: bytes) -> bytes:
@@ -275,6 +284,21 @@ class CtEvents:
                     (code,) = struct.unpack_from("=i", data, _NLMSG.size)
                     deleted += code == 0
         return deleted
+
+    def answered(self, legs: list[CtEvent]) -> set[tuple[int, int]]:
+        """The keys of the legs whose entry's mark says CONFIRMED now: a reply came whose
+        event was lost (ENOBUFS); such a flow works and must not be rescued."""
+        found: set[tuple[int, int]] = set()
+        if self.control is None:
+            return found
+        for leg in legs:
+            self._seq += 1
+            with contextlib.suppress(OSError, ValueError):
+                self.control.send(get_request(leg, self._seq))
+                for now in parse_events(self.control.recv(_RECV)):
+                    if now.confirmed:
+                        found.add(leg.key)
+        return found
 
     def stop(self) -> None:
         if self.sock is not None:
