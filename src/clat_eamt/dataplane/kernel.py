@@ -176,8 +176,13 @@ class KernelDataplane:
         leg = await self.clat.start()
         t = leg.translation
         unsteered = (t.covering(self.pool),) if t is not None else ()
+        # Jool in netfilter mode sends what it translates out past the later hooks (Jool
+        # issue 398): whether a steered flow's reply ever reaches conntrack there is unknown
+        # (Jool cannot run on the development machines), and a rescue that never saw a reply
+        # would cut every working flow.  No guard, so no mark and no rescue with Jool EAM.
+        guard = self.guard if self.eam is None else None
         steering = Steering(
-            self.only_ipv4_only_hosts, leg.device, leg.nat44, unsteered, guard=self.guard
+            self.only_ipv4_only_hosts, leg.device, leg.nat44, unsteered, guard=guard
         )
         await self.nft.ensure(steering)
         if self.braked:
