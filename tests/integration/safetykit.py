@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from dnslib import DNSRecord
 
@@ -154,3 +156,41 @@ def echo_bulk(
 def _send(sock: socket.socket, data: bytes) -> None:
     with contextlib.suppress(OSError):  # closed under it when the transfer stalled
         sock.sendall(data)
+
+
+HTTP_PORT = 8081  # a plain HTTP server in `inet` for curl (the echo server never closes)
+
+
+def http_server(router: Router) -> Path:
+    """Python's http.server in `inet` on every address (dual-stack socket on [::]), started
+    once per lab; its log (one line per request, the client's address first)."""
+    lab = router.lab
+    log = lab.procs.logdir / "http.log"
+    if not any(p.name == "http" for p in lab.procs):
+        root = lab.workdir / "www"
+        root.mkdir(exist_ok=True)
+        (root / "index.html").write_text("safety\n")
+        argv = [sys.executable, "-m", "http.server", "--bind", "::", "--directory", str(root),
+                str(HTTP_PORT)]  # fmt: skip
+
+        def ready() -> bool:
+            reply = run(lab.inet, ["curl", "-sS", f"http://[::1]:{HTTP_PORT}/"], check=False)
+            return reply.returncode == 0
+
+        lab.procs.start("http", argv, netns=lab.inet.name, ready=ready)
+    return log
+
+
+def curl(router: Router, address: str) -> Attempt:
+    """One request by curl with its defaults (the kernel's TCP), from the IPv4-only client;
+    who the server saw is read from its log (the last request's client)."""
+    log = http_server(router)
+    begin = time.monotonic()
+    got = run(router.lab.lan, ["curl", "-sS", "-o", "/dev/null", "-w", "%{time_connect}",
+                               f"http://{address}:{HTTP_PORT}/"], check=False)  # fmt: skip
+    seconds = time.monotonic() - begin
+    if got.returncode != 0:
+        return Attempt(False, seconds, error=f"curl exit {got.returncode}: {got.stderr.strip()}")
+    lines = [line for line in log.read_text().splitlines() if '"GET / ' in line]
+    peer = lines[-1].split()[0].removeprefix("::ffff:") if lines else None
+    return Attempt(True, seconds, peer)

@@ -18,7 +18,9 @@ from tests.integration.routerkit import CLAT_IPV6, NAT64_PEER, Router, home_rout
 from tests.integration.safetykit import (
     black_hole,
     connect,
+    curl,
     echo_bulk,
+    http_server,
     in_parallel,
     internet_broken,
     isp_failure,
@@ -56,13 +58,15 @@ def safety(router: Router) -> dict:
 def test_black_hole_loses_no_connection_and_native_comes_back_after_the_backoff(router: Router):
     target = "2001:db8:1::105"
     address = mapped(router, "ds5.lab.example")
+    http_server(router)
     with isp_failure(router, black_hole(target)):
-        first = connect(router, address)
+        first = curl(router, address)  # curl with its defaults, as a user would
         assert first.ok, first.error
         assert first.peer == NAT64_PEER
         assert 0.9 < first.seconds < 2.5  # one SYN retransmission (1 s), no more
         assert address not in router.dnat_elements()  # the mapping went Stale at once
-        rest = [connect(router, address) for _ in range(10)]
+        rest = [curl(router, address) for _ in range(3)]
+        rest += [connect(router, address) for _ in range(7)]
         rest += in_parallel(router, address, 9)
         assert [a for a in rest if not a.ok] == []
         assert {a.peer for a in rest} == {NAT64_PEER}
