@@ -114,9 +114,8 @@ class Rescuer:
                     change = self.safety.replied(event.key, target, now)
                     if change is not None:
                         self._brake_soon(change)
-            elif event.key not in self.legs:
-                self.legs[event.key] = event
-                self.safety.steered(event.key, target, now)
+            elif event.key not in self.legs and self.safety.steered(event.key, target, now):
+                self.legs[event.key] = event  # kept while watched, for its deletion
         self._schedule()
 
     def _schedule(self) -> None:

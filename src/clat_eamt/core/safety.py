@@ -168,13 +168,14 @@ class Safety:
 
     # --- flows ---------------------------------------------------------------------------------
 
-    def steered(self, flow: Hashable, target: IPv6Address, now: float) -> None:
-        """A new steered flow (either leg) to ``target``: watched until a reply or its window."""
+    def steered(self, flow: Hashable, target: IPv6Address, now: float) -> bool:
+        """A new steered flow (either leg) to ``target``: watched until a reply or its window
+        (False: not watched, too many are)."""
         if flow in self._pending:
-            return
+            return True
         if len(self._pending) >= MAX_PENDING:
             self.counters[Count.SAFETY_UNWATCHED] += 1
-            return
+            return False
         deadline = now + self.policy.window
         self._pending[flow] = _Pending(target, deadline)
         self._seq += 1
@@ -182,6 +183,7 @@ class Safety:
         self.counters[Count.SAFETY_WATCHED] += 1
         if self.verdict(target, now)[0] is Verdict.UNKNOWN and self._was_broken(target):
             self.counters[Count.VERDICT_RETRIED] += 1  # a real connection probes it again
+        return True
 
     def _was_broken(self, target: IPv6Address) -> bool:
         return any(
