@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Iterator
+from ipaddress import IPv6Address
 from pathlib import Path
 
 from clat_eamt.config import load_text
@@ -50,6 +51,8 @@ def running_daemon(tmp_path: Path, braked: bool = False) -> Iterator[str]:
         net.brake, net.brake_until = BrakeState.ENGAGED, daemon.clock() + 42
         net.counters[Count.SAFETY_RESCUED] += 3
         net.counters[Count.BRAKE_ENGAGED] += 1
+        net.steered("flow", IPv6Address("2001:db8:1::10"), daemon.clock() - 5)
+        net.due(daemon.clock())  # one broken verdict to show
     thread = threading.Thread(target=loop.run_forever, name="daemon", daemon=True)
     thread.start()
     try:
@@ -91,8 +94,9 @@ def test_the_safety_net_s_brake_and_rescues_show(tmp_path: Path) -> None:
         page = rendered(dump_dom(bridge.url(STATUS_VIEW), budget_ms=2000))
         text = page.text()
         assert "BRAKE ENGAGED: steering suspended (trial in 4" in text
-        assert "rescued 3 (0 conntrack entries deleted), stale by broken 0" in text
+        assert "rescued 4 (0 conntrack entries deleted), stale by broken 0" in text
         assert "brake engaged 1 released 0" in text
+        assert "broken now: 2001:db8:1::/64 (for 0" in text and "2001:db8:1::10 (for 0" in text
 
 
 def test_a_read_only_login_gets_no_buttons_it_cannot_use(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from clat_eamt.control.views import safety_text
 from clat_eamt.core.addresses import AddressPolicy
 from clat_eamt.core.counters import Count
 from clat_eamt.core.decide import HostMode, Policy
@@ -249,3 +250,27 @@ class SafetyMachine(RuleBasedStateMachine):
 
 TestSafetyMachine = SafetyMachine.TestCase
 TestSafetyMachine.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+
+
+def test_status_shows_the_brake_and_the_broken_verdicts_with_their_age():
+    s = Safety(POLICY)
+    s.steered("ok", X_OTHER_64, 0.0)
+    s.replied("ok", X_OTHER_64, 0.1)
+    s.steered("bad", X, 1.0)
+    s.due(1.7)
+    view = s.view(4.7)
+    assert view["brake"] == {"state": "released", "since_s": 4.7}
+    by_target = {v["target"]: v for v in view["verdicts"]}  # type: ignore[union-attr]
+    assert by_target[str(X)] == {
+        "target": str(X), "verdict": "broken", "age_s": 3.0, "retry_in_s": 7.0
+    }  # fmt: skip
+    assert by_target["2001:db8:1::/64"]["verdict"] == "broken"
+    assert by_target[str(X_OTHER_64)] == {
+        "target": str(X_OTHER_64), "verdict": "working", "age_s": 4.6
+    }  # fmt: skip
+    text = safety_text({"enabled": True, **view}, {"rescued": 1})
+    assert text.startswith("brake released; rescued 1 ")
+    assert "; broken now: 2001:db8:1::/64 (for 3.0 s, retry in 7.0 s), " in text
+    assert f"{X} (for 3.0 s, retry in 7.0 s)" in text
+    assert str(X_OTHER_64) not in text  # working ones are counted, not listed
+    assert s.view(11.7)["verdicts"][0]["verdict"] != "broken"  # type: ignore[index]

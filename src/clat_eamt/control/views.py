@@ -112,6 +112,15 @@ def safety_text(safety: JSON | None, counted: JSON) -> str:
         f"probes {counted.get('probes', 0)}, brake engaged {counted.get('brake_engaged', 0)} "
         f"released {counted.get('brake_released', 0)}"
     )
+    broken = [v for v in (safety or {}).get("verdicts", []) if v.get("verdict") == "broken"]
+    if broken:
+        shown = ", ".join(
+            f"{v['target']} (for {v['age_s']} s, retry in {v.get('retry_in_s')} s)"
+            for v in broken[:3]
+        )
+        text += f"; broken now: {shown}" + (
+            f" and {len(broken) - 3} more" if len(broken) > 3 else ""
+        )
     if safety is not None and safety.get("error"):
         text += f"; ERROR {safety['error']}"
     return text

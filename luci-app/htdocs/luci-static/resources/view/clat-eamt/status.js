@@ -331,7 +331,18 @@ return view.extend({
 			: _('brake %s').format(text(brake));
 		return _('%s; rescued %d (%d conntrack entries deleted), stale by broken %d, verdicts working %d broken %d, probes %d, brake engaged %d released %d').format(
 			head, n.rescued || 0, n.flows_deleted || 0, n.stale_by_broken || 0, n.verdicts_working || 0, n.verdicts_broken || 0, n.probes || 0,
-			n.brake_engaged || 0, n.brake_released || 0) + (isObject(net) && net.error ? '; ' + text(net.error) : '');
+			n.brake_engaged || 0, n.brake_released || 0) + this.brokenText(net) + (isObject(net) && net.error ? '; ' + text(net.error) : '');
+	},
+
+	// The destinations left to the NAT64 for now, with their age (at most three named).
+	brokenText: function(net) {
+		var broken = (isObject(net) ? L.toArray(net.verdicts) : []).filter(function(v) { return isObject(v) && v.verdict == 'broken'; });
+		if (!broken.length)
+			return '';
+		var named = broken.slice(0, 3).map(function(v) {
+			return _('%s (for %s s, retry in %s s)').format(text(v.target), text(v.age_s), text(v.retry_in_s));
+		}).join(', ');
+		return '; ' + _('broken now: %s').format(named) + (broken.length > 3 ? ' ' + _('and %d more').format(broken.length - 3) : '');
 	},
 
 	// Every counter the daemon keeps, by its name, as `status` has them: a counter a newer
