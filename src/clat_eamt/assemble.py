@@ -14,6 +14,7 @@ from clat_eamt.core.model import IPNetwork
 from clat_eamt.core.names import NameFilter
 from clat_eamt.core.pool import Pool
 from clat_eamt.core.pref64 import Pref64Set
+from clat_eamt.core.safety import SafetyPolicy
 
 
 def resolver_prefixes(cfg: EffectiveConfig) -> tuple[IPNetwork, ...]:
@@ -52,6 +53,16 @@ def ipv6_only_from_config(cfg: EffectiveConfig) -> Ipv6OnlyPolicy:
             a for a in cfg[schema.IPV6_ONLY_PLACEHOLDER] if isinstance(a, IPv4Address)
         ),
         quarantine=float(cfg[schema.IPV6_ONLY_QUARANTINE]),
+    )
+
+
+def safety_from_config(cfg: EffectiveConfig) -> SafetyPolicy:
+    return SafetyPolicy(
+        enabled=cfg[schema.SAFETY],
+        window=cfg[schema.RESCUE_WINDOW_MS] / 1000,
+        backoff=float(cfg[schema.BROKEN_BACKOFF]),
+        brake_failures=cfg[schema.BRAKE_FAILURES],
+        brake_window=float(cfg[schema.BRAKE_WINDOW]),
     )
 
 

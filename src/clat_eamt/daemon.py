@@ -48,6 +48,7 @@ from clat_eamt.dns.upstream import Upstreams
 from clat_eamt.logs import RateLimitedLog
 from clat_eamt.pref64_watch import Pref64Watch
 from clat_eamt.present import entries_text, entry_json
+from clat_eamt.rescue import safety_net
 from clat_eamt.runtime import commands as c
 from clat_eamt.runtime import events as e
 from clat_eamt.runtime.runtime import Runtime
@@ -92,6 +93,7 @@ class Daemon:
         self.clean_on_stop = False
         settings = shell_settings(cfg)
         self.applier = Applier(self.dataplane, settings.apply_deadline, self._batch)
+        self.rescuer = safety_net(self)  # the safety net (issue 25)
         self.resolv, servers = upstream_source(settings.upstream, settings.resolv_file, clock)
         self.upstreams = Upstreams(servers, settings.upstream_timeout, clock)
         self.proxy = Proxy(self.upstreams, self.map, proxy_settings(settings), self._classify)
@@ -130,6 +132,7 @@ class Daemon:
         if serial is not None:  # the operator's table taken before this restart
             self._handle(e.ProviderRemembered(serial))
         await self.execute(self.runtime.start(self.clock()))  # DNS runs even without dataplane
+        self.rescuer.start()
         self._tasks.append(asyncio.create_task(self._ticker(), name="tick"))
         self.pref64.start()
         self.ubus = self.announce.bus = UbusObject(
@@ -147,6 +150,7 @@ class Daemon:
         await self.execute(self.runtime.handle(e.Listening(self.server.port), self.clock()))
 
     async def stop(self) -> None:
+        self.rescuer.stop()
         if self.ubus is not None:
             await asyncio.to_thread(self.ubus.stop)
         await self.pref64.close()
@@ -245,6 +249,7 @@ class Daemon:
                 self.proxy.settings = proxy_settings(settings)
                 self.applier.deadline = settings.apply_deadline
                 self.upstreams.timeout = settings.upstream_timeout
+                self.rescuer.configure(settings.safety)
                 if schema.UPSTREAM.name in changed or schema.RESOLV_FILE.name in changed:
                     self.resolv, self.upstreams.servers = upstream_source(
                         settings.upstream, settings.resolv_file, self.clock
@@ -428,8 +433,9 @@ class Daemon:
             "ubus": self.ubus.status() if self.ubus else {"state": "not started"},
             "memory": self._memory(),
             "provider": self.runtime.provider.status(self.runtime.engine, self.clock()),
+            "safety": self.rescuer.status(),
         }
-        counters = self.proxy.counters + self.applier.counters
+        counters = self.proxy.counters + self.applier.counters + self.rescuer.safety.counters
         return self.runtime.snapshot(self.clock(), entries=entries, shells=shells,
                                      counters=counters)  # fmt: skip
 

@@ -22,6 +22,7 @@ PARTS = (
     "scale_bench",
     "hostile_bench",
     "provider_bench",
+    "safety_bench",
 )
 
 

@@ -53,7 +53,16 @@ VALID = CONFIG.replace(
     "\toption require_dnssec '1'\n\toption allow_documentation '1'\n"
     "\toption clat_ipv6 '2001:db8:46::1'\n\tlist pref64 '2001:db8:64::/96'\n",
 )
-TABS = ["General", "Translator", "DNS", "Hosts", "Limits", "Names and prefixes", "Operator's table"]
+TABS = [
+    "General",
+    "Translator",
+    "DNS",
+    "Hosts",
+    "Limits",
+    "Names and prefixes",
+    "Operator's table",
+    "Safety net",
+]
 
 
 def field(section: Node, name: str) -> Node:

@@ -18,10 +18,13 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Iterator
+from ipaddress import IPv6Address
 from pathlib import Path
 
 from clat_eamt.config import load_text
 from clat_eamt.control.client import call
+from clat_eamt.core.counters import Count
+from clat_eamt.core.safety import BrakeState, SafetyPolicy
 from clat_eamt.daemon import Daemon
 from tests.browser.bridge import READ_ONLY, SESSION_ID, Bridge, Login
 from tests.browser.chromium import Node, chromium, dump_dom, rendered
@@ -32,8 +35,9 @@ STATIC = {"ipv4": "192.0.2.99", "ipv6": "2001:db8:1::99", "comment": "office NAS
 
 
 @contextlib.contextmanager
-def running_daemon(tmp_path: Path) -> Iterator[str]:
-    """The daemon in a thread of its own; its control socket's path."""
+def running_daemon(tmp_path: Path, braked: bool = False) -> Iterator[str]:
+    """The daemon in a thread of its own; its control socket's path.  ``braked``: its safety
+    net on (the scripted dataplane has none) with the brake engaged and one rescue counted."""
     socket = str(tmp_path / "control.sock")
     # a pool (RFC 2544 space) with room for the capped table's entries
     text = loopback_config(free_port(), socket).replace("198.51.100.128/25", "198.18.0.0/16")
@@ -41,6 +45,14 @@ def running_daemon(tmp_path: Path) -> Iterator[str]:
     loop = asyncio.new_event_loop()
     daemon = Daemon(cfg, ScriptedDataplane(), bus=None)
     loop.run_until_complete(daemon.start())
+    if braked:
+        net = daemon.rescuer.safety
+        net.policy = SafetyPolicy()
+        net.brake, net.brake_until = BrakeState.ENGAGED, daemon.clock() + 42
+        net.counters[Count.SAFETY_RESCUED] += 3
+        net.counters[Count.BRAKE_ENGAGED] += 1
+        net.steered("flow", IPv6Address("2001:db8:1::10"), daemon.clock() - 5)
+        net.due(daemon.clock())  # one broken verdict to show
     thread = threading.Thread(target=loop.run_forever, name="daemon", daemon=True)
     thread.start()
     try:
@@ -73,6 +85,18 @@ def test_one_request_per_poll(tmp_path: Path) -> None:
         assert page.find("button", data_action="flush")
         counters = by_id(page, "clat-eamt-all-counters").text()
         assert "mappings.created" in counters or "created" in counters
+
+
+def test_the_safety_net_s_brake_and_rescues_show(tmp_path: Path) -> None:
+    """Issue 25: steering suspended router-wide must be seen on the page, with the counters."""
+    chromium()
+    with running_daemon(tmp_path, braked=True) as socket, Bridge(socket).serving() as bridge:
+        page = rendered(dump_dom(bridge.url(STATUS_VIEW), budget_ms=2000))
+        text = page.text()
+        assert "BRAKE ENGAGED: steering suspended (trial in 4" in text
+        assert "rescued 4 (0 conntrack entries deleted), stale by broken 0" in text
+        assert "brake engaged 1 released 0" in text
+        assert "broken now: 2001:db8:1::/64 (for 0" in text and "2001:db8:1::10 (for 0" in text
 
 
 def test_a_read_only_login_gets_no_buttons_it_cannot_use(tmp_path: Path) -> None:

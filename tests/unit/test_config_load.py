@@ -531,6 +531,12 @@ def lab_configs(draw: st.DrawFn) -> tuple[dict[Any, Any], list[StaticEntry]]:
         schema.PROVIDER_SERIAL_FILE: draw(
             st.sampled_from(["/etc/clat-eamt/provider.serial", "/x"])
         ),
+        schema.SAFETY: draw(st.booleans()),
+        schema.RESCUE_WINDOW_MS: draw(st.integers(100, 5000)),
+        schema.BROKEN_BACKOFF: draw(st.integers(1, 86400)),
+        schema.BRAKE_FAILURES: draw(st.integers(0, 1000)),
+        schema.BRAKE_WINDOW: draw(st.integers(1, 3600)),
+        schema.MSS_CLAMP: draw(st.integers(0, 1460)),
     }
     assert {option for option in values} == set(schema.GLOBAL_OPTIONS)
     hosts = draw(st.lists(st.integers(0, 255), unique=True, max_size=4))

@@ -10,7 +10,14 @@ from pathlib import Path
 from clat_eamt.control import views
 from clat_eamt.control.ubus_object import UbusObject
 from clat_eamt.core import counters
-from clat_eamt.core.counters import UBUS_EVENT, ApplyResult, Count, EntryKind, summary
+from clat_eamt.core.counters import (
+    UBUS_EVENT,
+    ApplyResult,
+    Count,
+    EntryKind,
+    SafetyEvent,
+    summary,
+)
 from clat_eamt.core.model import Reason, StaleReason
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,4 +102,11 @@ def test_ubus_events_are_the_entry_kinds_of_the_table(tmp_path):
     obj._thread = object()  # type: ignore[assignment]  # as if serving
     for kind in EntryKind:
         obj.publish(kind, {"ipv4": "192.0.2.1"})
-    assert [e["event"] for e in obj._events] == ["added", "added", "stale", "removed"]
+    assert [e["event"] for _, e in obj._events] == ["added", "added", "stale", "removed"]
+    assert {name for name, _ in obj._events} == {"clat-eamt.mapping"}
+    obj._events.clear()
+    for safety in SafetyEvent:  # the safety net's own events, under their own name
+        obj.publish_safety(safety, {"why": "test"})
+    assert [(n, e["event"]) for n, e in obj._events] == [
+        ("clat-eamt.safety", str(kind)) for kind in SafetyEvent
+    ]

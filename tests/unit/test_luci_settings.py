@@ -133,7 +133,16 @@ def test_globals_tabs(form: dict[str, Any]) -> None:
     (section,) = [s for s in form["sections"] if s["kind"] == "NamedSection"]
     assert section["args"] == ["globals", "globals"]
     tabs = [t["name"] for t in section["tabs"]]
-    assert tabs == ["general", "translator", "dns", "hosts", "limits", "names", "provider"]
+    assert tabs == [
+        "general",
+        "translator",
+        "dns",
+        "hosts",
+        "limits",
+        "names",
+        "provider",
+        "safety",
+    ]
     assert {o["tab"] for o in section["options"]} == set(tabs)
     assert form["config"] == "clat-eamt"
     # load() creates the section when the file has none (absent means all defaults)

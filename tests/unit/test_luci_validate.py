@@ -161,6 +161,7 @@ def test_every_typed_option_is_in_the_table() -> None:
         "upstream_timeout_ms", "stale_linger", "host_observe", "create_rate", "create_burst",
         "host_create_rate", "host_create_burst", "max_ipv4_per_ipv6",
         "ipv6_only_placeholder", "ipv6_only_quarantine",
+        "rescue_window_ms", "broken_backoff", "brake_failures", "brake_window", "mss_clamp",
     }  # fmt: skip  # the same types as options in the table
 
 

@@ -48,6 +48,7 @@ def test_every_restart_option_shapes_sockets_pool_or_translator():
         "host_mode", "lan_interface",
         "client_identity",  # dnsmasq's options are set by the hook when the service starts
         "provider_serial_file",  # the serial's floor is read from it at start
+        "safety", "mss_clamp",  # the event listener and the guard's rules are made at start
     }  # fmt: skip
     for option in schema.GLOBAL_OPTIONS:
         assert ("Takes effect on restart" in option.full_help) == option.restart

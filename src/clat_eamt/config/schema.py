@@ -341,6 +341,39 @@ ALLOW_DOCUMENTATION = scalar("allow_documentation", Bool(), False,
     "2001:db8::/32, 3fff::/20) as ordinary global addresses. For test labs only; never turn it "
     "on in a real router.",
 )
+SAFETY = scalar("safety", Bool(), True,
+    "The safety net: a steered connection whose native IPv6 path gives no answer within "
+    "rescue_window_ms is moved to the NAT64 before the device retries (no connection is "
+    "lost), its target is not mapped for a while, and steering stops router-wide while native "
+    "IPv6 looks broken. Off only to diagnose.",
+    restart=True,
+)
+RESCUE_WINDOW_MS = scalar("rescue_window_ms", BoundedInt(100, 5000, "milliseconds"), 700,
+    "How long a steered connection may wait for its first answer over native IPv6 before it "
+    "is moved to the NAT64. Below the 1 s after which a device's TCP sends its first SYN "
+    "again (RFC 6298), so that retry already takes the NAT64.",
+)
+BROKEN_BACKOFF = scalar("broken_backoff", BoundedInt(1, 86400, "seconds"), 60,
+    "How long a destination whose native path failed is left to the NAT64 before a new "
+    "connection tries it again; doubled after each failure in a row (at most one hour). Also "
+    "the first pause of steering when native IPv6 as a whole looks broken.",
+)
+BRAKE_FAILURES = scalar("brake_failures", BoundedInt(0, 1000), 3,
+    "How many destinations whose native path failed within brake_window stop all steering "
+    "(the ISP's IPv6 or a firewall is broken, not one server); steering resumes on its own "
+    "once a trial connection gets an answer. 0: never.",
+)
+BRAKE_WINDOW = scalar("brake_window", BoundedInt(1, 3600, "seconds"), 30,
+    "The time window of brake_failures.",
+)
+MSS_CLAMP = scalar("mss_clamp", BoundedInt(0, 1460), 1220,
+    "Largest TCP segment steered connections announce (1220 fits the IPv6 minimum MTU of "
+    "1280), so a native path with a smaller MTU than the NAT64 path works even when its "
+    "ICMPv6 Packet Too Big messages are filtered. 0: no clamp.",
+    restart=True,
+)
+
+
 def _absolute_or_empty(path: str) -> str | None:
     return None if not path or path.startswith("/") else f"expected an absolute path, got {path!r}"
 
@@ -404,6 +437,7 @@ GLOBAL_OPTIONS: tuple[Option[Any], ...] = (
     HOST_CREATE_BURST,
     ALLOW_NAME, DENY_NAME, ALLOW_PREFIX, DENY_PREFIX, ALLOW_DOCUMENTATION,
     PROVIDER_URL, PROVIDER_KEY, PROVIDER_CA, PROVIDER_MAX_ENTRIES, PROVIDER_SERIAL_FILE,
+    SAFETY, RESCUE_WINDOW_MS, BROKEN_BACKOFF, BRAKE_FAILURES, BRAKE_WINDOW, MSS_CLAMP,
 )
 # fmt: on
 STATIC_OPTIONS: tuple[Option[Any], ...] = (STATIC_IPV4, STATIC_IPV6, STATIC_COMMENT)

@@ -67,6 +67,7 @@ def status_json(s: Snapshot) -> JSON:
         "ubus": shells.get("ubus", {"state": "not started"}),
         "memory": shells.get("memory"),
         "provider": shells.get("provider"),
+        "safety": shells.get("safety"),
         "restart_needed": list(s.restart_needed),
         "ipv6_only": {**s.ipv6_only, "answers": s.counters.get(Count.IPV6_ONLY_ANSWERS, 0)},
         "counters": dict(s.counters),

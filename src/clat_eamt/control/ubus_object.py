@@ -3,7 +3,8 @@
 ``ubus call clat-eamt status``, the LuCI pages and scripts get the same answers as
 ``clat-eamt status`` (the handlers are ``methods.dispatch``).  Mapping changes go out as
 ``clat-eamt.mapping`` events ({"event": "added"|"stale"|"removed", ...the mapping}: the kinds
-of ``core.counters.UBUS_EVENT``), at most
+of ``core.counters.UBUS_EVENT``), the safety net's as ``clat-eamt.safety`` events ({"event":
+one of ``core.counters.SafetyEvent``, ...}), at most
 ``EVENT_RATE`` per second after a burst of ``EVENT_BURST``; the rest are counted as dropped.
 
 Why two objects.  python-ubus (python3-ubus 0.1.3, ubus_python.c ``test_policies``) answers
@@ -49,12 +50,13 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from clat_eamt.control.methods import METHODS, ControlTarget, MethodError, dispatch
-from clat_eamt.core.counters import UBUS_EVENT
+from clat_eamt.core.counters import UBUS_EVENT, SafetyEvent
 from clat_eamt.core.limits import TokenBucket
 from clat_eamt.logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
 OBJECT, EVENT = "clat-eamt", "clat-eamt.mapping"  # the public object (rpcd plugin), events
+SAFETY_EVENT = "clat-eamt.safety"
 DAEMON_OBJECT = "clat-eamt.daemon"  # this object: the plugin's calls, wrapped
 WRAP = "args"  # the one argument of DAEMON_OBJECT's methods: the call's arguments, whole
 SESSION = "ubus_rpc_session"  # added by uhttpd to every call from LuCI (uhttpd ubus.c)
@@ -79,7 +81,9 @@ class UbusObject:
         self.clock = clock
         self.state = "not started"
         self.sent = self.dropped = 0
-        self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=EVENT_BURST)
+        self._events: collections.deque[tuple[str, dict[str, Any]]] = collections.deque(
+            maxlen=EVENT_BURST
+        )
         self._bucket = TokenBucket(EVENT_RATE, EVENT_BURST)  # the creation limiter's kind
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -106,14 +110,22 @@ class UbusObject:
     def publish(self, kind: str, mapping: dict[str, Any]) -> None:
         """Queue a mapping event (from the daemon's loop); over the rate it is dropped."""
         event = UBUS_EVENT.get(kind)
-        if event is None or self._thread is None:
+        if event is not None:
+            self._queue(EVENT, {"event": event, **mapping})
+
+    def publish_safety(self, kind: SafetyEvent, data: dict[str, Any]) -> None:
+        """Queue a safety net event (``rescue``), under the same rate as the mapping events."""
+        self._queue(SAFETY_EVENT, {"event": str(kind), **data})
+
+    def _queue(self, name: str, data: dict[str, Any]) -> None:
+        if self._thread is None:
             return
         now = self.clock()
         if self._bucket.available(now) < 1:
             self.dropped += 1
             return
         self._bucket.take(now)
-        self._events.append({"event": event, **mapping})
+        self._events.append((name, data))
 
     def status(self) -> dict[str, Any]:
         return {"state": self.state, "events_sent": self.sent, "events_dropped": self.dropped}
@@ -150,7 +162,7 @@ class UbusObject:
             while not self._stopping.is_set():
                 self.bus.loop(SLICE_MS)
                 while self._events:
-                    self.bus.send(EVENT, self._events.popleft())
+                    self.bus.send(*self._events.popleft())
                     self.sent += 1
         finally:
             self._disconnect()

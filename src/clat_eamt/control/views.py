@@ -90,6 +90,7 @@ def status_text(s: JSON) -> str:
         ("flows", "unknown (conntrack unreadable or no dataplane)" if flows is None
          else f"{flows['native']} native (EAM), {flows['nat64']} through the NAT64")
     )  # fmt: skip
+    lines.append(("safety", safety_text(s.get("safety"), summary.get("safety") or {})))
     seen = (s.get("memory") or {}).get("answers_seen")
     if seen:
         lines.append(("memory", _seen_text(seen)))
@@ -99,6 +100,39 @@ def status_text(s: JSON) -> str:
         lines.append(("provider", provider_text(s["provider"])))
     width = max(len(k) for k, _ in lines)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in lines)
+
+
+def safety_text(safety: JSON | None, counted: JSON) -> str:
+    """The safety net on one line (issue 25): its brake, what it rescued, the verdicts."""
+    if safety is not None and not safety.get("enabled"):
+        return "off"
+    text = ""
+    if safety is not None:
+        brake = safety["brake"]
+        text = f"brake {brake['state']}"
+        if brake.get("retry_in_s") is not None:
+            text += f" (trial in {brake['retry_in_s']} s)"
+        text += "; "
+    text += (
+        f"rescued {counted.get('rescued', 0)} ({counted.get('flows_deleted', 0)} conntrack "
+        f"entries deleted), stale by broken "
+        f"{counted.get('stale_by_broken', 0)}, verdicts working "
+        f"{counted.get('verdicts_working', 0)} broken {counted.get('verdicts_broken', 0)}, "
+        f"probes {counted.get('probes', 0)}, brake engaged {counted.get('brake_engaged', 0)} "
+        f"released {counted.get('brake_released', 0)}"
+    )
+    broken = [v for v in (safety or {}).get("verdicts", []) if v.get("verdict") == "broken"]
+    if broken:
+        shown = ", ".join(
+            f"{v['target']} (for {v['age_s']} s, retry in {v.get('retry_in_s')} s)"
+            for v in broken[:3]
+        )
+        text += f"; broken now: {shown}" + (
+            f" and {len(broken) - 3} more" if len(broken) > 3 else ""
+        )
+    if safety is not None and safety.get("error"):
+        text += f"; ERROR {safety['error']}"
+    return text
 
 
 def _seen_text(seen: JSON) -> str:

@@ -23,5 +23,6 @@ and the rules can be tested in memory.  The parts, in reading order:
 - ``dataplane``    desired dataplane state of a table and the diff between two of them.
 - ``translation``  T(P): a pool address as the CLAT writes it in IPv6.
 - ``provider``     the operator's table: its format and checks, when to fetch it again.
+- ``safety``       the safety net: verdicts per target and /64, rescue deadlines, the brake.
 - ``engine``       ties them together: observe / tick / static / admin, returning operations.
 """

@@ -46,6 +46,16 @@ UBUS_EVENT: Mapping[str, str] = {
 }
 
 
+class SafetyEvent(enum.StrEnum):
+    """What the safety net did (``rescue``): its log lines and the ubus ``clat-eamt.safety``
+    events ({"event": ..., ...})."""
+
+    RESCUED = "rescued"  # a target's flows got no reply: un-steered, the target broken
+    BRAKE_ENGAGED = "brake-engaged"  # steering suspended router-wide
+    BRAKE_TRIAL = "brake-trial"  # back-off over: steering on trial
+    BRAKE_RELEASED = "brake-released"  # a trial flow got a reply
+
+
 class Count(enum.StrEnum):
     """A counter's name.  Families with a suffix (``refused_``, ``stale_``, ``applied``) are
     built by the functions below, never by formatting a string at the call site."""
@@ -93,6 +103,16 @@ class Count(enum.StrEnum):
     REFRESH_FAILED = "refresh.failed"
     PROVIDER_TAKEN = "provider.taken"  # an operator's table taken whole
     PROVIDER_REFUSED = "provider.refused"  # refused whole (or not fetched, or badly signed)
+    # the safety net (``core.safety``, ``rescue``: issue 25)
+    SAFETY_WATCHED = "safety.watched"  # steered flows (legs) watched in their first window
+    SAFETY_UNWATCHED = "safety.unwatched"  # not watched: too many at once (core.safety)
+    SAFETY_RESCUED = "safety.rescued"  # targets whose flows got no reply: un-steered
+    SAFETY_FLOWS_DELETED = "safety.flows_deleted"  # conntrack entries deleted by rescues
+    VERDICT_WORKING = "verdict.working"  # targets that became working
+    VERDICT_BROKEN = "verdict.broken"  # targets that became broken
+    VERDICT_RETRIED = "verdict.retried"  # broken verdicts expired and tried by a real flow
+    BRAKE_ENGAGED = "brake.engaged"
+    BRAKE_RELEASED = "brake.released"
     # the applier
     BATCHES_DONE = "dataplane.batches_done"
     BATCHES_FAILED = "dataplane.batches_failed"
@@ -144,6 +164,16 @@ def summary(counters: Mapping[str, int]) -> dict[str, Any]:
             "expired": get(stale(StaleReason.EXPIRED)),
             "deleted": get(Count.DELETED),
             "refused": refusals,
+        },
+        "safety": {
+            "rescued": get(Count.SAFETY_RESCUED),
+            "flows_deleted": get(Count.SAFETY_FLOWS_DELETED),
+            "stale_by_broken": get(stale(StaleReason.BROKEN)),
+            "verdicts_working": get(Count.VERDICT_WORKING),
+            "verdicts_broken": get(Count.VERDICT_BROKEN),
+            "probes": get(Count.VERDICT_RETRIED),
+            "brake_engaged": get(Count.BRAKE_ENGAGED),
+            "brake_released": get(Count.BRAKE_RELEASED),
         },
         "apply_failures": get(Count.BATCHES_FAILED),
         "released_unmapped": get(applied(ApplyResult.LATE)) + get(applied(ApplyResult.FAILED)),

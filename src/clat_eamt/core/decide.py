@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import enum
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
@@ -160,8 +160,10 @@ def decide(
     now: float,
     *,
     seen: AnswersSeen | None = None,
+    broken: Callable[[IPv6Address], bool] | None = None,
 ) -> Decision:
-    """Rules 1-5 of the module docstring.  Reads, never writes."""
+    """Rules 1-5 of the module docstring.  Reads, never writes.  ``broken``: targets whose
+    native path failed lately are not mapped (``core.safety``)."""
     name = normalize(obs.name)
     gate = _gate(obs, name, policy)
     if gate is not None:
@@ -179,6 +181,11 @@ def decide(
         why += f"{MAX_ADDRESSES} of each considered, {skipped} passed through unmapped"
         refusals.append(Refusal(Reason.TOO_MANY_ADDRESSES, why))
     targets = usable_targets(obs, aaaa, policy, refusals)
+    if broken is not None:
+        for target in [t for t in targets if broken(t)]:
+            why = f"{target}: its native path failed lately; the NAT64 carries it meanwhile"
+            refusals.append(Refusal(Reason.TARGET_BROKEN, why, target))
+            targets.remove(target)
     destinations = _usable_destinations(a, policy.addresses, refusals)
     if not targets:
         if obs.aaaa_status is not AaaaStatus.ANSWER:

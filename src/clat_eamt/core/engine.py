@@ -15,9 +15,9 @@ It is still pure: the shells decide when to call it and apply what it returns.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from clat_eamt.core.counters import Count, EntryKind, refused, stale
 from clat_eamt.core.dataplane import Note, diff, partial_state
@@ -106,6 +106,8 @@ class Engine:
         self.repeats = Repeats()  # decisions on repeated answers, while they hold
         self.ipv6_only = Ipv6OnlyPolicy()
         self.held = HeldBlocks()  # pool addresses handed out in A answers (``core.ipv6only``)
+        # Targets not to be mapped now (``core.safety.Safety.broken``); None: all may be.
+        self.broken: Callable[[IPv6Address, float], bool] | None = None
 
     # --- DNS ----------------------------------------------------------------------------------
 
@@ -114,7 +116,11 @@ class Engine:
         decision = self.repeats.recall(obs, table.generation, policy, now)
         learn = decision is None
         if decision is None:
-            decision = decide(obs, table, self.limiter, policy, now, seen=self.seen)
+            broken = self.broken
+            decision = decide(
+                obs, table, self.limiter, policy, now, seen=self.seen,
+                broken=None if broken is None else (lambda target: broken(target, now)),
+            )  # fmt: skip
             all_valid = all(self._keeps_state(c) for c in decision.changes)
         else:  # it refreshes entries Valid when it was learned: none changed state since
             all_valid = True
@@ -197,6 +203,22 @@ class Engine:
         self.held.expire(now, self.table.pool)
         self.seen.expire(now)
         return self._commit(changes, now, gone=gone)
+
+    def stale_broken(self, now: float) -> Outcome:
+        """``core.safety`` found a target broken: every Valid dns or provider entry whose target
+        is broken now goes Stale at once (running flows keep their path, new ones take the
+        NAT64).  A scan of the table, only when a target turns broken (rare)."""
+        broken = self.broken
+        self.table.generation += 1  # remembered decisions (``core.repeat``) read the verdicts
+        if broken is None:
+            return Outcome()
+        changes: list[Change] = [
+            MarkStale(e.key, Event.BROKEN)
+            for e in self.table
+            if e.state is State.VALID and allowed(e, Event.BROKEN)
+            and broken(e.ipv6.network_address, now)
+        ]  # fmt: skip
+        return self._commit(changes, now)
 
     # --- static, provider, operator ------------------------------------------------------------
 

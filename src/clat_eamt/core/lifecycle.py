@@ -28,6 +28,7 @@ class Event(enum.StrEnum):
     OUTRANK = "outrank"  # a higher-origin entry now covers the IPv4
     FLUSH = "flush"  # operator flushed dns entries
     DELETE = "delete"  # operator deleted the entry
+    BROKEN = "broken"  # the target's native path failed a steered flow (core.safety)
     FLOWS_GONE = "flows-gone"  # flow oracle: no live flow uses it and the linger time passed
 
 
@@ -41,6 +42,7 @@ TRANSITIONS: Mapping[tuple[State, Event], State] = {
     (VALID, Event.OUTRANK): STALE,
     (VALID, Event.FLUSH): STALE,
     (VALID, Event.DELETE): STALE,
+    (VALID, Event.BROKEN): STALE,
     (STALE, Event.REFRESH): VALID,  # only from a REVIVABLE stale reason, see below
     (STALE, Event.FLOWS_GONE): INVALID,
 }
@@ -52,6 +54,7 @@ STALE_REASON: Mapping[Event, StaleReason] = {
     Event.OUTRANK: StaleReason.OUTRANKED,
     Event.FLUSH: StaleReason.FLUSHED,
     Event.DELETE: StaleReason.DELETED,
+    Event.BROKEN: StaleReason.BROKEN,
 }
 
 # Static entries change only by the operator; provider entries follow the provider's TTL but no
@@ -59,7 +62,7 @@ STALE_REASON: Mapping[Event, StaleReason] = {
 EVENTS_ALLOWED: Mapping[Origin, frozenset[Event]] = {
     Origin.STATIC: frozenset({Event.DELETE, Event.FLOWS_GONE}),
     Origin.PROVIDER: frozenset(
-        {Event.REFRESH, Event.EXPIRE, Event.OUTRANK, Event.DELETE, Event.FLOWS_GONE}
+        {Event.REFRESH, Event.EXPIRE, Event.OUTRANK, Event.DELETE, Event.BROKEN, Event.FLOWS_GONE}
     ),
     Origin.DNS: frozenset(Event),
     Origin.IPV6_ONLY: frozenset(Event),
@@ -75,6 +78,7 @@ REVIVABLE: frozenset[StaleReason] = frozenset(
         StaleReason.FLUSHED,
         StaleReason.OUTRANKED,
         StaleReason.RESTARTED,  # the same answer again proves it, as before the restart
+        StaleReason.BROKEN,  # decide refuses a broken target: revived only once it expired
     }
 )
 

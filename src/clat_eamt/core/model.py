@@ -56,6 +56,7 @@ class StaleReason(enum.StrEnum):
     FLUSHED = "flushed"  # operator flushed the dns entries
     DELETED = "deleted"  # operator deleted it (static or provider removal)
     RESTARTED = "restarted"  # found in the kernel after a restart: kept for its running flows
+    BROKEN = "broken"  # its target's native path failed a steered flow (core.safety)
 
 
 class Reason(enum.StrEnum):
@@ -84,6 +85,7 @@ class Reason(enum.StrEnum):
     UNVOUCHED = "unvouched"  # another name's unexpired answer holds the IPv4 without this IPv6
     TARGET_CAP = "target-cap"  # as many IPv4s map to this IPv6 as allowed (per name, in all)
     TOO_MANY_ADDRESSES = "too-many-addresses"  # records beyond the per-answer cap (issue 15)
+    TARGET_BROKEN = "target-broken"  # its native path failed recently (core.safety, issue 25)
 
 
 @dataclass(frozen=True)

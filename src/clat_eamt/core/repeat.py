@@ -40,7 +40,7 @@ CAPACITY = 1024  # names; about 250 to 600 bytes each (a refusal's text), tests/
 MAX_TEXT = 2048  # characters of a remembered decision's texts and chain (module doc)
 # Refusals that depend on the clock or the limiter (never in the two kinds above; a safeguard).
 _TIMED = frozenset({Reason.CONFLICT, Reason.UNVOUCHED, Reason.RATE_LIMITED,
-                    Reason.HOST_RATE_LIMITED})  # fmt: skip
+                    Reason.HOST_RATE_LIMITED, Reason.TARGET_BROKEN})  # fmt: skip
 
 
 def _shape(obs: Observation) -> tuple[object, ...]:

@@ -10,6 +10,8 @@
 - ``kernel``      the CLAT sources + nft table + flow oracle as one dataplane
 - ``build``       the dataplane the configuration asks for
 - ``conntrack``   the flow oracle: which (D, P) pairs still carry connections
+- ``guard``       the safety net's nft rules: marks, refusals held back, MSS clamp, brake
+- ``ctevents``    conntrack events of steered flows only (a BPF filter on the mark); deletion
 - ``neighbours``  the neighbour tables read for host classification (``core.hosts`` decides)
 - ``rtnl``        links, addresses and neighbours from rtnetlink (its own small codec)
 - ``interfaces``  the router's own prefixes (never mapped; the pool must avoid them)

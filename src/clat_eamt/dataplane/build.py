@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv6Address, IPv6Network, ip_address
 
 from clat_eamt.apply import Dataplane, DisabledDataplane
 from clat_eamt.config import EffectiveConfig, schema
@@ -55,4 +55,16 @@ def build_dataplane(
     only_ipv4_only = cfg[schema.HOST_MODE] == "ipv4-only"
     handover = os.path.join(cfg[schema.STATE_DIR], "handover.json")
     plane = NftTable(Nft())
-    return KernelDataplane(plane, clat, FlowOracle(pool), only_ipv4_only, pool, handover=handover)
+    guard = None
+    if cfg[schema.SAFETY]:
+        from clat_eamt.dataplane.guard import Guard  # noqa: PLC0415
+
+        guard = Guard(pool, cfg[schema.MSS_CLAMP], _loopback_port(cfg))
+    return KernelDataplane(
+        plane, clat, FlowOracle(pool), only_ipv4_only, pool, handover=handover, guard=guard
+    )
+
+
+def _loopback_port(cfg: EffectiveConfig) -> int | None:
+    """The proxy's port when it listens on loopback (dnsmasq's queries: not tracked)."""
+    return int(cfg[schema.PORT]) if ip_address(cfg[schema.LISTEN]).is_loopback else None

@@ -30,6 +30,7 @@ from clat_eamt.core.dataplane import DataplaneState, Note, net_effect
 from clat_eamt.core.model import DataplaneOp, FlowCensus, LiveFlows
 from clat_eamt.core.translation import PoolTranslation
 from clat_eamt.dataplane.clat import ClatNotFoundError, device_kind, device_up, find_clat
+from clat_eamt.dataplane.guard import Guard
 from clat_eamt.dataplane.jool import JoolSiit
 from clat_eamt.dataplane.nft import COMMENT_MAX, NftTable, Steering
 from clat_eamt.dataplane.process import TranslatorError
@@ -149,11 +150,13 @@ class KernelDataplane:
         pool: IPv4Network,
         *,
         handover: str | None = None,
+        guard: Guard | None = None,
     ) -> None:
         """``handover``: where a stop leaves the IPv4 legs it removed, with their notes, for
         the next start to adopt (``service clat-eamt restart`` keeps Valid mappings Valid)."""
         self.nft, self.clat, self.oracle, self.pool = nft, clat, oracle, pool
-        self.handover = handover
+        self.handover, self.guard = handover, guard
+        self.braked = False  # the safety net's brake, kept across a restart of the dataplane
         self.only_ipv4_only_hosts = only_ipv4_only_hosts
         self.name = f"nftables on {clat.kind}"
         self.leg: ClatLeg | None = None
@@ -173,7 +176,17 @@ class KernelDataplane:
         leg = await self.clat.start()
         t = leg.translation
         unsteered = (t.covering(self.pool),) if t is not None else ()
-        await self.nft.ensure(Steering(self.only_ipv4_only_hosts, leg.device, leg.nat44, unsteered))
+        # Jool in netfilter mode sends what it translates out past the later hooks (Jool
+        # issue 398): whether a steered flow's reply ever reaches conntrack there is unknown
+        # (Jool cannot run on the development machines), and a rescue that never saw a reply
+        # would cut every working flow.  No guard, so no mark and no rescue with Jool EAM.
+        guard = self.guard if self.eam is None else None
+        steering = Steering(
+            self.only_ipv4_only_hosts, leg.device, leg.nat44, unsteered, guard=guard
+        )
+        await self.nft.ensure(steering)
+        if self.braked:
+            await self.nft.set_brake(True)
         if self.eam is not None:
             legs6 = await self.eam.entries()
         else:
@@ -256,6 +269,12 @@ class KernelDataplane:
     async def set_hosts(self, dual_stack: set[IPv4Address], ipv4_only: set[IPv4Address]) -> None:
         if self.leg is not None:
             await self.nft.set_hosts(dual_stack, ipv4_only)
+
+    async def set_brake(self, engaged: bool) -> None:
+        """The safety net's brake (``dataplane.guard``): no new flow steered while engaged."""
+        self.braked = engaged
+        if self.leg is not None:
+            await self.nft.set_brake(engaged)
 
     async def stop(self, clean: bool) -> None:
         """SPEC 5: on stop the IPv4 legs go (no new flow is steered without the daemon to

@@ -30,6 +30,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Any
 
 from clat_eamt.core.dataplane import Note
+from clat_eamt.dataplane.guard import Guard, brake_batch, brake_lines, brake_rule, guard_lines
 from clat_eamt.dataplane.nftlib import Nft, NftError
 
 TABLE = "clat_eamt"
@@ -49,6 +50,7 @@ class Steering:
     clat_device: str | None  # dnat6 acts on packets from it; None: no ip6 leg (Jool netfilter)
     nat44: tuple[str, IPv4Address] | None = None  # (tun, clat_ipv4): SNAT the LAN into tayga
     unsteered: tuple[IPv6Network, ...] = ()  # T(pool): dropped if it would leave untranslated
+    guard: Guard | None = None  # the safety net's rules (``dataplane.guard``, issue 25)
 
 
 def _v4(net: IPv4Network) -> str:
@@ -67,6 +69,7 @@ def table_batch(steering: Steering) -> str:
         f"add map {_T} {DNAT6} {{ type ipv6_addr : interval ipv6_addr; flags interval; }}",
         f"add set {_T} {DUAL_STACK} {{ type ipv4_addr; }}",
         f"add set {_T} {IPV4_ONLY} {{ type ipv4_addr; }}",
+        *brake_lines(_T),
     ]
     chains = {  # -100 is "dstnat"; nft 1.0.6 accepts the name for prerouting only
         "prerouting": "type nat hook prerouting priority -100",
@@ -88,6 +91,7 @@ def table_batch(steering: Steering) -> str:
     ]
     if steering.only_ipv4_only_hosts:  # SPEC 3: when unsure, do not optimize
         lines.append(f"{rule} prerouting meta nfproto ipv4 ip saddr != @{IPV4_ONLY} return")
+    lines.append(brake_rule(_T, "prerouting"))
     lines.append(f"{rule} prerouting meta nfproto ipv4 {dnat4}")
     if steering.clat_device is not None:
         device = json.dumps(steering.clat_device)
@@ -97,6 +101,7 @@ def table_batch(steering: Steering) -> str:
         )
     lines += [
         f"{rule} output meta l4proto tcp {opening}",
+        brake_rule(_T, "output"),
         f"{rule} output meta nfproto ipv4 {dnat4}",
     ]
     if steering.nat44 is not None:
@@ -108,6 +113,8 @@ def table_batch(steering: Steering) -> str:
     if steering.unsteered:
         listed = ", ".join(str(n) for n in steering.unsteered)
         lines.append(f"{rule} forward meta nfproto ipv6 ip6 daddr {{ {listed} }} drop")
+    if steering.guard is not None:
+        lines += guard_lines(_T, steering.guard, steering.clat_device, steering.unsteered)
     return "\n".join(lines) + "\n"
 
 
@@ -174,11 +181,13 @@ class NftTable:
         self.notes: dict[IPv4Network, Note] = {}
         self.dnat6: dict[IPv6Network, IPv6Network] = {}
         self.hosts: dict[str, set[IPv4Address]] = {DUAL_STACK: set(), IPV4_ONLY: set()}
+        self.braked = False
 
     async def ensure(self, steering: Steering) -> None:
         """Create or adopt the table, before any element is added; elements are kept (a
         restart breaks no flow) and read back with their notes."""
         await self.nft.run(table_batch(steering))
+        self.braked = False  # the batch emptied the brake set
         await self.read()
 
     async def read(self) -> None:
@@ -225,6 +234,12 @@ class NftTable:
         wanted = {DUAL_STACK: dual_stack, IPV4_ONLY: ipv4_only}
         await self.nft.run("".join(set_batch(n, wanted[n], self.hosts[n]) for n in self.hosts))
         self.hosts = {name: set(value) for name, value in wanted.items()}
+
+    async def set_brake(self, engaged: bool) -> None:
+        """The safety net's brake (``dataplane.guard``): no new flow steered while engaged."""
+        if engaged != self.braked:
+            await self.nft.run(brake_batch(_T, engaged))
+            self.braked = engaged
 
     async def remove(self) -> None:
         """Delete the whole table (stop with clean-up); absent is fine."""

@@ -21,9 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
+from clat_eamt.assemble import safety_from_config
 from clat_eamt.config import EffectiveConfig, schema
 from clat_eamt.config.nettypes import ServerAddress
 from clat_eamt.config.schema import GLOBAL_OPTIONS
+from clat_eamt.core.safety import SafetyPolicy
 
 # Options a component of the given translator reads only when it is built.
 BUILT_WITH: dict[str, frozenset[str]] = {
@@ -44,10 +46,12 @@ class ShellSettings:
     resolv_file: str
     ipv6_only: bool = False  # answer an IPv6-only name's A (``core.ipv6only``)
     placeholders: frozenset[IPv4Address] = frozenset()  # A records that count as none
+    safety: SafetyPolicy  # the safety net's timing (``rescue``); ``safety`` itself: restart
 
 
 def shell_settings(cfg: EffectiveConfig) -> ShellSettings:
     return ShellSettings(
+        safety=safety_from_config(cfg),
         enabled=cfg[schema.ENABLED],
         hold=cfg[schema.HOLD_MS] / 1000,
         require_dnssec=cfg[schema.REQUIRE_DNSSEC],

@@ -98,6 +98,14 @@ var TABS = [
 		provider_ca: _('Extra CA certificate'),
 		provider_max_entries: _('Table entries at most'),
 		provider_serial_file: _('Serial file (on flash)')
+	} ],
+	[ 'safety', _('Safety net'), {
+		safety: _('Enable the safety net'),
+		rescue_window_ms: _('Rescue window (ms)'),
+		broken_backoff: _('Broken destination back-off (s)'),
+		brake_failures: _('Failures that stop steering'),
+		brake_window: _('Failure window (s)'),
+		mss_clamp: _('TCP MSS clamp')
 	} ]
 ];
 

@@ -37,7 +37,8 @@ var callRcInit = rpc.declare({ object: 'rc', method: 'init', params: [ 'name', '
 var POLL_SECONDS = 5;
 // The parts of `status` this page shows in their own rows.
 var KNOWN_STATUS = [ 'version', 'uptime', 'listen', 'enabled', 'dataplane', 'pref64', 'upstreams', 'hosts', 'flows',
-	'summary', 'counters', 'mappings', 'restart_needed', 'ubus', 'control', 'memory', 'provider', 'ipv6_only' ];
+	'summary', 'counters', 'mappings', 'restart_needed', 'ubus', 'control', 'memory', 'provider', 'ipv6_only',
+	'safety' ];
 var CHART_W = 1000, CHART_H = 180, PAD_L = 36, PAD_B = 20, SPAN = 3600;
 
 // The columns of the mappings table: the row field each sorts on, and how a row shows it.
@@ -354,8 +355,35 @@ return view.extend({
 			[ _('IPv6-only names'), _('%d mappings now, %d A answers made, %d pool addresses in quarantine').format(
 				field(st, [ 'ipv6_only', 'mappings' ], 0), field(st, [ 'ipv6_only', 'answers' ], 0), field(st, [ 'ipv6_only', 'quarantined' ], 0)) ]
 		] : [], [
-			[ _('Dataplane'), _('%d apply failures, %d answers released unmapped').format(sum.apply_failures || 0, sum.released_unmapped || 0) ]
+			[ _('Dataplane'), _('%d apply failures, %d answers released unmapped').format(sum.apply_failures || 0, sum.released_unmapped || 0) ],
+			[ _('Safety net'), this.safetyText(field(st, [ 'safety' ], null), field(sum, [ 'safety' ], {})) ]
 		]));
+	},
+
+	// The safety net (issue 25): the brake first (steering suspended router-wide shows here),
+	// then what it rescued and learnt, as `clat-eamt status` says it.
+	safetyText: function(net, n) {
+		if (isObject(net) && !net.enabled)
+			return _('off');
+		var brake = isObject(net) ? field(net, [ 'brake', 'state' ], '-') : '-';
+		var retry = isObject(net) ? field(net, [ 'brake', 'retry_in_s' ], null) : null;
+		var head = brake == 'engaged'
+			? _('BRAKE ENGAGED: steering suspended (trial in %s s)').format(text(retry))
+			: _('brake %s').format(text(brake));
+		return _('%s; rescued %d (%d conntrack entries deleted), stale by broken %d, verdicts working %d broken %d, probes %d, brake engaged %d released %d').format(
+			head, n.rescued || 0, n.flows_deleted || 0, n.stale_by_broken || 0, n.verdicts_working || 0, n.verdicts_broken || 0, n.probes || 0,
+			n.brake_engaged || 0, n.brake_released || 0) + this.brokenText(net) + (isObject(net) && net.error ? '; ' + text(net.error) : '');
+	},
+
+	// The destinations left to the NAT64 for now, with their age (at most three named).
+	brokenText: function(net) {
+		var broken = (isObject(net) ? L.toArray(net.verdicts) : []).filter(function(v) { return isObject(v) && v.verdict == 'broken'; });
+		if (!broken.length)
+			return '';
+		var named = broken.slice(0, 3).map(function(v) {
+			return _('%s (for %s s, retry in %s s)').format(text(v.target), text(v.age_s), text(v.retry_in_s));
+		}).join(', ');
+		return '; ' + _('broken now: %s').format(named) + (broken.length > 3 ? ' ' + _('and %d more').format(broken.length - 3) : '');
 	},
 
 	// Every counter the daemon keeps, by its name, as `status` has them: a counter a newer
