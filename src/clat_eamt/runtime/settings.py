@@ -44,9 +44,9 @@ class ShellSettings:
     upstream_timeout: float
     upstream: tuple[ServerAddress, ...]  # configured resolvers; empty: resolv_file's
     resolv_file: str
+    safety: SafetyPolicy  # the safety net's timing (``rescue``); ``safety`` itself: restart
     ipv6_only: bool = False  # answer an IPv6-only name's A (``core.ipv6only``)
     placeholders: frozenset[IPv4Address] = frozenset()  # A records that count as none
-    safety: SafetyPolicy  # the safety net's timing (``rescue``); ``safety`` itself: restart
 
 
 def shell_settings(cfg: EffectiveConfig) -> ShellSettings:
