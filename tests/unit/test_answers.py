@@ -62,6 +62,20 @@ def test_cname_loop_is_unusable_not_malformed():
         answers.read_addresses(r, "a.lab.example", QTYPE_A)
 
 
+def test_two_cnames_for_one_name_are_unusable():
+    """A name has one CNAME at most (RFC 2181 section 10.1); which of two to follow would be a
+    guess (one of them may loop: found by the differential test), so the answer is not read."""
+    r = reply(
+        "a.lab.example",
+        "A",
+        RR("a.lab.example", QTYPE.CNAME, rdata=CNAME("a.lab.example")),
+        RR("A.lab.example", QTYPE.CNAME, rdata=CNAME("c.lab.example")),
+        RR("c.lab.example", rdata=A("192.0.2.30")),
+    )
+    with pytest.raises(Unusable, match="more than one CNAME"):
+        answers.read_addresses(r, "a.lab.example", QTYPE_A)
+
+
 @pytest.mark.parametrize(
     ("rcode", "status"),
     [

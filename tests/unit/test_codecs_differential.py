@@ -188,10 +188,13 @@ def compare_addresses(data: bytes, theirs: DNSRecord) -> None:
         for rr in theirs.rr:
             if rr.rtype == QTYPE.CNAME and rr.rclass == 1:
                 links.setdefault(tuple(x.lower() for x in rr.rname.label), rr)
-        current, ttl_list = qname, []
+        current, ttl_list, seen = qname, [], {qname}
         while current in links:
             ttl_list.append(links[current].ttl)
             current = tuple(x.lower() for x in links[current].rdata.label.label)
+            # ours refuses (Unusable) a chain that loops or is longer than 16: never followed
+            assert current not in seen and len(ttl_list) <= 16, (qname, current)
+            seen.add(current)
         found = [
             rr
             for rr in theirs.rr

@@ -89,11 +89,12 @@ _text = presentation  # names from the wire are shown escaped, as everywhere (co
 
 def _follow(answer: Answer, name: Labels) -> tuple[Labels, tuple[str, ...], tuple[int, ...]]:
     """The last name of the CNAME chain from ``name``, the chain, and where its TTLs are."""
-    links = {
-        r.owner: r
-        for r in answer.records
-        if r.section == SECTION_ANSWER and r.rtype == QTYPE_CNAME and r.rclass == CLASS_IN
-    }
+    links: dict[Labels, Record] = {}
+    for r in answer.records:
+        if r.section == SECTION_ANSWER and r.rtype == QTYPE_CNAME and r.rclass == CLASS_IN:
+            if r.owner in links:  # a name has one CNAME at most (RFC 2181 section 10.1)
+                raise Unusable(f"{_text(r.owner)} has more than one CNAME")
+            links[r.owner] = r
     if not links:  # the usual answer
         return name, (), ()
     chain: list[Labels] = []
