@@ -116,7 +116,8 @@ def safety_text(safety: JSON | None, counted: JSON) -> str:
     text += (
         f"rescued {counted.get('rescued', 0)} ({counted.get('flows_deleted', 0)} conntrack "
         f"entries deleted), stale by broken "
-        f"{counted.get('stale_by_broken', 0)}, verdicts working "
+        f"{counted.get('stale_by_broken', 0)}, suspended {counted.get('suspended', 0)}, "
+        f"verdicts working "
         f"{counted.get('verdicts_working', 0)} broken {counted.get('verdicts_broken', 0)}, "
         f"probes {counted.get('probes', 0)}, brake engaged {counted.get('brake_engaged', 0)} "
         f"released {counted.get('brake_released', 0)}"
