@@ -5,6 +5,7 @@
       map dnat6        T(P) -> X     ip6 DNAT of what the CLAT emits for P to the real IPv6
       set dual_stack   LAN hosts never steered (they reach X over IPv6 themselves)
       set ipv4_only    in host_mode ipv4-only, the only hosts that are steered
+      set brake, suspended  the safety net's: no IPv4 leg DNATed to them (``dataplane.guard``)
       chain prerouting nat, dstnat: the LAN's IPv4 (dnat4) and the CLAT's IPv6 (dnat6)
       chain output     nat, dstnat: the router's own IPv4 flows (dnat4)
       chain postrouting nat, srcnat: only for a tayga run by the daemon, the LAN SNATed to
