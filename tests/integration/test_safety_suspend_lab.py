@@ -94,6 +94,5 @@ def test_a_broken_target_suspends_the_entry_loses_no_connection_and_native_comes
     assert after.ok and after.peer == CLAT_IPV6  # native again, through the same entry
     mapping = row(router)
     assert (mapping["origin"], mapping["state"], mapping["suspended"]) == (origin, "valid", None)
-    assert call(router.options["control_socket"], "status")["summary"]["safety"][
-        "verdicts_working"
-    ] >= 1
+    counted = call(router.options["control_socket"], "status")["summary"]["safety"]
+    assert counted["verdicts_working"] >= 1  # the trial got its answer
