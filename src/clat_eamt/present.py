@@ -7,7 +7,7 @@ expires_in.  The counters' summary is ``core.counters.summary``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from ipaddress import IPv4Network
 from typing import Any
 
@@ -39,9 +39,12 @@ def _few(items: Sequence[object], limit: int = LOG_ITEMS, sep: str = ",") -> str
     return f"{shown}{sep}... ({len(items) - limit} more)" if len(items) > limit else shown
 
 
-def entry_json(entry: Entry, now: float, suspended: Sequence[IPv4Network] = ()) -> JSON:
-    """``suspended``: the destinations the safety net does not steer now (``core.suspend``)."""
-    held = entry.state is State.VALID and any(d.overlaps(entry.ipv4) for d in suspended)
+def entry_json(
+    entry: Entry, now: float, suspended: Callable[[IPv4Network], bool] | None = None
+) -> JSON:
+    """``suspended``: whether the safety net steers nothing new to a D now (``core.suspend``,
+    ``suspended_in``)."""
+    held = entry.state is State.VALID and suspended is not None and suspended(entry.ipv4)
     return {
         "ipv4": show(entry.ipv4),
         "ipv6": show(entry.ipv6),
@@ -183,8 +186,18 @@ def entries_text(entries: Iterable[Entry], now: float) -> str:
     return mappings_table([entry_json(e, now) for e in ordered])
 
 
-def suspended_in(shells: Any) -> list[IPv4Network]:
-    """The suspended destinations in a snapshot's shells (the safety net's status)."""
+def suspended_in(shells: Any) -> Callable[[IPv4Network], bool]:
+    """Whether a D overlaps the suspended destinations in a snapshot's shells (the safety
+    net's status): a set lookup for a /32 D and /32 elements (nearly all), a scan only of the
+    other elements, and of every element for a prefix D (a static or provider prefix)."""
     safety = shells.get("safety") if isinstance(shells, dict) else None
     rows = safety.get("suspended") if isinstance(safety, dict) else None
-    return [IPv4Network(r["ipv4"]) for r in rows or ()]
+    held = {IPv4Network(r["ipv4"]) for r in rows or ()}
+    wide = [d for d in held if d.prefixlen < 32]
+
+    def covers(ipv4: IPv4Network) -> bool:
+        if ipv4.prefixlen < 32:
+            return any(d.overlaps(ipv4) for d in held)
+        return ipv4 in held or any(ipv4.subnet_of(d) for d in wide)
+
+    return covers

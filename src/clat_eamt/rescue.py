@@ -206,7 +206,7 @@ class Rescuer:
         if self._suspending is None:
             self._suspending = asyncio.Lock()
         async with self._suspending:
-            now = self.clock()
+            now, before = self.clock(), dict(self.suspension.held)
             if plan is None:
                 self._planned = self.safety.generation
                 change = self.suspension.plan(self.engine().table, self.safety, now)
@@ -214,7 +214,12 @@ class Rescuer:
                 change = plan(now)
             if not change:
                 return
-            await self.set_suspended(change)
+            try:
+                await self.set_suspended(change)
+            except Exception:  # the set is as it was: so is the plan (the rescue goes on)
+                self.suspension.held = before
+                log.exception("suspending %s failed", change)
+                return
         if change.add:
             self.announce(SafetyEvent.SUSPENDED, {"ipv4": " ".join(map(str, change.add))})
         if change.remove:
@@ -271,6 +276,7 @@ class Rescuer:
             "enabled": self.safety.policy.enabled, "error": self.error,
             "events": self.events.received, "events_lost": self.events.lost, **view,
             "suspended": self.suspension.view(self.clock()),
+            "suspended_total": len(self.suspension.held),
         }  # fmt: skip
 
 

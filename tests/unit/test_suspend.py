@@ -12,6 +12,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from clat_eamt.control.views import safety_text
 from clat_eamt.core.addresses import AddressPolicy
 from clat_eamt.core.counters import Count
 from clat_eamt.core.decide import HostMode, Policy
@@ -23,7 +24,7 @@ from clat_eamt.core.safety import Safety, SafetyPolicy, covering
 from clat_eamt.core.suspend import SUSPENDED_ORIGINS, SuspendChange, Suspensions
 from clat_eamt.dataplane.ctevents import CtEvent
 from clat_eamt.dataplane.guard import STEERED
-from clat_eamt.present import entry_json, mappings_table
+from clat_eamt.present import entry_json, mappings_table, suspended_in
 from clat_eamt.rescue import Rescuer
 
 POLICY = SafetyPolicy(window=0.7, backoff=10, backoff_max=100, brake_failures=0)
@@ -108,7 +109,8 @@ def test_a_prefix_entry_suspends_all_of_d_for_a_broken_64_else_the_target_s_own_
     s = Suspensions()
     assert s.plan(engine.table, safety, 1.7) == SuspendChange((net4("192.0.2.0/24"),), ())
     [entry] = list(engine.table)
-    assert entry_json(entry, 1.7, s.elements())["suspended"] == "target broken"
+    held = suspended_in({"safety": {"suspended": s.view(1.7)}})
+    assert entry_json(entry, 1.7, held)["suspended"] == "target broken"
     safety.records.pop(covering(own))  # the target's own verdict alone: D + 5 only (RFC 7757)
     assert s.plan(engine.table, safety, 1.8) == SuspendChange(
         (net4("192.0.2.5/32"),), (net4("192.0.2.0/24"),)
@@ -136,10 +138,19 @@ def test_mappings_show_a_suspended_entry_as_valid_and_why():
     engine = engine_with(safety)
     engine.add_static(net4("192.0.2.1/32"), net6(f"{X}/128"), 0.0)
     [entry] = list(engine.table)
-    row = entry_json(entry, 0.0, [net4("192.0.2.1/32")]) | {"flows": 0}
+
+    def held(*nets: str) -> dict:
+        return {"safety": {"suspended": [{"ipv4": n, "retry_in_s": 1.0} for n in nets]}}
+
+    row = entry_json(entry, 0.0, suspended_in(held("192.0.2.1/32"))) | {"flows": 0}
     assert row["state"] == "valid" and row["stale_reason"] is None
     assert "valid(suspended: target broken)" in mappings_table([row])
-    assert entry_json(entry, 0.0, [net4("192.0.2.2/32")])["suspended"] is None
+    assert entry_json(entry, 0.0, suspended_in(held("192.0.2.2/32")))["suspended"] is None
+    assert entry_json(entry, 0.0, suspended_in(held("192.0.2.0/24")))["suspended"]
+    assert entry_json(entry, 0.0, suspended_in({}))["suspended"] is None
+    engine.add_static(net4("198.51.100.0/28"), net6("2001:db8:3::/124"), 0.0)
+    prefix = engine.table.get((net4("198.51.100.0/28"), net6("2001:db8:3::/124")))
+    assert entry_json(prefix, 0.0, suspended_in(held("198.51.100.5/32")))["suspended"]
 
 
 # --- the state machine ---------------------------------------------------------------------------
@@ -284,7 +295,11 @@ def test_the_rescuer_suspends_a_static_entry_before_deleting_its_flows_then_resu
             "stale 0", "suspend +['192.0.2.1/32'] -[]", "suspended", "delete", "rescued"
         ]  # fmt: skip
         assert entry.state is State.VALID
-        assert rescuer.status()["suspended"] == [{"ipv4": "192.0.2.1/32", "retry_in_s": 10.0}]
+        status = rescuer.status()
+        assert status["suspended"] == [{"ipv4": "192.0.2.1/32", "retry_in_s": 10.0}]
+        assert status["suspended_total"] == 1
+        said = safety_text(status, {"suspended": 1})
+        assert "suspended 1, " in said and "suspended now: 192.0.2.1/32 (retry in 10.0 s)" in said
         assert rescuer.safety.next_deadline() is None
         clock[0] = 10.7  # the back-off is over: resumed, the next connection is the trial
         log.clear()

@@ -31,6 +31,7 @@ from clat_eamt.core.model import Entry, Origin, State
 from clat_eamt.core.safety import Safety
 
 SUSPENDED_ORIGINS = frozenset({Origin.STATIC, Origin.PROVIDER})  # the others go Stale
+SHOWN = 1000  # destinations listed in status (with their total): a bounded answer to each poll
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class Suspensions:
         return min(self.held.values(), default=None)
 
     def suspended(self, ipv4: IPv4Network) -> bool:
-        return any(part.overlaps(ipv4) for part in self.held)
+        return bool(self.held) and (ipv4 in self.held or any(p.overlaps(ipv4) for p in self.held))
 
     def _become(self, wanted: dict[IPv4Network, float]) -> SuspendChange:
         before = set(self.elements())
@@ -124,8 +125,9 @@ class Suspensions:
         return SuspendChange(tuple(sorted(after - before)), tuple(sorted(before - after)))
 
     def view(self, now: float) -> list[dict[str, object]]:
-        """For status (and the mappings' rows): each suspended D and when it is tried again."""
+        """For status (and the mappings' rows): each suspended D (the first ``SHOWN``) and when
+        it is tried again."""
         return [
             {"ipv4": str(d), "retry_in_s": round(until - now, 1)}
-            for d, until in sorted(self.held.items())
+            for d, until in sorted(self.held.items())[:SHOWN]
         ]
