@@ -308,3 +308,35 @@ def test_the_rescuer_suspends_a_static_entry_before_deleting_its_flows_then_resu
         rescuer.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_provider_entry_pushed_to_a_target_already_broken_is_suspended_once_its_batch_landed():
+    async def scenario() -> None:
+        log: list[str] = []
+
+        async def suspend(change: SuspendChange) -> None:
+            log.append(f"+{list(map(str, change.add))} -{list(map(str, change.remove))}")
+
+        async def nothing(_: object) -> None:
+            pass
+
+        rescuer = Rescuer(
+            POLICY, engine=lambda: engine, enact=nothing, set_brake=nothing,
+            announce=lambda kind, data: None, clock=lambda: 1.0, set_suspended=suspend,
+        )  # fmt: skip
+        engine = engine_with(rescuer.safety)
+        fail(rescuer.safety, X, 0.0)
+        pushed = engine.upsert_provider(net4("192.0.2.2/32"), net6(f"{X}/128"), 3600, 1.0)
+        rescuer.landed(pushed.ops)
+        await asyncio.gather(*rescuer._jobs)
+        assert log == ["+['192.0.2.2/32'] -[]"]
+        dns = Observation("d.example", (IPv4Address("192.0.2.3"),), 60, AaaaStatus.ANSWER,
+                          (X_OTHER,), 60)  # fmt: skip
+        rescuer.landed(engine.observe(dns, 1.0).ops)  # a dns entry: not for the set
+        gone = engine.delete(net4("192.0.2.2/32"), 1.0, Origin.PROVIDER)
+        rescuer.landed(gone.ops)
+        await asyncio.gather(*rescuer._jobs)
+        assert log == ["+['192.0.2.2/32'] -[]", "+[] -['192.0.2.2/32']"]
+        rescuer.stop()
+
+    asyncio.run(scenario())
