@@ -125,6 +125,8 @@ class Applier:
         # Held by every batch and by the daemon's (re)start of the dataplane: a batch decided
         # while the dataplane starts waits for it instead of failing as "not running".
         self.lock = asyncio.Lock()
+        # Told of every batch that landed (the safety net suspends a new leg to a broken target)
+        self.landed: Callable[[tuple[DataplaneOp, ...]], None] | None = None
 
     async def apply(self, ops: Sequence[DataplaneOp]) -> ApplyResult:
         """Queue ``ops`` and wait at most the deadline: DONE, LATE, FAILED or NONE (nothing to
@@ -173,6 +175,8 @@ class Applier:
             return False
         self.counters[Count.BATCHES_DONE] += 1
         self.last_error = None
+        if self.landed is not None:
+            self.landed(ops)
         if self.report is not None:
             self.report(None)
         return True

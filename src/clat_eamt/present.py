@@ -7,7 +7,8 @@ expires_in.  The counters' summary is ``core.counters.summary``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from ipaddress import IPv4Network
 from typing import Any
 
 from clat_eamt.core.decide import Decision
@@ -21,6 +22,7 @@ from clat_eamt.core.model import (
     Observation,
     RemoveDnat,
     RemoveTranslator,
+    State,
     show,
 )
 
@@ -37,7 +39,12 @@ def _few(items: Sequence[object], limit: int = LOG_ITEMS, sep: str = ",") -> str
     return f"{shown}{sep}... ({len(items) - limit} more)" if len(items) > limit else shown
 
 
-def entry_json(entry: Entry, now: float) -> JSON:
+def entry_json(
+    entry: Entry, now: float, suspended: Callable[[IPv4Network], bool] | None = None
+) -> JSON:
+    """``suspended``: whether the safety net steers nothing new to a D now (``core.suspend``,
+    ``suspended_in``)."""
+    held = entry.state is State.VALID and suspended is not None and suspended(entry.ipv4)
     return {
         "ipv4": show(entry.ipv4),
         "ipv6": show(entry.ipv6),
@@ -48,6 +55,7 @@ def entry_json(entry: Entry, now: float) -> JSON:
         "origin": str(entry.origin),
         "state": str(entry.state),
         "stale_reason": str(entry.stale_reason) if entry.stale_reason else None,
+        "suspended": "target broken" if held else None,
         "expires_in": None if entry.expires is None else round(entry.expires - now, 1),
         "host": entry.host,
         "comment": entry.comment,
@@ -163,6 +171,8 @@ def mappings_table(rows: Sequence[JSON], flows: bool = False) -> str:
     table = []
     for r in rows:
         state = f"{r['state']}({r['stale_reason']})" if r["stale_reason"] else r["state"]
+        if r.get("suspended"):
+            state = f"{r['state']}(suspended: {r['suspended']})"
         expires = "-" if r["expires_in"] is None else f"{r['expires_in']:.0f}s"
         name = ",".join(r["fqdns"]) or r["comment"]
         row = [r["ipv4"], r["ipv6"], r["pool"], state, r["origin"], expires]
@@ -174,3 +184,20 @@ def mappings_table(rows: Sequence[JSON], flows: bool = False) -> str:
 def entries_text(entries: Iterable[Entry], now: float) -> str:
     ordered = sorted(entries, key=lambda e: (e.ipv4, e.ipv6))
     return mappings_table([entry_json(e, now) for e in ordered])
+
+
+def suspended_in(shells: Any) -> Callable[[IPv4Network], bool]:
+    """Whether a D overlaps the suspended destinations in a snapshot's shells (the safety
+    net's status): a set lookup for a /32 D and /32 elements (nearly all), a scan only of the
+    other elements, and of every element for a prefix D (a static or provider prefix)."""
+    safety = shells.get("safety") if isinstance(shells, dict) else None
+    rows = safety.get("suspended") if isinstance(safety, dict) else None
+    held = {IPv4Network(r["ipv4"]) for r in rows or ()}
+    wide = [d for d in held if d.prefixlen < 32]
+
+    def covers(ipv4: IPv4Network) -> bool:
+        if ipv4.prefixlen < 32:
+            return any(d.overlaps(ipv4) for d in held)
+        return ipv4 in held or any(ipv4.subnet_of(d) for d in wide)
+
+    return covers

@@ -13,6 +13,10 @@ window without a reply, in this order:
    which step 1 sends through the NAT64.  In the other order, a retransmission between the two
    steps would be steered again.
 
+Step 1 for a static or provider entry: it stays Valid and its D goes into the table's
+``suspended`` set instead (``core.suspend``), until the verdict's back-off ends; a leg installed
+later to a target still broken is suspended as soon as its batch landed (``Applier.landed``).
+
 The brake (``Safety.brake``) is one element in the table's ``brake`` set: engaged, no IPv4 leg
 is DNATed any more; existing entries and running flows stay.
 
@@ -31,7 +35,9 @@ from typing import Any
 
 from clat_eamt.core.counters import Count, SafetyEvent
 from clat_eamt.core.engine import Engine, Outcome
+from clat_eamt.core.model import DataplaneOp, EnsureDnat, RemoveDnat
 from clat_eamt.core.safety import BrakeChange, BrakeState, Rescue, Safety, SafetyPolicy
+from clat_eamt.core.suspend import SUSPENDED_ORIGINS, SuspendChange, Suspensions
 from clat_eamt.dataplane.ctevents import CtEvent, CtEvents
 
 log = logging.getLogger("clat_eamt.safety")
@@ -48,11 +54,16 @@ class Rescuer:
         announce: Callable[[str, dict[str, Any]], None],
         clock: Callable[[], float],
         netns: str | None = None,
+        set_suspended: Callable[[SuspendChange], Awaitable[None]] | None = None,
     ) -> None:
         """``engine``: the runtime's engine now (a reload may make another); ``enact``: carry
         out an engine outcome (publish, apply; returns once applied); ``announce``: a safety
-        event for the log and ubus."""
+        event for the log and ubus; ``set_suspended``: apply a change of the suspended set."""
         self.safety = Safety(policy)
+        self.suspension = Suspensions(counters=self.safety.counters)
+        self.set_suspended = set_suspended
+        self._planned = 0  # the verdicts' generation the suspension was last planned at
+        self._suspending: asyncio.Lock | None = None
         self.engine, self.enact, self.set_brake = engine, enact, set_brake
         self.announce, self.clock = announce, clock
         self.events = CtEvents(self._events, netns)
@@ -60,6 +71,7 @@ class Rescuer:
         self.error: str | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._busy: asyncio.Task[None] | None = None
+        self._jobs: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         """Listen (needs CAP_NET_ADMIN and ctnetlink); without it the daemon runs unprotected,
@@ -116,10 +128,13 @@ class Rescuer:
                         self._brake_soon(change)
             elif event.key not in self.legs and self.safety.steered(event.key, target, now):
                 self.legs[event.key] = event  # kept while watched, for its deletion
+        if self.suspension.held and self.safety.generation != self._planned:
+            self._spawn(self.suspend())  # a target turned working: its destinations resume
         self._schedule()
 
     def _schedule(self) -> None:
-        when = self.safety.next_deadline()
+        times = [self.safety.next_deadline(), self.suspension.next_change()]
+        when = min((t for t in times if t is not None), default=None)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -145,6 +160,9 @@ class Rescuer:
                 await self.rescue(rescues)
             for change in changes:
                 await self.brake(change)
+            resume = self.suspension.next_change()
+            if resume is not None and resume <= self.clock():
+                await self.suspend()  # back-off over: the next real connection is the trial
         except Exception:  # the net must keep running whatever one rescue hit
             log.exception("rescue failed")
         finally:
@@ -171,12 +189,74 @@ class Rescuer:
         now = self.clock()
         outcome = self.engine().stale_broken(now)
         await self.enact(outcome)  # step 1: no new flow steered to a broken target
+        await self.suspend()  # step 1 for static and provider entries
         legs = [self.legs.pop(f) for r in rescues for f in r.flows if f in self.legs]
         deleted = await asyncio.to_thread(self.events.delete, legs)  # step 2
         self.safety.counters[Count.SAFETY_FLOWS_DELETED] += deleted
         for r in rescues:
             data = {"target": str(r.target), "flows": len(r.flows), "newly_broken": r.newly_broken}
             self.announce(SafetyEvent.RESCUED, data)
+
+    # --- suspended destinations (``core.suspend``) ----------------------------------------------
+
+    async def suspend(self, plan: Callable[[float], SuspendChange] | None = None) -> None:
+        """Plan (by default all of it again) and apply; one at a time, in order."""
+        if self.set_suspended is None or not self.safety.policy.enabled:
+            return
+        if self._suspending is None:
+            self._suspending = asyncio.Lock()
+        async with self._suspending:
+            now, before = self.clock(), dict(self.suspension.held)
+            if plan is None:
+                self._planned = self.safety.generation
+                change = self.suspension.plan(self.engine().table, self.safety, now)
+            else:
+                change = plan(now)
+            if not change:
+                return
+            try:
+                await self.set_suspended(change)
+            except Exception:  # the set is as it was: so is the plan (the rescue goes on)
+                self.suspension.held = before
+                log.exception("suspending %s failed", change)
+                return
+        if change.add:
+            self.announce(SafetyEvent.SUSPENDED, {"ipv4": " ".join(map(str, change.add))})
+        if change.remove:
+            self.announce(SafetyEvent.RESUMED, {"ipv4": " ".join(map(str, change.remove))})
+
+    def landed(self, ops: tuple[DataplaneOp, ...]) -> None:
+        """A batch landed (``Applier.landed``): its new legs of static or provider entries to a
+        broken target are suspended, removed legs resumed; per op, no scan of the table."""
+        if self.set_suspended is None or not self.safety.policy.enabled:
+            return
+        table = self.engine().table
+        added = [
+            e
+            for op in ops if isinstance(op, EnsureDnat)
+            for e in table.covering(op.ipv4.network_address)
+            if e.ipv4 == op.ipv4 and e.origin in SUSPENDED_ORIGINS
+        ]  # fmt: skip
+        gone = [
+            op.ipv4
+            for op in ops
+            if isinstance(op, RemoveDnat) and self.suspension.suspended(op.ipv4)
+        ]
+        if added or gone:
+            safety = self.safety
+            self._spawn(self.suspend(lambda now: self.suspension.update(added, gone, safety, now)))
+
+    def _spawn(self, job: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await job
+            except Exception:  # the net keeps running: the rescue still covers a miss
+                log.exception("suspending failed")
+            self._schedule()
+
+        task = asyncio.get_running_loop().create_task(run(), name="suspend")
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
 
     def _brake_soon(self, change: BrakeChange) -> None:
         asyncio.get_running_loop().create_task(self.brake(change))
@@ -195,6 +275,8 @@ class Rescuer:
         return {
             "enabled": self.safety.policy.enabled, "error": self.error,
             "events": self.events.received, "events_lost": self.events.lost, **view,
+            "suspended": self.suspension.view(self.clock()),
+            "suspended_total": len(self.suspension.held),
         }  # fmt: skip
 
 
@@ -205,6 +287,7 @@ def safety_net(daemon: Any) -> Rescuer:
 
     policy = safety_from_config(daemon.cfg)
     set_brake = getattr(daemon.dataplane, "set_brake", None)
+    suspend = getattr(daemon.dataplane, "set_suspended", None)
     if set_brake is None:  # no dataplane: nothing is steered, nothing to watch
         policy = SafetyPolicy(enabled=False)
 
@@ -221,7 +304,14 @@ def safety_net(daemon: Any) -> Rescuer:
         if daemon.ubus is not None:
             daemon.ubus.publish_safety(kind, data)
 
-    return Rescuer(
+    async def set_suspended(change: SuspendChange) -> None:
+        if suspend is not None:
+            await suspend(change.add, change.remove)
+
+    rescuer = Rescuer(
         policy, engine=lambda: daemon.runtime.engine, enact=enact, set_brake=brake,
         announce=announce, clock=daemon.clock,
+        set_suspended=None if suspend is None else set_suspended,
     )  # fmt: skip
+    daemon.applier.landed = rescuer.landed
+    return rescuer

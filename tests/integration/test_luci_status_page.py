@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Iterator
-from ipaddress import IPv6Address
+from ipaddress import IPv4Network, IPv6Address
 from pathlib import Path
 
 from clat_eamt.config import load_text
@@ -53,6 +53,9 @@ def running_daemon(tmp_path: Path, braked: bool = False) -> Iterator[str]:
         net.counters[Count.BRAKE_ENGAGED] += 1
         net.steered("flow", IPv6Address("2001:db8:1::10"), daemon.clock() - 5)
         net.due(daemon.clock())  # one broken verdict to show
+        # STATIC's destination suspended: its target's /64 is the broken one (core.suspend)
+        daemon.rescuer.suspension.held[IPv4Network(f"{STATIC['ipv4']}/32")] = daemon.clock() + 42
+        net.counters[Count.SUSPENDED] += 1
     thread = threading.Thread(target=loop.run_forever, name="daemon", daemon=True)
     thread.start()
     try:
@@ -91,10 +94,13 @@ def test_the_safety_net_s_brake_and_rescues_show(tmp_path: Path) -> None:
     """Issue 25: steering suspended router-wide must be seen on the page, with the counters."""
     chromium()
     with running_daemon(tmp_path, braked=True) as socket, Bridge(socket).serving() as bridge:
+        call(socket, "add", STATIC)
         page = rendered(dump_dom(bridge.url(STATUS_VIEW), budget_ms=2000))
         text = page.text()
         assert "BRAKE ENGAGED: steering suspended (trial in 4" in text
-        assert "rescued 4 (0 conntrack entries deleted), stale by broken 0" in text
+        assert "rescued 4 (0 conntrack entries deleted), stale by broken 0, suspended 1" in text
+        [row] = by_id(page, "clat-eamt-mappings").find("tr", data_ipv4=STATIC["ipv4"])
+        assert "valid (suspended: target broken)" in row.text()  # Valid, not steered now
         assert "brake engaged 1 released 0" in text
         assert "broken now: 2001:db8:1::/64 (for 0" in text and "2001:db8:1::10 (for 0" in text
 

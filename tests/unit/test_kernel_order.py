@@ -125,3 +125,30 @@ def test_with_jool_the_ipv4_legs_go_before_and_come_after_its_eam_entries():
         f"jool add {P2}",
         'add element inet clat_eamt dnat4 { 192.0.2.11 comment "dns 1234.5 ds.example"',
     ]
+
+
+def test_the_suspended_set_changes_as_diffs_and_comes_back_after_a_restart_of_the_dataplane():
+    """``core.suspend``'s changes: removals first in one transaction, nothing for what the set
+    already holds; the table's rewrite at start empties the set, so a restart of the dataplane
+    (a translator that died) puts back what the safety net still suspends."""
+    LOG.clear()
+    plane = KernelDataplane(NftTable(RecordingNft()), Clat(), None, True, POOL)  # type: ignore[arg-type]
+    wide = IPv4Network("192.0.2.0/24")
+
+    async def scenario() -> None:
+        await plane.start()
+        await plane.set_suspended([D1, D2], [])
+        await plane.set_suspended([D1], [])  # held already: no transaction
+        await plane.set_suspended([wide], [D1, D2])
+        await plane.start()
+
+    asyncio.run(scenario())
+    assert LOG == [
+        "add element inet clat_eamt suspended { 192.0.2.10/32 }\n"
+        "add element inet clat_eamt suspended { 192.0.2.11/32 }\n",
+        "delete element inet clat_eamt suspended { 192.0.2.10/32 }\n"
+        "delete element inet clat_eamt suspended { 192.0.2.11/32 }\n"
+        "add element inet clat_eamt suspended { 192.0.2.0/24 }\n",
+        "add element inet clat_eamt suspended { 192.0.2.0/24 }\n",  # after the rewrite
+    ]
+    assert plane.suspended == plane.nft.suspended == {wide}

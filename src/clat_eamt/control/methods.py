@@ -160,7 +160,7 @@ METHODS: dict[str, Method] = {
             "mappings",
             "The mapping table, one row per entry, with its live flows.",
             "array of {ipv4, ipv6, pool, fqdn, fqdns, cnames, origin, state, stale_reason, "
-            "expires_in, host, comment, refreshes, flows}",
+            "suspended, expires_in, host, comment, refreshes, flows}",
             _mappings,
         ),
         Method(

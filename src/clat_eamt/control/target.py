@@ -16,7 +16,7 @@ from clat_eamt.config import StaticEntry, schema
 from clat_eamt.control.methods import JSON, MethodError
 from clat_eamt.core.counters import Count
 from clat_eamt.core.model import FlowCensus
-from clat_eamt.present import entry_json
+from clat_eamt.present import entry_json, suspended_in
 from clat_eamt.runtime.events import (
     OperatorAdd,
     OperatorDelete,
@@ -100,8 +100,9 @@ class SnapshotTarget:
         snap = self.snapshot(True)
         entries = snap.entries or ()
         flows = census or FlowCensus()
+        held = suspended_in(dict(snap.shells))
         rows = [
-            entry_json(e, snap.taken) | {"flows": flows.flows_of(e)}
+            entry_json(e, snap.taken, held) | {"flows": flows.flows_of(e)}
             for e in entries[offset : offset + limit]
         ]
         return {
@@ -118,10 +119,11 @@ class SnapshotTarget:
         census = await self.census() or FlowCensus()
         snap = self.snapshot(True)
         entries, now = snap.entries or (), snap.taken
+        held = suspended_in(dict(snap.shells))
         rows: list[JSON] = []
         for first in range(0, len(entries), ROWS_PER_TURN):
             rows += [
-                entry_json(e, now) | {"flows": census.flows_of(e)}
+                entry_json(e, now, held) | {"flows": census.flows_of(e)}
                 for e in entries[first : first + ROWS_PER_TURN]
             ]
             await asyncio.sleep(0)

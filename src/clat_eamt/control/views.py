@@ -116,7 +116,8 @@ def safety_text(safety: JSON | None, counted: JSON) -> str:
     text += (
         f"rescued {counted.get('rescued', 0)} ({counted.get('flows_deleted', 0)} conntrack "
         f"entries deleted), stale by broken "
-        f"{counted.get('stale_by_broken', 0)}, verdicts working "
+        f"{counted.get('stale_by_broken', 0)}, suspended {counted.get('suspended', 0)}, "
+        f"verdicts working "
         f"{counted.get('verdicts_working', 0)} broken {counted.get('verdicts_broken', 0)}, "
         f"probes {counted.get('probes', 0)}, brake engaged {counted.get('brake_engaged', 0)} "
         f"released {counted.get('brake_released', 0)}"
@@ -130,6 +131,11 @@ def safety_text(safety: JSON | None, counted: JSON) -> str:
         text += f"; broken now: {shown}" + (
             f" and {len(broken) - 3} more" if len(broken) > 3 else ""
         )
+    held = (safety or {}).get("suspended") or []
+    if held:  # static and provider destinations not steered now (core.suspend)
+        shown = ", ".join(f"{d['ipv4']} (retry in {d['retry_in_s']} s)" for d in held[:3])
+        total = (safety or {}).get("suspended_total", len(held))
+        text += f"; suspended now: {shown}" + (f" and {total - 3} more" if total > 3 else "")
     if safety is not None and safety.get("error"):
         text += f"; ERROR {safety['error']}"
     return text

@@ -24,5 +24,6 @@ and the rules can be tested in memory.  The parts, in reading order:
 - ``translation``  T(P): a pool address as the CLAT writes it in IPv6.
 - ``provider``     the operator's table: its format and checks, when to fetch it again.
 - ``safety``       the safety net: verdicts per target and /64, rescue deadlines, the brake.
+- ``suspend``      static and provider destinations not steered while their target is broken.
 - ``engine``       ties them together: observe / tick / static / admin, returning operations.
 """

@@ -54,6 +54,8 @@ class SafetyEvent(enum.StrEnum):
     BRAKE_ENGAGED = "brake-engaged"  # steering suspended router-wide
     BRAKE_TRIAL = "brake-trial"  # back-off over: steering on trial
     BRAKE_RELEASED = "brake-released"  # a trial flow got a reply
+    SUSPENDED = "suspended"  # static/provider destinations not steered: their target broken
+    RESUMED = "resumed"  # steered again on trial (their verdict expired)
 
 
 class Count(enum.StrEnum):
@@ -113,6 +115,8 @@ class Count(enum.StrEnum):
     VERDICT_RETRIED = "verdict.retried"  # broken verdicts expired and tried by a real flow
     BRAKE_ENGAGED = "brake.engaged"
     BRAKE_RELEASED = "brake.released"
+    SUSPENDED = "safety.suspended"  # static/provider destinations suspended: target broken
+    RESUMED = "safety.resumed"  # and resumed (their verdict expired, or the entry went)
     # the applier
     BATCHES_DONE = "dataplane.batches_done"
     BATCHES_FAILED = "dataplane.batches_failed"
@@ -174,6 +178,7 @@ def summary(counters: Mapping[str, int]) -> dict[str, Any]:
             "probes": get(Count.VERDICT_RETRIED),
             "brake_engaged": get(Count.BRAKE_ENGAGED),
             "brake_released": get(Count.BRAKE_RELEASED),
+            "suspended": get(Count.SUSPENDED),
         },
         "apply_failures": get(Count.BATCHES_FAILED),
         "released_unmapped": get(applied(ApplyResult.LATE)) + get(applied(ApplyResult.FAILED)),

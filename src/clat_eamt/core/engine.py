@@ -205,9 +205,9 @@ class Engine:
         return self._commit(changes, now, gone=gone)
 
     def stale_broken(self, now: float) -> Outcome:
-        """``core.safety`` found a target broken: every Valid dns or provider entry whose target
-        is broken now goes Stale at once (running flows keep their path, new ones take the
-        NAT64).  A scan of the table, only when a target turns broken (rare)."""
+        """``core.safety`` found a target broken: every Valid dns entry whose target is broken
+        now goes Stale at once (running flows keep their path, new ones take the NAT64; static
+        and provider ones are suspended instead, ``core.suspend``).  A scan, only then (rare)."""
         broken = self.broken
         self.table.generation += 1  # remembered decisions (``core.repeat``) read the verdicts
         if broken is None:

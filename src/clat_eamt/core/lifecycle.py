@@ -62,8 +62,8 @@ STALE_REASON: Mapping[Event, StaleReason] = {
 EVENTS_ALLOWED: Mapping[Origin, frozenset[Event]] = {
     Origin.STATIC: frozenset({Event.DELETE, Event.FLOWS_GONE}),
     Origin.PROVIDER: frozenset(
-        {Event.REFRESH, Event.EXPIRE, Event.OUTRANK, Event.DELETE, Event.BROKEN, Event.FLOWS_GONE}
-    ),
+        {Event.REFRESH, Event.EXPIRE, Event.OUTRANK, Event.DELETE, Event.FLOWS_GONE}
+    ),  # a broken target suspends static and provider entries instead (``core.suspend``)
     Origin.DNS: frozenset(Event),
     Origin.IPV6_ONLY: frozenset(Event),
 }

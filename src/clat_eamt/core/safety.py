@@ -138,6 +138,23 @@ class Safety:
         """Not to be mapped (decide reads it): broken and the back-off not over."""
         return self.verdict(target, now)[0] is Verdict.BROKEN
 
+    def broken_until(self, target: IPv6Address, now: float) -> float | None:
+        """When the broken verdict that holds for ``target`` ends (None: not broken)."""
+        for key in (target, covering(target)):
+            record = self.records.get(key)
+            if record is None or (record.verdict is Verdict.BROKEN and now >= record.until):
+                continue
+            return record.until if record.verdict is Verdict.BROKEN else None
+        return None
+
+    def broken_keys(self, now: float) -> list[tuple[IPv6Address | IPv6Network, float]]:
+        """Every broken verdict in force (targets and /64s) with its end (``core.suspend``)."""
+        return [
+            (key, r.until)
+            for key, r in self.records.items()
+            if r.verdict is Verdict.BROKEN and now < r.until
+        ]
+
     def _set(self, key: IPv6Address | IPv6Network, record: Record) -> None:
         self.records[key] = record
         self.records.move_to_end(key)

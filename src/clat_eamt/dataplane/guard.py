@@ -1,6 +1,8 @@
 """The safety net's rules in the daemon's nft table (issue 25; the decisions are ``core.safety``).
 
     set brake        holds 0.0.0.0/0 while the brake is engaged: no new IPv4 leg is DNATed
+    set suspended    the D of static and provider entries whose target is broken
+                     (``core.suspend``): no new IPv4 leg to them is DNATed
     chain guard      filter, prerouting priority -90 (after dstnat, -100: DNAT is decided):
       1. a new steered leg gets the conntrack mark bit STEERED: the IPv4 leg DNATed into the
          pool, and the IPv6 leg the CLAT emitted for T(pool), DNATed to X;
@@ -31,6 +33,7 @@ for any reply, an RST too, before the guard can hold it back.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 
@@ -39,6 +42,7 @@ CONFIRMED = 0x20000000  # mwan3 0x3f00, qosify the low byte, fw4 none)
 REPORTED = 0x40000000
 BOTH = STEERED | CONFIRMED
 BRAKE = "brake"
+SUSPENDED = "suspended"
 UNREACHABLE4 = "net-unreachable, host-unreachable, port-unreachable, net-prohibited, " \
     "host-prohibited, admin-prohibited"  # not frag-needed: that one is path MTU  # fmt: skip
 UNREACHABLE6 = "no-route, admin-prohibited, addr-unreachable, port-unreachable, policy-fail, " \
@@ -55,16 +59,30 @@ class Guard:
 
 
 def brake_lines(table: str) -> list[str]:
-    """The brake set, emptied when the table is (re)written: a new run starts released."""
+    """The brake and suspended sets, emptied when the table is (re)written: a new run starts
+    released, with no verdicts and so nothing suspended."""
     return [
         f"add set {table} {BRAKE} {{ type ipv4_addr; flags interval; }}",
         f"flush set {table} {BRAKE}",
+        f"add set {table} {SUSPENDED} {{ type ipv4_addr; flags interval; }}",
+        f"flush set {table} {SUSPENDED}",
     ]
 
 
-def brake_rule(table: str, chain: str) -> str:
-    """Before the IPv4 leg's DNAT: with the brake engaged nothing new is steered."""
-    return f"add rule {table} {chain} meta nfproto ipv4 ip daddr @{BRAKE} return"
+def brake_rules(table: str, chain: str) -> list[str]:
+    """Before the IPv4 leg's DNAT: with the brake engaged nothing new is steered, and nothing
+    to a suspended destination."""
+    return [
+        f"add rule {table} {chain} meta nfproto ipv4 ip daddr @{name} return"
+        for name in (BRAKE, SUSPENDED)
+    ]
+
+
+def suspended_batch(table: str, add: Iterable[IPv4Network], remove: Iterable[IPv4Network]) -> str:
+    """One transaction: removals first (a /32 may give way to the /24 that covers it)."""
+    lines = [f"delete element {table} {SUSPENDED} {{ {d} }}" for d in remove]
+    lines += [f"add element {table} {SUSPENDED} {{ {d} }}" for d in add]
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def brake_batch(table: str, engaged: bool) -> str:

@@ -21,7 +21,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Any, Protocol
@@ -157,6 +157,7 @@ class KernelDataplane:
         self.nft, self.clat, self.oracle, self.pool = nft, clat, oracle, pool
         self.handover, self.guard = handover, guard
         self.braked = False  # the safety net's brake, kept across a restart of the dataplane
+        self.suspended: set[IPv4Network] = set()  # and its suspended destinations
         self.only_ipv4_only_hosts = only_ipv4_only_hosts
         self.name = f"nftables on {clat.kind}"
         self.leg: ClatLeg | None = None
@@ -187,6 +188,7 @@ class KernelDataplane:
         await self.nft.ensure(steering)
         if self.braked:
             await self.nft.set_brake(True)
+        await self.nft.set_suspended(self.suspended, ())
         if self.eam is not None:
             legs6 = await self.eam.entries()
         else:
@@ -275,6 +277,16 @@ class KernelDataplane:
         self.braked = engaged
         if self.leg is not None:
             await self.nft.set_brake(engaged)
+
+    async def set_suspended(
+        self, add: Iterable[IPv4Network], remove: Iterable[IPv4Network]
+    ) -> None:
+        """Destinations not steered, their target broken (``core.suspend``): as a diff."""
+        add, remove = list(add), list(remove)
+        self.suspended.difference_update(remove)
+        self.suspended.update(add)
+        if self.leg is not None:
+            await self.nft.set_suspended(add, remove)
 
     async def stop(self, clean: bool) -> None:
         """SPEC 5: on stop the IPv4 legs go (no new flow is steered without the daemon to

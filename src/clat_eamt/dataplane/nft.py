@@ -5,6 +5,7 @@
       map dnat6        T(P) -> X     ip6 DNAT of what the CLAT emits for P to the real IPv6
       set dual_stack   LAN hosts never steered (they reach X over IPv6 themselves)
       set ipv4_only    in host_mode ipv4-only, the only hosts that are steered
+      set brake, suspended  the safety net's: no IPv4 leg DNATed to them (``dataplane.guard``)
       chain prerouting nat, dstnat: the LAN's IPv4 (dnat4) and the CLAT's IPv6 (dnat6)
       chain output     nat, dstnat: the router's own IPv4 flows (dnat4)
       chain postrouting nat, srcnat: only for a tayga run by the daemon, the LAN SNATed to
@@ -30,7 +31,14 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Any
 
 from clat_eamt.core.dataplane import Note
-from clat_eamt.dataplane.guard import Guard, brake_batch, brake_lines, brake_rule, guard_lines
+from clat_eamt.dataplane.guard import (
+    Guard,
+    brake_batch,
+    brake_lines,
+    brake_rules,
+    guard_lines,
+    suspended_batch,
+)
 from clat_eamt.dataplane.nftlib import Nft, NftError
 
 TABLE = "clat_eamt"
@@ -91,7 +99,7 @@ def table_batch(steering: Steering) -> str:
     ]
     if steering.only_ipv4_only_hosts:  # SPEC 3: when unsure, do not optimize
         lines.append(f"{rule} prerouting meta nfproto ipv4 ip saddr != @{IPV4_ONLY} return")
-    lines.append(brake_rule(_T, "prerouting"))
+    lines += brake_rules(_T, "prerouting")
     lines.append(f"{rule} prerouting meta nfproto ipv4 {dnat4}")
     if steering.clat_device is not None:
         device = json.dumps(steering.clat_device)
@@ -101,7 +109,7 @@ def table_batch(steering: Steering) -> str:
         )
     lines += [
         f"{rule} output meta l4proto tcp {opening}",
-        brake_rule(_T, "output"),
+        *brake_rules(_T, "output"),
         f"{rule} output meta nfproto ipv4 {dnat4}",
     ]
     if steering.nat44 is not None:
@@ -182,12 +190,14 @@ class NftTable:
         self.dnat6: dict[IPv6Network, IPv6Network] = {}
         self.hosts: dict[str, set[IPv4Address]] = {DUAL_STACK: set(), IPV4_ONLY: set()}
         self.braked = False
+        self.suspended: set[IPv4Network] = set()
 
     async def ensure(self, steering: Steering) -> None:
         """Create or adopt the table, before any element is added; elements are kept (a
         restart breaks no flow) and read back with their notes."""
         await self.nft.run(table_batch(steering))
-        self.braked = False  # the batch emptied the brake set
+        self.braked = False  # the batch emptied the brake and suspended sets
+        self.suspended = set()
         await self.read()
 
     async def read(self) -> None:
@@ -240,6 +250,17 @@ class NftTable:
         if engaged != self.braked:
             await self.nft.run(brake_batch(_T, engaged))
             self.braked = engaged
+
+    async def set_suspended(
+        self, add: Iterable[IPv4Network], remove: Iterable[IPv4Network]
+    ) -> None:
+        """Destinations not steered, their target broken (``core.suspend``): as a diff."""
+        gone = [d for d in remove if d in self.suspended]
+        new = [d for d in add if d not in self.suspended]
+        if gone or new:
+            await self.nft.run(suspended_batch(_T, new, gone))
+            self.suspended.difference_update(gone)
+            self.suspended.update(new)
 
     async def remove(self) -> None:
         """Delete the whole table (stop with clean-up); absent is fine."""

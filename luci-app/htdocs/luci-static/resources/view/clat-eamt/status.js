@@ -46,7 +46,7 @@ var COLUMNS = [
 	{ key: 'fqdn', title: _('FQDN'), show: function(r) { return L.toArray(r.fqdns).length ? L.toArray(r.fqdns).join(', ') : (r.comment || '-'); } },
 	{ key: 'ipv4', title: _('IPv4'), addr: true },
 	{ key: 'ipv6', title: _('IPv6'), addr: true },
-	{ key: 'state', title: _('State'), show: function(r) { return r.stale_reason ? '%s (%s)'.format(r.state, r.stale_reason) : r.state; } },
+	{ key: 'state', title: _('State'), show: function(r) { var why = r.stale_reason || (r.suspended ? _('suspended: %s').format(r.suspended) : null); return why ? '%s (%s)'.format(r.state, why) : r.state; } },
 	{ key: 'origin', title: _('Origin') },
 	{ key: 'expires_in', title: _('TTL left'), num: true, show: function(r) { return r.expires_in == null ? '-' : _('%d s').format(Math.round(r.expires_in)); } },
 	{ key: 'flows', title: _('Live flows'), num: true }
@@ -370,8 +370,8 @@ return view.extend({
 		var head = brake == 'engaged'
 			? _('BRAKE ENGAGED: steering suspended (trial in %s s)').format(text(retry))
 			: _('brake %s').format(text(brake));
-		return _('%s; rescued %d (%d conntrack entries deleted), stale by broken %d, verdicts working %d broken %d, probes %d, brake engaged %d released %d').format(
-			head, n.rescued || 0, n.flows_deleted || 0, n.stale_by_broken || 0, n.verdicts_working || 0, n.verdicts_broken || 0, n.probes || 0,
+		return _('%s; rescued %d (%d conntrack entries deleted), stale by broken %d, suspended %d, verdicts working %d broken %d, probes %d, brake engaged %d released %d').format(
+			head, n.rescued || 0, n.flows_deleted || 0, n.stale_by_broken || 0, n.suspended || 0, n.verdicts_working || 0, n.verdicts_broken || 0, n.probes || 0,
 			n.brake_engaged || 0, n.brake_released || 0) + this.brokenText(net) + (isObject(net) && net.error ? '; ' + text(net.error) : '');
 	},
 
