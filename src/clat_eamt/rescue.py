@@ -38,6 +38,7 @@ from clat_eamt.core.engine import Engine, Outcome
 from clat_eamt.core.model import DataplaneOp, EnsureDnat, RemoveDnat
 from clat_eamt.core.safety import BrakeChange, BrakeState, Rescue, Safety, SafetyPolicy
 from clat_eamt.core.suspend import SUSPENDED_ORIGINS, SuspendChange, Suspensions
+from clat_eamt.core.unguarded import exempt
 from clat_eamt.dataplane.ctevents import CtEvent, CtEvents
 
 log = logging.getLogger("clat_eamt.safety")
@@ -314,4 +315,6 @@ def safety_net(daemon: Any) -> Rescuer:
         set_suspended=None if suspend is None else set_suspended,
     )  # fmt: skip
     daemon.applier.landed = rescuer.landed
+    if hasattr(daemon.dataplane, "exempt"):  # IPv6-only entries' IPv6 legs: no NAT64 behind
+        daemon.dataplane.exempt = lambda block: exempt(daemon.runtime.engine.table, block)
     return rescuer

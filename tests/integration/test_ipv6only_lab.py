@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from ipaddress import ip_address, ip_network
 
 import pytest
 from dnslib import DNSRecord
 
+from clat_eamt.control.client import call
 from tests.integration.proxykit import uci
 from tests.integration.routerkit import CLAT_IPV6, Router, lab_router
 from tests.labkit import Xlat
 from tests.labkit.client import answers, make_query, query_raw
+from tests.labkit.netns import run
 
 PLACEHOLDER = "192.0.2.98"
 POOL = ip_network(Xlat.EAM_POOL)
+CLOSED = 9  # a port nothing of the lab's servers listens on: the server's kernel sends an RST
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +55,10 @@ def pool_address(router: Router, client, name: str) -> str:  # type: ignore[no-u
     [address] = router.resolve(client, name)
     assert ip_address(address) in POOL, f"{name}: {address} is not a pool address"
     return address
+
+
+def rescues(router: Router) -> int:
+    return int(call(router.options["control_socket"], "status")["summary"]["safety"]["rescued"])
 
 
 def row(router: Router, name: str) -> dict:  # type: ignore[type-arg]
@@ -129,6 +137,33 @@ def test_an_old_p_goes_nowhere_after_its_mapping_ended_and_is_not_handed_out(rou
     fresh = pool_address(router, lab.lan, "v6next.lab.example")
     assert fresh != p  # P is not given to another name during its quarantine
     assert reached(router, lab.lan, fresh) == (CLAT_IPV6, "2001:db8:1::94")
+
+
+@pytest.mark.lab
+def test_a_closed_port_is_refused_at_once_and_the_entry_stays_valid(router: Router):
+    """The safety net leaves an IPv6-only entry's flows alone (no NAT64 behind them): the RST
+    the server sends over native IPv6 reaches the device as "connection refused", at once,
+    not held back into a connect timeout; nothing is rescued, the target is not broken."""
+    lab = router.lab
+    p = pool_address(router, lab.lan, "v6only.lab.example")
+    [leg] = [t for t, x in router.ipv6_legs().items() if x == "2001:db8:1::70"]
+    listed = run(lab.ce, ["nft", "list", "set", "inet", "clat_eamt", "unguarded"]).stdout
+    assert leg in listed  # T(P), the IPv6 leg's key: left alone by the guard
+    rescued = rescues(router)
+    began = time.monotonic()
+    got = run(lab.lan, ["curl", "-sS", "--connect-timeout", "5", "-o", "/dev/null",
+                        f"http://{p}:{CLOSED}/"], check=False)  # fmt: skip
+    seconds = time.monotonic() - began
+    assert got.returncode == 7, f"curl exit {got.returncode}: {got.stderr.strip()}"
+    assert seconds < 0.9, f"{seconds:.2f} s: less than the device's first SYN retransmission"
+    with pytest.raises(ConnectionRefusedError):  # the kernel's TCP says why: ECONNREFUSED
+        lab.flow(lab.lan, p, CLOSED, timeout=5.0).close()
+    time.sleep(1.0)  # past the rescue window (700 ms): a held flow would have been rescued
+    assert rescues(router) == rescued
+    assert row(router, "v6only.lab.example")["state"] == "valid"
+    verdicts = router.status()["safety"]["verdicts"]
+    assert not [v for v in verdicts if v["target"] == "2001:db8:1::70" and v["verdict"] == "broken"]
+    assert reached(router, lab.lan, p) == (CLAT_IPV6, "2001:db8:1::70")  # and it still works
 
 
 @pytest.mark.lab

@@ -3,7 +3,11 @@
     set brake        holds 0.0.0.0/0 while the brake is engaged: no new IPv4 leg is DNATed
     set suspended    the D of static and provider entries whose target is broken
                      (``core.suspend``): no new IPv4 leg to them is DNATed
+    set unguarded    T(P) of the pool blocks IPv6-only entries use (``core.unguarded``)
     chain guard      filter, prerouting priority -90 (after dstnat, -100: DNAT is decided):
+      0. a flow whose original destination is in ``unguarded`` is left alone (only its MSS
+         clamped, as in 4): no NAT64 path is behind an IPv6-only entry, so a refusal of its
+         first packet goes to the device at once (ECONNREFUSED) and nothing rescues its flows;
       1. a new steered leg gets the conntrack mark bit STEERED: the IPv4 leg DNATed into the
          pool, and the IPv6 leg the CLAT emitted for T(pool), DNATed to X;
       2. the first reply of a steered flow that is not an RST sets CONFIRMED: the daemon's
@@ -43,6 +47,7 @@ REPORTED = 0x40000000
 BOTH = STEERED | CONFIRMED
 BRAKE = "brake"
 SUSPENDED = "suspended"
+UNGUARDED = "unguarded"
 UNREACHABLE4 = "net-unreachable, host-unreachable, port-unreachable, net-prohibited, " \
     "host-prohibited, admin-prohibited"  # not frag-needed: that one is path MTU  # fmt: skip
 UNREACHABLE6 = "no-route, admin-prohibited, addr-unreachable, port-unreachable, policy-fail, " \
@@ -59,13 +64,16 @@ class Guard:
 
 
 def brake_lines(table: str) -> list[str]:
-    """The brake and suspended sets, emptied when the table is (re)written: a new run starts
-    released, with no verdicts and so nothing suspended."""
+    """The brake, suspended and unguarded sets, emptied when the table is (re)written: a new
+    run starts released, with no verdicts and so nothing suspended; the unguarded legs are put
+    back by the dataplane (``KernelDataplane.start``) as it knows them."""
     return [
         f"add set {table} {BRAKE} {{ type ipv4_addr; flags interval; }}",
         f"flush set {table} {BRAKE}",
         f"add set {table} {SUSPENDED} {{ type ipv4_addr; flags interval; }}",
         f"flush set {table} {SUSPENDED}",
+        f"add set {table} {UNGUARDED} {{ type ipv6_addr; flags interval; }}",
+        f"flush set {table} {UNGUARDED}",
     ]
 
 
@@ -85,6 +93,14 @@ def suspended_batch(table: str, add: Iterable[IPv4Network], remove: Iterable[IPv
     return "\n".join(lines) + "\n" if lines else ""
 
 
+def unguarded_lines(
+    table: str, add: Iterable[IPv6Network], remove: Iterable[IPv6Network]
+) -> list[str]:
+    """Changes of the ``unguarded`` set, removals first, for the legs' own transaction."""
+    lines = [f"delete element {table} {UNGUARDED} {{ {t} }}" for t in remove]
+    return lines + [f"add element {table} {UNGUARDED} {{ {t} }}" for t in add]
+
+
 def brake_batch(table: str, engaged: bool) -> str:
     verb = "add" if engaged else "delete"
     return f"{verb} element {table} {BRAKE} {{ 0.0.0.0/0 }}\n"
@@ -98,6 +114,15 @@ def guard_lines(
     lines = [
         f"add chain {table} guard {{ type filter hook prerouting priority -90; policy accept; }}",
         f"flush chain {table} guard",
+    ]
+    unguarded = f"{rule} meta nfproto ipv6 ct original ip6 daddr @{UNGUARDED}"
+    if guard.mss:  # both ways: the device's SYN from the CLAT, the server's SYN-ACK
+        lines.append(
+            f"{unguarded} tcp flags & syn == syn tcp option maxseg size > {guard.mss} "
+            f"tcp option maxseg size set {guard.mss}"
+        )
+    lines += [
+        f"{unguarded} return",
         f"{rule} meta nfproto ipv4 ct state new ct status dnat ip daddr {guard.pool} "
         f"ct mark set ct mark | {STEERED:#x}",
     ]

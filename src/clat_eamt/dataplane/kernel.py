@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from clat_eamt.core.dataplane import DataplaneState, Note, net_effect
 from clat_eamt.core.model import DataplaneOp, FlowCensus, LiveFlows
 from clat_eamt.core.translation import PoolTranslation
+from clat_eamt.core.unguarded import UnguardedLegs
 from clat_eamt.dataplane.clat import ClatNotFoundError, device_kind, device_up, find_clat
 from clat_eamt.dataplane.guard import Guard
 from clat_eamt.dataplane.jool import JoolSiit
@@ -158,6 +159,9 @@ class KernelDataplane:
         self.handover, self.guard = handover, guard
         self.braked = False  # the safety net's brake, kept across a restart of the dataplane
         self.suspended: set[IPv4Network] = set()  # and its suspended destinations
+        self.unguarded = UnguardedLegs()  # and the blocks whose IPv6 leg it leaves alone
+        # whether a block's IPv6 leg is left alone (``core.unguarded.exempt`` on the table)
+        self.exempt: Callable[[IPv4Network], bool] = lambda block: False
         self.only_ipv4_only_hosts = only_ipv4_only_hosts
         self.name = f"nftables on {clat.kind}"
         self.leg: ClatLeg | None = None
@@ -189,6 +193,8 @@ class KernelDataplane:
         if self.braked:
             await self.nft.set_brake(True)
         await self.nft.set_suspended(self.suspended, ())
+        if t is not None and self.unguarded.held:  # emptied by the rewrite: put back
+            await self.nft.apply({}, (), {}, (), unguard=_keys(t, self.unguarded.held))
         if self.eam is not None:
             legs6 = await self.eam.entries()
         else:
@@ -256,8 +262,17 @@ class KernelDataplane:
         add6: dict[IPv6Network, IPv6Network] = {}
         for p, x in effect.translator_set.items():
             add6.update(leg6(t, p, x))
-        del6 = [tp for p in effect.translator_remove for tp in t.of(p)]
-        await self.nft.apply(add4, effect.dnat_remove, add6, del6)
+        del6 = _keys(t, effect.translator_remove)
+        held = set(self.unguarded.held)
+        change = self.unguarded.update(effect.translator_set, effect.translator_remove, self.exempt)
+        try:
+            await self.nft.apply(
+                add4, effect.dnat_remove, add6, del6,
+                unguard=_keys(t, change.add), guard=_keys(t, change.remove),
+            )  # fmt: skip
+        except Exception:
+            self.unguarded.held = held  # the transaction changed nothing
+            raise
 
     async def live_flows(self) -> LiveFlows | None:
         return None if self.oracle is None else await self.oracle.live()
@@ -301,6 +316,11 @@ class KernelDataplane:
             await self.nft.apply({}, list(self.nft.dnat4), {}, ())
         await self.clat.stop(clean)
         self.leg = None
+
+
+def _keys(t: PoolTranslation, blocks: Iterable[IPv4Network]) -> list[IPv6Network]:
+    """T(P) of each block: the dnat6 keys of its IPv6 leg."""
+    return [key for p in blocks for key in t.of(p)]
 
 
 def leg6(

@@ -6,6 +6,7 @@
       set dual_stack   LAN hosts never steered (they reach X over IPv6 themselves)
       set ipv4_only    in host_mode ipv4-only, the only hosts that are steered
       set brake, suspended  the safety net's: no IPv4 leg DNATed to them (``dataplane.guard``)
+      set unguarded    the safety net's: IPv6 legs of IPv6-only entries it leaves alone
       chain prerouting nat, dstnat: the LAN's IPv4 (dnat4) and the CLAT's IPv6 (dnat6)
       chain output     nat, dstnat: the router's own IPv4 flows (dnat4)
       chain postrouting nat, srcnat: only for a tayga run by the daemon, the LAN SNATed to
@@ -38,6 +39,7 @@ from clat_eamt.dataplane.guard import (
     brake_rules,
     guard_lines,
     suspended_batch,
+    unguarded_lines,
 )
 from clat_eamt.dataplane.nftlib import Nft, NftError
 
@@ -191,13 +193,14 @@ class NftTable:
         self.hosts: dict[str, set[IPv4Address]] = {DUAL_STACK: set(), IPV4_ONLY: set()}
         self.braked = False
         self.suspended: set[IPv4Network] = set()
+        self.unguarded: set[IPv6Network] = set()
 
     async def ensure(self, steering: Steering) -> None:
         """Create or adopt the table, before any element is added; elements are kept (a
         restart breaks no flow) and read back with their notes."""
         await self.nft.run(table_batch(steering))
-        self.braked = False  # the batch emptied the brake and suspended sets
-        self.suspended = set()
+        self.braked = False  # the batch emptied the brake, suspended and unguarded sets
+        self.suspended, self.unguarded = set(), set()
         await self.read()
 
     async def read(self) -> None:
@@ -222,13 +225,24 @@ class NftTable:
         del4: Iterable[IPv4Network],
         add6: Mapping[IPv6Network, IPv6Network],
         del6: Iterable[IPv6Network],
+        *,
+        unguard: Iterable[IPv6Network] = (),
+        guard: Iterable[IPv6Network] = (),
     ) -> None:
-        """Change elements as one transaction; unchanged ones are left alone."""
+        """Change elements as one transaction; unchanged ones are left alone.  ``unguard``
+        and ``guard``: T(P) entering and leaving the ``unguarded`` set, in the same
+        transaction as the legs, so no flow of a new IPv6-only leg is ever marked."""
         add4 = {d: pn for d, pn in add4.items() if self.dnat4.get(d) != pn[0]}
         add6 = {t: x for t, x in add6.items() if self.dnat6.get(t) != x}
         gone4 = [d for d in dict.fromkeys([*del4, *add4]) if d in self.dnat4]
         gone6 = [t for t in dict.fromkeys([*del6, *add6]) if t in self.dnat6]
-        await self.nft.run(elements_batch(add4, gone4, add6, gone6))
+        freed = [t for t in dict.fromkeys(guard) if t in self.unguarded]
+        held = [t for t in dict.fromkeys(unguard) if t not in self.unguarded]
+        batch = elements_batch(add4, gone4, add6, gone6)
+        batch += "".join(f"{line}\n" for line in unguarded_lines(_T, held, freed))
+        await self.nft.run(batch)
+        self.unguarded.difference_update(freed)
+        self.unguarded.update(held)
         for d in gone4:
             self.dnat4.pop(d, None)
             self.notes.pop(d, None)
