@@ -26,5 +26,6 @@ and the rules can be tested in memory.  The parts, in reading order:
 - ``safety``       the safety net: verdicts per target and /64, rescue deadlines, the brake.
 - ``suspend``      static and provider destinations not steered while their target is broken.
 - ``unguarded``    IPv6 legs the safety net leaves alone: those of IPv6-only entries.
+- ``writer``       the engine's table writes: static / provider / adopted entries, the commit.
 - ``engine``       ties them together: observe / tick / static / admin, returning operations.
 """
