@@ -7,7 +7,9 @@ dataplane's start and death, Pref64 discovery and router adverts, SIGHUP, the op
 and the commands into I/O: dataplane batches (through ``Applier``, with a deadline), the ubus
 events, the dnsmasq hook, log lines.  Status is the runtime's frozen snapshot plus what the
 sockets know of themselves, served by the control socket and ubus (``control``); SIGUSR1 writes
-it to the log.
+it to the log.  What the daemon reads of the world on its own or when the runtime asks - the
+clock's tick, the flow census, names asked again, the operator's table and its remembered serial,
+the configuration read again on SIGHUP - lives in ``readings``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import errno
-import functools
 import json
 import logging
-import os
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -28,26 +28,24 @@ from typing import Any
 from clat_eamt import __version__
 from clat_eamt.announce import Announcer
 from clat_eamt.apply import Applier, Dataplane, percentiles
-from clat_eamt.config import ConfigError, EffectiveConfig, schema
+from clat_eamt.config import EffectiveConfig, schema
 from clat_eamt.control.methods import JSON
 from clat_eamt.control.server import ControlServer
 from clat_eamt.control.target import SnapshotTarget, status_json
 from clat_eamt.control.ubus_object import UbusObject
 from clat_eamt.core.counters import ApplyResult
 from clat_eamt.core.dataplane import note_of
-from clat_eamt.core.hosts import Neighbour
 from clat_eamt.core.ipv6only import SyntheticA
-from clat_eamt.core.model import FlowCensus, Host, LiveFlows, Observation
+from clat_eamt.core.model import FlowCensus, Host, Observation
 from clat_eamt.dataplane.build import build_dataplane
-from clat_eamt.dataplane.neighbours import dump_neighbours
 from clat_eamt.dns.identity import ClientIdentity
 from clat_eamt.dns.proxy import Proxy, ProxySettings, unknown_class
 from clat_eamt.dns.resolvconf import upstream_source
 from clat_eamt.dns.server import DnsServer
 from clat_eamt.dns.upstream import Upstreams
-from clat_eamt.logs import RateLimitedLog
 from clat_eamt.pref64_watch import Pref64Watch
 from clat_eamt.present import entries_text, entry_json
+from clat_eamt.readings import Readings
 from clat_eamt.rescue import safety_net
 from clat_eamt.runtime import commands as c
 from clat_eamt.runtime import events as e
@@ -56,7 +54,6 @@ from clat_eamt.runtime.settings import ShellSettings, shell_settings
 from clat_eamt.runtime.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
-TICK = 1.0
 _NOT_INSTALLED = (ApplyResult.LATE, ApplyResult.FAILED)
 
 
@@ -105,11 +102,8 @@ class Daemon:
         self.control = ControlServer(cfg[schema.CONTROL_SOCKET], self.target)
         self.ubus: UbusObject | None = None
         self.control_error: str | None = None
-        self._tick_log = RateLimitedLog(log, logging.WARNING)  # a failure repeats every second
+        self.readings = Readings(self, self._sync)  # the clock, names asked again, ...
         self._tasks: list[asyncio.Task[None]] = []
-        self._reloads: set[asyncio.Task[bool]] = set()
-        self._asking: set[asyncio.Task[bool]] = set()  # names asked again ahead of their end
-        self._fetching: set[asyncio.Task[None]] = set()  # the operator's table being fetched
         # Told where DNS is served once the sockets listen (cli: the dnsmasq hook's guard).
         self.on_listening: Callable[[str, int, bool], None] | None = None
 
@@ -128,12 +122,12 @@ class Daemon:
         except OSError as error:
             raise StartError(f"cannot listen on {where}: {error.strerror or error}") from None
         await self._start_control()
-        serial = self._remembered_serial()
+        serial = self.readings.remembered_serial()
         if serial is not None:  # the operator's table taken before this restart
             self._handle(e.ProviderRemembered(serial))
         await self.execute(self.runtime.start(self.clock()))  # DNS runs even without dataplane
         self.rescuer.start()
-        self._tasks.append(asyncio.create_task(self._ticker(), name="tick"))
+        self._tasks.append(asyncio.create_task(self.readings.ticker(), name="tick"))
         self.pref64.start()
         self.ubus = self.announce.bus = UbusObject(
             self.target, asyncio.get_running_loop(), self.bus
@@ -157,8 +151,7 @@ class Daemon:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for asking in (*self._asking, *self._fetching):
-            asking.cancel()
+        self.readings.cancel()
         await self.control.close()
         await self.server.close()
         self.upstreams.close()
@@ -176,7 +169,7 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
         loop.add_signal_handler(signal.SIGUSR1, self.dump)
-        loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
+        loop.add_signal_handler(signal.SIGHUP, self.readings.reload_soon)
         await self.start()
         try:
             await stopping.wait()
@@ -224,16 +217,14 @@ class Daemon:
                             c.Say(logging.WARNING, f"host classification: {error}", "hosts")
                         )
                 case c.AskAgain(name):
-                    self._ask(name)
+                    self.readings.ask(name)
                 case c.ProviderMore():
                     await asyncio.sleep(0)  # DNS answers waiting go first
                     queue.extend(self._handle(e.ProviderContinue()))
                 case c.FetchProvider():
-                    task = asyncio.create_task(self._fetch_provider(command), name="provider")
-                    self._fetching.add(task)
-                    task.add_done_callback(self._fetching.discard)
+                    self.readings.fetch_provider(command)
                 case c.CountFlows():
-                    await self._count_flows()
+                    await self.readings.count_flows()
                 case _:
                     self._sync(command)
         return life, reply
@@ -255,7 +246,7 @@ class Daemon:
                         settings.upstream, settings.resolv_file, self.clock
                     )
             case c.RememberProvider(serial):
-                self._remember_serial(serial)
+                self.readings.remember_serial(serial)
             case c.RehookDns(listen, port, identity):
                 if self.on_listening is not None:
                     self.on_listening(listen, port, identity)
@@ -311,97 +302,11 @@ class Daemon:
     def _handle(self, event: e.Event) -> list[c.Command]:
         return self.runtime.handle(event, self.clock())
 
-    # --- the clock -----------------------------------------------------------------------------
-
-    async def _ticker(self) -> None:
-        while True:
-            await asyncio.sleep(TICK)
-            try:
-                await self.tick()
-            except Exception:  # the clock must keep running whatever one tick hit
-                self._tick_log.note("tick", "tick failed", exc_info=True)
+    # --- the clock (``readings``: the tick, names asked again, the operator's table) ------------
 
     async def tick(self) -> None:
-        """One tick: a dead translator noticed (not while a batch runs, since restarting tayga
-        to change its maps looks the same), the neighbour tables and the live flows read, and
-        what the runtime makes of them carried out."""
-        if not self.runtime.dataplane_error and not self.applier.lock.locked():
-            problem = self.dataplane.problem()
-            if problem:
-                await self.execute(self._handle(e.DataplaneDied(problem)))
-        neighbours: tuple[Neighbour, ...] | None = None
-        error: str | None = None
-        try:
-            neighbours = tuple(await asyncio.to_thread(dump_neighbours, self.lan, None))
-        except Exception as failure:  # any failure: unsure, never raise into the tick
-            error = f"{type(failure).__name__}: {failure}"
-        flows: LiveFlows | None = None
-        try:
-            if self.runtime.wants_flows(self.clock()):  # else unread: a dump walks all conntrack
-                flows = await self.dataplane.live_flows()
-        except Exception as failure:  # unknown flows: nothing is deleted this tick
-            self.announce.say(c.Say(logging.WARNING, f"live flows: {failure}", "flows"))
-        await self.execute(self._handle(e.Tick(flows, neighbours, error)))
-
-    async def _count_flows(self) -> None:
-        census = await self.dataplane.flow_census()
-        totals = None if census is None else census.totals(self.runtime.local_prefixes)
-        native, nat64 = (totals["native"], totals["nat64"]) if totals else (None, None)
-        await self.execute(self._handle(e.FlowsCounted(native, nat64, int(self.wall()))))
-
-    def _ask(self, name: str) -> None:
-        """Ask a name again through the proxy's whole path, as a client's query would be."""
-        task = asyncio.create_task(self.proxy.refresh(name), name=f"refresh {name}")
-        self._asking.add(task)
-        task.add_done_callback(functools.partial(self._asked, name=name))
-
-    def _asked(self, task: asyncio.Task[bool], name: str) -> None:
-        self._asking.discard(task)
-        ok = not task.cancelled() and task.exception() is None and task.result()
-        for command in self._handle(e.RefreshDone(name, bool(ok))):
-            self._sync(command)
-
-    async def _fetch_provider(self, command: c.FetchProvider) -> None:
-        """Fetch and read the operator's table (``clat_eamt.provider``: uclient-fetch, usign,
-        child processes); the runtime takes it or refuses it."""
-        # Loaded by the first fetch: a router without an operator's table never pays for it.
-        from clat_eamt.provider import ProviderError, fetch_table  # noqa: PLC0415
-
-        table, problem = None, None
-        try:
-            table = await fetch_table(command.url, command.key, command.ca, command.max_entries)
-        except ProviderError as error:
-            problem = str(error)
-        except Exception as error:  # the next fetch is due all the same (back-off)
-            problem = f"{type(error).__name__}: {error}"
-        offered = e.ProviderOffered(table, "fetch", problem, self.wall())
-        await self.execute(self._handle(offered))
-
-    def _serial_file(self) -> str:
-        return str(self.cfg[schema.PROVIDER_SERIAL_FILE])
-
-    def _remembered_serial(self) -> int | None:
-        """The serial written by ``_remember_serial`` before a restart or a reboot
-        (provider_serial_file, on flash), or None."""
-        try:
-            with open(self._serial_file(), encoding="ascii") as file:
-                return int(file.read().strip())
-        except (OSError, ValueError):
-            return None
-
-    def _remember_serial(self, serial: int) -> None:
-        """On flash: written only when the serial changes (a table's refresh takes the same
-        serial again every few hours)."""
-        path = self._serial_file()
-        if self._remembered_serial() == serial:
-            return
-        try:
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            with open(path + ".new", "w", encoding="ascii") as file:
-                file.write(f"{serial}\n")
-            os.replace(path + ".new", path)  # whole or not at all
-        except OSError as error:  # the next restart takes any serial: said, not fatal
-            log.warning("provider: cannot remember serial %d in %s: %s", serial, path, error)
+        """One tick of the clock: what it reads, told to the runtime (``Readings.tick``)."""
+        await self.readings.tick()
 
     # --- Pref64 --------------------------------------------------------------------------------
 
@@ -465,22 +370,6 @@ class Daemon:
 
     # --- reload (SIGHUP: procd's reload on a config commit or a WAN event) ----------------------
 
-    def _reload_soon(self) -> None:
-        task = asyncio.create_task(self.reload(), name="reload")
-        self._reloads.add(task)
-        task.add_done_callback(self._reloads.discard)
-
     async def reload(self) -> bool:
-        """Read the configuration again and apply what can change in place, without dropping a
-        mapping (``runtime.settings``); a configuration with problems is refused and the
-        running one kept."""
-        if self.load is None:
-            log.warning("reload: no configuration file to read again")
-            return False
-        try:
-            new = self.load()
-        except ConfigError as error:
-            await self.execute(self._handle(e.ReloadRefused(str(error))))
-            return False
-        await self.execute(self._handle(e.Reconfigured(new)))
-        return True
+        """Read the configuration again (``readings``): True when it was taken."""
+        return await self.readings.reload()
