@@ -44,7 +44,7 @@ import os
 import socket
 import struct
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
@@ -147,6 +147,18 @@ def _flow(buf: bytes, start: int, end: int) -> Flow | None:
     )
 
 
+def messages(buf: bytes) -> Iterator[tuple[int, int, int, int]]:
+    """(type, flags, start, end) of each netlink message in one datagram, ``start`` at its
+    payload; a message that claims more than the datagram holds raises ValueError."""
+    offset = 0
+    while offset + _NLMSG.size <= len(buf):
+        length, kind, flags, _seq, _pid = _NLMSG.unpack_from(buf, offset)
+        if length < _NLMSG.size or offset + length > len(buf):
+            raise ValueError("truncated netlink message")
+        yield kind, flags, offset + _NLMSG.size, offset + length
+        offset += (length + 3) & ~3
+
+
 def parse_dump(buf: bytes) -> tuple[list[Flow], bool]:
     """The flows in one datagram of a ctnetlink dump, and whether the dump ended (NLMSG_DONE).
 
@@ -154,22 +166,17 @@ def parse_dump(buf: bytes) -> tuple[list[Flow], bool]:
     a malformed message raises ValueError.
     """
     flows: list[Flow] = []
-    offset = 0
-    while offset + _NLMSG.size <= len(buf):
-        length, kind, _flags, _seq, _pid = _NLMSG.unpack_from(buf, offset)
-        if length < _NLMSG.size or offset + length > len(buf):
-            raise ValueError("truncated netlink message")
+    for kind, _flags, start, end in messages(buf):
         if kind == NLMSG_DONE:
             return flows, True
         if kind == NLMSG_ERROR:
-            (code,) = struct.unpack_from("=i", buf, offset + _NLMSG.size)
+            (code,) = struct.unpack_from("=i", buf, start)
             if code:
                 raise OSError(-code, f"ctnetlink: {os.strerror(-code)}")
         elif kind == CT_NEW:
-            flow = _flow(buf, offset + _NLMSG.size + 4, offset + length)  # + nfgenmsg
+            flow = _flow(buf, start + 4, end)  # + nfgenmsg
             if flow is not None:
                 flows.append(flow)
-        offset += (length + 3) & ~3
     return flows, False
 
 

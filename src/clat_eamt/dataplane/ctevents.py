@@ -40,6 +40,7 @@ from clat_eamt.dataplane.conntrack import (
     NETLINK_NETFILTER,
     NLM_F_REQUEST,
     NLMSG_ERROR,
+    messages,
     open_netlink,
 )
 from clat_eamt.dataplane.guard import CONFIRMED, REPORTED, STEERED
@@ -174,14 +175,10 @@ def _reply_src(buf: bytes, span: tuple[int, int]) -> IPv4Address | IPv6Address |
 def parse_events(buf: bytes) -> list[CtEvent]:
     """The conntrack events in one datagram (events without mark or id are left out)."""
     events: list[CtEvent] = []
-    offset = 0
-    while offset + _NLMSG.size <= len(buf):
-        length, kind, flags, _seq, _pid = _NLMSG.unpack_from(buf, offset)
-        if length < _NLMSG.size or offset + length > len(buf):
-            raise ValueError("truncated netlink message")
+    for kind, flags, start, end in messages(buf):
         if kind >> 8 == 1 and (kind & 0xFF) in (IPCTNL_MSG_CT_NEW, IPCTNL_MSG_CT_DELETE):
-            family = buf[offset + _NLMSG.size]
-            attrs = _attrs(buf, offset + _NLMSG.size + 4, offset + length)
+            family = buf[start]
+            attrs = _attrs(buf, start + 4, end)  # after the nfgenmsg
             if CTA_MARK in attrs and CTA_ID in attrs and CTA_TUPLE_ORIG in attrs:
                 if kind & 0xFF == IPCTNL_MSG_CT_DELETE:
                     what = "destroy"
@@ -198,7 +195,6 @@ def parse_events(buf: bytes) -> list[CtEvent]:
                     bytes(buf[orig[0] : orig[1]]),
                     bytes(buf[zone[0] : zone[1]]) if zone is not None else b"",
                 ))  # fmt: skip
-        offset += (length + 3) & ~3
     return events
 
 
