@@ -126,7 +126,7 @@ class Rescuer:
                 if self.legs.pop(event.key, None) is not None or event.kind == "new":
                     change = self.safety.replied(event.key, target, now)
                     if change is not None:
-                        self._brake_soon(change)
+                        self._spawn(self.brake(change))
             elif event.key not in self.legs and self.safety.steered(event.key, target, now):
                 self.legs[event.key] = event  # kept while watched, for its deletion
         if self.suspension.held and self.safety.generation != self._planned:
@@ -248,19 +248,16 @@ class Rescuer:
             self._spawn(self.suspend(lambda now: self.suspension.update(added, gone, safety, now)))
 
     def _spawn(self, job: Awaitable[None]) -> None:
-        async def run() -> None:
+        async def run() -> None:  # kept in _jobs: the loop holds tasks only weakly
             try:
                 await job
             except Exception:  # the net keeps running: the rescue still covers a miss
-                log.exception("suspending failed")
+                log.exception("safety net job failed")
             self._schedule()
 
-        task = asyncio.get_running_loop().create_task(run(), name="suspend")
+        task = asyncio.get_running_loop().create_task(run(), name="safety")
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
-
-    def _brake_soon(self, change: BrakeChange) -> None:
-        asyncio.get_running_loop().create_task(self.brake(change))
 
     async def brake(self, change: BrakeChange) -> None:
         await self.set_brake(change.state is BrakeState.ENGAGED)
