@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 from clat_eamt.control.client import call
-from tests.integration.routerkit import NAT64_PEER, Router, home_router
+from tests.integration.routerkit import NAT64_PEER, Router
 from tests.integration.safetykit import (
     Attempt,
     black_hole,
@@ -50,10 +50,9 @@ from tests.integration.safetykit import (
     internet_broken,
     isp_failure,
     narrow_native_path,
+    safety_router,
 )
 from tests.labkit.netns import run, socket_in
-
-BACKOFF = 3
 
 
 def cpu_ns(router: Router) -> int:
@@ -75,13 +74,8 @@ def failed(attempts: list[Attempt]) -> int:
     return sum(not a.ok for a in attempts)
 
 
-def router_for(workdir: Path, **options: str):  # type: ignore[no-untyped-def]
-    return home_router(workdir, ttl_min="0", stale_linger="1", broken_backoff=str(BACKOFF),
-                       **options)  # fmt: skip
-
-
 def black_hole_case(work: Path) -> tuple[int, float]:
-    with router_for(work / "hole") as router:
+    with safety_router(work / "hole") as router:
         v4only = router.resolve(router.lab.lan, "v4only.lab.example")[0]
         base = statistics.median(curl(router, v4only).seconds for _ in range(5))
         address = mapped(router, "ds5.lab.example")
@@ -99,7 +93,7 @@ def refused_case(work: Path) -> int:
     lost = 0
     for i, refusal in enumerate(("reject with icmpv6 type admin-prohibited",
                                  "meta l4proto tcp reject with tcp reset")):  # fmt: skip
-        with router_for(work / f"refused{i}") as router:
+        with safety_router(work / f"refused{i}") as router:
             address = mapped(router, "ds6.lab.example")
             with isp_failure(router, [f"ip6 daddr 2001:db8:1::106 {refusal}"]):
                 lost += failed([connect(router, address) for _ in range(10)])
@@ -108,7 +102,7 @@ def refused_case(work: Path) -> int:
 
 def brake_case(work: Path) -> tuple[float | None, int, int]:
     names = ["ds7.lab.example", "b7.lab.example", "ds7.demo.example"]
-    with router_for(work / "brake") as router:
+    with safety_router(work / "brake") as router:
         addresses = [mapped(router, n) for n in names]
         later = [router.resolve(router.lab.lan, f"ds{i}.lab.example")[0] for i in range(10, 20)]
         engaged: float | None = None
@@ -125,7 +119,7 @@ def brake_case(work: Path) -> tuple[float | None, int, int]:
 
 def pmtu_case(work: Path) -> bool:
     ok = True
-    with router_for(work / "pmtu") as router:
+    with safety_router(work / "pmtu") as router:
         for ptb in (True, False):
             address = mapped(router, "ds8.lab.example")
             with narrow_native_path(router, "2001:db8:1::108", ptb=ptb):
@@ -151,7 +145,7 @@ def tracked(router: Router) -> int:
 
 
 def cost_case(work: Path, safety: str) -> tuple[float, float, float, int]:
-    with router_for(work / f"cost-{safety}", safety=safety) as router:
+    with safety_router(work / f"cost-{safety}", safety=safety) as router:
         steered = mapped(router, "ds9.lab.example")
         plain = router.resolve(router.lab.lan, "v4only.lab.example")[0]
         results = []

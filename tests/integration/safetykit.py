@@ -19,9 +19,20 @@ from pathlib import Path
 
 from dnslib import DNSRecord
 
-from tests.integration.routerkit import Router
+from tests.integration.routerkit import Router, home_router
 from tests.labkit.netns import run, socket_in
 from tests.labkit.xlatnet import INET_ISP_ADDR6, PREF64
+
+BACKOFF = 3  # broken_backoff of the safety net's lab routers (seconds; the default is 60)
+
+
+def safety_router(workdir: Path, **options: str) -> contextlib.AbstractContextManager[Router]:
+    """The home router of the safety net's labs: short TTLs, Stale entries gone after 1 s, a
+    back-off of BACKOFF seconds so that a test sees a target tried again."""
+    return home_router(
+        workdir, ttl_min="0", stale_linger="1", broken_backoff=str(BACKOFF), **options
+    )
+
 
 TABLE = "inet isp_failure"
 

@@ -16,6 +16,7 @@ import pytest
 from clat_eamt.control.client import call
 from tests.integration.routerkit import CLAT_IPV6, NAT64_PEER, Router, home_router
 from tests.integration.safetykit import (
+    BACKOFF,
     black_hole,
     connect,
     curl,
@@ -25,21 +26,18 @@ from tests.integration.safetykit import (
     internet_broken,
     isp_failure,
     narrow_native_path,
+    safety_router,
     udp_exchange,
 )
 from tests.labkit.netns import run
 from tests.labkit.require import LAB_TOOLS, SERVER_TOOLS, require_root, require_tools
-
-BACKOFF = 3  # broken_backoff of these routers (seconds; the default is 60)
 
 
 @pytest.fixture
 def router(tmp_path: Path) -> Iterator[Router]:
     require_root()
     require_tools(*SERVER_TOOLS, *LAB_TOOLS)
-    with home_router(
-        tmp_path, ttl_min="0", stale_linger="1", broken_backoff=str(BACKOFF)
-    ) as router:
+    with safety_router(tmp_path) as router:
         yield router
 
 

@@ -20,12 +20,19 @@ import pytest
 
 from clat_eamt.control.client import call
 from tests.integration.proxykit import uci
-from tests.integration.routerkit import CLAT_IPV6, NAT64_PEER, Router, home_router
-from tests.integration.safetykit import black_hole, connect, curl, in_parallel, isp_failure
+from tests.integration.routerkit import CLAT_IPV6, NAT64_PEER, Router
+from tests.integration.safetykit import (
+    BACKOFF,
+    black_hole,
+    connect,
+    curl,
+    in_parallel,
+    isp_failure,
+    safety_router,
+)
 from tests.labkit.netns import run
 from tests.labkit.require import LAB_TOOLS, SERVER_TOOLS, require_root, require_tools
 
-BACKOFF = 3  # broken_backoff of this router (seconds; the default is 60)
 D, X = "192.0.2.111", "2001:db8:1::111"  # ds11.lab.example's A and AAAA (labkit.zone)
 
 
@@ -33,9 +40,7 @@ D, X = "192.0.2.111", "2001:db8:1::111"  # ds11.lab.example's A and AAAA (labkit
 def router(tmp_path: Path) -> Iterator[Router]:
     require_root()
     require_tools(*SERVER_TOOLS, *LAB_TOOLS)
-    with home_router(
-        tmp_path, ttl_min="0", stale_linger="1", broken_backoff=str(BACKOFF)
-    ) as router:
+    with safety_router(tmp_path) as router:
         yield router
 
 
